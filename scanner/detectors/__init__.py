@@ -1,0 +1,164 @@
+"""Detectors and the content scanner that runs them over files and metadata.
+
+The plaintext of a match never leaves this package: :class:`ContentScanner` turns every
+:class:`~.interface.Match` into a redacted :class:`~scanner.models.Hit` (hash + preview).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ..models import Hit, Readable, redact, sha256_hex
+from .buildargs import BuildArgDetector
+from .detect_secrets_plugins import DetectSecretsDetector
+from .entropy import EntropyDetector
+from .interface import Detector, DetectorError, Match
+from .known import DEFAULT_MIN_LENGTH, KnownSecretsDetector, KnownValue, SecretSpec, load_known_values
+from .patterns import PatternDetector
+from .rules import BUILTIN_RULES, Rule
+
+__all__ = [
+    "BUILTIN_RULES",
+    "DEFAULT_MIN_LENGTH",
+    "ContentScanner",
+    "Detector",
+    "DetectorError",
+    "KnownSecretsDetector",
+    "KnownValue",
+    "Match",
+    "Rule",
+    "SecretSpec",
+    "build_detectors",
+    "load_known_values",
+]
+
+CHUNK_SIZE = 1 << 20
+
+
+def build_detectors(known: list[KnownValue], *, entropy: bool = True, detect_secrets: bool = True) -> list[Detector]:
+    detectors: list[Detector] = [KnownSecretsDetector(known), PatternDetector(BUILTIN_RULES), BuildArgDetector()]
+    if detect_secrets:
+        detectors.append(DetectSecretsDetector())
+    if entropy:
+        detectors.append(EntropyDetector())
+    return detectors
+
+
+def _to_hit(detector: Detector, match: Match, line: int | None) -> Hit:
+    return Hit(
+        rule_id=match.rule_id,
+        detector=detector.name,
+        severity=match.severity,
+        description=match.description,
+        secret_sha256=sha256_hex(match.secret),
+        preview=redact(match.secret),
+        line=line,
+        secret_id=match.secret_id,
+        encoding=match.encoding,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    rule_id: str
+    start: int
+    encoding: str | None
+
+
+class ContentScanner:
+    """Runs every detector over a stream in chunks that overlap by the longest possible match.
+
+    A match is reported once, with its 1-based line number, even when it spans a chunk boundary
+    or lies in the overlap that two windows share.
+    """
+
+    def __init__(self, detectors: Iterable[Detector], chunk_size: int = CHUNK_SIZE) -> None:
+        self.detectors = list(detectors)
+        self.overlap = max((d.max_match_len for d in self.detectors), default=1)
+        self.chunk_size = max(chunk_size, self.overlap)
+
+    def _matches(self, data: bytes) -> list[tuple[Detector, Match]]:
+        """Every detector's matches; a weak match inside a strong match's span is dropped."""
+        found = [(d, m) for d in self.detectors for m in d.find(data)]
+        if not any(d.name in _STRENGTH for d, _ in found):
+            return found
+        spans = [(m.start, m.end, _strength(d.name)) for d, m in found]
+        return [
+            (d, m)
+            for d, m in found
+            if not any(s <= m.start and m.end <= e and k > _strength(d.name) for s, e, k in spans)
+        ]
+
+    def scan_bytes(self, data: bytes) -> list[Hit]:
+        hits = [_to_hit(d, m, data.count(b"\n", 0, m.start) + 1) for d, m in self._matches(data)]
+        return _dedupe(hits)
+
+    def mask(self, text: str) -> str:
+        """``text`` with every span a detector matches replaced, for display (e.g. created_by)."""
+        data = text.encode("utf-8", "surrogateescape")
+        spans = sorted((m.start, m.end) for d in self.detectors for m in d.find(data))
+        out, pos = bytearray(), 0
+        for start, end in spans:
+            if end <= pos:
+                continue
+            out += data[pos : max(start, pos)] + b"<redacted>"
+            pos = end
+        out += data[pos:]
+        return out.decode("utf-8", "replace")
+
+    def scan_stream(self, stream: Readable, limit: int | None = None) -> list[Hit]:
+        """Scan ``stream`` to its end (or ``limit`` bytes)."""
+        hits: list[Hit] = []
+        seen: set[_Seen] = set()
+        carry = b""
+        window_start = 0  # absolute offset of window[0]
+        lines_before = 0  # newlines before window[0]
+        remaining = limit
+        while True:
+            size = self.chunk_size if remaining is None else min(self.chunk_size, remaining)
+            chunk = stream.read(size) if size > 0 else b""
+            if not chunk:
+                break
+            if remaining is not None:
+                remaining -= len(chunk)
+            window = carry + chunk if carry else chunk
+            fresh_from = len(carry)
+            for detector, match in self._matches(window):
+                if match.end <= fresh_from:
+                    continue  # wholly inside the overlap: the previous window had it
+                key = _Seen(match.rule_id, window_start + match.start, match.encoding)
+                if key in seen:
+                    continue
+                seen.add(key)
+                line = lines_before + window.count(b"\n", 0, match.start) + 1
+                hits.append(_to_hit(detector, match, line))
+            keep = min(self.overlap, len(window))
+            cut = len(window) - keep
+            lines_before += window.count(b"\n", 0, cut)
+            window_start += cut
+            carry = window[cut:]
+            if len(seen) > 4096:
+                seen = {s for s in seen if s.start >= window_start}
+        return _dedupe(hits)
+
+
+# Weaker evidence (a secret-like name, entropy) about a value that stronger evidence (an exact
+# known-secret match, a vendor format) already reports adds nothing and is dropped.
+_STRENGTH = {"build-arg": 1, "entropy": 0}
+
+
+def _strength(detector: str) -> int:
+    return _STRENGTH.get(detector, 2)
+
+
+def _dedupe(hits: list[Hit]) -> list[Hit]:
+    """One hit per (rule, line, secret, encoding), and none weaker than another on the same value."""
+    out: dict[tuple[object, ...], Hit] = {}
+    for hit in hits:
+        out.setdefault((hit.rule_id, hit.line, hit.secret_sha256, hit.encoding, hit.secret_id), hit)
+    best: dict[tuple[int | None, str], int] = {}
+    for h in out.values():
+        key = (h.line, h.secret_sha256)
+        best[key] = max(best.get(key, 0), _strength(h.detector))
+    return [h for h in out.values() if _strength(h.detector) >= best[(h.line, h.secret_sha256)]]

@@ -1,0 +1,89 @@
+"""detect-secrets' plugins as a rule source, confined to this module.
+
+Plugins are instantiated directly and asked through ``analyze_line`` about the lines that contain
+one of the plugin's keywords (declared here, so that a plugin never runs on every line).  Nothing
+from detect-secrets' scanning engine is used: no ``scan_line``, ``scan_file`` or
+``transient_settings``, which rest on a global settings singleton.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from detect_secrets.plugins.artifactory import ArtifactoryDetector
+from detect_secrets.plugins.base import BasePlugin
+from detect_secrets.plugins.cloudant import CloudantDetector
+from detect_secrets.plugins.ibm_cloud_iam import IbmCloudIamDetector
+from detect_secrets.plugins.ibm_cos_hmac import IbmCosHmacDetector
+from detect_secrets.plugins.mailchimp import MailchimpDetector
+from detect_secrets.plugins.softlayer import SoftlayerDetector
+from detect_secrets.plugins.square_oauth import SquareOAuthDetector
+from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
+
+from ..models import Severity
+from .interface import Detector, Match
+
+MAX_LINE = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class PluginRule:
+    rule_id: str
+    plugin: type[BasePlugin]
+    keywords: tuple[bytes, ...]
+    severity: Severity
+
+
+# Vendors our own rules do not cover yet.  Keywords are literal parts of each plugin's regexes; a
+# plugin whose regexes have no distinctive literal (Discord, Twilio) would run on every line and is
+# left to our own rules.
+PLUGIN_RULES: tuple[PluginRule, ...] = (
+    PluginRule("ds-artifactory", ArtifactoryDetector, (b"akc",), Severity.HIGH),
+    PluginRule("ds-cloudant", CloudantDetector, (b"cloudant",), Severity.HIGH),
+    PluginRule("ds-ibm-cloud-iam", IbmCloudIamDetector, (b"ibm",), Severity.HIGH),
+    PluginRule("ds-ibm-cos-hmac", IbmCosHmacDetector, (b"secret_access_key", b"secret-access-key"), Severity.HIGH),
+    PluginRule("ds-mailchimp", MailchimpDetector, (b"-us",), Severity.HIGH),
+    PluginRule("ds-softlayer", SoftlayerDetector, (b"softlayer", b"api.softlayer.com"), Severity.HIGH),
+    PluginRule("ds-square-oauth", SquareOAuthDetector, (b"sq0csp-",), Severity.HIGH),
+    PluginRule("ds-telegram-bot-token", TelegramBotTokenDetector, (b":aa",), Severity.MEDIUM),
+)
+
+
+class DetectSecretsDetector(Detector):
+    name = "pattern"
+    max_match_len = MAX_LINE
+
+    def __init__(self, rules: tuple[PluginRule, ...] = PLUGIN_RULES) -> None:
+        self._plugins = [(rule, rule.plugin()) for rule in rules]
+
+    def find(self, data: bytes) -> Iterator[Match]:
+        lowered = data.lower()
+        for rule, plugin in self._plugins:
+            lines: set[tuple[int, int]] = set()
+            for keyword in rule.keywords:
+                pos = lowered.find(keyword)
+                while pos != -1:
+                    start = data.rfind(b"\n", 0, pos) + 1
+                    end = data.find(b"\n", pos)
+                    end = len(data) if end == -1 else end
+                    if end - start <= MAX_LINE:
+                        lines.add((start, end))
+                    pos = lowered.find(keyword, end)
+            for start, end in sorted(lines):
+                line = data[start:end].decode("utf-8", "replace")
+                for potential in plugin.analyze_line(filename="", line=line, line_number=0):
+                    value = potential.secret_value
+                    if not value:
+                        continue
+                    offset = line.find(value)
+                    begin = start + len(line[:offset].encode()) if offset >= 0 else start
+                    raw = value.encode()
+                    yield Match(
+                        rule_id=rule.rule_id,
+                        severity=rule.severity,
+                        description=f"detect-secrets: {plugin.secret_type}",
+                        start=begin,
+                        end=begin + len(raw),
+                        secret=raw,
+                    )

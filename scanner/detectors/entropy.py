@@ -1,0 +1,66 @@
+"""High-entropy values assigned to secret-like names (password, token, api_key, ...).
+
+A bare high-entropy string is everywhere in an image (package hashes, base64 assets), so this
+detector only looks at values on the right of an assignment to a key whose name says "secret".
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterator
+
+from ..models import Severity
+from .interface import Detector, Match
+
+_KEYWORDS = (b"pass", b"pwd", b"secret", b"token", b"key", b"auth", b"credential", b"cred")
+
+_ASSIGNMENT = re.compile(
+    rb"(?i)(?<![A-Za-z0-9])([A-Za-z0-9_.\-]{0,40}(?:passw(?:or)?d|passwd|pwd|secret|token|api[_\-.]?key|access[_\-.]?key"
+    rb"|private[_\-.]?key|auth[_\-.]?key|client[_\-.]?secret|credentials?)[A-Za-z0-9_.\-]{0,40})"
+    rb"[\"']?\s*(?::=|=>|=|:)\s*[\"']?([A-Za-z0-9+/=_\-.~!@#%^&*?]{12,256})"
+)
+_PLACEHOLDER = re.compile(
+    rb"(?i)^(?:x+|\*+|\.+|(?:your|my|some|example|dummy|fake|test|sample)[_\-a-z]*|changeme\w*|none|null|true|false|undefined)$"
+)
+_HEX = re.compile(rb"^[0-9a-fA-F]+$")
+
+
+def shannon_entropy(data: bytes) -> float:
+    if not data:
+        return 0.0
+    n = len(data)
+    return -sum(c / n * math.log2(c / n) for c in Counter(data).values())
+
+
+class EntropyDetector(Detector):
+    name = "entropy"
+    max_match_len = 400
+
+    def __init__(self, threshold: float = 3.5, hex_threshold: float = 3.0) -> None:
+        self.threshold = threshold
+        self.hex_threshold = hex_threshold
+
+    def find(self, data: bytes) -> Iterator[Match]:
+        lowered = data.lower()
+        if not any(k in lowered for k in _KEYWORDS):
+            return
+        for m in _ASSIGNMENT.finditer(data):
+            value = m.group(2).rstrip(b"\"',;")
+            if len(value) < 12 or _PLACEHOLDER.match(value):
+                continue
+            is_hex = bool(_HEX.match(value))
+            limit = self.hex_threshold if is_hex else self.threshold
+            if shannon_entropy(value) < limit:
+                continue
+            if not is_hex and (value.isalpha() or value.isdigit()):
+                continue
+            yield Match(
+                rule_id="high-entropy-assignment",
+                severity=Severity.MEDIUM,
+                description=f"high-entropy value assigned to a secret-like name ({'hex' if is_hex else 'text'})",
+                start=m.start(2),
+                end=m.start(2) + len(value),
+                secret=value,
+            )

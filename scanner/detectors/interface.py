@@ -1,0 +1,49 @@
+"""The detector seam: one small interface, its match type and its error base.
+
+A detector looks at a window of bytes and yields :class:`Match` objects.  A ``Match`` holds the
+plaintext of what it matched, so it never leaves this package: :class:`~scanner.detectors.ContentScanner`
+turns it into a redacted :class:`~scanner.models.Hit` straight away.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ..errors import LeakscanError
+from ..models import Severity
+
+
+class DetectorError(LeakscanError):
+    """A detector could not be set up (bad rule, bad known secret)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    rule_id: str
+    severity: Severity
+    description: str
+    start: int
+    end: int
+    secret: bytes  # the value as the user knows it (decoded for known secrets)
+    secret_id: str | None = None
+    encoding: str | None = None
+
+    def __repr__(self) -> str:  # never show the plaintext, even in a traceback or a debugger
+        return f"Match(rule_id={self.rule_id!r}, start={self.start}, end={self.end}, secret=<redacted>)"
+
+
+class Detector(ABC):
+    """Finds secrets in a window of bytes.
+
+    ``max_match_len`` bounds the length of one match; the content scanner overlaps consecutive
+    windows by at least that much so that a match spanning a chunk boundary is still found.
+    """
+
+    name: str = ""
+    max_match_len: int = 1024
+
+    @abstractmethod
+    def find(self, data: bytes) -> Iterator[Match]:
+        """Yield every match in ``data``."""

@@ -1,0 +1,179 @@
+"""The core: source -> archive walk -> resolution -> visibility -> report data.
+
+No printing, no click, no globals; the CLI and the service call :func:`scan_image` alike.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from .archive import MetaDoc, ResolvedImage, collect, iter_json_strings, resolve
+from .detectors import DEFAULT_MIN_LENGTH, ContentScanner, KnownValue, build_detectors
+from .models import EntryKind, Finding, ImageReport, LayerReport, ScanReport, Skip
+from .sources import ImageSource
+from .visibility import Visibility
+from .walk import LayerWalker, WalkLimits
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    known: tuple[KnownValue, ...] = ()
+    entropy: bool = True
+    detect_secrets: bool = True
+    max_file_size: int | None = None
+    min_secret_length: int = DEFAULT_MIN_LENGTH
+    progress: Callable[[int], None] | None = field(default=None, compare=False)
+
+
+def scan_image(source: ImageSource, options: ScanOptions = ScanOptions()) -> ScanReport:
+    started = time.monotonic()
+    scanner = ContentScanner(
+        build_detectors(list(options.known), entropy=options.entropy, detect_secrets=options.detect_secrets)
+    )
+    walker = LayerWalker(scanner, WalkLimits(max_file_size=options.max_file_size), on_bytes=options.progress)
+    archive = collect(source.members(), walker)
+    resolved = resolve(archive, source.select)
+    images = tuple(_image_report(image, scanner) for image in resolved.images)
+    return ScanReport(
+        source_kind=source.kind,
+        source_ref=source.ref,
+        archive_format=resolved.format,
+        images=images,
+        metadata_findings=tuple(_metadata_findings(resolved.metadata, scanner)),
+        warnings=tuple(resolved.warnings),
+        errors=tuple(resolved.errors),
+        duration_s=time.monotonic() - started,
+    )
+
+
+def _metadata_findings(docs: list[MetaDoc], scanner: ContentScanner) -> Iterator[Finding]:
+    for doc in docs:
+        for field_name, text in iter_json_strings(doc.doc, doc.prefix):
+            for hit in scanner.scan_bytes(text.encode("utf-8", "surrogateescape")):
+                yield Finding.from_hit(hit, field=field_name, line=None)
+
+
+_BUILD_ARGS = re.compile(r"^(RUN )?\|(\d+) ")
+
+
+def mask_build_args(created_by: str) -> str:
+    """``RUN |2 A=x B=y cmd`` -> ``RUN |2 A=<redacted> B=<redacted> cmd``: build-arg values are
+    often secrets, and this text is printed in every report."""
+    m = _BUILD_ARGS.match(created_by)
+    if not m:
+        return created_by
+    rest = created_by[m.end() :].split(" ")
+    count = min(int(m.group(2)), len(rest))
+    for k in range(count):
+        name, sep, _ = rest[k].partition("=")
+        if sep:
+            rest[k] = f"{name}=<redacted>"
+    return created_by[: m.end()] + " ".join(rest)
+
+
+def _created_by(image: ResolvedImage) -> tuple[list[str | None], list[str]]:
+    """The history entry behind each layer: non-empty history entries line up with layers."""
+    history = (image.config or {}).get("history") or []
+    steps = [
+        h.get("created_by") or (f"({h['comment']})" if h.get("comment") else None)
+        for h in history
+        if isinstance(h, dict) and not h.get("empty_layer")
+    ]
+    if len(steps) != len(image.layers):
+        warning = f"history has {len(steps)} layer entries for {len(image.layers)} layers; created_by not attributed"
+        return [None] * len(image.layers), ([warning] if image.config is not None and history else [])
+    return [str(s) if s is not None else None for s in steps], []
+
+
+def _display(created_by: str | None, scanner: ContentScanner) -> str | None:
+    return None if created_by is None else scanner.mask(mask_build_args(created_by))
+
+
+def _image_report(image: ResolvedImage, scanner: ContentScanner) -> ImageReport:
+    vis = Visibility([ref.scan for ref in image.layers])
+    steps, warnings = _created_by(image)
+    created_by = [_display(step, scanner) for step in steps]
+    diff_ids = (image.config or {}).get("rootfs", {}).get("diff_ids") or []
+    errors: list[str] = []
+    layers = []
+    for i, ref in enumerate(image.layers):
+        scan = ref.scan
+        if scan is None:
+            layers.append(
+                LayerReport(
+                    index=i,
+                    diff_id=diff_ids[i] if i < len(diff_ids) else None,
+                    digest=ref.digest,
+                    media_type=ref.media_type,
+                    compression=None,
+                    created_by=created_by[i],
+                    size=None,
+                    compressed_size=None,
+                    files_scanned=0,
+                    skips=(Skip(ref.path or "?", ref.missing or "not scanned"),),
+                    findings=(),
+                    scanned=False,
+                )
+            )
+            continue
+        if i < len(diff_ids) and diff_ids[i] != scan.diff_id:
+            errors.append(f"layer {i}: diff_id in the config does not match the layer content")
+        findings: list[Finding] = []
+        for fh in scan.files:
+            status, by = vis.hider(i, fh.path)
+            findings.extend(
+                Finding.from_hit(h, layer_index=i, path=fh.path, status=status, hidden_by_layer=by) for h in fh.hits
+            )
+        hits_by_path = {fh.path: fh.hits for fh in scan.files}
+        for entry in scan.entries:
+            if entry.kind is not EntryKind.HARDLINK or entry.link_target is None:
+                continue
+            source_layer = vis.link_source(i, entry.link_target)
+            if source_layer is None:
+                continue
+            source_scan = image.layers[source_layer].scan
+            hits = (
+                hits_by_path.get(entry.link_target, ())
+                if source_layer == i
+                else next(
+                    (fh.hits for fh in (source_scan.files if source_scan else ()) if fh.path == entry.link_target), ()
+                )
+            )
+            status, by = vis.hider(i, entry.path)
+            findings.extend(
+                Finding.from_hit(
+                    h, layer_index=i, path=entry.path, status=status, hidden_by_layer=by, link_target=entry.link_target
+                )
+                for h in hits
+            )
+        layers.append(
+            LayerReport(
+                index=i,
+                diff_id=scan.diff_id,
+                digest=ref.digest or scan.blob_digest,
+                media_type=ref.media_type,
+                compression=scan.compression,
+                created_by=created_by[i],
+                size=scan.size,
+                compressed_size=scan.compressed_size,
+                files_scanned=scan.files_scanned,
+                skips=scan.skips,
+                findings=tuple(findings),
+                scanned=scan.error is None,
+                error=scan.error,
+            )
+        )
+    return ImageReport(
+        name=image.name,
+        repo_tags=tuple(image.repo_tags),
+        config_digest=image.config_digest,
+        manifest_digest=image.manifest_digest,
+        platform=image.platform,
+        layers=tuple(layers),
+        metadata_findings=tuple(_metadata_findings(image.metadata, scanner)),
+        warnings=tuple(image.warnings + warnings),
+        errors=tuple(errors),
+    )

@@ -1,0 +1,233 @@
+"""Frozen data that flows between the pipeline stages.
+
+Nothing here ever holds the plaintext of a secret: a :class:`Finding` carries its SHA-256 and a
+redacted preview, built by :func:`redact` inside the detector stage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+
+class Readable(Protocol):
+    """What every stage reads bytes from: a file, a tar member, a decompressor, a socket."""
+
+    def read(self, size: int = ..., /) -> bytes: ...
+
+
+class Severity(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {Severity.LOW: 0, Severity.MEDIUM: 1, Severity.HIGH: 2, Severity.CRITICAL: 3}
+
+
+class Status(StrEnum):
+    """Where a file finding stands in the final filesystem of the image."""
+
+    PRESENT = "present"
+    DELETED = "deleted"
+    OVERWRITTEN = "overwritten"
+
+
+class EntryKind(StrEnum):
+    FILE = "file"
+    DIR = "dir"
+    SYMLINK = "symlink"
+    HARDLINK = "hardlink"
+    WHITEOUT = "whiteout"
+    OPAQUE = "opaque"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A detector's match, already redacted: the plaintext was dropped when this was made."""
+
+    rule_id: str
+    detector: str
+    severity: Severity
+    description: str
+    secret_sha256: str
+    preview: str
+    line: int | None = None
+    secret_id: str | None = None
+    encoding: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """Something that was not scanned, and why.  Never silent: it goes into the report."""
+
+    where: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LayerEntry:
+    """One tar member of a layer, as needed to work out visibility and hard links."""
+
+    path: str
+    kind: EntryKind
+    size: int = 0
+    link_target: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileHits:
+    path: str
+    hits: tuple[Hit, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LayerScan:
+    """What the layer walk learnt about one layer blob, independent of any image."""
+
+    blob_digest: str  # sha256 of the bytes as stored (compressed)
+    diff_id: str  # sha256 of the uncompressed tar
+    compression: str
+    compressed_size: int
+    size: int
+    entries: tuple[LayerEntry, ...]
+    files: tuple[FileHits, ...]  # only files with hits
+    files_scanned: int
+    skips: tuple[Skip, ...]
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    rule_id: str
+    detector: str
+    severity: Severity
+    description: str
+    secret_sha256: str
+    preview: str
+    layer_index: int | None = None
+    path: str | None = None
+    line: int | None = None
+    field: str | None = None
+    status: Status | None = None
+    hidden_by_layer: int | None = None
+    link_target: str | None = None
+    secret_id: str | None = None
+    encoding: str | None = None
+
+    @classmethod
+    def from_hit(cls, hit: Hit, **where: object) -> Finding:
+        fields: dict[str, object] = {
+            "rule_id": hit.rule_id,
+            "detector": hit.detector,
+            "severity": hit.severity,
+            "description": hit.description,
+            "secret_sha256": hit.secret_sha256,
+            "preview": hit.preview,
+            "line": hit.line,
+            "secret_id": hit.secret_id,
+            "encoding": hit.encoding,
+        }
+        fields.update(where)
+        return cls(**fields)  # type: ignore[arg-type]
+
+    @property
+    def fingerprint(self) -> str:
+        """Stable across rebuilds of the same content: no layer digests, no timestamps."""
+        place = self.path if self.path is not None else (self.field or "")
+        raw = f"{self.rule_id}\0{place}\0{self.secret_sha256}"
+        return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class LayerReport:
+    index: int
+    diff_id: str | None
+    digest: str | None
+    media_type: str | None
+    compression: str | None
+    created_by: str | None
+    size: int | None
+    compressed_size: int | None
+    files_scanned: int
+    skips: tuple[Skip, ...]
+    findings: tuple[Finding, ...]
+    scanned: bool = True  # False: not read at all, or read only in part (see error)
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ImageReport:
+    name: str
+    repo_tags: tuple[str, ...]
+    config_digest: str | None
+    manifest_digest: str | None
+    platform: str | None
+    layers: tuple[LayerReport, ...]
+    metadata_findings: tuple[Finding, ...]
+    warnings: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        out: list[Finding] = [f for layer in self.layers for f in layer.findings]
+        return tuple(out) + self.metadata_findings
+
+
+@dataclass(frozen=True, slots=True)
+class ScanReport:
+    """The result of one scan: every image found at the source."""
+
+    source_kind: str
+    source_ref: str
+    archive_format: str
+    images: tuple[ImageReport, ...]
+    metadata_findings: tuple[Finding, ...] = ()  # archive-level documents (index.json, ...)
+    warnings: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+    duration_s: float = 0.0
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        return tuple(f for image in self.images for f in image.findings) + self.metadata_findings
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """Everything that kept the scan from reading the whole image.  Empty means complete."""
+        out = list(self.errors)
+        for image in self.images:
+            out.extend(f"{image.name}: {e}" for e in image.errors)
+            for layer in image.layers:
+                if not layer.scanned:
+                    reason = layer.error or "; ".join(s.reason for s in layer.skips) or "not scanned"
+                    out.append(f"{image.name}: layer {layer.index}: {reason}")
+        return tuple(out)
+
+    @property
+    def complete(self) -> bool:
+        """False when any part of the image could not be read: never a silent clean result."""
+        return not self.problems
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def redact(secret: bytes) -> str:
+    """A preview that never reveals more than four characters of the secret.
+
+    Short values reveal less: under 12 characters only the first one, under 8 none.
+    """
+    text = secret.decode("utf-8", "replace")
+    n = len(text)
+    shown = 0 if n < 8 else 1 if n < 12 else 2 if n < 20 else 4
+    head = "".join(c if c.isprintable() and c.isascii() else "?" for c in text[:shown])
+    return f"{head}{'*' * 8} ({n} chars)"

@@ -1,0 +1,21 @@
+"""The report seam: a renderer turns a ScanReport into text.  One module per format."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from enum import StrEnum
+
+from ..models import ScanReport
+
+SCHEMA_VERSION = "1.0"
+
+
+class OutputFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
+
+class Renderer(ABC):
+    @abstractmethod
+    def render(self, report: ScanReport) -> str:
+        """The whole report as text.  Must never contain secret plaintext (it has none to give)."""

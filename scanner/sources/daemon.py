@@ -1,0 +1,77 @@
+"""An image in a Docker Engine (or podman's Docker-compatible socket), through the docker SDK.
+
+The engine's ``docker save`` stream (``GET /images/{name}/get``) is read as it arrives and walked
+like a tarball: nothing is written to disk.  ``DOCKER_HOST`` and the other ``DOCKER_*`` variables
+are honoured by ``docker.from_env``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+
+import docker
+import docker.errors
+
+from .interface import ImageSource, Member, SourceError
+from .tarball import tar_members
+
+CHUNK = 1 << 20
+
+
+class _IterStream(io.RawIOBase):
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while not self._pending:
+            try:
+                self._pending = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+
+def engine_address() -> str:
+    return os.environ.get("DOCKER_HOST", "the default socket")
+
+
+def connect() -> docker.DockerClient:
+    try:
+        client = docker.from_env(timeout=600)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        raise SourceError(
+            f"cannot reach the Docker engine at {engine_address()}: {str(exc)[:160]}",
+            remedy="start the engine or set DOCKER_HOST (podman: unix://$XDG_RUNTIME_DIR/podman/podman.sock)",
+        ) from None
+    return client
+
+
+class DaemonSource(ImageSource):
+    kind = "docker-daemon"
+
+    def members(self) -> Iterator[Member]:
+        client = connect()
+        try:
+            info = client.api.inspect_image(self.ref)
+        except docker.errors.ImageNotFound:
+            raise SourceError(f"image {self.ref!r} not found in the engine at {engine_address()}") from None
+        except docker.errors.DockerException as exc:
+            raise SourceError(f"cannot inspect image {self.ref!r}: {str(exc)[:160]}") from None
+        self.image_id = str(info.get("Id", ""))
+        try:
+            chunks = client.api.get_image(self.ref, chunk_size=CHUNK)
+            yield from tar_members(_IterStream(iter(chunks)))
+        except docker.errors.DockerException as exc:
+            raise SourceError(f"the engine failed to export {self.ref!r}: {str(exc)[:160]}") from None
+        finally:
+            client.close()

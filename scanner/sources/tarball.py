@@ -1,0 +1,56 @@
+"""A ``docker save`` / ``podman save`` / OCI archive tarball, from a file or standard input.
+
+Read as a stream (``tarfile`` mode ``r|``), optionally compressed as a whole (``docker save | gzip``).
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import sys
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..models import Readable
+from ..walk import READ_SIZE, RawReader, decompressor, normalize, sniff
+from .interface import ImageSource, Member, SourceError
+
+
+def tar_members(stream: Readable) -> Iterator[Member]:
+    """Members of a (possibly compressed) tar stream."""
+    buffered = io.BufferedReader(RawReader(stream), READ_SIZE)
+    kind = sniff(buffered.peek(16)[:16])
+    plain = io.BufferedReader(RawReader(decompressor(kind, buffered)), READ_SIZE) if kind != "none" else buffered
+    try:
+        tar = tarfile.open(fileobj=plain, mode="r|", bufsize=READ_SIZE)  # noqa: SIM115 - closed by the with below
+    except tarfile.ReadError as exc:
+        raise SourceError(
+            f"not a tar archive ({kind} data): {str(exc)[:120]}",
+            remedy="pass the output of docker save, podman save or skopeo copy ...-archive:",
+        ) from None
+    with tar:
+        for info in tar:
+            path = normalize(info.name)
+            if info.issym():
+                yield Member(path, 0, link=posixpath.normpath(posixpath.join(posixpath.dirname(path), info.linkname)))
+            elif info.islnk():
+                yield Member(path, 0, link=normalize(info.linkname))
+            elif info.isreg():
+                yield Member(path, info.size, stream=tar.extractfile(info))
+
+
+class TarballSource(ImageSource):
+    kind = "archive"
+
+    def members(self) -> Iterator[Member]:
+        if self.ref == "-":
+            yield from tar_members(sys.stdin.buffer)
+            return
+        path = Path(self.ref)
+        try:
+            fh = path.open("rb")
+        except OSError as exc:
+            raise SourceError(f"cannot open {self.ref}: {exc.strerror or type(exc).__name__}") from None
+        with fh:
+            yield from tar_members(fh)

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from scanner.detectors import ContentScanner, build_detectors
+from scanner.detectors.known import KnownValue
+from scanner.models import sha256_hex
+
+SECRET = b"chunk-boundary-secret-0123456789"
+
+
+def scanner(chunk: int) -> ContentScanner:
+    return ContentScanner(build_detectors([KnownValue("s", "whole", SECRET)]), chunk_size=chunk)
+
+
+@pytest.mark.parametrize("chunk", [4096, 16384, 65536])
+@pytest.mark.parametrize("shift", range(-40, 41, 7))
+def test_a_match_across_a_chunk_boundary_is_found_once_with_its_line(chunk: int, shift: int) -> None:
+    sc = scanner(chunk)
+    size = sc.chunk_size
+    lines = b"filler line\n" * 2000
+    pos = size + shift  # the secret straddles (or sits near) the first boundary
+    data = (lines * (2 * size // len(lines) + 2))[:pos] + SECRET + b"\n" + lines[:size]
+    hits = [h for h in sc.scan_stream(io.BytesIO(data)) if h.rule_id == "known-secret"]
+    assert len(hits) == 1, hits
+    assert hits[0].line == data[:pos].count(b"\n") + 1
+    assert hits[0].secret_sha256 == sha256_hex(SECRET)
+
+
+def test_every_occurrence_in_a_large_stream_is_found() -> None:
+    sc = scanner(4096)
+    block = b"x" * 3000 + SECRET + b"\n"
+    hits = [h for h in sc.scan_stream(io.BytesIO(block * 50)) if h.rule_id == "known-secret"]
+    assert [h.line for h in hits] == list(range(1, 51))
+
+
+def test_overlap_is_at_least_the_longest_match() -> None:
+    sc = scanner(1024)
+    assert sc.chunk_size >= sc.overlap >= 16384  # private keys are long
+
+
+def test_weaker_evidence_on_the_same_value_is_dropped() -> None:
+    sc = ContentScanner(build_detectors([]))
+    hits = sc.scan_bytes(b"aws_secret_access_key = " + b"AbCdEfGh12/+" * 3 + b"AbCd\n")
+    assert [h.rule_id for h in hits] == ["aws-secret-access-key"]
+
+
+def test_mask_replaces_matches() -> None:
+    sc = scanner(4096)
+    masked = sc.mask("RUN echo " + SECRET.decode() + " > /x")
+    assert SECRET.decode() not in masked and "<redacted>" in masked

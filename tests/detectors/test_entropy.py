@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import pytest
+
+from scanner.detectors.buildargs import BuildArgDetector
+from scanner.detectors.entropy import EntropyDetector, shannon_entropy
+
+
+@pytest.mark.parametrize(
+    ("text", "should_flag"),
+    [
+        ("password = 'q8Zr!v2Lp0xW#m4T'", True),
+        ("DB_PASSWORD=Zx81kfP0qLm2Vn7R", True),
+        ('"client_secret": "9fK2mQ7xP1zL8vR3"', True),
+        ("api_key: 4b9d6e2f8a1c7e3b5d9f0a2c4e6b8d1f", True),  # hex, in a secret-like context
+        ("password = changeme", False),
+        ("password = xxxxxxxxxxxxxxxx", False),
+        ("token = ${GITHUB_TOKEN}", False),
+        ("password = aaaaaaaaaaaaaaaa", False),  # no entropy
+        ("sha256 = 4b9d6e2f8a1c7e3b5d9f0a2c4e6b8d1f", False),  # high entropy, no secret-like name
+        ("Requires-Dist: requests (>=2.0)", False),
+        ("password = YourPasswordHere", False),
+    ],
+)
+def test_entropy_only_in_secret_like_context(text: str, should_flag: bool) -> None:
+    assert bool(list(EntropyDetector().find(text.encode()))) is should_flag
+
+
+def test_shannon_entropy() -> None:
+    assert shannon_entropy(b"") == 0
+    assert shannon_entropy(b"aaaa") == 0
+    assert shannon_entropy(b"abcd") == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [
+        ("RUN |2 NPM_TOKEN=abc123 DEBUG=1 /bin/sh -c npm ci", [b"abc123"]),
+        ("created_by=RUN |1 DB_PASSWORD=hunter2 /bin/sh -c x", [b"hunter2"]),
+        ("|3 A=1 API_KEY=k-1 GH_PAT=p /bin/sh -c y", [b"k-1", b"p"]),
+        ("RUN |1 VERSION=1.2.3 /bin/sh -c make", []),
+        ("RUN echo TOKEN=abc", []),
+        ("RUN |1 TOKEN= /bin/sh -c x", []),
+    ],
+)
+def test_build_args_with_secret_like_names(text: str, values: list[bytes]) -> None:
+    assert [m.secret for m in BuildArgDetector().find(text.encode())] == values

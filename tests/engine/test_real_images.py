@@ -1,0 +1,153 @@
+"""End to end on images built by the real Docker Engine, in every archive format and through the
+engine's API.  Every leak vector of testdata/leaky/Dockerfile must be reported in the right layer
+with the right status, and no output may contain any planted value."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scanner import ScanOptions, scan_image
+from scanner.detectors import SecretSpec, load_known_values
+from scanner.models import ScanReport, Status
+from scanner.report import OutputFormat, renderer_for
+from scanner.sources import DaemonSource, open_source
+from tests.support.formats import FORMATS
+from tests.support.images import LeakyImage
+
+pytestmark = pytest.mark.engine
+
+P, D, OV = Status.PRESENT, Status.DELETED, Status.OVERWRITTEN
+
+# (layer, path, rule_id, secret_id, encoding, status, hidden_by)
+EXPECTED_FILES = {
+    (1, "root/.aws/credentials", "aws-access-key-id", None, None, P, None),
+    (1, "root/.aws/credentials", "aws-secret-access-key", None, None, P, None),
+    (2, "app/.npmrc", "known-secret", "npmrc", "raw", P, None),
+    (2, "app/.npmrc", "npm-token", None, None, P, None),
+    (2, "app/npmrc.b64", "known-secret", "npmrc", "base64-wrapped", P, None),
+    (2, "app/npmrc.hex", "known-secret", "npmrc", "hex", P, None),
+    (2, "app/npmrc.hex.link", "known-secret", "npmrc", "hex", P, None),
+    (3, "tmp/token.txt", "known-secret", "token", "raw", D, 4),
+    (4, "app/build-arg.txt", "known-secret", "BUILD_TOKEN", "raw", P, None),
+    (5, "var/cache/app/key", "known-secret", "cache", "raw", D, 6),
+    (7, "app/config.ini", "known-secret", "conf", "raw", OV, 8),
+    (9, "app/.env", "github-token", None, None, P, None),
+    (9, "app/.env", "private-key", None, None, P, None),
+    (9, "app/.env", "url-password", None, None, P, None),
+}
+CREATED_BY = {
+    1: "COPY aws-credentials",
+    2: "/app/.npmrc",
+    3: "/tmp/token.txt",
+    6: "rm -rf /var/cache/app",
+    9: "COPY app.env",
+}
+
+
+def options(leaky: LeakyImage) -> ScanOptions:
+    specs = [SecretSpec.parse(flag) for flag in leaky.secret_flags]
+    specs += [SecretSpec.parse(f"id={name}") for name in leaky.env]
+    return ScanOptions(known=tuple(load_known_values(specs, environ=leaky.env)))
+
+
+def check_report(report: ScanReport, leaky: LeakyImage) -> None:
+    assert report.complete, report.problems
+    images = [img for img in report.images if not img.name.startswith("(")]
+    assert len(images) == 1
+    image = images[0]
+    assert len(image.layers) == 10
+    for index, text in CREATED_BY.items():
+        assert text in (image.layers[index].created_by or ""), (index, image.layers[index].created_by)
+    got = {
+        (f.layer_index, f.path, f.rule_id, f.secret_id, f.encoding, f.status, f.hidden_by_layer)
+        for f in image.findings
+        if f.path
+    }
+    missing = EXPECTED_FILES - got
+    assert not missing, f"leak vectors not reported: {sorted(missing, key=str)}"
+    link = [f for f in image.findings if f.path == "app/npmrc.hex.link"]
+    assert link and all(f.link_target == "app/npmrc.hex" for f in link)
+    fields = {(f.field, f.secret_id) for f in image.metadata_findings}
+    assert ("config.Env[1]", "ENV_SECRET") in fields
+    assert ('config.Labels["org.example.registry-auth"]', "LABEL_SECRET") in fields
+    assert any(
+        fld and fld.startswith("history[") and fld.endswith("created_by") and sid == "BUILD_TOKEN"
+        for fld, sid in fields
+    )
+    sha = {f.secret_id: f.secret_sha256 for f in image.findings if f.secret_id}
+    import hashlib
+
+    assert sha["token"] == hashlib.sha256(leaky.values["token"].encode()).hexdigest()
+    for layer in image.layers:  # nothing skipped, every file counted
+        assert layer.scanned and not layer.skips
+    assert image.layers[0].files_scanned >= 1
+
+
+def assert_no_secret(report: ScanReport, leaky: LeakyImage) -> None:
+    for fmt in OutputFormat:
+        text = renderer_for(fmt).render(report)
+        for value in leaky.all_values():
+            assert value not in text, f"a planted secret appears in the {fmt.value} report"
+        assert "<redacted>" in text or fmt is OutputFormat.JSON or "RUN |3" not in text
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_every_leak_vector_in_every_archive_format(fmt: str, leaky: LeakyImage, leaky_formats: dict[str, Path]) -> None:
+    report = scan_image(open_source(str(leaky_formats[fmt])), options(leaky))
+    assert report.archive_format == FORMATS[fmt][1]
+    check_report(report, leaky)
+    assert_no_secret(report, leaky)
+    if fmt == "containerd":
+        fields = {f.field or "" for f in report.images[0].metadata_findings if f.secret_id == "BUILD_TOKEN"}
+        assert any(fld.startswith("attestation[") for fld in fields)
+
+
+def test_daemon_source_through_the_sdk(leaky: LeakyImage) -> None:
+    report = scan_image(DaemonSource(leaky.tag), options(leaky))
+    assert report.source_kind == "docker-daemon"
+    check_report(report, leaky)
+    assert_no_secret(report, leaky)
+
+
+def test_daemon_missing_image_is_a_clear_error(engine: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "scanner", "leakscan-no-such-image:404"], capture_output=True, text=True
+    )
+    assert proc.returncode == 3
+    assert "not found in the engine" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cli_against_the_engine_with_the_builds_own_secret_flags(leaky: LeakyImage, tmp_path: Path) -> None:
+    args = [a for flag in leaky.secret_flags for a in ("--secret", flag)]
+    args += [a for name in leaky.env for a in ("--secret", f"id={name}")]
+    out = tmp_path / "report.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "scanner", leaky.tag, *args, "--format", "json", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **leaky.env},
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr
+    text = out.read_text()
+    for value in leaky.all_values():
+        assert value not in text and value not in proc.stderr and value not in proc.stdout
+    doc = json.loads(text)
+    assert doc["source"]["kind"] == "docker-daemon"
+    assert doc["summary"]["complete"] is True
+    table = subprocess.run(
+        [sys.executable, "-m", "scanner", leaky.tag, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **leaky.env},
+        timeout=300,
+    )
+    assert table.returncode == 1
+    for value in leaky.all_values():
+        assert value not in table.stdout and value not in table.stderr

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from scanner.detectors import ContentScanner, build_detectors
+from scanner.detectors.known import KnownValue
+from scanner.models import EntryKind, sha256_hex
+from scanner.walk import LayerWalker, WalkLimits, looks_like_tar, normalize, sniff
+from tests.support.tars import compress, layer_tar
+
+SECRET = b"walk-test-secret-value-0042"
+
+
+def walker(**limits: int) -> LayerWalker:
+    return LayerWalker(ContentScanner(build_detectors([KnownValue("w", "whole", SECRET)])), WalkLimits(**limits))
+
+
+@pytest.mark.parametrize("kind", ["none", "gzip", "zstd"])
+def test_walk_reads_every_file_and_computes_digests(kind: str) -> None:
+    plain = layer_tar([("etc/", "dir"), ("etc/app.conf", b"x=" + SECRET + b"\n"), ("etc/other", b"clean\n")])
+    blob = compress(plain, kind)
+    scan = walker().walk(io.BytesIO(blob))
+    assert scan.error is None
+    assert scan.compression == kind
+    assert scan.diff_id == "sha256:" + sha256_hex(plain)
+    assert scan.blob_digest == "sha256:" + sha256_hex(blob)
+    assert scan.size == len(plain) and scan.compressed_size == len(blob)
+    assert scan.files_scanned == 2
+    assert [(f.path, [h.line for h in f.hits]) for f in scan.files] == [("etc/app.conf", [1])]
+
+
+def test_entry_kinds_whiteouts_links_and_devices() -> None:
+    plain = layer_tar(
+        [
+            ("./a/", "dir"),
+            ("./a/.wh..wh..opq", b""),
+            ("./.wh.gone", b""),
+            ("./a/s", ("sym", "/etc/passwd")),
+            ("./a/h", ("hard", "./a/f")),
+            ("./a/f", b"data"),
+            ("./p", "fifo"),
+            ("./.wh..wh.plnk", "dir"),
+        ]
+    )
+    kinds = {e.path: e.kind for e in walker().walk(io.BytesIO(plain)).entries}
+    assert kinds == {
+        "a": EntryKind.DIR,
+        "a/.wh..wh..opq": EntryKind.OPAQUE,
+        ".wh.gone": EntryKind.WHITEOUT,
+        "a/s": EntryKind.SYMLINK,
+        "a/h": EntryKind.HARDLINK,
+        "a/f": EntryKind.FILE,
+        "p": EntryKind.OTHER,
+        ".wh..wh.plnk": EntryKind.OTHER,
+    }
+
+
+def test_traversal_names_are_contained_and_reported() -> None:
+    plain = layer_tar([("../../etc/evil", SECRET), ("/abs/path", b"ok")])
+    scan = walker().walk(io.BytesIO(plain))
+    assert {f.path for f in scan.files} == {"etc/evil"}
+    assert {e.path for e in scan.entries} == {"etc/evil", "abs/path"}
+    assert any("'..'" in s.reason for s in scan.skips)
+
+
+@pytest.mark.parametrize("cut", [100, 700, 1500])
+def test_truncated_layer_is_an_error_not_a_clean_result(cut: int) -> None:
+    plain = layer_tar([("f", b"a" * 1000 + SECRET), ("g", b"b" * 2000)])
+    scan = walker().walk(io.BytesIO(plain[:cut]))
+    assert scan.error is not None
+
+
+@pytest.mark.parametrize("kind", ["gzip", "zstd"])
+def test_corrupt_compression_is_an_error(kind: str) -> None:
+    blob = bytearray(compress(layer_tar([("f", b"x" * 5000)]), kind))
+    blob[len(blob) // 2] ^= 0xFF
+    blob[len(blob) // 2 + 1] ^= 0xFF
+    scan = walker().walk(io.BytesIO(bytes(blob)))
+    assert scan.error is not None
+
+
+def test_size_limit_skip_is_reported() -> None:
+    scan = walker(max_file_size=10).walk(io.BytesIO(layer_tar([("big", SECRET), ("small", b"tiny")])))
+    assert scan.files == ()
+    assert [(s.where, "max-file-size" in s.reason) for s in scan.skips] == [("big", True)]
+
+
+def test_large_file_is_scanned_in_chunks_whole() -> None:
+    data = b"z" * (5 << 20) + SECRET + b"\n"
+    scan = walker().walk(io.BytesIO(layer_tar([("huge.bin", data)])))
+    assert [f.path for f in scan.files] == ["huge.bin"]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("./a/b", "a/b"), ("/a/b/", "a/b"), ("a/../../b", "b"), ("a//b/./c", "a/b/c"), (".", "."), ("./", ".")],
+)
+def test_normalize(name: str, expected: str) -> None:
+    assert normalize(name) == expected
+
+
+def test_sniff_and_tar_detection() -> None:
+    assert sniff(b"\x1f\x8b\x08\x00") == "gzip"
+    assert sniff(b"\x28\xb5\x2f\xfd") == "zstd"
+    assert sniff(b"\x50\x2a\x4d\x18\x00\x00\x00\x00") == "zstd"
+    assert sniff(b"BZh9") == "bzip2"
+    assert sniff(b"\xfd7zXZ\x00") == "xz"
+    assert sniff(b"{}") == "none"
+    assert looks_like_tar(layer_tar([("a", b"b")]))
+    assert looks_like_tar(bytes(1024))
+    assert not looks_like_tar(b'{"a": 1}' + bytes(600))
