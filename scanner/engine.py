@@ -52,7 +52,7 @@ def scan_image(source: ImageSource, options: ScanOptions = ScanOptions()) -> Sca
 def _metadata_findings(docs: list[MetaDoc], scanner: ContentScanner) -> Iterator[Finding]:
     for doc in docs:
         for field_name, text in iter_json_strings(doc.doc, doc.prefix):
-            for hit in scanner.scan_bytes(text.encode("utf-8", "surrogateescape")):
+            for hit in scanner.scan_bytes(text.encode("utf-8", "surrogateescape"), metadata=True):
                 yield Finding.from_hit(hit, field=field_name, line=None)
 
 

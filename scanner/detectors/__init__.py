@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..models import Hit, Readable, redact, sha256_hex
-from .buildargs import BuildArgDetector
+from .buildargs import BuildArgDetector, SecretNameDetector
 from .detect_secrets_plugins import DetectSecretsDetector
 from .entropy import EntropyDetector
 from .interface import Detector, DetectorError, Match
@@ -37,7 +37,7 @@ CHUNK_SIZE = 1 << 20
 
 
 def build_detectors(known: list[KnownValue], *, entropy: bool = True, detect_secrets: bool = True) -> list[Detector]:
-    detectors: list[Detector] = [KnownSecretsDetector(known), PatternDetector(BUILTIN_RULES), BuildArgDetector()]
+    detectors: list[Detector] = [KnownSecretsDetector(known), PatternDetector(BUILTIN_RULES)]
     if detect_secrets:
         detectors.append(DetectSecretsDetector())
     if entropy:
@@ -73,14 +73,21 @@ class ContentScanner:
     or lies in the overlap that two windows share.
     """
 
-    def __init__(self, detectors: Iterable[Detector], chunk_size: int = CHUNK_SIZE) -> None:
+    def __init__(
+        self,
+        detectors: Iterable[Detector],
+        chunk_size: int = CHUNK_SIZE,
+        metadata_detectors: Iterable[Detector] = (BuildArgDetector(), SecretNameDetector()),
+    ) -> None:
         self.detectors = list(detectors)
+        self.metadata_detectors = self.detectors + list(metadata_detectors)
         self.overlap = max((d.max_match_len for d in self.detectors), default=1)
         self.chunk_size = max(chunk_size, self.overlap)
 
-    def _matches(self, data: bytes) -> list[tuple[Detector, Match]]:
+    def _matches(self, data: bytes, metadata: bool = False) -> list[tuple[Detector, Match]]:
         """Every detector's matches; a weak match inside a strong match's span is dropped."""
-        found = [(d, m) for d in self.detectors for m in d.find(data)]
+        detectors = self.metadata_detectors if metadata else self.detectors
+        found = [(d, m) for d in detectors for m in d.find(data)]
         if not any(d.name in _STRENGTH for d, _ in found):
             return found
         spans = [(m.start, m.end, _strength(d.name)) for d, m in found]
@@ -90,14 +97,15 @@ class ContentScanner:
             if not any(s <= m.start and m.end <= e and k > _strength(d.name) for s, e, k in spans)
         ]
 
-    def scan_bytes(self, data: bytes) -> list[Hit]:
-        hits = [_to_hit(d, m, data.count(b"\n", 0, m.start) + 1) for d, m in self._matches(data)]
+    def scan_bytes(self, data: bytes, metadata: bool = False) -> list[Hit]:
+        """Scan one string; ``metadata`` adds the detectors of named values (build args, Env)."""
+        hits = [_to_hit(d, m, data.count(b"\n", 0, m.start) + 1) for d, m in self._matches(data, metadata)]
         return _dedupe(hits)
 
     def mask(self, text: str) -> str:
         """``text`` with every span a detector matches replaced, for display (e.g. created_by)."""
         data = text.encode("utf-8", "surrogateescape")
-        spans = sorted((m.start, m.end) for d in self.detectors for m in d.find(data))
+        spans = sorted((m.start, m.end) for _, m in self._matches(data, metadata=True))
         out, pos = bytearray(), 0
         for start, end in spans:
             if end <= pos:

@@ -14,16 +14,18 @@ from collections.abc import Iterator
 from ..models import Severity
 from .interface import Detector, Match
 
-_KEYWORDS = (b"pass", b"pwd", b"secret", b"token", b"key", b"auth", b"credential", b"cred")
-
-_ASSIGNMENT = re.compile(
-    rb"(?i)(?<![A-Za-z0-9])([A-Za-z0-9_.\-]{0,40}(?:passw(?:or)?d|passwd|pwd|secret|token|api[_\-.]?key|access[_\-.]?key"
-    rb"|private[_\-.]?key|auth[_\-.]?key|client[_\-.]?secret|credentials?)[A-Za-z0-9_.\-]{0,40})"
-    rb"[\"']?\s*(?::=|=>|=|:)\s*[\"']?([A-Za-z0-9+/=_\-.~!@#%^&*?]{12,256})"
+# Stage 1 finds a secret-like word in the lower-cased window; stage 2 matches the assignment that
+# follows it.  (One regex with a leading name pattern backtracks at every position: 8 MB/s.)
+_NAME = re.compile(
+    rb"passw(?:or)?d|passwd|pwd|secret|token|api[_\-.]?key|access[_\-.]?key|private[_\-.]?key"
+    rb"|auth[_\-.]?key|credentials?"
 )
+_TAIL = re.compile(rb"[A-Za-z0-9_.\-]{0,40}[\"']?\s*(?::=|=>|=|:)\s*[\"']?([A-Za-z0-9+/=_\-.~!@#%^&*?]{12,256})")
+_KEYWORDS = (b"pass", b"pwd", b"secret", b"token", b"key", b"credential")
 _PLACEHOLDER = re.compile(
     rb"(?i)^(?:x+|\*+|\.+|(?:your|my|some|example|dummy|fake|test|sample)[_\-a-z]*|changeme\w*|none|null|true|false|undefined)$"
 )
+_WORDS = re.compile(rb"^_*[A-Za-z]+(?:[\-_.]+[A-Za-z]+)*[_()]*$")
 _HEX = re.compile(rb"^[0-9a-fA-F]+$")
 
 
@@ -46,21 +48,30 @@ class EntropyDetector(Detector):
         lowered = data.lower()
         if not any(k in lowered for k in _KEYWORDS):
             return
-        for m in _ASSIGNMENT.finditer(data):
-            value = m.group(2).rstrip(b"\"',;")
+        last_end = -1
+        for name in _NAME.finditer(lowered):
+            if name.start() < last_end:
+                continue
+            m = _TAIL.match(data, name.end())
+            if m is None:
+                continue
+            last_end = m.end()
+            value = m.group(1).rstrip(b"\"',;")
             if len(value) < 12 or _PLACEHOLDER.match(value):
                 continue
             is_hex = bool(_HEX.match(value))
             limit = self.hex_threshold if is_hex else self.threshold
             if shannon_entropy(value) < limit:
                 continue
-            if not is_hex and (value.isalpha() or value.isdigit()):
-                continue
+            if not is_hex and (_WORDS.match(value) or value.isdigit()):
+                continue  # identifiers and words joined by - _ . ("quoted-string", "Content-Type")
+            if shannon_entropy(value) < 0.75 * math.log2(len(value)):
+                continue  # too repetitive for its length
             yield Match(
                 rule_id="high-entropy-assignment",
                 severity=Severity.MEDIUM,
                 description=f"high-entropy value assigned to a secret-like name ({'hex' if is_hex else 'text'})",
-                start=m.start(2),
-                end=m.start(2) + len(value),
+                start=m.start(1),
+                end=m.start(1) + len(value),
                 secret=value,
             )

@@ -230,12 +230,18 @@ def encodings_of(value: bytes) -> Iterator[tuple[str, bytes]]:
     yield "shell-single", _shell_single(value)
 
 
-# base64 wrapped at a fixed width (base64(1) wraps at 76 columns, PEM at 64)
-_WRAPPED_B64 = re.compile(rb"(?:[A-Za-z0-9+/_\-]{16,}={0,2}\r?\n)+[A-Za-z0-9+/_\-]*={0,2}")
+FRAGMENT = 8  # base64 wrapped over lines is found through fragments of this many characters
+FRAGMENT_STEP = 4
 
 
 class KnownSecretsDetector(Detector):
-    """Aho-Corasick over every value and every encoding of it, in one pass over the bytes."""
+    """Aho-Corasick over every value and every encoding of it, in one pass over the bytes.
+
+    Base64 may be wrapped over lines (base64(1) at 76 columns, PEM at 64), which breaks the
+    encoded text anywhere.  The automaton therefore also holds short fragments of every base64
+    piece; a fragment hit is confirmed by joining the lines around it and looking for the whole
+    piece there, so that only places that hold a fragment of a secret pay for the check.
+    """
 
     name = "known-secret"
 
@@ -250,9 +256,18 @@ class KnownSecretsDetector(Detector):
                     continue
                 seen.add(encoded)
                 key = encoded.decode("latin-1")
-                self._automaton.add_word(key, (len(key), kv.secret_id, kv.part, encoding, kv.value))
-                longest = max(longest, len(key))
+                self._automaton.add_word(key, ("full", len(key), kv.secret_id, kv.part, encoding, kv.value))
+                longest = max(longest, len(key) * 2)  # wrapped copies are longer than the piece
                 self._count += 1
+                if encoding.startswith("base64") and len(encoded) >= 2 * FRAGMENT:
+                    for i in range(0, len(encoded) - FRAGMENT + 1, FRAGMENT_STEP):
+                        frag = key[i : i + FRAGMENT]
+                        where = (i, encoded, kv.secret_id, kv.part, encoding, kv.value)
+                        known = self._automaton.get(frag, None)
+                        if known is None or known[0] != "frag":  # a fragment may be a whole piece too
+                            self._automaton.add_word(frag, ("frag", [where]))
+                        else:
+                            known[1].append(where)
         if self._count:
             self._automaton.make_automaton()
         self.max_match_len = max(longest, 1)
@@ -260,20 +275,20 @@ class KnownSecretsDetector(Detector):
             b"\0".join(sorted(hashlib.sha256(v.value).digest() for v in values))
         ).hexdigest()
 
-    def _wrapped_base64(self, data: bytes) -> Iterator[tuple[int, int, str, str, str, bytes]]:
-        """Base64 encodings found in line-wrapped base64 runs, with the line breaks taken out."""
-        for run in _WRAPPED_B64.finditer(data):
-            chunk = run.group(0)
-            joined = chunk.replace(b"\r", b"").replace(b"\n", b"")
-            # offsets in ``joined`` -> offsets in ``data``
-            origin = [run.start() + i for i, c in enumerate(chunk) if c not in (10, 13)]
-            for end, (length, secret_id, part, encoding, value) in self._automaton.iter(joined.decode("latin-1")):
-                if not encoding.startswith("base64"):
-                    continue
-                start = origin[end + 1 - length]
-                if b"\n" not in data[start : origin[end] + 1]:
-                    continue  # not wrapped: the plain search has it already
-                yield start, origin[end] + 1, secret_id, part, encoding + "-wrapped", value
+    @staticmethod
+    def _confirm_wrapped(data: bytes, at: int, offset: int, piece: bytes) -> tuple[int, int] | None:
+        """Where ``piece`` lies around ``data[at]`` once line breaks are removed, if it is wrapped."""
+        margin = len(piece) // 4 + 8
+        lo = max(0, at - offset - margin)
+        hi = min(len(data), at + len(piece) - offset + margin)
+        region = data[lo:hi]
+        origin = [lo + i for i, c in enumerate(region) if c not in (10, 13)]
+        joined = region.replace(b"\r", b"").replace(b"\n", b"")
+        pos = joined.find(piece)
+        if pos < 0:
+            return None
+        start, end = origin[pos], origin[pos + len(piece) - 1] + 1
+        return (start, end) if b"\n" in data[start:end] else None
 
     def __len__(self) -> int:
         return self._count
@@ -281,13 +296,18 @@ class KnownSecretsDetector(Detector):
     def find(self, data: bytes) -> Iterator[Match]:
         if not self._count:
             return
-        text = data.decode("latin-1")
-        found = [
-            (end + 1 - length, end + 1, secret_id, part, encoding, value)
-            for end, (length, secret_id, part, encoding, value) in self._automaton.iter(text)
-        ]
-        if b"\n" in data:
-            found.extend(self._wrapped_base64(data))
+        found: list[tuple[int, int, str, str, str, bytes]] = []
+        confirmed: set[tuple[bytes, int]] = set()
+        for end, payload in self._automaton.iter(data.decode("latin-1")):
+            if payload[0] == "full":
+                _, length, secret_id, part, encoding, value = payload
+                found.append((end + 1 - length, end + 1, secret_id, part, encoding, value))
+                continue
+            for offset, piece, secret_id, part, encoding, value in payload[1]:
+                span = self._confirm_wrapped(data, end + 1 - FRAGMENT, offset, piece)
+                if span is not None and (piece, span[0]) not in confirmed:
+                    confirmed.add((piece, span[0]))
+                    found.append((span[0], span[1], secret_id, part, encoding + "-wrapped", value))
         found.sort(key=lambda m: (m[0], -m[1]))
         covered: dict[tuple[str, str], int] = {}  # (secret id, encoding) -> end of the last kept match
         for start, end, secret_id, part, encoding, value in found:

@@ -30,8 +30,15 @@ class Rule:
     validate: Callable[[bytes], bool] | None = field(default=None, compare=False)
     max_len: int = 512
 
+    @property
+    def word_start(self) -> bool:
+        """A leading \\b, checked in Python after the match so that the regex starts with a
+        literal and the regex engine can skip ahead to it (a leading \\b makes it try every byte)."""
+        return self.regex.startswith("\\b")
+
     def compile(self) -> re.Pattern[bytes]:
-        return re.compile(self.regex.encode(), self.flags)
+        regex = self.regex[2:] if self.word_start else self.regex
+        return re.compile(regex.encode(), self.flags)
 
 
 def _docker_auth(value: bytes) -> bool:
@@ -61,7 +68,7 @@ BUILTIN_RULES: tuple[Rule, ...] = (
     Rule(
         "aws-access-key-id",
         "AWS access key id",
-        r"(?<![A-Z0-9])((?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z2-7]{16})(?![A-Z0-9])",
+        r"\b((?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z2-7]{16})(?![A-Z0-9])",
         ("akia", "asia", "abia", "acca", "a3t"),
         H,
         group=1,
@@ -212,7 +219,7 @@ BUILTIN_RULES: tuple[Rule, ...] = (
     Rule(
         "url-password",
         "password embedded in a URL",
-        r"\b[A-Za-z][A-Za-z0-9+.\-]{1,20}://[^\s:/@\"'<>]{1,128}:([^\s:/@\"'<>]{3,128})@[A-Za-z0-9.\-\[\]]+",
+        r"://[^\s:/@\"'<>]{1,128}:([^\s:/@\"'<>]{3,128})@[A-Za-z0-9.\-\[\]]+",
         ("://",),
         H,
         group=1,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from scanner.detectors.buildargs import BuildArgDetector
+from scanner.detectors.buildargs import BuildArgDetector, SecretNameDetector
 from scanner.detectors.entropy import EntropyDetector, shannon_entropy
 
 
@@ -45,3 +45,22 @@ def test_shannon_entropy() -> None:
 )
 def test_build_args_with_secret_like_names(text: str, values: list[bytes]) -> None:
     assert [m.secret for m in BuildArgDetector().find(text.encode())] == values
+
+
+@pytest.mark.parametrize(
+    ("text", "flag"),
+    [
+        ("DEMO_PASSWORD=leakscan-demo-env-password", True),
+        ("SERVICE_API_KEY=abc", True),
+        ("org.example.registry-auth=robot:pw", True),
+        ("GITHUB_TOKEN=x", True),
+        ("org.opencontainers.image.authors=Jane <jane@example.com>", False),
+        ("PASSWORD_FILE=/run/secrets/db", False),
+        ("TOKEN_URL=https://auth.example.com/token", False),
+        ("DB_PASSWORD=${DB_PASSWORD}", False),
+        ("PATH=/usr/local/bin:/usr/bin", False),
+        ("created_by=RUN echo hi", False),
+    ],
+)
+def test_secret_like_names_in_metadata(text: str, flag: bool) -> None:
+    assert bool(list(SecretNameDetector().find(text.encode()))) is flag

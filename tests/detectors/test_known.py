@@ -142,3 +142,19 @@ def test_match_repr_hides_the_value() -> None:
     (match,) = KnownSecretsDetector([KnownValue("t", "whole", SECRET)]).find(SECRET)
     assert SECRET.decode() not in repr(match)
     assert SECRET.decode() not in repr(KnownValue("t", "whole", SECRET))
+
+
+@pytest.mark.parametrize("lead", range(0, 80, 5))
+@pytest.mark.parametrize("value", [b"short-secret-22-chars!", b"a-longer-secret-value-of-forty-bytes-xyz", SECRET])
+def test_wrapped_base64_found_wherever_the_line_break_falls(lead: int, value: bytes) -> None:
+    blob = base64.encodebytes(b"L" * lead + value + b"T" * 10)
+    found = _find(b"data:\n" + blob, value)
+    assert any(enc.startswith("base64") for enc, _, _ in found), (lead, found)
+
+
+def test_wrapped_base64_of_two_secrets_sharing_a_prefix() -> None:
+    one = b"//registry.npmjs.org/:_authToken=npm_" + b"1" * 36
+    two = b"//registry.npmjs.org/:_authToken=npm_" + b"2" * 36
+    det = KnownSecretsDetector([KnownValue("one", "whole", one), KnownValue("two", "whole", two)])
+    found = {m.secret_id for m in det.find(b"x\n" + base64.encodebytes(b"pad" + two + b"tail"))}
+    assert found == {"two"}

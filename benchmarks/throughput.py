@@ -1,0 +1,164 @@
+"""Throughput and memory of a whole scan, printed as figures (not a timed test).
+
+    python benchmarks/throughput.py [--mb 300] [--compress none|gzip|zstd] [--src DIR]
+
+Builds a one-layer image archive from real files on this machine (repeated until --mb of
+uncompressed layer data; python's own library by default), then prints: the read floor (stream
+the archive, walk the layer tar, read every file; no detection), the full scan with every detector
+on and 20 known secrets, MB/s of both, their ratio, and the scan's peak RSS (run in a child process
+so that building the image does not count).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import zstandard
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from scanner.sources.tarball import tar_members  # noqa: E402
+from scanner.walk import READ_SIZE, RawReader, decompressor, looks_like_tar, sniff  # noqa: E402
+
+
+def build_layer(src: Path, target: int, out: Path) -> tuple[int, int]:
+    files = [p for p in sorted(src.rglob("*")) if p.is_file() and not p.is_symlink()]
+    total = count = round_ = 0
+    with tarfile.open(out, "w") as tar:
+        while total < target:
+            for p in files:
+                tar.add(p, arcname=f"r{round_}/{p.relative_to(src)}", recursive=False)
+                total += p.stat().st_size
+                count += 1
+                if total >= target:
+                    break
+            round_ += 1
+    return total, count
+
+
+def _sha_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def build_archive(layer_tar: Path, compress: str, out: Path) -> None:
+    blob = layer_tar
+    if compress != "none":
+        blob = layer_tar.with_suffix(".blob")
+        with layer_tar.open("rb") as src, blob.open("wb") as dst:
+            if compress == "gzip":
+                with gzip.GzipFile(fileobj=dst, mode="wb", compresslevel=6, mtime=0) as gz:
+                    while chunk := src.read(1 << 20):
+                        gz.write(chunk)
+            else:
+                zstandard.ZstdCompressor(level=3).copy_stream(src, dst)
+    diff_id, digest = _sha_file(layer_tar), _sha_file(blob)
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+            "history": [{"created_by": "benchmark layer"}],
+        }
+    ).encode()
+    cfg_name = f"blobs/sha256/{hashlib.sha256(config).hexdigest()}"
+    manifest = json.dumps([{"Config": cfg_name, "RepoTags": ["bench:1"], "Layers": [f"blobs/sha256/{digest[7:]}"]}])
+    with tarfile.open(out, "w") as tar:
+        tar.add(blob, arcname=f"blobs/sha256/{digest[7:]}")
+        for name, data in ((cfg_name, config), ("manifest.json", manifest.encode())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def read_floor(path: Path) -> float:
+    """Stream the archive, decompress and walk the layer tar, read every file: no detection."""
+    start = time.perf_counter()
+    with path.open("rb") as fh:
+        for member in tar_members(fh):
+            if member.stream is None:
+                continue
+            head = member.stream.read(512)
+            kind = sniff(head)
+            if kind == "none" and not looks_like_tar(head):
+                continue
+            raw = io.BufferedReader(RawReader(member.stream, head), READ_SIZE)
+            layer = io.BufferedReader(RawReader(decompressor(kind, raw)), READ_SIZE)
+            with tarfile.open(fileobj=layer, mode="r|", bufsize=READ_SIZE) as tar:
+                for m in tar:
+                    f = tar.extractfile(m) if m.isreg() else None
+                    while f is not None and f.read(1 << 20):
+                        pass
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mb", type=int, default=300)
+    ap.add_argument("--compress", choices=["none", "gzip", "zstd"], default="none")
+    ap.add_argument("--src", default=os.path.dirname(os.__file__))
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        layer = Path(tmp) / "layer.tar"
+        size, nfiles = build_layer(Path(args.src), args.mb * 1_000_000, layer)
+        archive = Path(tmp) / "image.tar"
+        build_archive(layer, args.compress, archive)
+        mb = size / 1e6
+        print(
+            f"image: {mb:.0f} MB of files ({nfiles} files) in one {args.compress} layer; "
+            f"archive {archive.stat().st_size / 1e6:.0f} MB"
+        )
+        floor = read_floor(archive)
+        print(f"read floor (stream, decompress, read every file): {floor:6.2f} s  {mb / floor:6.0f} MB/s")
+        secrets = Path(tmp) / "known.env"
+        secrets.write_text("".join(f"KEY_{i}=benchmark-known-secret-{i:04d}\n" for i in range(20)))
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        start = time.perf_counter()
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "scanner",
+                str(archive),
+                "--secret",
+                f"id=k,src={secrets}",
+                "--format",
+                "json",
+                "-o",
+                str(Path(tmp) / "report.json"),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        wall = time.perf_counter() - start
+        rss = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+        if proc.returncode not in (0, 1):
+            sys.exit(f"scan failed: {proc.stderr}")
+        report = json.loads((Path(tmp) / "report.json").read_text())
+        print(
+            f"full scan, every detector, 20 known secrets:    {wall:6.2f} s  {mb / wall:6.0f} MB/s  "
+            f"({report['summary']['findings']} findings, complete={report['summary']['complete']})"
+        )
+        print(f"ratio scan / read floor: {wall / floor:.2f}")
+        print(f"peak RSS of the scan: {rss:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
