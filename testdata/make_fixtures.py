@@ -3,7 +3,8 @@
     DOCKER_HOST=unix:///path/to/docker.sock python testdata/make_fixtures.py
 
 The sample's values are fake on purpose (AWS's documented example keys, a token that says it is
-not real); tests derive the Docker 25+ and containerd layouts from the legacy archive at run time.
+not real).  Docker 20.10 writes only the legacy layout; the Docker 25+ and containerd-store
+archives rewrap its layers and config byte for byte (tests/support/convert.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from tests.support.convert import to_containerd, to_docker25  # noqa: E402
 from tests.support.images import ensure_base_image  # noqa: E402
 from tests.support.services import docker_cli, skopeo  # noqa: E402
 
@@ -48,9 +50,13 @@ def main() -> None:
         podman = Path(tmp) / "podman.tar"
         skopeo("copy", "-q", f"docker-archive:{legacy}", f"docker-archive:{podman}:{TAG}")
         _gzip(podman, out / "sample-podman-docker-archive.tar.gz")
-        oci = out / "sample-oci-zstd.tar"
-        oci.unlink(missing_ok=True)
-        skopeo("copy", "-q", "--dest-compress-format", "zstd", f"docker-archive:{legacy}", f"oci-archive:{oci}:{TAG}")
+        for name, extra in (("sample-oci-zstd.tar", ["--dest-compress-format", "zstd"]), ("sample-oci-gzip.tar", [])):
+            (out / name).unlink(missing_ok=True)
+            skopeo("copy", "-q", *extra, f"docker-archive:{legacy}", f"oci-archive:{out / name}:{TAG}")
+        docker25 = Path(tmp) / "docker25.tar"
+        to_docker25(legacy, docker25)
+        _gzip(docker25, out / "sample-docker25.tar.gz")
+        to_containerd(legacy, out / "sample-containerd.tar", {"DEPLOY_TOKEN": DEPLOY_TOKEN})
     for path in sorted(out.iterdir()):
         print(f"{path.relative_to(HERE.parent)}  {path.stat().st_size} bytes")
 

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import gzip
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.convert import to_containerd, to_docker25
 from tests.support.formats import make_all, skopeo_available
 from tests.support.images import LeakyImage, build_leaky_image
 from tests.support.services import engine_available, require
@@ -42,24 +43,23 @@ def leaky_formats(leaky: LeakyImage, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture(scope="session")
 def sample_archives(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The committed sample in every format: three committed, two derived here without any tool."""
+    """The committed sample in every format (testdata/make_fixtures.py), plus plain tars of the
+    gzipped ones, as docker save writes them."""
     out = tmp_path_factory.mktemp("sample")
-    import gzip
-    import shutil
-
-    legacy = out / "legacy.tar"
-    with gzip.open(ARCHIVES / "sample-docker-legacy.tar.gz") as src, legacy.open("wb") as dst:
-        shutil.copyfileobj(src, dst)
-    to_docker25(legacy, out / "docker25.tar")
-    to_containerd(legacy, out / "containerd.tar", {"DEPLOY_TOKEN": SAMPLE_DEPLOY_TOKEN})
-    return {
-        "docker-legacy": legacy,
+    formats = {
         "docker-legacy-gzip": ARCHIVES / "sample-docker-legacy.tar.gz",
+        "docker25-gzip": ARCHIVES / "sample-docker25.tar.gz",
+        "containerd": ARCHIVES / "sample-containerd.tar",
         "podman-docker-archive": ARCHIVES / "sample-podman-docker-archive.tar.gz",
+        "oci-gzip": ARCHIVES / "sample-oci-gzip.tar",
         "oci-zstd": ARCHIVES / "sample-oci-zstd.tar",
-        "docker25": out / "docker25.tar",
-        "containerd": out / "containerd.tar",
     }
+    for name in ("docker-legacy", "docker25"):
+        plain = out / f"{name}.tar"
+        with gzip.open(formats[f"{name}-gzip"]) as src, plain.open("wb") as dst:
+            shutil.copyfileobj(src, dst)
+        formats[name] = plain
+    return formats
 
 
 @pytest.fixture

@@ -23,8 +23,10 @@ SAMPLE_FORMATS = {
     "docker-legacy": "docker-archive (legacy, Docker <= 24)",
     "docker-legacy-gzip": "docker-archive (legacy, Docker <= 24)",
     "podman-docker-archive": "docker-archive (podman)",
+    "oci-gzip": "oci",
     "oci-zstd": "oci",
     "docker25": "docker-archive (OCI layout, Docker 25+)",
+    "docker25-gzip": "docker-archive (OCI layout, Docker 25+)",
     "containerd": "docker-archive (containerd image store)",
 }
 
