@@ -207,3 +207,10 @@ def test_open_source_paths(sample_archives: dict[str, Path], tmp_path: Path) -> 
         open_source(f"docker-archive:{tmp_path / 'missing.tar'}")
     with pytest.raises(SourceError):
         open_source("./missing.tar")
+
+
+def test_created_by_never_shows_build_arg_values_whatever_their_name(tmp_path: Path) -> None:
+    history = [{"created_by": "RUN |2 OPAQUE_NAME=hunter2-not-flagged X=1 /bin/sh -c make", "comment": "buildkit"}]
+    report = _scan_bytes(docker_archive([layer_tar([("a", b"x")])], history=history), tmp_path)
+    shown = report.images[0].layers[0].created_by or ""
+    assert shown == "RUN |2 OPAQUE_NAME=<redacted> X=<redacted> /bin/sh -c make"

@@ -111,3 +111,11 @@ def test_secret_file_errors_do_not_echo_values(tmp_path: Path) -> None:
 def test_help_and_version() -> None:
     assert "Exit codes" in run("--help").stdout
     assert run("--version").stdout.startswith("leakscan, version")
+
+
+@pytest.mark.parametrize("fmt", ["table", "json"])
+def test_build_arg_values_are_redacted_even_without_any_secret_flag(fmt: str, sample_archives: dict[str, Path]) -> None:
+    proc = run(str(sample_archives["docker-legacy"]), "--format", fmt)
+    assert proc.returncode == 1
+    assert SAMPLE_DEPLOY_TOKEN not in proc.stdout and SAMPLE_ENV_PASSWORD not in proc.stdout
+    assert "DEPLOY_TOKEN=<redacted>" in proc.stdout

@@ -111,3 +111,11 @@ def test_sniff_and_tar_detection() -> None:
     assert looks_like_tar(layer_tar([("a", b"b")]))
     assert looks_like_tar(bytes(1024))
     assert not looks_like_tar(b'{"a": 1}' + bytes(600))
+
+
+def test_diff_id_covers_padding_after_the_end_of_archive_blocks() -> None:
+    plain = layer_tar([("f", b"data")]) + bytes(3 << 20)  # writers may pad far past the end blocks
+    scan = walker().walk(io.BytesIO(compress(plain, "gzip")))
+    assert scan.error is None
+    assert scan.diff_id == "sha256:" + sha256_hex(plain)
+    assert scan.size == len(plain)
