@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 
 import ahocorasick
 
+from ..models import Severity
 from .interface import Detector, Match
 from .rules import BUILTIN_RULES, Rule
 
@@ -40,9 +41,12 @@ class PatternDetector(Detector):
                 secret = m.group(rule.group)
                 if not secret or (rule.validate is not None and not rule.validate(secret)):
                     continue
+                severity = rule.severity
+                if rule.verify is not None:  # a checksum that holds proves the format
+                    severity = Severity.CRITICAL if rule.verify(secret) else rule.severity
                 yield Match(
                     rule_id=rule.id,
-                    severity=rule.severity,
+                    severity=severity,
                     description=rule.description,
                     start=m.start(rule.group),
                     end=m.end(rule.group),

@@ -38,7 +38,7 @@ EXPECTED_FILES = {
     (5, "var/cache/app/key", "known-secret", "cache", "raw", D, 6),
     (7, "app/config.ini", "known-secret", "conf", "raw", OV, 8),
     (9, "app/.env", "github-token", None, None, P, None),
-    (9, "app/.env", "private-key", None, None, P, None),
+    (9, "app/.env", "private-key-rsa", None, None, P, None),
     (9, "app/.env", "url-password", None, None, P, None),
 }
 CREATED_BY = {

@@ -1,0 +1,40 @@
+"""Expand the rule sample templates with random characters (see scanner/detectors/rules)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import string
+import uuid
+
+ALPHABETS = {
+    "a": string.ascii_letters + string.digits,
+    "h": "0123456789abcdef",
+    "H": "0123456789ABCDEF",
+    "d": string.digits,
+    "b": string.ascii_letters + string.digits + "+/",
+    "u": string.ascii_letters + string.digits + "_-",
+    "l": string.ascii_lowercase + string.digits,
+    "L": string.ascii_letters,
+    "U": string.ascii_uppercase + string.digits,
+    "B": "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567",
+    "z": "abcdefghijklmnopqrstuvwxyz234567",
+    "k": "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L",  # bech32
+}
+_FIELD = re.compile(r"\{\{|\}\}|\{uuid\}|\{([a-zA-Z])(\d+)\}")
+
+
+def _fill(m: re.Match[str]) -> str:
+    token = m.group(0)
+    if token in ("{{", "}}"):
+        return token[0]
+    if token == "{uuid}":
+        return str(uuid.uuid4())
+    alphabet = ALPHABETS[m.group(1)]
+    # never a run of one character: some rules reject those as placeholders
+    out = "".join(secrets.choice(alphabet) for _ in range(int(m.group(2))))
+    return out
+
+
+def expand(template: str) -> str:
+    return _FIELD.sub(_fill, template)
