@@ -8,6 +8,7 @@ from detect-secrets' scanning engine is used: no ``scan_line``, ``scan_file`` or
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
 
 from ..models import Severity
 from .interface import Detector, Match
+from .prefilter import prefilter_for
 
 MAX_LINE = 4096
 
@@ -56,10 +58,23 @@ class DetectSecretsDetector(Detector):
 
     def __init__(self, rules: tuple[PluginRule, ...] = PLUGIN_RULES) -> None:
         self._plugins = [(rule, rule.plugin()) for rule in rules]
+        # a plugin runs only on windows where one of its own regexes may match
+        patterns: list[tuple[str, int]] = []
+        self._owner: list[int] = []
+        for n, (_, plugin) in enumerate(self._plugins):
+            for regex in getattr(plugin, "denylist", ()):
+                patterns.append((regex.pattern, regex.flags & re.IGNORECASE))
+                self._owner.append(n)
+        self._prefilter = prefilter_for(patterns)
 
     def find(self, data: bytes) -> Iterator[Match]:
+        wanted = {self._owner[i] for i in self._prefilter.candidates(data)}
+        if not wanted:
+            return
         lowered = data.lower()
-        for rule, plugin in self._plugins:
+        for n, (rule, plugin) in enumerate(self._plugins):
+            if n not in wanted:
+                continue
             lines: set[tuple[int, int]] = set()
             for keyword in rule.keywords:
                 pos = lowered.find(keyword)

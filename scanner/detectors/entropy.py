@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 from ..models import Severity
 from .interface import Detector, Match
+from .prefilter import prefilter_for
 
 # Stage 1 finds a secret-like word in the lower-cased window; stage 2 matches the assignment that
 # follows it.  (One regex with a leading name pattern backtracks at every position: 8 MB/s.)
@@ -21,7 +22,6 @@ _NAME = re.compile(
     rb"|auth[_\-.]?key|credentials?"
 )
 _TAIL = re.compile(rb"[A-Za-z0-9_.\-]{0,40}[\"']?\s*(?::=|=>|=|:)\s*[\"']?([A-Za-z0-9+/=_\-.~!@#%^&*?]{12,256})")
-_KEYWORDS = (b"pass", b"pwd", b"secret", b"token", b"key", b"credential")
 _PLACEHOLDER = re.compile(
     rb"(?i)^(?:x+|\*+|\.+|(?:your|my|some|example|dummy|fake|test|sample)[_\-a-z]*|changeme\w*|none|null|true|false|undefined)$"
 )
@@ -43,11 +43,13 @@ class EntropyDetector(Detector):
     def __init__(self, threshold: float = 3.5, hex_threshold: float = 3.0) -> None:
         self.threshold = threshold
         self.hex_threshold = hex_threshold
+        name_then_value = "(?:" + _NAME.pattern.decode() + ")" + _TAIL.pattern.decode()
+        self._prefilter = prefilter_for([(name_then_value, re.IGNORECASE)])
 
     def find(self, data: bytes) -> Iterator[Match]:
-        lowered = data.lower()
-        if not any(k in lowered for k in _KEYWORDS):
+        if not self._prefilter.candidates(data):
             return
+        lowered = data.lower()
         last_end = -1
         for name in _NAME.finditer(lowered):
             if name.start() < last_end:

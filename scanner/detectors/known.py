@@ -3,7 +3,7 @@
 The user passes secrets with docker build's own syntax (``--secret id=NAME,src=PATH``, ``env=VAR``,
 or a bare ``id=NAME`` for an environment variable of that name).  A secret file counts as a whole,
 line by line, and value by value for ``KEY=value`` / ``key: value`` / JSON files.  Every value is
-matched raw and in each encoding in :data:`ENCODINGS`, all at once with one Aho-Corasick automaton.
+matched raw and in each encoding, all at once with one Hyperscan literal database.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import ahocorasick
+import hyperscan
 
 from ..errors import SecretSpecError
 from ..models import Severity
@@ -235,10 +235,11 @@ FRAGMENT_STEP = 4
 
 
 class KnownSecretsDetector(Detector):
-    """Aho-Corasick over every value and every encoding of it, in one pass over the bytes.
+    """One Hyperscan literal database over every value and every encoding of it: one pass over
+    the bytes at a few GB/s, whatever the number of secrets.
 
     Base64 may be wrapped over lines (base64(1) at 76 columns, PEM at 64), which breaks the
-    encoded text anywhere.  The automaton therefore also holds short fragments of every base64
+    encoded text anywhere.  The database therefore also holds short fragments of every base64
     piece; a fragment hit is confirmed by joining the lines around it and looking for the whole
     piece there, so that only places that hold a fragment of a secret pay for the check.
     """
@@ -246,8 +247,10 @@ class KnownSecretsDetector(Detector):
     name = "known-secret"
 
     def __init__(self, values: list[KnownValue], min_encoded_length: int = DEFAULT_MIN_LENGTH) -> None:
-        self._automaton = ahocorasick.Automaton()
-        self._count = 0
+        # a literal's id -> what it stands for: a whole encoded value, or a fragment of a base64 piece
+        self._full: dict[int, tuple[str, str, str, bytes]] = {}  # secret id, part, encoding, value
+        self._frag: dict[int, tuple[int, bytes, str, str, str, bytes]] = {}  # offset, piece, + the same
+        literals: list[bytes] = []
         seen: set[bytes] = set()
         longest = 0
         for kv in values:
@@ -255,21 +258,24 @@ class KnownSecretsDetector(Detector):
                 if len(encoded) < min_encoded_length or encoded in seen:
                     continue
                 seen.add(encoded)
-                key = encoded.decode("latin-1")
-                self._automaton.add_word(key, ("full", len(key), kv.secret_id, kv.part, encoding, kv.value))
-                longest = max(longest, len(key) * 2)  # wrapped copies are longer than the piece
-                self._count += 1
+                self._full[len(literals)] = (kv.secret_id, kv.part, encoding, kv.value)
+                literals.append(encoded)
+                longest = max(longest, len(encoded) * 2)  # wrapped copies are longer than the piece
                 if encoding.startswith("base64") and len(encoded) >= 2 * FRAGMENT:
                     for i in range(0, len(encoded) - FRAGMENT + 1, FRAGMENT_STEP):
-                        frag = key[i : i + FRAGMENT]
-                        where = (i, encoded, kv.secret_id, kv.part, encoding, kv.value)
-                        known = self._automaton.get(frag, None)
-                        if known is None or known[0] != "frag":  # a fragment may be a whole piece too
-                            self._automaton.add_word(frag, ("frag", [where]))
-                        else:
-                            known[1].append(where)
-        if self._count:
-            self._automaton.make_automaton()
+                        self._frag[len(literals)] = (i, encoded, kv.secret_id, kv.part, encoding, kv.value)
+                        literals.append(encoded[i : i + FRAGMENT])
+        self._count = len(seen)
+        self._db: hyperscan.Database | None = None
+        if literals:
+            self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+            self._db.compile(
+                expressions=literals,
+                ids=list(range(len(literals))),
+                elements=len(literals),
+                flags=hyperscan.HS_FLAG_SOM_LEFTMOST,
+                literal=True,
+            )
         self.max_match_len = max(longest, 1)
         self.fingerprint = hashlib.sha256(
             b"\0".join(sorted(hashlib.sha256(v.value).digest() for v in values))
@@ -294,20 +300,25 @@ class KnownSecretsDetector(Detector):
         return self._count
 
     def find(self, data: bytes) -> Iterator[Match]:
-        if not self._count:
+        if self._db is None or not data:
             return
+        hits: list[tuple[int, int, int]] = []
+
+        def on_match(entry: int, start: int, end: int, flags: int, context: object) -> None:
+            hits.append((entry, start, end))
+
+        self._db.scan(data, match_event_handler=on_match)
         found: list[tuple[int, int, str, str, str, bytes]] = []
         confirmed: set[tuple[bytes, int]] = set()
-        for end, payload in self._automaton.iter(data.decode("latin-1")):
-            if payload[0] == "full":
-                _, length, secret_id, part, encoding, value = payload
-                found.append((end + 1 - length, end + 1, secret_id, part, encoding, value))
+        for entry, start, end in hits:
+            if entry in self._full:
+                found.append((start, end, *self._full[entry]))
                 continue
-            for offset, piece, secret_id, part, encoding, value in payload[1]:
-                span = self._confirm_wrapped(data, end + 1 - FRAGMENT, offset, piece)
-                if span is not None and (piece, span[0]) not in confirmed:
-                    confirmed.add((piece, span[0]))
-                    found.append((span[0], span[1], secret_id, part, encoding + "-wrapped", value))
+            offset, piece, secret_id, part, encoding, value = self._frag[entry]
+            span = self._confirm_wrapped(data, start, offset, piece)
+            if span is not None and (piece, span[0]) not in confirmed:
+                confirmed.add((piece, span[0]))
+                found.append((span[0], span[1], secret_id, part, f"{encoding}-wrapped", value))
         found.sort(key=lambda m: (m[0], -m[1]))
         covered: dict[tuple[str, str], int] = {}  # (secret id, encoding) -> end of the last kept match
         for start, end, secret_id, part, encoding, value in found:

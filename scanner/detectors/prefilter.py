@@ -1,0 +1,85 @@
+"""Which of many regexes can match a window, in one pass: Hyperscan in prefilter mode.
+
+Every rule's regex is compiled into one Hyperscan database with HS_FLAG_PREFILTER (constructs
+Hyperscan lacks, such as lookbehind, are widened, never narrowed) and HS_FLAG_SINGLEMATCH, so a
+scan of a window reports each rule that *may* match, at a few GB/s.  Only those rules then run
+their exact Python regex.  A regex that Hyperscan cannot compile even as a prefilter (a user's
+custom rule, say) is reported as a candidate for every window: slower, never a miss.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+
+import hyperscan
+
+_INLINE_M = "(?m)"
+
+
+def _hs_expression(regex: str, flags: int) -> tuple[bytes, int]:
+    hs_flags = hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_ALLOWEMPTY
+    if flags & re.IGNORECASE:
+        hs_flags |= hyperscan.HS_FLAG_CASELESS
+    if regex.startswith(_INLINE_M):
+        regex = regex[len(_INLINE_M) :]
+        hs_flags |= hyperscan.HS_FLAG_MULTILINE
+    if flags & re.MULTILINE:
+        hs_flags |= hyperscan.HS_FLAG_MULTILINE
+    return regex.encode(), hs_flags
+
+
+class Prefilter:
+    def __init__(self, patterns: Sequence[tuple[str, int]]) -> None:
+        self.always: set[int] = set()
+        compiled = [(i, *_hs_expression(regex, flags)) for i, (regex, flags) in enumerate(patterns)]
+        usable = self._compile(compiled)
+        if usable is None:  # find the expressions Hyperscan rejects and run those everywhere
+            good = []
+            for entry in compiled:
+                if self._compile([entry]) is None:
+                    self.always.add(entry[0])
+                else:
+                    good.append(entry)
+            usable = self._compile(good) if good else None
+        self._db = usable
+
+    @staticmethod
+    def _compile(entries: Sequence[tuple[int, bytes, int]]) -> hyperscan.Database | None:
+        if not entries:
+            return None
+        db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        try:
+            db.compile(
+                expressions=[e[1] for e in entries],
+                ids=[e[0] for e in entries],
+                elements=len(entries),
+                flags=[e[2] for e in entries],
+            )
+        except hyperscan.error:
+            return None
+        return db
+
+    def candidates(self, data: bytes) -> set[int]:
+        """Indexes of the patterns that may match somewhere in ``data``."""
+        found = set(self.always)
+        if self._db is not None and data:
+
+            def on_match(pattern: int, start: int, end: int, flags: int, context: object) -> None:
+                found.add(pattern)
+
+            self._db.scan(data, match_event_handler=on_match)
+        return found
+
+
+_local = threading.local()
+
+
+def prefilter_for(patterns: Sequence[tuple[str, int]]) -> Prefilter:
+    """A compiled prefilter, reused within a thread (a Hyperscan scratch space is not thread-safe)."""
+    key = tuple(patterns)
+    cache: dict[tuple[tuple[str, int], ...], Prefilter] = _local.__dict__.setdefault("cache", {})
+    if key not in cache:
+        cache[key] = Prefilter(key)
+    return cache[key]
