@@ -92,6 +92,27 @@ def _display(created_by: str | None, scanner: ContentScanner) -> str | None:
     return None if created_by is None else scanner.mask(mask_build_args(created_by))
 
 
+def _hard_link_findings(image: ResolvedImage, vis: Visibility, i: int) -> Iterator[Finding]:
+    """A hard link shows its target's content under its own path (same or lower layer)."""
+    scan = image.layers[i].scan
+    for entry in scan.entries if scan else ():
+        if entry.kind is not EntryKind.HARDLINK or entry.link_target is None:
+            continue
+        source_layer = vis.link_source(i, entry.link_target)
+        source = image.layers[source_layer].scan if source_layer is not None else None
+        if source is None:
+            continue
+        status, by = vis.hider(i, entry.path)
+        for fh in source.files:
+            if fh.path != entry.link_target:
+                continue
+            path = f"{entry.path}!/{fh.member}" if fh.member else entry.path
+            for hit in fh.hits:
+                yield Finding.from_hit(
+                    hit, layer_index=i, path=path, status=status, hidden_by_layer=by, link_target=entry.link_target
+                )
+
+
 def _image_report(image: ResolvedImage, scanner: ContentScanner) -> ImageReport:
     vis = Visibility([ref.scan for ref in image.layers])
     steps, warnings = _created_by(image)
@@ -125,30 +146,10 @@ def _image_report(image: ResolvedImage, scanner: ContentScanner) -> ImageReport:
         for fh in scan.files:
             status, by = vis.hider(i, fh.path)
             findings.extend(
-                Finding.from_hit(h, layer_index=i, path=fh.path, status=status, hidden_by_layer=by) for h in fh.hits
+                Finding.from_hit(h, layer_index=i, path=fh.display_path, status=status, hidden_by_layer=by)
+                for h in fh.hits
             )
-        hits_by_path = {fh.path: fh.hits for fh in scan.files}
-        for entry in scan.entries:
-            if entry.kind is not EntryKind.HARDLINK or entry.link_target is None:
-                continue
-            source_layer = vis.link_source(i, entry.link_target)
-            if source_layer is None:
-                continue
-            source_scan = image.layers[source_layer].scan
-            hits = (
-                hits_by_path.get(entry.link_target, ())
-                if source_layer == i
-                else next(
-                    (fh.hits for fh in (source_scan.files if source_scan else ()) if fh.path == entry.link_target), ()
-                )
-            )
-            status, by = vis.hider(i, entry.path)
-            findings.extend(
-                Finding.from_hit(
-                    h, layer_index=i, path=entry.path, status=status, hidden_by_layer=by, link_target=entry.link_target
-                )
-                for h in hits
-            )
+        findings.extend(_hard_link_findings(image, vis, i))
         layers.append(
             LayerReport(
                 index=i,

@@ -85,8 +85,13 @@ class LayerEntry:
 
 @dataclass(frozen=True, slots=True)
 class FileHits:
-    path: str
+    path: str  # the file in the layer
     hits: tuple[Hit, ...]
+    member: str | None = None  # inside an archive or compressed file: "a.jar!/b.properties"
+
+    @property
+    def display_path(self) -> str:
+        return f"{self.path}!/{self.member}" if self.member else self.path
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ..models import Hit, Readable, redact, sha256_hex
 from .buildargs import BuildArgDetector, SecretNameDetector
+from .decoded import Base64Decoded
 from .detect_secrets_plugins import DetectSecretsDetector
 from .entropy import EntropyDetector
 from .interface import Detector, DetectorError, Match
@@ -81,6 +82,7 @@ class ContentScanner:
     ) -> None:
         self.detectors = list(detectors)
         self.metadata_detectors = self.detectors + list(metadata_detectors)
+        self.decoded = Base64Decoded(self.detectors)
         self.overlap = max((d.max_match_len for d in self.detectors), default=1)
         self.chunk_size = max(chunk_size, self.overlap)
 
@@ -88,6 +90,7 @@ class ContentScanner:
         """Every detector's matches; a weak match inside a strong match's span is dropped."""
         detectors = self.metadata_detectors if metadata else self.detectors
         found = [(d, m) for d in detectors for m in d.find(data)]
+        found.extend(self.decoded.find(data))
         if not any(d.name in _STRENGTH for d, _ in found):
             return found
         spans = [(m.start, m.end, _strength(d.name)) for d, m in found]

@@ -51,3 +51,33 @@ def test_mask_replaces_matches() -> None:
     sc = scanner(4096)
     masked = sc.mask("RUN echo " + SECRET.decode() + " > /x")
     assert SECRET.decode() not in masked and "<redacted>" in masked
+
+
+def test_patterns_inside_base64_blobs_are_found() -> None:
+    import base64
+
+    token = "ghp_" + "Zq8" * 12
+    pem = b"-----BEGIN RSA PRIVATE KEY-----\nMIIEow" + b"Ab9" * 30 + b"\n-----END RSA PRIVATE KEY-----\n"
+    manifest = (
+        "apiVersion: v1\nkind: Secret\ndata:\n"
+        f"  token: {base64.b64encode(token.encode()).decode()}\n"
+        f"  tls.key: {base64.b64encode(pem).decode()}\n"
+    ).encode()
+    hits = ContentScanner(build_detectors([])).scan_bytes(manifest)
+    got = {(h.rule_id, h.encoding, h.line) for h in hits}
+    assert ("github-token", "base64", 4) in got
+    assert ("private-key-rsa", "base64", 5) in got
+
+
+def test_hashes_and_binary_base64_are_not_decoded_into_noise() -> None:
+    import base64
+    import hashlib
+    import os
+
+    record = b"".join(
+        b"pkg/mod%d.py,sha256=%s,1234\n"
+        % (i, base64.urlsafe_b64encode(hashlib.sha256(b"%d" % i).digest()).rstrip(b"="))
+        for i in range(200)
+    )
+    blob = b"data:image/png;base64," + base64.b64encode(os.urandom(3000))
+    assert ContentScanner(build_detectors([])).scan_bytes(record + blob) == []

@@ -1,0 +1,82 @@
+"""Secrets inside base64 blobs: a kubeconfig's ``client-key-data``, a Kubernetes Secret's
+``data:`` values, a ``.dockerconfigjson``, an env var holding a base64 PEM.
+
+Runs of base64 in a window are decoded when the result is mostly text, and the text is scanned by
+the other detectors (not the known-secret one: it already looks for every base64 alignment of
+every known value).  A match is reported at the run's place with ``encoding`` ``base64``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+
+import hyperscan
+
+from .interface import Detector, Match
+
+MIN_RUN = 24  # 18 bytes decoded: shorter blobs cannot hold most formats anyway
+MAX_RUN = 1 << 20
+MAX_RUNS_PER_WINDOW = 2000
+_HEX = re.compile(rb"^[0-9a-fA-F]+$")
+
+
+def _MIXED(run: bytes) -> bool:
+    """Base64 of text has upper and lower case letters and digits; paths and words do not."""
+    return run.upper() != run and run.lower() != run and any(48 <= c <= 57 for c in run)
+
+
+def _decode(run: bytes) -> bytes | None:
+    if len(run) > MAX_RUN or _HEX.match(run) or not _MIXED(run):
+        return None  # hex digests and words decode to noise
+    text = run.rstrip(b"=")
+    try:
+        decoded = base64.b64decode(text + b"=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if not decoded:
+        return None
+    printable = sum(32 <= c < 127 or c in (9, 10, 13) for c in decoded)
+    return decoded if printable >= 0.85 * len(decoded) else None
+
+
+class Base64Decoded:
+    """Runs the given detectors over the decoded text of base64 runs in a window."""
+
+    def __init__(self, detectors: Sequence[Detector]) -> None:
+        self.detectors = [d for d in detectors if d.name != "known-secret"]
+        # a run and the byte that ends it: one report per run, with its start (SOM)
+        self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        self._db.compile(
+            expressions=[rb"[A-Za-z0-9+/]{%d,}={0,2}[^A-Za-z0-9+/=]" % MIN_RUN],
+            ids=[0],
+            elements=1,
+            flags=hyperscan.HS_FLAG_SOM_LEFTMOST,
+        )
+
+    def _runs(self, data: bytes) -> list[tuple[int, int]]:
+        runs: list[tuple[int, int]] = []
+
+        def on_match(pattern: int, start: int, end: int, flags: int, context: object) -> int | None:
+            runs.append((start, end - 1))
+            return 1 if len(runs) >= MAX_RUNS_PER_WINDOW else None  # non-zero stops the scan
+
+        try:
+            self._db.scan(data + b"\n", match_event_handler=on_match)
+        except hyperscan.ScanTerminated:
+            pass
+        return runs
+
+    def find(self, data: bytes) -> Iterator[tuple[Detector, Match]]:
+        if not self.detectors:
+            return
+        for start, end in self._runs(data):
+            decoded = _decode(data[start:end])
+            if decoded is None:
+                continue
+            for detector in self.detectors:
+                for m in detector.find(decoded):
+                    yield detector, replace(m, start=start, end=end, encoding="base64")

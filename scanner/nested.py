@@ -1,0 +1,216 @@
+"""One file's content -> hits, opening what is inside it.
+
+Archives (zip, jar/war/ear, whl/egg, tar) and compressed files (gzip, bzip2, xz, zstd, hence
+tar.gz/tgz) are recognised by their magic bytes and opened recursively up to ``max_depth``; a
+finding inside one is reported as ``path!/member`` (``app.war!/WEB-INF/lib/x.jar!/a.properties``).
+UTF-16 text is decoded before it is scanned.  Everything else, binaries included (ELF, .pyc,
+SQLite), is scanned as bytes.  Whatever is not opened or read in full is a reported skip.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import posixpath
+import tarfile
+import tempfile
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+
+from .detectors import ContentScanner
+from .models import FileHits, Readable, Skip
+from .streams import READ_SIZE, RawReader, decompressor, looks_like_tar, sniff
+
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
+_SUFFIXES = {".gz": "", ".tgz": ".tar", ".bz2": "", ".tbz2": ".tar", ".xz": "", ".txz": ".tar", ".zst": "", ".zstd": ""}
+NESTED_ERRORS = (
+    tarfile.TarError,
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    EOFError,
+    zlib.error,
+    OSError,
+    ValueError,
+    NotImplementedError,
+    RuntimeError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NestedLimits:
+    max_depth: int = 5  # archives inside archives (inside the layer)
+    max_expanded: int = 4 << 30  # bytes decompressed out of one file of the layer, all levels together
+    spool_in_memory: int = 32 << 20  # a zip needs random access: larger ones go to a temporary file
+
+
+class ExpansionLimit(Exception):
+    pass
+
+
+class _Budget(RawReader):
+    """Counts bytes read out of decompressors and archives against the file's budget."""
+
+    def __init__(self, raw: Readable, state: _State) -> None:
+        super().__init__(raw)
+        self._state = state
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        n = super().readinto(buffer)
+        self._state.expanded += n
+        if self._state.expanded > self._state.limits.max_expanded:
+            raise ExpansionLimit
+        return n
+
+
+class _Utf16(RawReader):
+    """UTF-16 text decoded to UTF-8 as it is read."""
+
+    def __init__(self, raw: Readable, encoding: str) -> None:
+        super().__init__(raw)
+        self._decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+        self._out = b""
+        self._eof = False
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while not self._out and not self._eof:
+            chunk = self._raw.read(READ_SIZE)
+            self._eof = not chunk
+            self._out = self._decoder.decode(chunk, final=self._eof).encode("utf-8", "surrogatepass")
+        n = min(len(buffer), len(self._out))
+        buffer[:n] = self._out[:n]
+        self._out = self._out[n:]
+        return n
+
+
+def utf16_encoding(head: bytes) -> str | None:
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff") and head[2:4] != b"\x00\x00":
+        return "utf-16"  # the BOM says which
+    if len(head) < 64:
+        return None
+    even, odd = head[0::2], head[1::2]
+    for text, zeros, enc in ((even, odd, "utf-16-le"), (odd, even, "utf-16-be")):
+        if (
+            zeros.count(0) >= 0.9 * len(zeros)
+            and text.count(0) == 0
+            and sum(32 <= c < 127 or c in (9, 10, 13) for c in text) >= 0.9 * len(text)
+        ):
+            return enc
+    return None
+
+
+def _inner_name(name: str) -> str:
+    base = posixpath.basename(name)
+    for suffix, replacement in _SUFFIXES.items():
+        if base.lower().endswith(suffix):
+            return base[: -len(suffix)] + replacement
+    return base + ".decompressed"
+
+
+@dataclass
+class _State:
+    limits: NestedLimits
+    outer: str
+    hits: list[FileHits] = field(default_factory=list)
+    skips: list[Skip] = field(default_factory=list)
+    files: int = 0
+    expanded: int = 0
+
+
+def _read_head(stream: Readable, n: int = 512) -> bytes:
+    head = b""
+    while len(head) < n:
+        chunk = stream.read(n - len(head))
+        if not chunk:
+            break
+        head += chunk
+    return head
+
+
+class FileScanner:
+    def __init__(self, content: ContentScanner, limits: NestedLimits = NestedLimits()) -> None:
+        self.content = content
+        self.limits = limits
+
+    def scan(self, stream: Readable, path: str) -> tuple[list[FileHits], list[Skip], int]:
+        """(hits per file or member, skips, how many files and members were scanned)."""
+        state = _State(self.limits, path)
+        try:
+            self._scan(stream, None, 0, state)
+        except ExpansionLimit:
+            state.skips.append(Skip(path, f"archive expands beyond {self.limits.max_expanded} bytes; rest not scanned"))
+        return state.hits, state.skips, state.files
+
+    def _where(self, member: str | None, state: _State) -> str:
+        return f"{state.outer}!/{member}" if member else state.outer
+
+    def _scan(self, stream: Readable, member: str | None, depth: int, state: _State) -> None:
+        head = _read_head(stream)
+        kind = "zip" if head[:4] in ZIP_MAGIC else sniff(head)
+        if kind == "none" and looks_like_tar(head) and head[:512] != bytes(512):
+            kind = "tar"
+        if kind != "none" and depth >= self.limits.max_depth:
+            state.skips.append(
+                Skip(self._where(member, state), f"{kind} nested deeper than {self.limits.max_depth}: scanned as bytes")
+            )
+            kind = "none"
+        whole = RawReader(stream, head)
+        try:
+            if kind == "zip":
+                self._zip(whole, member, depth, state)
+                return
+            if kind == "tar":
+                self._tar(whole, member, depth, state)
+                return
+            if kind != "none":
+                inner = decompressor(kind, io.BufferedReader(whole, READ_SIZE))
+                name = _inner_name(member or state.outer)
+                self._scan(_Budget(inner, state), f"{member}!/{name}" if member else name, depth + 1, state)
+                return
+        except ExpansionLimit:
+            raise
+        except NESTED_ERRORS as exc:
+            state.skips.append(
+                Skip(
+                    self._where(member, state),
+                    f"{kind} could not be read in full ({type(exc).__name__}); what was read is scanned",
+                )
+            )
+            return
+        encoding = utf16_encoding(head)
+        if encoding:
+            hits = self.content.scan_stream(io.BufferedReader(_Utf16(whole, encoding), READ_SIZE))
+        else:
+            hits = self.content.scan_stream(whole)
+        state.files += 1
+        if hits:
+            state.hits.append(FileHits(state.outer, tuple(hits), member))
+
+    def _tar(self, stream: RawReader, member: str | None, depth: int, state: _State) -> None:
+        with tarfile.open(fileobj=io.BufferedReader(stream, READ_SIZE), mode="r|", bufsize=READ_SIZE) as tar:
+            for info in tar:
+                if not info.isreg():
+                    continue
+                name = info.name.lstrip("./")
+                f = tar.extractfile(info)
+                if f is not None:
+                    self._scan(_Budget(f, state), f"{member}!/{name}" if member else name, depth + 1, state)
+
+    def _zip(self, stream: RawReader, member: str | None, depth: int, state: _State) -> None:
+        with tempfile.SpooledTemporaryFile(max_size=self.limits.spool_in_memory, prefix="leakscan-") as spool:
+            while chunk := stream.read(READ_SIZE):
+                spool.write(chunk)
+                state.expanded += len(chunk) if depth else 0
+                if state.expanded > self.limits.max_expanded:
+                    raise ExpansionLimit
+            spool.seek(0)
+            with zipfile.ZipFile(spool) as zf:
+                for info in zf.infolist():
+                    if info.is_dir():
+                        continue
+                    inner = f"{member}!/{info.filename}" if member else info.filename
+                    if info.flag_bits & 0x1:
+                        state.skips.append(Skip(self._where(inner, state), "encrypted zip member: not readable"))
+                        continue
+                    with zf.open(info) as f:
+                        self._scan(_Budget(f, state), inner, depth + 1, state)

@@ -1,0 +1,115 @@
+"""Byte-stream plumbing shared by the stages: compression sniffing, decompressors, readers that
+hash or put bytes back, and archive member names made safe."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import io
+import lzma
+import posixpath
+
+import zstandard
+
+from .models import Readable
+
+READ_SIZE = 1 << 20
+
+
+def sniff(head: bytes) -> str:
+    """Compression of a blob from its first bytes (FORMATS.md 1.7)."""
+    if head[:3] == b"\x1f\x8b\x08":
+        return "gzip"
+    if head[:4] == b"\x28\xb5\x2f\xfd":
+        return "zstd"
+    if len(head) >= 8 and (int.from_bytes(head[:4], "little") & 0xFFFFFFF0) == 0x184D2A50:
+        return "zstd"
+    if head[:3] == b"BZh":
+        return "bzip2"
+    if head[:6] == b"\xfd7zXZ\x00":
+        return "xz"
+    return "none"
+
+
+def looks_like_tar(head: bytes) -> bool:
+    if len(head) >= 262 and head[257:262] == b"ustar":
+        return True
+    if len(head) >= 512 and head[:512] == bytes(512):  # an empty layer: end-of-archive blocks only
+        return True
+    if len(head) >= 512:  # v7 tar: checksum field must match the header
+        try:
+            stored = int(head[148:156].split(b"\0", 1)[0].strip() or b"-1", 8)
+        except ValueError:
+            return False
+        computed = sum(head[:148]) + 8 * 32 + sum(head[156:512])
+        return stored == computed
+    return False
+
+
+class RawReader(io.RawIOBase):
+    """Any object with ``read`` as a raw stream (for io.BufferedReader), with bytes put back in front."""
+
+    def __init__(self, raw: Readable, prefix: bytes = b"") -> None:
+        self._raw = raw
+        self._prefix = prefix
+
+    def readable(self) -> bool:
+        return True
+
+    def _next(self, size: int) -> bytes:
+        if self._prefix:
+            data, self._prefix = self._prefix[:size], self._prefix[size:]
+            return data
+        return self._raw.read(size)
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self._next(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class HashingReader(RawReader):
+    """Passes bytes through while hashing and counting them."""
+
+    def __init__(self, raw: Readable, prefix: bytes = b"") -> None:
+        super().__init__(raw, prefix)
+        self.sha = hashlib.sha256()
+        self.count = 0
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self._next(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        self.sha.update(data)
+        self.count += n
+        return n
+
+    def drain(self) -> None:
+        while self.read(READ_SIZE):
+            pass
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self.sha.hexdigest()
+
+
+def decompressor(kind: str, raw: io.BufferedIOBase) -> Readable:
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if kind == "zstd":
+        # typeshed-less zstandard and lzma want IO[bytes]; a buffered reader is one at run time
+        reader: Readable = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)  # type: ignore[arg-type]
+        return reader
+    if kind == "bzip2":
+        return bz2.BZ2File(raw)
+    if kind == "xz":
+        return lzma.LZMAFile(raw)  # type: ignore[arg-type]
+    return raw
+
+
+def normalize(name: str) -> str:
+    """A tar member name as a path inside the image: no leading ./ or /, no . or .. parts."""
+    name = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    path = posixpath.normpath("/" + name)  # anchors .. at the root
+    return path.lstrip("/") or "."

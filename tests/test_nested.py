@@ -1,0 +1,127 @@
+"""Archives, compressed files and UTF-16 inside layers (hand-made; tests/engine builds them for real)."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import tarfile
+import zipfile
+
+import pytest
+import zstandard
+
+from scanner.detectors import ContentScanner, build_detectors
+from scanner.detectors.known import KnownValue
+from scanner.nested import FileScanner, NestedLimits, utf16_encoding
+
+SECRET = b"nested-test-secret-0451"
+
+
+def scanner(**limits: int) -> FileScanner:
+    return FileScanner(ContentScanner(build_detectors([KnownValue("n", "whole", SECRET)])), NestedLimits(**limits))
+
+
+def zip_of(files: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", method) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def tar_of(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def members(data: bytes, path: str = "app/x", **limits: int) -> tuple[set[str | None], list[str]]:
+    hits, skips, _ = scanner(**limits).scan(io.BytesIO(data), path)
+    return {h.member for h in hits}, [s.reason for s in skips]
+
+
+def test_jar_inside_war_is_opened_recursively() -> None:
+    jar = zip_of({"META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\n", "application.yml": b"token: " + SECRET})
+    war = zip_of({"WEB-INF/lib/inner.jar": jar, "index.html": b"<html/>"}, zipfile.ZIP_STORED)
+    found, skips = members(war, "app.war")
+    assert found == {"WEB-INF/lib/inner.jar!/application.yml"}
+    assert skips == []
+
+
+@pytest.mark.parametrize(
+    ("wrap", "name", "member"),
+    [
+        (lambda d: gzip.compress(d), "build.log.gz", "build.log"),
+        (lambda d: bz2.compress(d), "dump.sql.bz2", "dump.sql"),
+        (lambda d: lzma.compress(d), "notes.xz", "notes"),
+        (lambda d: zstandard.ZstdCompressor().compress(d), "trace.zst", "trace"),
+    ],
+)
+def test_single_compressed_files(wrap, name: str, member: str) -> None:  # type: ignore[no-untyped-def]
+    found, _ = members(wrap(b"line\nkey=" + SECRET + b"\n"), name)
+    assert found == {member}
+
+
+def test_tgz_inside_zip_inside_tar() -> None:
+    tgz = gzip.compress(tar_of({"./config/.env": b"X=" + SECRET}))
+    z = zip_of({"bundle.tgz": tgz})
+    t = tar_of({"deps/pkg.zip": z})
+    found, _ = members(t, "opt/release.tar")
+    assert found == {"deps/pkg.zip!/bundle.tgz!/bundle.tar!/config/.env"}
+
+
+def test_depth_limit_is_reported_and_the_rest_scanned_as_bytes() -> None:
+    data = b"k=" + SECRET
+    for level in range(4):
+        data = zip_of({f"level{level}.txt" if level == 0 else f"l{level}.zip": data}, zipfile.ZIP_STORED)
+    found, skips = members(data, "deep.zip", max_depth=2)
+    assert any("nested deeper than 2" in s for s in skips)
+    assert found  # stored zips keep the secret visible as bytes
+
+
+def test_corrupt_archive_is_a_reported_skip() -> None:
+    data = gzip.compress(b"x" * 10000 + SECRET)
+    found, skips = members(data[:-30] + b"\0" * 30, "broken.gz")
+    assert any("could not be read in full" in s for s in skips)
+
+
+def test_expansion_limit_is_reported() -> None:
+    bomb = gzip.compress(bytes(5 << 20))
+    _, skips = members(bomb, "bomb.gz", max_expanded=1 << 20)
+    assert any("expands beyond" in s for s in skips)
+
+
+def test_encrypted_zip_member_is_reported() -> None:
+    data = bytearray(zip_of({"secret.txt": b"x"}, zipfile.ZIP_STORED))
+    data[6] |= 1  # general purpose flag: encrypted (local header)
+    cd = data.find(b"PK\x01\x02")
+    data[cd + 8] |= 1  # and in the central directory
+    _, skips = members(bytes(data), "enc.zip")
+    assert any("encrypted" in s for s in skips)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_utf16_text_is_decoded(encoding: str) -> None:
+    text = ("Password for the service account\r\nvalue=" + SECRET.decode() + "\r\n").encode(encoding)
+    found, _ = members(text, "C/creds.txt")
+    assert found == {None}
+
+
+def test_utf16_detection() -> None:
+    assert utf16_encoding("hello world, this is some text!!".encode("utf-16-le")) == "utf-16-le"
+    assert utf16_encoding("hello world, this is some text!!".encode("utf-16-be")) == "utf-16-be"
+    assert utf16_encoding(b"\xff\xfe" + "x".encode("utf-16-le")) == "utf-16"
+    assert utf16_encoding(b"plain ascii text that is long enough to look at, really") is None
+    assert utf16_encoding(bytes(range(256))) is None
+
+
+def test_binary_files_are_scanned_as_bytes() -> None:
+    elf = b"\x7fELF\x02\x01\x01" + bytes(500) + b"\0token\0" + SECRET + b"\0" + bytes(300)
+    found, _ = members(elf, "usr/bin/tool")
+    assert found == {None}
