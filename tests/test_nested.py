@@ -87,7 +87,7 @@ def test_depth_limit_is_reported_and_the_rest_scanned_as_bytes() -> None:
 
 def test_corrupt_archive_is_a_reported_skip() -> None:
     data = gzip.compress(b"x" * 10000 + SECRET)
-    found, skips = members(data[:-30] + b"\0" * 30, "broken.gz")
+    _, skips = members(data[:-30] + b"\0" * 30, "broken.gz")
     assert any("could not be read in full" in s for s in skips)
 
 

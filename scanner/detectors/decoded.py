@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -60,14 +61,12 @@ class Base64Decoded:
     def _runs(self, data: bytes) -> list[tuple[int, int]]:
         runs: list[tuple[int, int]] = []
 
-        def on_match(pattern: int, start: int, end: int, flags: int, context: object) -> int | None:
+        def on_match(pattern: int, start: int, end: int, flags: int, context: object) -> bool | None:
             runs.append((start, end - 1))
-            return 1 if len(runs) >= MAX_RUNS_PER_WINDOW else None  # non-zero stops the scan
+            return True if len(runs) >= MAX_RUNS_PER_WINDOW else None  # True stops the scan
 
-        try:
+        with contextlib.suppress(hyperscan.ScanTerminated):
             self._db.scan(data + b"\n", match_event_handler=on_match)
-        except hyperscan.ScanTerminated:
-            pass
         return runs
 
     def find(self, data: bytes) -> Iterator[tuple[Detector, Match]]:
