@@ -63,6 +63,7 @@ class Hit:
     line: int | None = None
     secret_id: str | None = None
     encoding: str | None = None
+    confidence: str = "high"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +128,7 @@ class Finding:
     link_target: str | None = None
     secret_id: str | None = None
     encoding: str | None = None
+    confidence: str = "high"
 
     @classmethod
     def from_hit(cls, hit: Hit, **where: object) -> Finding:
@@ -140,6 +142,7 @@ class Finding:
             "line": hit.line,
             "secret_id": hit.secret_id,
             "encoding": hit.encoding,
+            "confidence": hit.confidence,
         }
         fields.update(where)
         return cls(**fields)  # type: ignore[arg-type]

@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..models import Hit, Readable, redact, sha256_hex
+from ..models import Hit, Readable, Severity, redact, sha256_hex
 from .buildargs import BuildArgDetector, SecretNameDetector
 from .decoded import Base64Decoded
 from .detect_secrets_plugins import DetectSecretsDetector
 from .entropy import EntropyDetector
+from .examples import is_example
 from .interface import Detector, DetectorError, Match
 from .known import DEFAULT_MIN_LENGTH, KnownSecretsDetector, KnownValue, SecretSpec, load_known_values
 from .patterns import PatternDetector
@@ -47,16 +48,21 @@ def build_detectors(known: list[KnownValue], *, entropy: bool = True, detect_sec
 
 
 def _to_hit(detector: Detector, match: Match, line: int | None) -> Hit:
+    severity, confidence, description = match.severity, match.confidence, match.description
+    if detector.name != "known-secret" and is_example(match.secret):
+        severity, confidence = Severity.LOW, "low"
+        description += " (an example or placeholder value: downgraded)"
     return Hit(
         rule_id=match.rule_id,
         detector=detector.name,
-        severity=match.severity,
-        description=match.description,
+        severity=severity,
+        description=description,
         secret_sha256=sha256_hex(match.secret),
         preview=redact(match.secret),
         line=line,
         secret_id=match.secret_id,
         encoding=match.encoding,
+        confidence=confidence,
     )
 
 

@@ -55,6 +55,7 @@ class BuildArgDetector(Detector):
                     start=pos + len(name) + 1,
                     end=end,
                     secret=value,
+                    confidence="medium",
                 )
             pos = end + 1
 
@@ -82,4 +83,5 @@ class SecretNameDetector(Detector):
             start=m.start(2),
             end=m.start(2) + len(m.group(2)),
             secret=m.group(2),
+            confidence="medium",
         )

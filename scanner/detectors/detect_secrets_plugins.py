@@ -101,4 +101,5 @@ class DetectSecretsDetector(Detector):
                         start=begin,
                         end=begin + len(raw),
                         secret=raw,
+                        confidence="medium",
                     )

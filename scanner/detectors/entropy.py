@@ -76,4 +76,5 @@ class EntropyDetector(Detector):
                 start=m.start(1),
                 end=m.start(1) + len(value),
                 secret=value,
+                confidence="low",
             )

@@ -29,6 +29,7 @@ class Match:
     secret: bytes  # the value as the user knows it (decoded for known secrets)
     secret_id: str | None = None
     encoding: str | None = None
+    confidence: str = "high"  # high: exact or checksum-proven; medium: format in context; low: heuristics
 
     def __repr__(self) -> str:  # never show the plaintext, even in a traceback or a debugger
         return f"Match(rule_id={self.rule_id!r}, start={self.start}, end={self.end}, secret=<redacted>)"

@@ -37,9 +37,9 @@ class PatternDetector(Detector):
                 secret = m.group(rule.group)
                 if not secret or (rule.validate is not None and not rule.validate(secret)):
                     continue
-                severity = rule.severity
-                if rule.verify is not None:  # a checksum that holds proves the format
-                    severity = Severity.CRITICAL if rule.verify(secret) else rule.severity
+                severity, confidence = rule.severity, rule.confidence
+                if rule.verify is not None and rule.verify(secret):  # a checksum that holds proves the format
+                    severity, confidence = Severity.CRITICAL, "high"
                 yield Match(
                     rule_id=rule.id,
                     severity=severity,
@@ -47,4 +47,5 @@ class PatternDetector(Detector):
                     start=m.start(rule.group),
                     end=m.end(rule.group),
                     secret=secret,
+                    confidence=confidence,
                 )

@@ -81,3 +81,39 @@ def test_hashes_and_binary_base64_are_not_decoded_into_noise() -> None:
     )
     blob = b"data:image/png;base64," + base64.b64encode(os.urandom(3000))
     assert ContentScanner(build_detectors([])).scan_bytes(record + blob) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "aws_access_key_id = AKIAIOSFODNN7EXAMPLE",
+        "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "GITHUB_TOKEN=ghp_" + "x" * 36,
+        "password = your_password_here_please",
+        "DB_PASSWORD=changeme-in-production",
+        "sk_live_" + "0123456789abcdefghijklmn",
+    ],
+)
+def test_examples_and_placeholders_are_downgraded_not_dropped(text: str) -> None:
+    from scanner.models import Severity
+
+    hits = ContentScanner(build_detectors([])).scan_bytes(text.encode())
+    assert hits, "an example is still reported"
+    assert all(h.severity is Severity.LOW and h.confidence == "low" and "example" in h.description for h in hits)
+
+
+def test_known_secrets_are_never_downgraded() -> None:
+    from scanner.models import Severity
+
+    value = b"my-example-secret-value"
+    hits = ContentScanner(build_detectors([KnownValue("k", "whole", value)])).scan_bytes(b"x=" + value)
+    assert [(h.rule_id, h.severity, h.confidence) for h in hits if h.rule_id == "known-secret"] == [
+        ("known-secret", Severity.CRITICAL, "high")
+    ]
+
+
+def test_real_looking_values_keep_their_severity() -> None:
+    from scanner.models import Severity
+
+    hits = ContentScanner(build_detectors([])).scan_bytes(b"aws_access_key_id = AKIAQ3EGRHC7XW5JZT2L\n")
+    assert [(h.rule_id, h.severity) for h in hits] == [("aws-access-key-id", Severity.HIGH)]

@@ -27,6 +27,7 @@ CLOUD: tuple[Rule, ...] = (
         "aws_secret_access_key = {b39}",
         group=1,
         flags=I,
+        confidence="medium",
     ),
     R(
         "aws-session-token",
@@ -39,6 +40,7 @@ CLOUD: tuple[Rule, ...] = (
         group=1,
         flags=I,
         max_len=2048,
+        confidence="medium",
     ),
     R(
         "aws-mws-auth-token",
@@ -144,6 +146,7 @@ CLOUD: tuple[Rule, ...] = (
         "AZURE_DEVOPS_PAT=short",
         group=1,
         flags=I,
+        confidence="medium",
     ),
     R(
         "digitalocean-token",
@@ -173,6 +176,7 @@ CLOUD: tuple[Rule, ...] = (
         "ALIBABA_CLOUD_ACCESS_KEY_SECRET={a10}",
         group=1,
         flags=I,
+        confidence="medium",
     ),
     R("tencent-secret-id", "Tencent Cloud SecretId", r"\bAKID[A-Za-z0-9]{32}\b", ("akid",), H, "AKID{a32}", "AKID{a8}"),
     R(
@@ -185,6 +189,7 @@ CLOUD: tuple[Rule, ...] = (
         "IBM_CLOUD_API_KEY={u8}",
         group=1,
         flags=I,
+        confidence="medium",
     ),
     R(
         "heroku-api-key",
@@ -198,6 +203,7 @@ CLOUD: tuple[Rule, ...] = (
         "HEROKU_API_KEY=none",
         group=1,
         flags=I,
+        confidence="medium",
     ),
     R(
         "heroku-api-key-v2",
@@ -218,6 +224,7 @@ CLOUD: tuple[Rule, ...] = (
         "CLOUDFLARE_API_TOKEN={u12}",
         group=1,
         flags=I,
+        confidence="medium",
     ),
     R(
         "cloudflare-origin-ca-key",
@@ -239,6 +246,7 @@ CLOUD: tuple[Rule, ...] = (
         "LINODE_TOKEN={h10}",
         group=1,
         flags=I,
+        confidence="medium",
     ),
     R("scaleway-access-key", "Scaleway access key", r"\bSCW[A-Z0-9]{17}\b", ("scw",), M, "SCW{U17}", "SCW{U8}"),
     R(
@@ -251,6 +259,7 @@ CLOUD: tuple[Rule, ...] = (
         "SCW_SECRET_KEY=x",
         group=1,
         flags=I,
+        confidence="medium",
     ),
     R(
         "hetzner-token",
@@ -262,6 +271,7 @@ CLOUD: tuple[Rule, ...] = (
         "HCLOUD_TOKEN={a20}",
         group=1,
         flags=I,
+        confidence="medium",
     ),
     R(
         "vultr-api-key",
@@ -273,6 +283,7 @@ CLOUD: tuple[Rule, ...] = (
         "VULTR_API_KEY={U10}",
         group=1,
         flags=I,
+        confidence="medium",
     ),
     R(
         "fastly-api-token",
@@ -284,6 +295,7 @@ CLOUD: tuple[Rule, ...] = (
         "FASTLY_API_TOKEN={u8}",
         group=1,
         flags=I,
+        confidence="medium",
     ),
     R(
         "netlify-token",
@@ -351,6 +363,7 @@ CLOUD: tuple[Rule, ...] = (
         "VAULT_TOKEN=s.{a5}",
         group=1,
         flags=I,
+        confidence="medium",
     ),
     R(
         "flyio-token",

@@ -37,6 +37,7 @@ CODE: tuple[Rule, ...] = (
         "GITHUB_CLIENT_SECRET={h12}",
         group=1,
         flags=I,
+        confidence="medium",
     ),
     *(
         R(
@@ -107,6 +108,7 @@ CODE: tuple[Rule, ...] = (
         "CIRCLE_TOKEN={h12}",
         group=1,
         flags=I,
+        confidence="medium",
     ),
     R(
         "travis-token",
@@ -118,6 +120,7 @@ CODE: tuple[Rule, ...] = (
         "TRAVIS_TOKEN={u5}",
         group=1,
         flags=I,
+        confidence="medium",
     ),
     R("buildkite-token", "Buildkite API token", r"\bbkua_[a-f0-9]{40}\b", ("bkua_",), H, "bkua_{h40}", "bkua_{h8}"),
     R(
@@ -130,6 +133,7 @@ CODE: tuple[Rule, ...] = (
         "BUILDKITE_AGENT_TOKEN={h8}",
         group=1,
         flags=I,
+        confidence="medium",
     ),
     R(
         "drone-token",
@@ -141,6 +145,7 @@ CODE: tuple[Rule, ...] = (
         "DRONE_TOKEN={a8}",
         group=1,
         flags=I,
+        confidence="medium",
     ),
     R(
         "jenkins-api-token",
@@ -152,6 +157,7 @@ CODE: tuple[Rule, ...] = (
         "JENKINS_API_TOKEN={h8}",
         group=1,
         flags=I,
+        confidence="medium",
     ),
     R(
         "sourcegraph-token",
@@ -181,6 +187,7 @@ CODE: tuple[Rule, ...] = (
         "SNYK_TOKEN=unset",
         group=1,
         flags=I,
+        confidence="medium",
     ),
     R(
         "codecov-token",
@@ -192,6 +199,7 @@ CODE: tuple[Rule, ...] = (
         "CODECOV_TOKEN=x",
         group=1,
         flags=I,
+        confidence="medium",
     ),
     R(
         "octopus-deploy-key",
@@ -221,6 +229,7 @@ CODE: tuple[Rule, ...] = (
         "GITEA_TOKEN={h10}",
         group=1,
         flags=I,
+        confidence="medium",
     ),
     R("jfrog-api-key", "JFrog Artifactory API key", r"\bAKCp[A-Za-z0-9]{69}\b", ("akcp",), H, "AKCp{a69}", "AKCp{a10}"),
     R(
@@ -274,6 +283,7 @@ CODE: tuple[Rule, ...] = (
         "//registry.example/:_password={b24}",
         "//registry.example/:_password=",
         group=1,
+        confidence="medium",
     ),
     R(
         "yarnrc-auth-token",
@@ -363,6 +373,7 @@ CODE: tuple[Rule, ...] = (
         "<password>${{env.PASS}}</password>",
         group=1,
         validate=not_placeholder,
+        confidence="medium",
     ),
     R(
         "gradle-credentials",
@@ -375,6 +386,7 @@ CODE: tuple[Rule, ...] = (
         group=1,
         flags=I,
         validate=not_placeholder,
+        confidence="medium",
     ),
     R(
         "composer-auth",
@@ -387,5 +399,6 @@ CODE: tuple[Rule, ...] = (
         '{{"http-basic": {{}}}}',
         group=1,
         max_len=1024,
+        confidence="medium",
     ),
 )

@@ -79,6 +79,7 @@ KEYS: tuple[Rule, ...] = (
         group=1,
         flags=I,
         validate=not_placeholder,
+        confidence="medium",
     ),
     R(
         "connection-string-password",
@@ -91,6 +92,7 @@ KEYS: tuple[Rule, ...] = (
         group=1,
         flags=I,
         validate=not_placeholder,
+        confidence="medium",
     ),
     R(
         "basic-auth-header",
@@ -137,6 +139,7 @@ KEYS: tuple[Rule, ...] = (
         group=1,
         flags=I,
         validate=not_placeholder,
+        confidence="medium",
     ),
     R(
         "dotenv-secret",
@@ -150,6 +153,7 @@ KEYS: tuple[Rule, ...] = (
         "DB_PASSWORD=${{DB_PASSWORD}}",
         group=1,
         validate=not_placeholder,
+        confidence="medium",
     ),
     R(
         "json-secret-field",
@@ -163,6 +167,7 @@ KEYS: tuple[Rule, ...] = (
         group=1,
         flags=I,
         validate=not_placeholder,
+        confidence="medium",
     ),
     R(
         "htpasswd-hash",
@@ -184,5 +189,6 @@ KEYS: tuple[Rule, ...] = (
         "https://github.com/org/repo",
         group=1,
         validate=not_placeholder,
+        confidence="medium",
     ),
 )

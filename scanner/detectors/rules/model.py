@@ -33,6 +33,7 @@ class Rule:
     # a checksum or structure check that, when it passes, proves the format: severity critical
     verify: Callable[[bytes], bool] | None = field(default=None, compare=False)
     max_len: int = 512
+    confidence: str = "high"  # "medium" for rules that match a value by the name it is assigned to
 
     @property
     def word_start(self) -> bool:

@@ -30,6 +30,7 @@ def _ctx(
         negative,
         group=1,
         flags=I,
+        confidence="medium",
     )
 
 
