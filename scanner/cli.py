@@ -1,19 +1,30 @@
-"""The ``leakscan`` command: parse -> options -> engine -> render -> exit code."""
+"""The ``leakscan`` command: parse -> options -> engine -> render -> exit code.
+
+``leakscan IMAGE`` is ``leakscan scan IMAGE``; ``leakscan baseline IMAGE`` writes a baseline;
+``leakscan rules`` lists the rules.
+"""
 
 from __future__ import annotations
 
+import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from . import __version__
-from .detectors import DEFAULT_MIN_LENGTH, SecretSpec, load_known_values
+from .detectors import BUILTIN_RULES, DEFAULT_MIN_LENGTH, RuleSet, SecretSpec, load_known_values
 from .engine import ScanOptions, scan_image
 from .errors import ExitCode, LeakscanError
 from .models import ScanReport
+from .nested import NestedLimits
 from .report import OutputFormat, renderer_for
 from .sources import open_source
+from .suppress import Suppressions, baseline_document, load_baseline, load_ignore_file
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def exit_code_for(report: ScanReport, allow_incomplete: bool) -> ExitCode:
@@ -22,16 +33,117 @@ def exit_code_for(report: ScanReport, allow_incomplete: bool) -> ExitCode:
     return ExitCode.FINDINGS if report.findings else ExitCode.CLEAN
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.argument("image")
-@click.option(
-    "--secret",
-    "secrets",
-    multiple=True,
-    metavar="id=NAME[,src=PATH|,env=VAR]",
-    help="A build secret to look for, in docker build's --secret syntax. Repeatable. "
-    "A file counts whole, line by line and value by value (KEY=value, key: value, JSON).",
-)
+class _DefaultToScan(click.Group):
+    """``leakscan IMAGE ...`` runs ``scan``: the common case needs no sub-command."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help", "--version"):
+            args = ["scan", *args]
+        return super().parse_args(ctx, args)
+
+
+def _scan_options(fn: F) -> F:
+    options = [
+        click.argument("image"),
+        click.option(
+            "--secret",
+            "secrets",
+            multiple=True,
+            metavar="id=NAME[,src=PATH|,env=VAR]",
+            help="A build secret to look for, in docker build's --secret syntax. Repeatable. A file counts "
+            "whole, line by line and value by value (KEY=value, key: value, JSON).",
+        ),
+        click.option(
+            "--config",
+            type=click.Path(dir_okay=False, exists=True, path_type=Path),
+            help="TOML file: [rules] disable / custom rules, [[ignore]] entries (see README).",
+        ),
+        click.option(
+            "--min-secret-length",
+            type=click.IntRange(1),
+            default=DEFAULT_MIN_LENGTH,
+            show_default=True,
+            help="Ignore values of a secret file shorter than this many bytes.",
+        ),
+        click.option(
+            "--max-file-size",
+            type=click.IntRange(1),
+            default=None,
+            help="Skip (and report) files larger than this many bytes. Default: scan every file whole.",
+        ),
+        click.option(
+            "--archive-depth",
+            type=click.IntRange(0),
+            default=NestedLimits().max_depth,
+            show_default=True,
+            help="How deep to open archives and compressed files inside the image (0: not at all).",
+        ),
+        click.option("--no-entropy", is_flag=True, help="Turn the entropy detector off."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _options(
+    image: str,
+    secrets: tuple[str, ...],
+    config: Path | None,
+    min_secret_length: int,
+    max_file_size: int | None,
+    archive_depth: int,
+    no_entropy: bool,
+    suppressions: Suppressions | None = None,
+) -> ScanOptions:
+    specs = [SecretSpec.parse(s) for s in secrets]
+    known = tuple(load_known_values(specs, min_secret_length))
+    rules = RuleSet.load(BUILTIN_RULES, config)
+    return ScanOptions(
+        known=known,
+        rules=rules,
+        entropy=not no_entropy,
+        max_file_size=max_file_size,
+        archive_depth=archive_depth,
+        min_secret_length=min_secret_length,
+        suppressions=suppressions or Suppressions(),
+    )
+
+
+def _fail(exc: BaseException) -> None:
+    """The one place errors are printed: a remedy, never a traceback (whose values could hold a secret)."""
+    if isinstance(exc, LeakscanError):
+        click.echo(exc.diagnostics(), err=True)
+        sys.exit(int(exc.exit_code))
+    if isinstance(exc, OSError):
+        click.echo(f"error: {type(exc).__name__}: {exc.strerror or 'I/O error'}", err=True)
+        sys.exit(int(ExitCode.SCAN_ERROR))
+    where = exc.__traceback__
+    while where is not None and where.tb_next is not None:
+        where = where.tb_next
+    place = f" at {where.tb_frame.f_code.co_filename}:{where.tb_lineno}" if where is not None else ""
+    click.echo(
+        f"error: internal error ({type(exc).__name__}{place}); the scan did not complete. Please report it.", err=True
+    )
+    sys.exit(int(ExitCode.SCAN_ERROR))
+
+
+@click.group(cls=_DefaultToScan, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="leakscan")
+def main() -> None:
+    """Find leaked build secrets and credentials in container images, layer by layer.
+
+    \b
+      leakscan IMAGE [OPTIONS]            scan (the same as: leakscan scan IMAGE)
+      leakscan baseline IMAGE > FILE      record today's findings, to pass to --baseline
+      leakscan rules                      list the detection rules
+
+    Exit codes: 0 no findings, 1 findings, 2 usage error, 3 the image could not be read or
+    scanned in full.
+    """
+
+
+@main.command()
+@_scan_options
 @click.option(
     "--format",
     "fmt",
@@ -47,75 +159,104 @@ def exit_code_for(report: ScanReport, allow_incomplete: bool) -> ExitCode:
     help="Write the report to this file instead of standard output.",
 )
 @click.option(
-    "--min-secret-length",
-    type=click.IntRange(1),
-    default=DEFAULT_MIN_LENGTH,
-    show_default=True,
-    help="Ignore values of a secret file shorter than this many bytes.",
+    "--baseline",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Suppress the findings recorded in this baseline file (they are still counted).",
 )
 @click.option(
-    "--max-file-size",
-    type=click.IntRange(1),
-    default=None,
-    help="Skip (and report) files larger than this many bytes. Default: scan every file whole.",
+    "--ignore-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="TOML file of [[ignore]] entries by fingerprint, rule, path glob or field glob.",
 )
-@click.option("--no-entropy", is_flag=True, help="Turn the entropy detector off.")
+@click.option(
+    "--exclude-path",
+    multiple=True,
+    metavar="GLOB",
+    help="Suppress findings in files matching this glob (e.g. 'usr/share/doc/*'). Repeatable. "
+    "The files are still scanned and the findings counted.",
+)
 @click.option(
     "--allow-incomplete",
     is_flag=True,
     help="Exit 0/1 on findings even when part of the image could not be read (it is still reported).",
 )
-@click.version_option(__version__, prog_name="leakscan")
-def main(
+def scan(
     image: str,
-    secrets: tuple[str, ...],
     fmt: str,
     output: Path | None,
-    min_secret_length: int,
-    max_file_size: int | None,
-    no_entropy: bool,
+    baseline: Path | None,
+    ignore_file: Path | None,
+    exclude_path: tuple[str, ...],
     allow_incomplete: bool,
+    **kw: Any,
 ) -> None:
-    """Scan a container IMAGE for leaked build secrets and credentials, layer by layer.
-
-    IMAGE is a name or ID in the local engine (DOCKER_HOST is honoured), a docker/podman save
+    """Scan IMAGE: a name or ID in the local engine (DOCKER_HOST is honoured), a docker/podman save
     tarball, an OCI archive, an OCI layout directory, or '-' for a tarball on standard input.
-    skopeo-style transports are accepted: docker-daemon:NAME, docker-archive:PATH,
-    oci-archive:PATH, oci:DIR.
-
-    Exit codes: 0 no findings, 1 findings, 2 usage error, 3 the image could not be read or
-    scanned in full.
-    """
+    skopeo-style transports are accepted: docker-daemon:NAME, docker-archive:PATH, oci-archive:PATH,
+    oci:DIR."""
     try:
-        specs = [SecretSpec.parse(s) for s in secrets]
-        known = tuple(load_known_values(specs, min_secret_length))
-        source = open_source(image)
-        options = ScanOptions(
-            known=known, entropy=not no_entropy, max_file_size=max_file_size, min_secret_length=min_secret_length
+        ignores = load_ignore_file(ignore_file, "--ignore-file") if ignore_file else ()
+        config = kw.get("config")
+        config_ignores = load_ignore_file(config, "--config") if config else ()
+        suppressions = Suppressions(
+            baseline=load_baseline(baseline) if baseline else frozenset(),
+            ignores=config_ignores + ignores,
+            exclude_paths=exclude_path,
         )
-        report = scan_image(source, options)
+        report = scan_image(open_source(image), _options(image, suppressions=suppressions, **kw))
         text = renderer_for(OutputFormat(fmt)).render(report)
         if output is not None:
             output.write_text(text, encoding="utf-8")
         else:
             sys.stdout.write(text)
-    except LeakscanError as exc:
-        click.echo(exc.diagnostics(), err=True)
-        sys.exit(int(exc.exit_code))
-    except OSError as exc:
-        click.echo(f"error: {type(exc).__name__}: {exc.strerror or 'I/O error'}", err=True)
-        sys.exit(int(ExitCode.SCAN_ERROR))
-    except Exception as exc:  # a bug: say so without a traceback, whose values could hold a secret
-        where = exc.__traceback__
-        while where is not None and where.tb_next is not None:
-            where = where.tb_next
-        place = f" at {where.tb_frame.f_code.co_filename}:{where.tb_lineno}" if where is not None else ""
-        click.echo(
-            f"error: internal error ({type(exc).__name__}{place}); the scan did not complete. Please report it.",
-            err=True,
-        )
-        sys.exit(int(ExitCode.SCAN_ERROR))
+    except Exception as exc:
+        _fail(exc)
     if output is not None:
         s = f"{len(report.findings)} finding(s); report written to {output}"
         click.echo(s if report.complete else s + f"; INCOMPLETE: {'; '.join(report.problems)[:400]}", err=True)
     sys.exit(int(exit_code_for(report, allow_incomplete)))
+
+
+@main.command("baseline")
+@_scan_options
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the baseline to this file instead of standard output.",
+)
+def baseline_cmd(image: str, output: Path | None, **kw: Any) -> None:
+    """Scan IMAGE and write a baseline of its findings (JSON, fingerprints and hashes only), for
+    later scans to pass to --baseline."""
+    try:
+        report = scan_image(open_source(image), _options(image, **kw))
+        text = json.dumps(baseline_document(report), indent=2) + "\n"
+        if output is not None:
+            output.write_text(text, encoding="utf-8")
+        else:
+            sys.stdout.write(text)
+    except Exception as exc:
+        _fail(exc)
+    if not report.complete:
+        click.echo(f"error: the baseline is incomplete: {'; '.join(report.problems)[:400]}", err=True)
+        sys.exit(int(ExitCode.SCAN_ERROR))
+
+
+@main.command("rules")
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Apply this config's [rules] table (disabled and custom rules).",
+)
+def rules_cmd(config: Path | None) -> None:
+    """List the pattern rules: id, severity, confidence, description."""
+    try:
+        rules = RuleSet.load(BUILTIN_RULES, config)
+    except Exception as exc:
+        _fail(exc)
+    for rule in sorted(rules.rules, key=lambda r: r.id):
+        click.echo(f"{rule.id:40} {rule.severity.value:9} {rule.confidence:7} {rule.description}")
+    click.echo(
+        f"{len(rules.rules)} rules; detect-secrets plugins {'on' if rules.detect_secrets else 'off'}; "
+        "also: known-secret, high-entropy-assignment, build-arg-secret, metadata-secret-name"
+    )

@@ -10,10 +10,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from . import suppress
 from .archive import MetaDoc, ResolvedImage, collect, iter_json_strings, resolve
-from .detectors import DEFAULT_MIN_LENGTH, ContentScanner, KnownValue, build_detectors
+from .detectors import BUILTIN_RULES, DEFAULT_MIN_LENGTH, ContentScanner, KnownValue, RuleSet, build_detectors
 from .models import EntryKind, Finding, ImageReport, LayerReport, ScanReport, Skip
+from .nested import NestedLimits
 from .sources import ImageSource
+from .suppress import Suppressions
 from .visibility import Visibility
 from .walk import LayerWalker, WalkLimits
 
@@ -21,23 +24,31 @@ from .walk import LayerWalker, WalkLimits
 @dataclass(frozen=True)
 class ScanOptions:
     known: tuple[KnownValue, ...] = ()
+    rules: RuleSet = field(default_factory=lambda: RuleSet.load(BUILTIN_RULES))
     entropy: bool = True
-    detect_secrets: bool = True
     max_file_size: int | None = None
+    archive_depth: int = NestedLimits().max_depth
     min_secret_length: int = DEFAULT_MIN_LENGTH
+    suppressions: Suppressions = field(default_factory=Suppressions)
     progress: Callable[[int], None] | None = field(default=None, compare=False)
 
 
-def scan_image(source: ImageSource, options: ScanOptions = ScanOptions()) -> ScanReport:
+def scan_image(source: ImageSource, options: ScanOptions | None = None) -> ScanReport:
+    options = options or ScanOptions()
     started = time.monotonic()
-    scanner = ContentScanner(
-        build_detectors(list(options.known), entropy=options.entropy, detect_secrets=options.detect_secrets)
+    detectors = build_detectors(
+        list(options.known),
+        entropy=options.entropy,
+        detect_secrets=options.rules.detect_secrets,
+        rules=options.rules.rules,
     )
-    walker = LayerWalker(scanner, WalkLimits(max_file_size=options.max_file_size), on_bytes=options.progress)
+    scanner = ContentScanner(detectors)
+    limits = WalkLimits(max_file_size=options.max_file_size, nested=NestedLimits(max_depth=options.archive_depth))
+    walker = LayerWalker(scanner, limits, on_bytes=options.progress)
     archive = collect(source.members(), walker)
     resolved = resolve(archive, source.select)
     images = tuple(_image_report(image, scanner) for image in resolved.images)
-    return ScanReport(
+    report = ScanReport(
         source_kind=source.kind,
         source_ref=source.ref,
         archive_format=resolved.format,
@@ -47,6 +58,7 @@ def scan_image(source: ImageSource, options: ScanOptions = ScanOptions()) -> Sca
         errors=tuple(resolved.errors),
         duration_s=time.monotonic() - started,
     )
+    return suppress.apply(report, options.suppressions)
 
 
 def _metadata_findings(docs: list[MetaDoc], scanner: ContentScanner) -> Iterator[Finding]:

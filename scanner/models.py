@@ -129,6 +129,7 @@ class Finding:
     secret_id: str | None = None
     encoding: str | None = None
     confidence: str = "high"
+    suppressed_by: str | None = None
 
     @classmethod
     def from_hit(cls, hit: Hit, **where: object) -> Finding:
@@ -170,6 +171,7 @@ class LayerReport:
     findings: tuple[Finding, ...]
     scanned: bool = True  # False: not read at all, or read only in part (see error)
     error: str | None = None
+    suppressed: tuple[Finding, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,11 +185,16 @@ class ImageReport:
     metadata_findings: tuple[Finding, ...]
     warnings: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()
+    suppressed_metadata: tuple[Finding, ...] = ()
 
     @property
     def findings(self) -> tuple[Finding, ...]:
         out: list[Finding] = [f for layer in self.layers for f in layer.findings]
         return tuple(out) + self.metadata_findings
+
+    @property
+    def suppressed(self) -> tuple[Finding, ...]:
+        return tuple(f for layer in self.layers for f in layer.suppressed) + self.suppressed_metadata
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,10 +209,15 @@ class ScanReport:
     warnings: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()
     duration_s: float = 0.0
+    suppressed_metadata: tuple[Finding, ...] = ()
 
     @property
     def findings(self) -> tuple[Finding, ...]:
         return tuple(f for image in self.images for f in image.findings) + self.metadata_findings
+
+    @property
+    def suppressed(self) -> tuple[Finding, ...]:
+        return tuple(f for image in self.images for f in image.suppressed) + self.suppressed_metadata
 
     @property
     def problems(self) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ from .examples import is_example
 from .interface import Detector, DetectorError, Match
 from .known import DEFAULT_MIN_LENGTH, KnownSecretsDetector, KnownValue, SecretSpec, load_known_values
 from .patterns import PatternDetector
-from .rules import BUILTIN_RULES, Rule
+from .rules import BUILTIN_RULES, Rule, RuleSet
 
 __all__ = [
     "BUILTIN_RULES",
@@ -30,6 +30,7 @@ __all__ = [
     "KnownValue",
     "Match",
     "Rule",
+    "RuleSet",
     "SecretSpec",
     "build_detectors",
     "load_known_values",
@@ -38,8 +39,10 @@ __all__ = [
 CHUNK_SIZE = 1 << 20
 
 
-def build_detectors(known: list[KnownValue], *, entropy: bool = True, detect_secrets: bool = True) -> list[Detector]:
-    detectors: list[Detector] = [KnownSecretsDetector(known), PatternDetector(BUILTIN_RULES)]
+def build_detectors(
+    known: list[KnownValue], *, entropy: bool = True, detect_secrets: bool = True, rules: Iterable[Rule] = BUILTIN_RULES
+) -> list[Detector]:
+    detectors: list[Detector] = [KnownSecretsDetector(known), PatternDetector(rules)]
     if detect_secrets:
         detectors.append(DetectSecretsDetector())
     if entropy:

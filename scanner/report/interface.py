@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from ..models import ScanReport
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: confidence, suppressed findings
 
 
 class OutputFormat(StrEnum):

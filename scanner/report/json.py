@@ -27,7 +27,9 @@ def finding_dict(f: Finding) -> dict[str, Any]:
         "encoding": f.encoding,
         "secret_sha256": f.secret_sha256,
         "preview": f.preview,
+        "confidence": f.confidence,
         "fingerprint": f.fingerprint,
+        **({"suppressed_by": f.suppressed_by} if f.suppressed_by else {}),
     }
 
 
@@ -46,6 +48,7 @@ def layer_dict(layer: LayerReport) -> dict[str, Any]:
         "files_scanned": layer.files_scanned,
         "files_skipped": [{"path": s.where, "reason": s.reason} for s in layer.skips],
         "findings": [finding_dict(f) for f in layer.findings],
+        "suppressed": [finding_dict(f) for f in layer.suppressed],
     }
 
 
@@ -58,6 +61,7 @@ def image_dict(image: ImageReport) -> dict[str, Any]:
         "platform": image.platform,
         "layers": [layer_dict(layer) for layer in image.layers],
         "metadata_findings": [finding_dict(f) for f in image.metadata_findings],
+        "suppressed_metadata_findings": [finding_dict(f) for f in image.suppressed_metadata],
         "warnings": list(image.warnings),
         "errors": list(image.errors),
     }
@@ -69,6 +73,7 @@ def summary_dict(report: ScanReport) -> dict[str, Any]:
     return {
         "findings": len(findings),
         "by_severity": {s.value: sum(1 for f in findings if f.severity is s) for s in reversed(Severity)},
+        "suppressed": len(report.suppressed),
         "images": len(report.images),
         "layers": len(layers),
         "bytes_scanned": sum(layer.size or 0 for layer in layers),
@@ -87,6 +92,7 @@ def report_dict(report: ScanReport) -> dict[str, Any]:
         "source": {"kind": report.source_kind, "ref": report.source_ref, "format": report.archive_format},
         "images": [image_dict(image) for image in report.images],
         "metadata_findings": [finding_dict(f) for f in report.metadata_findings],
+        "suppressed_metadata_findings": [finding_dict(f) for f in report.suppressed_metadata],
         "warnings": list(report.warnings),
         "errors": list(report.errors),
         "summary": summary_dict(report),

@@ -85,6 +85,11 @@ class TableRenderer(Renderer):
         by_sev = ", ".join(f"{n} {sev}" for sev, n in s["by_severity"].items() if n) or "none"
         state = "complete" if s["complete"] else f"INCOMPLETE ({len(s['problems'])} problem(s))"
         out.append("")
+        if s["suppressed"]:
+            out.append(
+                f"{s['suppressed']} finding(s) suppressed (baseline, ignore file or --exclude-path); "
+                "--format json lists them with the reason"
+            )
         out.append(
             f"{s['findings']} finding(s) ({by_sev}) in {s['images']} image(s), {s['layers']} layer(s), "
             f"{_size(s['bytes_scanned'])}, {s['files_scanned']} files scanned, {s['files_skipped']} skipped; "

@@ -1,0 +1,171 @@
+"""Suppression that security teams accept: a baseline, an ignore file, excluded paths.
+
+A suppressed finding is never dropped: it moves to the report's ``suppressed`` lists with the
+reason, and the summary counts it.  Matching is by fingerprint (stable across rebuilds of the same
+content: rule, path or field, secret hash), by rule id, and by path or field glob.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+from .models import Finding, ScanReport
+
+BASELINE_VERSION = "1.0"
+
+
+@dataclass(frozen=True, slots=True)
+class IgnoreRule:
+    fingerprint: str | None = None
+    rule: str | None = None
+    path: str | None = None  # glob on the in-image path (leading / optional)
+    field: str | None = None  # glob on the metadata field
+    reason: str = ""
+
+    def matches(self, f: Finding) -> bool:
+        if self.fingerprint is not None and f.fingerprint != self.fingerprint:
+            return False
+        if self.rule is not None and f.rule_id != self.rule:
+            return False
+        if self.path is not None and (f.path is None or not fnmatch.fnmatchcase(f.path, self.path.lstrip("/"))):
+            return False
+        return self.field is None or (f.field is not None and fnmatch.fnmatchcase(f.field, self.field))
+
+    def describe(self) -> str:
+        parts = [
+            f"{k}={v}"
+            for k, v in (
+                ("fingerprint", self.fingerprint),
+                ("rule", self.rule),
+                ("path", self.path),
+                ("field", self.field),
+            )
+            if v is not None
+        ]
+        return "ignore " + " ".join(parts) + (f" ({self.reason})" if self.reason else "")
+
+
+@dataclass(frozen=True)
+class Suppressions:
+    baseline: frozenset[str] = frozenset()
+    ignores: tuple[IgnoreRule, ...] = ()
+    exclude_paths: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.baseline or self.ignores or self.exclude_paths)
+
+    def reason(self, f: Finding) -> str | None:
+        if f.fingerprint in self.baseline:
+            return "baseline"
+        for rule in self.ignores:
+            if rule.matches(f):
+                return rule.describe()
+        for glob in self.exclude_paths:
+            if f.path is not None and fnmatch.fnmatchcase(f.path, glob.lstrip("/")):
+                return f"exclude-path {glob}"
+        return None
+
+
+def load_baseline(path: Path) -> frozenset[str]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--baseline {path}: {type(exc).__name__}: {str(exc)[:160]}") from None
+    entries = doc.get("findings") if isinstance(doc, dict) else None
+    if not isinstance(entries, list):
+        raise UsageError(
+            f"--baseline {path}: not a leakscan baseline (no findings list)",
+            remedy="make one with: leakscan baseline IMAGE > .leakscan-baseline.json",
+        )
+    return frozenset(str(e["fingerprint"]) for e in entries if isinstance(e, dict) and "fingerprint" in e)
+
+
+def parse_ignores(entries: Any, where: str) -> tuple[IgnoreRule, ...]:
+    if not isinstance(entries, list):
+        raise UsageError(f"{where}: [[ignore]] must be a list of tables")
+    rules = []
+    for n, e in enumerate(entries):
+        if not isinstance(e, dict):
+            raise UsageError(f"{where}: ignore[{n}] must be a table")
+        unknown = set(e) - {"fingerprint", "rule", "path", "field", "reason"}
+        if unknown or not (set(e) - {"reason"}):
+            raise UsageError(
+                f"{where}: ignore[{n}] needs fingerprint, rule, path or field (and only those, plus reason)"
+            )
+        rules.append(IgnoreRule(**{k: str(v) for k, v in e.items()}))
+    return tuple(rules)
+
+
+def load_ignore_file(path: Path, flag: str) -> tuple[IgnoreRule, ...]:
+    """The [[ignore]] entries of a TOML file (an --ignore-file, or the --config file)."""
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{flag} {path}: {type(exc).__name__}: {str(exc)[:160]}") from None
+    return parse_ignores(doc.get("ignore", []), f"{flag} {path}")
+
+
+def _split(findings: Iterable[Finding], s: Suppressions) -> tuple[tuple[Finding, ...], tuple[Finding, ...]]:
+    kept, suppressed = [], []
+    for f in findings:
+        reason = s.reason(f)
+        if reason is None:
+            kept.append(f)
+        else:
+            suppressed.append(replace(f, suppressed_by=reason))
+    return tuple(kept), tuple(suppressed)
+
+
+def apply(report: ScanReport, s: Suppressions) -> ScanReport:
+    if not s:
+        return report
+    images = []
+    for image in report.images:
+        layers = []
+        for layer in image.layers:
+            kept, gone = _split(layer.findings, s)
+            layers.append(replace(layer, findings=kept, suppressed=layer.suppressed + gone))
+        kept_meta, gone_meta = _split(image.metadata_findings, s)
+        images.append(
+            replace(
+                image,
+                layers=tuple(layers),
+                metadata_findings=kept_meta,
+                suppressed_metadata=image.suppressed_metadata + gone_meta,
+            )
+        )
+    kept_archive, gone_archive = _split(report.metadata_findings, s)
+    return replace(
+        report,
+        images=tuple(images),
+        metadata_findings=kept_archive,
+        suppressed_metadata=report.suppressed_metadata + gone_archive,
+    )
+
+
+def baseline_document(report: ScanReport) -> dict[str, Any]:
+    """Every finding of the report, by fingerprint: a file to pass back with --baseline."""
+    entries: dict[str, dict[str, Any]] = {}
+    for f in report.findings:
+        entries.setdefault(
+            f.fingerprint,
+            {
+                "fingerprint": f.fingerprint,
+                "rule_id": f.rule_id,
+                "path": f.path,
+                "field": f.field,
+                "secret_sha256": f.secret_sha256,
+            },
+        )
+    return {
+        "leakscan_baseline": BASELINE_VERSION,
+        "image": report.source_ref,
+        "findings": sorted(entries.values(), key=lambda e: (e["rule_id"], e["path"] or "", e["field"] or "")),
+    }
