@@ -108,3 +108,100 @@ def build_leaky_image(workdir: Path, tag: str = "leakscan-test-leaky:1") -> Leak
         str(ctx),
     )
     return img
+
+
+@dataclass
+class DeepImage:
+    tag: str
+    values: dict[str, str] = field(default_factory=dict)
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _tgz(files: dict[str, bytes]) -> bytes:
+    import gzip
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(buf.getvalue())
+
+
+def pem_key() -> str:
+    body = base64.encodebytes(os.urandom(900)).decode()
+    return f"-----BEGIN RSA PRIVATE KEY-----\n{body}-----END RSA PRIVATE KEY-----\n"
+
+
+def build_deep_image(workdir: Path, tag: str = "leakscan-test-deep:1") -> DeepImage:
+    """Needs gcc for the compiled-binary case (the CI machine has it)."""
+    import gzip
+    import py_compile
+    import sqlite3
+    import subprocess
+
+    ensure_base_image()
+    ctx = workdir / "deep"
+    ctx.mkdir(parents=True, exist_ok=True)
+    shutil.copy(TESTDATA / "deep" / "Dockerfile", ctx / "Dockerfile")
+    img = DeepImage(tag)
+    v = img.values
+    v["jar_github"] = "ghp_" + _rand(36)
+    v["tgz_slack"] = f"xoxb-{_rand(12, string.digits)}-{_rand(13, string.digits)}-{_rand(24)}"
+    v["log_npm"] = "npm_" + _rand(36)
+    v["utf16_password"] = "U16-" + _rand(24)
+    v["kube_token"] = _rand(48, string.ascii_letters + string.digits + "-_")
+    v["k8s_github"] = "ghp_" + _rand(36)
+    v["elf_gitlab"] = "glpat-" + _rand(20)
+    v["pyc_dockerhub"] = "dckr_pat_" + _rand(27)
+    v["sqlite_stripe"] = "sk_live_" + _rand(32)
+    v["zip_sendgrid"] = f"SG.{_rand(22)}.{_rand(43)}"
+    jar = _zip(
+        {
+            "META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\n",
+            "BOOT-INF/classes/application.yml": f"github:\n  token: {v['jar_github']}\n".encode(),
+        }
+    )
+    (ctx / "app.war").write_bytes(_zip({"WEB-INF/lib/app.jar": jar, "index.html": b"<html></html>\n"}))
+    (ctx / "bundle.tgz").write_bytes(_tgz({"./bundle/.env": f"SLACK_BOT_TOKEN={v['tgz_slack']}\n".encode()}))
+    (ctx / "build.log.gz").write_bytes(
+        gzip.compress(f"step 1/3\nnpm config set //registry.npmjs.org/:_authToken={v['log_npm']}\ndone\n".encode())
+    )
+    (ctx / "creds-utf16.txt").write_bytes(f"service=db\r\npassword={v['utf16_password']}\r\n".encode("utf-16"))
+    key = pem_key()
+    (ctx / "kubeconfig").write_text(
+        "apiVersion: v1\nkind: Config\nusers:\n- name: ci\n  user:\n"
+        f"    client-key-data: {base64.b64encode(key.encode()).decode()}\n    token: {v['kube_token']}\n"
+    )
+    (ctx / "secret.yaml").write_text(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: gh\ntype: Opaque\ndata:\n"
+        f"  token: {base64.b64encode(v['k8s_github'].encode()).decode()}\n"
+    )
+    c_source = f'#include <stdio.h>\nstatic const char *token = "{v["elf_gitlab"]}";\nint main(void) {{ puts(token); return 0; }}\n'
+    subprocess.run(
+        ["gcc", "-O0", "-x", "c", "-", "-o", str(ctx / "tool")],
+        input=c_source.encode(),
+        check=True,
+        capture_output=True,
+    )
+    module = workdir / "settings.py"
+    module.write_text(f"DOCKERHUB_TOKEN = {v['pyc_dockerhub']!r}\n")
+    py_compile.compile(str(module), cfile=str(ctx / "settings.cpython-311.pyc"), doraise=True)
+    db = sqlite3.connect(ctx / "app.db")
+    db.execute("create table config (key text, value text)")
+    db.execute("insert into config values (?, ?)", ("stripe", v["sqlite_stripe"]))
+    db.commit()
+    db.close()
+    (ctx / "old.zip").write_bytes(_zip({"sendgrid.txt": f"SENDGRID_API_KEY={v['zip_sendgrid']}\n".encode()}))
+    docker_cli("build", "--network", "none", "-q", "-t", tag, str(ctx))
+    return img

@@ -171,7 +171,7 @@ SAAS: tuple[Rule, ...] = (
     R(
         "stripe-live-key",
         "Stripe live secret or restricted key",
-        r"\b(?:sk|rk)_live_[0-9A-Za-z]{24,247}\b",
+        r"(?:sk|rk)_live_[0-9A-Za-z]{24,247}\b",  # no left \b: in SQLite records values abut other text
         ("_live_",),
         C,
         "sk_live_{a24}",
@@ -180,7 +180,7 @@ SAAS: tuple[Rule, ...] = (
     R(
         "stripe-test-key",
         "Stripe test secret key",
-        r"\b(?:sk|rk)_test_[0-9A-Za-z]{24,247}\b",
+        r"(?:sk|rk)_test_[0-9A-Za-z]{24,247}\b",
         ("_test_",),
         L,
         "sk_test_{a24}",
