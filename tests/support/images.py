@@ -187,7 +187,11 @@ def build_deep_image(workdir: Path, tag: str = "leakscan-test-deep:1") -> DeepIm
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: gh\ntype: Opaque\ndata:\n"
         f"  token: {base64.b64encode(v['k8s_github'].encode()).decode()}\n"
     )
-    c_source = f'#include <stdio.h>\nstatic const char *token = "{v["elf_gitlab"]}";\nint main(void) {{ puts(token); return 0; }}\n'
+    c_source = (
+        "#include <stdio.h>\n"
+        f'static const char *token = "{v["elf_gitlab"]}";\n'
+        "int main(void) { puts(token); return 0; }\n"
+    )
     subprocess.run(
         ["gcc", "-O0", "-x", "c", "-", "-o", str(ctx / "tool")],
         input=c_source.encode(),
