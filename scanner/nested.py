@@ -178,10 +178,11 @@ class FileScanner:
             )
             return
         encoding = utf16_encoding(head)
+        where = self._where(member, state)
         if encoding:
-            hits = self.content.scan_stream(io.BufferedReader(_Utf16(whole, encoding), READ_SIZE))
+            hits = self.content.scan_stream(io.BufferedReader(_Utf16(whole, encoding), READ_SIZE), path=where)
         else:
-            hits = self.content.scan_stream(whole)
+            hits = self.content.scan_stream(whole, path=where)
         state.files += 1
         if hits:
             state.hits.append(FileHits(state.outer, tuple(hits), member))

@@ -14,7 +14,7 @@ from .buildargs import BuildArgDetector, SecretNameDetector
 from .decoded import Base64Decoded
 from .detect_secrets_plugins import DetectSecretsDetector
 from .entropy import EntropyDetector
-from .examples import is_example
+from .examples import in_docs_or_tests, is_example
 from .interface import Detector, DetectorError, Match
 from .known import DEFAULT_MIN_LENGTH, KnownSecretsDetector, KnownValue, SecretSpec, load_known_values
 from .patterns import PatternDetector
@@ -50,11 +50,15 @@ def build_detectors(
     return detectors
 
 
-def _to_hit(detector: Detector, match: Match, line: int | None) -> Hit:
+def _to_hit(detector: Detector, match: Match, line: int | None, path: str | None = None) -> Hit:
     severity, confidence, description = match.severity, match.confidence, match.description
-    if detector.name != "known-secret" and is_example(match.secret):
-        severity, confidence = Severity.LOW, "low"
-        description += " (an example or placeholder value: downgraded)"
+    if detector.name != "known-secret" and severity is not Severity.LOW:  # what the user named is never downgraded
+        if is_example(match.secret):
+            severity, confidence = Severity.LOW, "low"
+            description += " (an example or placeholder value: downgraded)"
+        elif path is not None and in_docs_or_tests(path):
+            severity, confidence = Severity.LOW, "low"
+            description += " (in documentation, examples or tests: downgraded)"
     return Hit(
         rule_id=match.rule_id,
         detector=detector.name,
@@ -95,11 +99,11 @@ class ContentScanner:
         self.overlap = max((d.max_match_len for d in self.detectors), default=1)
         self.chunk_size = max(chunk_size, self.overlap)
 
-    def _matches(self, data: bytes, metadata: bool = False) -> list[tuple[Detector, Match]]:
+    def _matches(self, data: bytes, metadata: bool = False, path: str | None = None) -> list[tuple[Detector, Match]]:
         """Every detector's matches; a weak match inside a strong match's span is dropped."""
         detectors = self.metadata_detectors if metadata else self.detectors
-        found = [(d, m) for d in detectors for m in d.find(data)]
-        found.extend(self.decoded.find(data))
+        found = [(d, m) for d in detectors for m in d.find(data, path)]
+        found.extend(self.decoded.find(data, path))
         if not any(d.name in _STRENGTH for d, _ in found):
             return found
         spans = [(m.start, m.end, _strength(d.name)) for d, m in found]
@@ -109,9 +113,9 @@ class ContentScanner:
             if not any(s <= m.start and m.end <= e and k > _strength(d.name) for s, e, k in spans)
         ]
 
-    def scan_bytes(self, data: bytes, metadata: bool = False) -> list[Hit]:
+    def scan_bytes(self, data: bytes, metadata: bool = False, path: str | None = None) -> list[Hit]:
         """Scan one string; ``metadata`` adds the detectors of named values (build args, Env)."""
-        hits = [_to_hit(d, m, data.count(b"\n", 0, m.start) + 1) for d, m in self._matches(data, metadata)]
+        hits = [_to_hit(d, m, data.count(b"\n", 0, m.start) + 1, path) for d, m in self._matches(data, metadata, path)]
         return _dedupe(hits)
 
     def mask(self, text: str) -> str:
@@ -127,7 +131,7 @@ class ContentScanner:
         out += data[pos:]
         return out.decode("utf-8", "replace")
 
-    def scan_stream(self, stream: Readable, limit: int | None = None) -> list[Hit]:
+    def scan_stream(self, stream: Readable, limit: int | None = None, path: str | None = None) -> list[Hit]:
         """Scan ``stream`` to its end (or ``limit`` bytes)."""
         hits: list[Hit] = []
         seen: set[_Seen] = set()
@@ -144,7 +148,7 @@ class ContentScanner:
                 remaining -= len(chunk)
             window = carry + chunk if carry else chunk
             fresh_from = len(carry)
-            for detector, match in self._matches(window):
+            for detector, match in self._matches(window, path=path):
                 if match.end <= fresh_from:
                     continue  # wholly inside the overlap: the previous window had it
                 key = _Seen(match.rule_id, window_start + match.start, match.encoding)
@@ -152,7 +156,7 @@ class ContentScanner:
                     continue
                 seen.add(key)
                 line = lines_before + window.count(b"\n", 0, match.start) + 1
-                hits.append(_to_hit(detector, match, line))
+                hits.append(_to_hit(detector, match, line, path))
             keep = min(self.overlap, len(window))
             cut = len(window) - keep
             lines_before += window.count(b"\n", 0, cut)

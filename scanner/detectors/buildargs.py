@@ -37,7 +37,7 @@ class BuildArgDetector(Detector):
     name = "build-arg"
     max_match_len = 4096
 
-    def find(self, data: bytes) -> Iterator[Match]:
+    def find(self, data: bytes, path: str | None = None) -> Iterator[Match]:
         # metadata strings come as key=value (see scanner.archive.iter_json_strings)
         m = _PREFIX.match(data, len(_FIELD) if data.startswith(_FIELD) else 0)
         if not m:
@@ -69,7 +69,7 @@ class SecretNameDetector(Detector):
     name = "build-arg"  # same strength as build args: weaker than an exact or vendor-format match
     max_match_len = 4096
 
-    def find(self, data: bytes) -> Iterator[Match]:
+    def find(self, data: bytes, path: str | None = None) -> Iterator[Match]:
         m = _ASSIGNMENT.fullmatch(data)
         if not m or not secret_like_name(m.group(1)):
             return

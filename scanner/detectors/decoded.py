@@ -69,7 +69,7 @@ class Base64Decoded:
             self._db.scan(data + b"\n", match_event_handler=on_match)
         return runs
 
-    def find(self, data: bytes) -> Iterator[tuple[Detector, Match]]:
+    def find(self, data: bytes, path: str | None = None) -> Iterator[tuple[Detector, Match]]:
         if not self.detectors:
             return
         for start, end in self._runs(data):
@@ -77,5 +77,5 @@ class Base64Decoded:
             if decoded is None:
                 continue
             for detector in self.detectors:
-                for m in detector.find(decoded):
+                for m in detector.find(decoded, path):
                     yield detector, replace(m, start=start, end=end, encoding="base64")

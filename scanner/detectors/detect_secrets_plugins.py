@@ -67,7 +67,7 @@ class DetectSecretsDetector(Detector):
                 self._owner.append(n)
         self._prefilter = prefilter_for(patterns)
 
-    def find(self, data: bytes) -> Iterator[Match]:
+    def find(self, data: bytes, path: str | None = None) -> Iterator[Match]:
         wanted = {self._owner[i] for i in self._prefilter.candidates(data)}
         if not wanted:
             return

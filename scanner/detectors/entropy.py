@@ -46,7 +46,7 @@ class EntropyDetector(Detector):
         name_then_value = "(?:" + _NAME.pattern.decode() + ")" + _TAIL.pattern.decode()
         self._prefilter = prefilter_for([(name_then_value, re.IGNORECASE)])
 
-    def find(self, data: bytes) -> Iterator[Match]:
+    def find(self, data: bytes, path: str | None = None) -> Iterator[Match]:
         if not self._prefilter.candidates(data):
             return
         lowered = data.lower()

@@ -35,3 +35,17 @@ def is_example(value: bytes) -> bool:
     if any(seq in value for seq in _SEQUENCES):
         return True
     return len(value) >= 16 and len(set(value)) < 6  # "0000000000000000", "abababababababab"
+
+
+# documentation, examples and tests, as packaged in images: credentials there are documented
+# samples far more often than leaks (and are still reported, at low severity)
+_DOCS_OR_TESTS = re.compile(
+    r"(?:^|/)(?:usr/share/(?:doc|man|info|gtk-doc|help)|(?:[^/]*[-_.])?(?:docs?|examples?|samples?|tests?|testing|testdata|"
+    r"test_data|fixtures?|__tests__|spec|specs|demo|demos)(?:[-_.][^/]*)?)/"
+    r"|(?:^|/)[^/]*examples?[-_.][^/]*$|\.(?:md|rst|adoc|html?|ipynb|1|3|5|7|8)(?:\.gz)?(?:!/|$)",
+    re.IGNORECASE,
+)
+
+
+def in_docs_or_tests(path: str) -> bool:
+    return bool(_DOCS_OR_TESTS.search(path))

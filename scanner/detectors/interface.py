@@ -46,5 +46,5 @@ class Detector(ABC):
     max_match_len: int = 1024
 
     @abstractmethod
-    def find(self, data: bytes) -> Iterator[Match]:
-        """Yield every match in ``data``."""
+    def find(self, data: bytes, path: str | None = None) -> Iterator[Match]:
+        """Yield every match in ``data``; ``path`` is the file's path in the image, if any."""

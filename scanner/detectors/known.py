@@ -299,7 +299,7 @@ class KnownSecretsDetector(Detector):
     def __len__(self) -> int:
         return self._count
 
-    def find(self, data: bytes) -> Iterator[Match]:
+    def find(self, data: bytes, path: str | None = None) -> Iterator[Match]:
         if self._db is None or not data:
             return
         hits: list[tuple[int, int, int]] = []

@@ -21,29 +21,37 @@ class PatternDetector(Detector):
         self._rules = [(rule, rule.compile()) for rule in rules]
         self.max_match_len = max((rule.max_len for rule, _ in self._rules), default=1)
         self._prefilter = prefilter_for(
-            [(rule.regex[2:] if rule.word_start else rule.regex, rule.flags) for rule, _ in self._rules]
+            [
+                (rule.prefilter or (rule.regex[2:] if rule.word_start else rule.regex), rule.flags)
+                for rule, _ in self._rules
+            ]
         )
 
     @property
     def rules(self) -> list[Rule]:
         return [rule for rule, _ in self._rules]
 
-    def find(self, data: bytes) -> Iterator[Match]:
+    def find(self, data: bytes, path: str | None = None) -> Iterator[Match]:
         for index in sorted(self._prefilter.candidates(data)):
             rule, regex = self._rules[index]
+            if rule.paths and not rule.applies_to(path):
+                continue
             for m in regex.finditer(data):
                 if rule.word_start and m.start() > 0 and _WORD[data[m.start() - 1]]:
                     continue
                 secret = m.group(rule.group)
                 if not secret or (rule.validate is not None and not rule.validate(secret)):
                     continue
-                severity, confidence = rule.severity, rule.confidence
+                severity, confidence, description = rule.severity, rule.confidence, rule.description
                 if rule.verify is not None and rule.verify(secret):  # a checksum that holds proves the format
                     severity, confidence = Severity.CRITICAL, "high"
+                why = rule.downgrade(m.group(0)) if rule.downgrade is not None else None
+                if why:
+                    severity, confidence, description = Severity.LOW, "low", f"{description} ({why}: downgraded)"
                 yield Match(
                     rule_id=rule.id,
                     severity=severity,
-                    description=rule.description,
+                    description=description,
                     start=m.start(rule.group),
                     end=m.end(rule.group),
                     secret=secret,

@@ -89,7 +89,7 @@ def test_hashes_and_binary_base64_are_not_decoded_into_noise() -> None:
         "aws_access_key_id = AKIAIOSFODNN7EXAMPLE",
         "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
         "GITHUB_TOKEN=ghp_" + "x" * 36,
-        "password = your_password_here_please",
+        "DB_PASSWORD=your_password_here_please",
         "DB_PASSWORD=changeme-in-production",
         "sk_live_" + "0123456789abcdefghijklmn",
     ],
@@ -117,3 +117,28 @@ def test_real_looking_values_keep_their_severity() -> None:
 
     hits = ContentScanner(build_detectors([])).scan_bytes(b"aws_access_key_id = AKIAQ3EGRHC7XW5JZT2L\n")
     assert [(h.rule_id, h.severity) for h in hits] == [("aws-access-key-id", Severity.HIGH)]
+
+
+@pytest.mark.parametrize(
+    ("path", "downgraded"),
+    [
+        ("usr/share/doc/libxmlsec1-dev/examples/rsakey.pem", True),
+        ("app/node_modules/axios/README.md", True),
+        ("usr/lib/python3/site-packages/botocore/data/iam/2010-05-08/examples-1.json", True),
+        ("srv/app/tests/fixtures/keys.env", True),
+        ("srv/app/config/production.env", False),
+        ("root/.aws/credentials", False),
+        ("opt/app/app.war!/WEB-INF/classes/application.yml", False),
+    ],
+)
+def test_findings_in_docs_and_tests_are_downgraded(path: str, downgraded: bool) -> None:
+    from scanner.models import Severity
+
+    data = b"GITHUB_TOKEN=ghp_" + b"Zq8w" * 9 + b"\n"
+    hits = [h for h in ContentScanner(build_detectors([])).scan_bytes(data, path=path) if h.rule_id == "github-token"]
+    assert len(hits) == 1
+    assert (hits[0].severity is Severity.LOW) is downgraded
+    known = ContentScanner(build_detectors([KnownValue("k", "whole", b"ghp_" + b"Zq8w" * 9)])).scan_bytes(
+        data, path=path
+    )
+    assert all(h.severity is Severity.CRITICAL for h in known if h.rule_id == "known-secret")

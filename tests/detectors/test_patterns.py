@@ -19,20 +19,24 @@ DETECTOR = PatternDetector()
 RULES = {r.id: r for r in BUILTIN_RULES}
 
 
-def found(text: str) -> set[str]:
-    return {m.rule_id for m in DETECTOR.find(("x = 1\n" + text + "\n").encode())}
+def found(text: str, path: str | None = None) -> set[str]:
+    return {m.rule_id for m in DETECTOR.find(("x = 1\n" + text + "\n").encode(), path)}
+
+
+def sample_path(rule) -> str | None:  # type: ignore[no-untyped-def]
+    return rule.paths[0].replace("*", "app") if rule.paths else None
 
 
 @pytest.mark.parametrize("rule", BUILTIN_RULES, ids=lambda r: r.id)
 @pytest.mark.parametrize("run", range(8))
 def test_rule_flags_its_sample(rule, run: int) -> None:  # type: ignore[no-untyped-def]
     text = expand(rule.sample)
-    assert rule.id in found(text), text
+    assert rule.id in found(text, sample_path(rule)), text
 
 
 @pytest.mark.parametrize("rule", BUILTIN_RULES, ids=lambda r: r.id)
 def test_rule_ignores_its_negative(rule) -> None:  # type: ignore[no-untyped-def]
-    assert rule.id not in found(expand(rule.negative))
+    assert rule.id not in found(expand(rule.negative), sample_path(rule))
 
 
 def test_at_least_150_rules_each_with_sample_and_negative() -> None:
@@ -54,16 +58,66 @@ def test_rule_ids_are_unique() -> None:
         ("aws-access-key-id", "XAKIA" + "ABCDEFGHIJKLMNOP" + "X", False),
         ("url-password", "https://example.com/path:with@colon", False),
         ("url-password", "redis://:s3cr3tpass@cache:6379/0", False),  # no user part: not this rule's shape
-        ("private-key-rsa", "-----BEGIN RSA PRIVATE KEY-----\n" + "A" * 40, True),  # header alone is evidence
+        ("private-key-rsa", "-----BEGIN RSA PRIVATE KEY-----\n" + "A" * 40, False),  # no body, no footer: not a key
         ("stripe-live-key", "sk_test_" + "a1B2" * 6, False),
         ("dotenv-secret", "API_TOKEN=os.environ['X']", False),
         ("dotenv-secret", "SECRET_KEY=$(cat /run/secrets/key)", False),
         ("ini-password", "password = %(pw)s", False),
         ("json-secret-field", '"token": "${TOKEN}"', False),
+        ("private-key-openssh", '_SK_START = b"-----BEGIN OPENSSH PRIVATE KEY-----"', False),  # code, not a key
+        (
+            "private-key-dsa",
+            '"-----BEGIN DSA PRIVATE KEY-----<a very long private key string>-----END DSA PRIVATE KEY-----"',
+            False,
+        ),
+        ("dotenv-secret", "OID_PRIVATE_KEY_USAGE_PERIOD = ExtensionOID.PRIVATE_KEY_USAGE_PERIOD", False),
+        ("dotenv-secret", '_DEFAULT_TOKEN = "_sa_default"', False),
     ],
 )
 def test_edge_cases(rule_id: str, text: str, should_flag: bool) -> None:
-    assert (rule_id in found(text)) is should_flag
+    path = sample_path(RULES[rule_id])
+    assert (rule_id in found(text, path)) is should_flag
+
+
+@pytest.mark.parametrize(
+    ("rule_id", "path", "text"),
+    [
+        ("ini-password", "etc/app.conf", "password = hunter2hunter2"),
+        ("netrc-password", "root/.netrc", "machine h login u password hunter2hunter2"),
+        ("json-secret-field", "terraform.tfstate", '"password": "hunter2hunter2"'),
+    ],
+)
+def test_path_bound_rules_only_in_their_files(rule_id: str, path: str, text: str) -> None:
+    assert rule_id in found(text, path)
+    assert rule_id not in found(text, "usr/lib/app/module.js")
+    assert rule_id not in found(text, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("mssql+pyodbc://scott:tiger@ms_2008/db", "demo credential"),
+        ("https://user:pass1234@sub.example.net:8080", "demo credential"),
+        ("https://abc:xyz7q@example.com/", "example host"),
+        (
+            "https://x.blob.core.windows.net/c?sp=r&st=2023-12-20T14:54:52Z&se=2023-12-20T22:54:52Z&sv=2021-06-08&sig="
+            + "aBBKDWQvyuVcTPH9EBp%2FXTI9E%2F%2Fmq171%2BZU178wcwqU%3D",
+            "expired",
+        ),
+    ],
+)
+def test_demo_credentials_and_expired_tokens_are_downgraded(text: str, why: str) -> None:
+    matches = [m for m in DETECTOR.find(text.encode()) if m.rule_id in ("url-password", "azure-sas-token")]
+    assert matches and all(m.severity is Severity.LOW and why in m.description for m in matches)
+
+
+def test_real_looking_url_password_stays_high() -> None:
+    (m,) = [
+        m
+        for m in DETECTOR.find(b"postgres://billing:Xq7vP2mZ9tLw@db.internal:5432/billing")
+        if m.rule_id == "url-password"
+    ]
+    assert m.severity is Severity.HIGH
 
 
 def test_matched_span_is_the_secret_group() -> None:

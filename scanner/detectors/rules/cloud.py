@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .model import C, H, I, M, R, Rule, not_placeholder
+from .model import C, H, I, M, R, Rule, expired_sas, not_placeholder
 
 _ASSIGN = r"[\"']?\s*[:=]\s*[\"']?"  # key = value, key: value, "key": "value"
 
@@ -110,12 +110,13 @@ CLOUD: tuple[Rule, ...] = (
     R(
         "azure-sas-token",
         "Azure shared access signature",
-        r"\bsv=20\d\d-\d\d-\d\d&[^\s\"'<>]{0,300}?\bsig=([A-Za-z0-9%+/=]{30,})",
+        r"\b(?:sv|sp|st|se|sr|ss|srt|spr|sip|skoid)=[^\s\"'<>]{0,400}?\bsig=([A-Za-z0-9%+/=]{30,})",
         ("sig=",),
         H,
-        "https://x.blob.core.windows.net/c?sv=2022-11-02&ss=b&srt=co&sp=r&se=2030-01-01&sig={b43}%3D",
+        "https://x.blob.core.windows.net/c?sv=2022-11-02&ss=b&srt=co&sp=r&se=2099-01-01&sig={b43}%3D",
         "https://x.blob.core.windows.net/c?sv=2022-11-02&sp=r",
         group=1,
+        downgrade=expired_sas,
     ),
     R(
         "azure-ad-client-secret",

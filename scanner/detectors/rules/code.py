@@ -374,6 +374,7 @@ CODE: tuple[Rule, ...] = (
         group=1,
         validate=not_placeholder,
         confidence="medium",
+        paths=("*.xml",),
     ),
     R(
         "gradle-credentials",
@@ -387,6 +388,7 @@ CODE: tuple[Rule, ...] = (
         flags=I,
         validate=not_placeholder,
         confidence="medium",
+        paths=("gradle.properties", "*.gradle", "*.gradle.kts", "*.properties"),
     ),
     R(
         "composer-auth",
@@ -400,5 +402,6 @@ CODE: tuple[Rule, ...] = (
         group=1,
         max_len=1024,
         confidence="medium",
+        paths=("auth.json", "composer.json"),
     ),
 )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from .model import C, H, I, M, R, Rule, docker_auth, not_placeholder
+from .model import C, H, I, M, R, Rule, demo_url, docker_auth, not_placeholder
 
-_BODY = r"(?:[\s\S]{0,16384}?-----END KIND-----)?"
+# a key is a header, a body and a footer: a header alone is code that parses keys, not a key
+_BODY = r"[ \t]*\r?\n(?:[A-Za-z0-9\-]+:[^\n]*\r?\n)*\s*[A-Za-z0-9+/=\r\n \t]{64,16384}?-----END KIND-----"
 
 
 def _pem(rule_id: str, what: str, kind: str, keywords: tuple[str, ...], sample_kind: str = "") -> Rule:
@@ -19,6 +20,7 @@ def _pem(rule_id: str, what: str, kind: str, keywords: tuple[str, ...], sample_k
         f"-----BEGIN {label}-----\n{{b64}}\n{{b40}}==\n-----END {label}-----",
         f"-----BEGIN {public}-----\n{{b64}}\n-----END {public}-----",
         max_len=17000,
+        prefilter=f"-----BEGIN {kind}-----",
     )
 
 
@@ -67,6 +69,7 @@ KEYS: tuple[Rule, ...] = (
         "https://user:${{PASSWORD}}@example.com",
         group=1,
         validate=not_placeholder,
+        downgrade=demo_url,
     ),
     R(
         "jdbc-password",
@@ -127,6 +130,7 @@ KEYS: tuple[Rule, ...] = (
         "machine github.com login bot password changeme",
         group=1,
         validate=not_placeholder,
+        paths=(".netrc", "_netrc", "*.netrc", ".authinfo", "*.authinfo"),
     ),
     R(
         "ini-password",
@@ -140,13 +144,14 @@ KEYS: tuple[Rule, ...] = (
         flags=I,
         validate=not_placeholder,
         confidence="medium",
+        paths=("*.ini", "*.cfg", "*.conf", ".pypirc", "*.pypirc", "pip.conf", "pip.ini", "*.properties", "*.cnf"),
     ),
     R(
         "dotenv-secret",
         "secret in an environment file (.env, KEY=value)",
-        r"(?m)^(?:export[ \t]+)?[A-Z0-9_]*"
+        r"(?m)^(?:export[ \t]+)?[A-Z][A-Z0-9_]*"
         r"(?:PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|APIKEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIALS?)"
-        r"[A-Z0-9_]*[ \t]*=[ \t]*[\"']?([^\s\"'#$(){}\[\]]{8,})[\"']?[ \t]*$",
+        r"[A-Z0-9_]*=[\"']?([^\s\"'#$(){}\[\]]{8,})[\"']?[ \t]*$",
         ("password", "passwd", "secret", "token", "api_key", "apikey", "access_key", "private_key", "credential"),
         H,
         "DB_PASSWORD={a16}",
@@ -168,6 +173,7 @@ KEYS: tuple[Rule, ...] = (
         flags=I,
         validate=not_placeholder,
         confidence="medium",
+        paths=("*.json", "*.tfstate", "*.tfstate.backup", "*.json.bak"),
     ),
     R(
         "htpasswd-hash",
@@ -190,5 +196,6 @@ KEYS: tuple[Rule, ...] = (
         group=1,
         validate=not_placeholder,
         confidence="medium",
+        paths=(".git-credentials", "*credentials*", "*.git-credentials"),
     ),
 )

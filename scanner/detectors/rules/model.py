@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime
+import fnmatch
+import posixpath
 import re
 import tomllib
 import zlib
@@ -34,6 +37,17 @@ class Rule:
     verify: Callable[[bytes], bool] | None = field(default=None, compare=False)
     max_len: int = 512
     confidence: str = "high"  # "medium" for rules that match a value by the name it is assigned to
+    paths: tuple[str, ...] = ()  # only in files whose path (or basename) matches one of these globs
+    prefilter: str | None = None  # a simpler regex for the Hyperscan pass (large bounded repeats explode there)
+    # given the whole match, a reason to downgrade it to low (a demo credential, an expired token)
+    downgrade: Callable[[bytes], str | None] | None = field(default=None, compare=False)
+
+    def applies_to(self, path: str | None) -> bool:
+        if path is None:
+            return False
+        inner = path.rpartition("!/")[2]
+        base = posixpath.basename(inner)
+        return any(fnmatch.fnmatchcase(base, g) or fnmatch.fnmatchcase(inner, g) for g in self.paths)
 
     @property
     def word_start(self) -> bool:
@@ -84,6 +98,46 @@ _B62 = (
     b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
     b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
 )
+
+
+_DEMO_PASSWORDS = frozenset(
+    b"tiger pass password passwd pwd secret s3cr3t sekrit 123 1234 12345 123456 test testing foo bar baz qux qwerty "
+    b"changeme admin root guest demo example xxx xxxx mypassword yourpassword p@ssw0rd pa55word letmein hunter2 "
+    b"abc xyz abc123 password123 pass123".split()
+)
+_DEMO_HOSTS = re.compile(
+    rb"@(?:[\w.\-]*\.)?(?:example\.(?:com|org|net)|localhost|host|hostname|server|myserver|domain)\b"
+    rb"|@(?:[\w\-]+\.)*test\b|@xn--",
+    re.IGNORECASE,
+)
+_URL_USERPASS = re.compile(rb"://([^\s:/@]*):([^\s:/@]*)@")
+
+
+def demo_url(match: bytes) -> str | None:
+    """Credentials in documentation URLs: scott:tiger, user:pass, anything @example.com."""
+    m = _URL_USERPASS.search(match)
+    if m is None:
+        return None
+    user, password = m.group(1).lower(), m.group(2).lower()
+    if password in _DEMO_PASSWORDS or (user in (b"user", b"username", b"name", b"login") and len(password) < 10):
+        return "a demo credential"
+    if _DEMO_HOSTS.search(match):
+        return "an example host"
+    return None
+
+
+_SAS_EXPIRY = re.compile(rb"\bse=(\d{4})-(\d\d)-(\d\d)")
+
+
+def expired_sas(match: bytes) -> str | None:
+    m = _SAS_EXPIRY.search(match)
+    if m is None:
+        return None
+    try:
+        expiry = datetime.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    except ValueError:
+        return None
+    return "expired" if expiry < datetime.date.today() else None
 
 
 def base62(n: int, alphabet: bytes = _B62[0], width: int = 6) -> bytes:
