@@ -201,6 +201,7 @@ def build_deep_image(workdir: Path, tag: str = "leakscan-test-deep:1") -> DeepIm
     module = workdir / "settings.py"
     module.write_text(f"DOCKERHUB_TOKEN = {v['pyc_dockerhub']!r}\n")
     py_compile.compile(str(module), cfile=str(ctx / "settings.cpython-311.pyc"), doraise=True)
+    (ctx / "app.db").unlink(missing_ok=True)
     db = sqlite3.connect(ctx / "app.db")
     db.execute("create table config (key text, value text)")
     db.execute("insert into config values (?, ?)", ("stripe", v["sqlite_stripe"]))
