@@ -97,6 +97,7 @@ def test_path_bound_rules_only_in_their_files(rule_id: str, path: str, text: str
     ("text", "why"),
     [
         ("mssql+pyodbc://scott:tiger@ms_2008/db", "demo credential"),
+        ("mssql+pyodbc://scott:tiger^5HHH@mssql2017:1433/test", "demo credential"),
         ("https://user:pass1234@sub.example.net:8080", "demo credential"),
         ("https://abc:xyz7q@example.com/", "example host"),
         (

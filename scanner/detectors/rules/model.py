@@ -121,6 +121,8 @@ def demo_url(match: bytes) -> str | None:
     user, password = m.group(1).lower(), m.group(2).lower()
     if password in _DEMO_PASSWORDS or (user in (b"user", b"username", b"name", b"login") and len(password) < 10):
         return "a demo credential"
+    if user == b"scott" or password.startswith(b"tiger"):  # Oracle's and SQLAlchemy's documented demo login
+        return "a demo credential"
     if _DEMO_HOSTS.search(match):
         return "an example host"
     return None
