@@ -25,13 +25,17 @@ MAX_RUNS_PER_WINDOW = 2000
 _HEX = re.compile(rb"^[0-9a-fA-F]+$")
 
 
-def _MIXED(run: bytes) -> bool:
+_DIGITS = b"0123456789"
+_TEXT = bytes([9, 10, 13, *range(32, 127)])
+
+
+def _mixed(run: bytes) -> bool:
     """Base64 of text has upper and lower case letters and digits; paths and words do not."""
-    return run.upper() != run and run.lower() != run and any(48 <= c <= 57 for c in run)
+    return run.upper() != run and run.lower() != run and len(run.translate(None, _DIGITS)) != len(run)
 
 
 def _decode(run: bytes) -> bytes | None:
-    if len(run) > MAX_RUN or _HEX.match(run) or not _MIXED(run):
+    if len(run) > MAX_RUN or _HEX.match(run) or not _mixed(run):
         return None  # hex digests and words decode to noise
     text = run.rstrip(b"=")
     try:
@@ -40,8 +44,8 @@ def _decode(run: bytes) -> bytes | None:
         return None
     if not decoded:
         return None
-    printable = sum(32 <= c < 127 or c in (9, 10, 13) for c in decoded)
-    return decoded if printable >= 0.85 * len(decoded) else None
+    binary = len(decoded.translate(None, _TEXT))  # bytes that are not printable text
+    return decoded if binary <= 0.15 * len(decoded) else None
 
 
 class Base64Decoded:
