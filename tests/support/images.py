@@ -145,10 +145,14 @@ def pem_key() -> str:
 
 def build_deep_image(workdir: Path, tag: str = "leakscan-test-deep:1") -> DeepImage:
     """Needs gcc for the compiled-binary case (the CI machine has it)."""
+    import bz2
     import gzip
+    import lzma
     import py_compile
     import sqlite3
     import subprocess
+
+    import zstandard
 
     ensure_base_image()
     ctx = workdir / "deep"
@@ -177,6 +181,14 @@ def build_deep_image(workdir: Path, tag: str = "leakscan-test-deep:1") -> DeepIm
     (ctx / "build.log.gz").write_bytes(
         gzip.compress(f"step 1/3\nnpm config set //registry.npmjs.org/:_authToken={v['log_npm']}\ndone\n".encode())
     )
+    v["bz2_gitlab"] = "glrt-" + _rand(24)
+    v["xz_huggingface"] = "hf_" + _rand(34, string.ascii_letters)
+    v["zst_openai"] = f"sk-proj-{_rand(24)}T3BlbkFJ{_rand(24)}"
+    v["whl_pypi"] = "pypi-AgEIcHlwaS5vcmc" + _rand(70)
+    (ctx / "dump.sql.bz2").write_bytes(bz2.compress(f"INSERT INTO t VALUES ('{v['bz2_gitlab']}');\n".encode()))
+    (ctx / "notes.txt.xz").write_bytes(lzma.compress(f"HF_TOKEN={v['xz_huggingface']}\n".encode()))
+    (ctx / "trace.zst").write_bytes(zstandard.ZstdCompressor().compress(f"key {v['zst_openai']}\n".encode()))
+    (ctx / "app-1.0-py3-none-any.whl").write_bytes(_zip({"app/settings.py": f"PYPI = {v['whl_pypi']!r}\n".encode()}))
     (ctx / "creds-utf16.txt").write_bytes(f"service=db\r\npassword={v['utf16_password']}\r\n".encode("utf-16"))
     key = pem_key()
     (ctx / "kubeconfig").write_text(
