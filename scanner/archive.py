@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .cache import LayerCache, claimed_digest
 from .errors import FormatError, SourceError
 from .models import LayerScan, sha256_hex
 from .sources.interface import Member
+from .streams import HashingReader
 from .walk import READ_ERRORS, LayerWalker, looks_like_tar, sniff
 
 JSON_LIMIT = 64 << 20
@@ -81,7 +83,28 @@ def _read_head(stream: Any, n: int = 512) -> bytes:
     return head
 
 
-def collect(members: Iterable[Member], walker: LayerWalker, json_limit: int = JSON_LIMIT) -> Archive:
+def _cached(member: Member, head: bytes, cache: LayerCache) -> LayerScan | None:
+    """A cached result for a layer whose bytes hash to the digest its path claims."""
+    digest = claimed_digest(member.path)
+    scan = cache.get(digest) if digest else None
+    if scan is None or member.stream is None:
+        return None
+    reader = HashingReader(member.stream, head)
+    reader.drain()
+    if reader.digest != digest:  # a member that lies about its content: never a cache hit
+        return replace(
+            scan,
+            files=(),
+            entries=(),
+            files_scanned=0,
+            error=f"content does not match the digest its name claims ({digest}); not scanned",
+        )
+    return scan
+
+
+def collect(
+    members: Iterable[Member], walker: LayerWalker, json_limit: int = JSON_LIMIT, cache: LayerCache | None = None
+) -> Archive:
     archive = Archive()
     try:
         for member in members:
@@ -92,9 +115,12 @@ def collect(members: Iterable[Member], walker: LayerWalker, json_limit: int = JS
                 continue
             head = _read_head(member.stream)
             if sniff(head) != "none" or looks_like_tar(head):
-                archive.records[member.path] = BlobRecord(
-                    member.path, member.size, layer=walker.walk(member.stream, head)
-                )
+                scan = _cached(member, head, cache) if cache is not None else None
+                if scan is None:
+                    scan = walker.walk(member.stream, head)
+                    if cache is not None:
+                        cache.put(scan)
+                archive.records[member.path] = BlobRecord(member.path, member.size, layer=scan)
             elif member.size <= json_limit:
                 archive.records[member.path] = BlobRecord(member.path, member.size, data=head + member.stream.read())
             else:

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
+from .cache import default_dir as default_cache_dir
 from .detectors import BUILTIN_RULES, DEFAULT_MIN_LENGTH, RuleSet, SecretSpec, load_known_values
 from .engine import ScanOptions, scan_image
 from .errors import ExitCode, LeakscanError
@@ -79,6 +80,13 @@ def _scan_options(fn: F) -> F:
             help="How deep to open archives and compressed files inside the image (0: not at all).",
         ),
         click.option("--no-entropy", is_flag=True, help="Turn the entropy detector off."),
+        click.option(
+            "--cache-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=None,
+            help="Where layer results are cached (default: $XDG_CACHE_HOME/leakscan/layers).",
+        ),
+        click.option("--no-cache", is_flag=True, help="Do not read or write the layer cache."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -93,6 +101,8 @@ def _options(
     max_file_size: int | None,
     archive_depth: int,
     no_entropy: bool,
+    cache_dir: Path | None = None,
+    no_cache: bool = False,
     suppressions: Suppressions | None = None,
 ) -> ScanOptions:
     specs = [SecretSpec.parse(s) for s in secrets]
@@ -106,6 +116,7 @@ def _options(
         archive_depth=archive_depth,
         min_secret_length=min_secret_length,
         suppressions=suppressions or Suppressions(),
+        cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
     )
 
 

@@ -9,10 +9,21 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from . import suppress
 from .archive import MetaDoc, ResolvedImage, collect, iter_json_strings, resolve
-from .detectors import BUILTIN_RULES, DEFAULT_MIN_LENGTH, ContentScanner, KnownValue, RuleSet, build_detectors
+from .cache import LayerCache, namespace
+from .detectors import (
+    BUILTIN_RULES,
+    DEFAULT_MIN_LENGTH,
+    ContentScanner,
+    Detector,
+    KnownSecretsDetector,
+    KnownValue,
+    RuleSet,
+    build_detectors,
+)
 from .models import EntryKind, Finding, ImageReport, LayerReport, ScanReport, Skip
 from .nested import NestedLimits
 from .sources import ImageSource
@@ -30,6 +41,7 @@ class ScanOptions:
     archive_depth: int = NestedLimits().max_depth
     min_secret_length: int = DEFAULT_MIN_LENGTH
     suppressions: Suppressions = field(default_factory=Suppressions)
+    cache_dir: Path | None = None  # None: no layer cache
     progress: Callable[[int], None] | None = field(default=None, compare=False)
 
 
@@ -45,7 +57,8 @@ def scan_image(source: ImageSource, options: ScanOptions | None = None) -> ScanR
     scanner = ContentScanner(detectors)
     limits = WalkLimits(max_file_size=options.max_file_size, nested=NestedLimits(max_depth=options.archive_depth))
     walker = LayerWalker(scanner, limits, on_bytes=options.progress)
-    archive = collect(source.members(), walker)
+    cache = LayerCache(options.cache_dir, _cache_namespace(options, detectors)) if options.cache_dir else None
+    archive = collect(source.members(), walker, cache=cache)
     resolved = resolve(archive, source.select)
     images = tuple(_image_report(image, scanner) for image in resolved.images)
     report = ScanReport(
@@ -57,8 +70,27 @@ def scan_image(source: ImageSource, options: ScanOptions | None = None) -> ScanR
         warnings=tuple(resolved.warnings),
         errors=tuple(resolved.errors),
         duration_s=time.monotonic() - started,
+        cached_layers=cache.hits if cache is not None else 0,
     )
     return suppress.apply(report, options.suppressions)
+
+
+def _cache_namespace(options: ScanOptions, detectors: list[Detector]) -> str:
+    """Everything a layer's result depends on; secrets only as hashes of hashes."""
+    known = next((d for d in detectors if isinstance(d, KnownSecretsDetector)), None)
+    return namespace(
+        {
+            "rules": [
+                (r.id, r.regex, r.flags, r.severity.value, r.group, r.confidence, r.paths, r.prefilter, r.max_len)
+                for r in options.rules.rules
+            ],
+            "detect_secrets": options.rules.detect_secrets,
+            "entropy": options.entropy,
+            "max_file_size": options.max_file_size,
+            "archive_depth": options.archive_depth,
+            "known": known.fingerprint if known is not None else "",
+        }
+    )
 
 
 def _metadata_findings(docs: list[MetaDoc], scanner: ContentScanner) -> Iterator[Finding]:

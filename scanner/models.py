@@ -210,6 +210,7 @@ class ScanReport:
     errors: tuple[str, ...] = ()
     duration_s: float = 0.0
     suppressed_metadata: tuple[Finding, ...] = ()
+    cached_layers: int = 0  # layers whose result came from the layer cache (digest verified)
 
     @property
     def findings(self) -> tuple[Finding, ...]:

@@ -31,9 +31,17 @@ def _hs_expression(regex: str, flags: int) -> tuple[bytes, int]:
 
 
 class Prefilter:
+    """Compiled on first use: a scan whose layers all come from the cache never pays for it."""
+
     def __init__(self, patterns: Sequence[tuple[str, int]]) -> None:
+        self._patterns = list(patterns)
+        self._ready = False
         self.always: set[int] = set()
-        compiled = [(i, *_hs_expression(regex, flags)) for i, (regex, flags) in enumerate(patterns)]
+        self._db: hyperscan.Database | None = None
+
+    def _build(self) -> None:
+        self._ready = True
+        compiled = [(i, *_hs_expression(regex, flags)) for i, (regex, flags) in enumerate(self._patterns)]
         usable = self._compile(compiled)
         if usable is None:  # find the expressions Hyperscan rejects and run those everywhere
             good = []
@@ -63,6 +71,8 @@ class Prefilter:
 
     def candidates(self, data: bytes) -> set[int]:
         """Indexes of the patterns that may match somewhere in ``data``."""
+        if not self._ready:
+            self._build()
         found = set(self.always)
         if self._db is not None and data:
 

@@ -82,6 +82,7 @@ def summary_dict(report: ScanReport) -> dict[str, Any]:
         "complete": report.complete,
         "problems": list(report.problems),
         "duration_s": round(report.duration_s, 3),
+        "cached_layers": report.cached_layers,
     }
 
 

@@ -84,6 +84,8 @@ class TableRenderer(Renderer):
         s = summary_dict(report)
         by_sev = ", ".join(f"{n} {sev}" for sev, n in s["by_severity"].items() if n) or "none"
         state = "complete" if s["complete"] else f"INCOMPLETE ({len(s['problems'])} problem(s))"
+        if s["cached_layers"]:
+            state += f"; {s['cached_layers']} layer(s) from the cache"
         out.append("")
         if s["suppressed"]:
             out.append(

@@ -10,9 +10,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Iterator
-
-import docker
-import docker.errors
+from typing import Any
 
 from .interface import ImageSource, Member, SourceError
 from .tarball import tar_members
@@ -44,7 +42,9 @@ def engine_address() -> str:
     return os.environ.get("DOCKER_HOST", "the default socket")
 
 
-def connect() -> docker.DockerClient:
+def connect() -> Any:
+    import docker  # the SDK takes a tenth of a second to import: only when the engine is used
+
     try:
         client = docker.from_env(timeout=600)
         client.ping()
@@ -60,6 +60,8 @@ class DaemonSource(ImageSource):
     kind = "docker-daemon"
 
     def members(self) -> Iterator[Member]:
+        import docker.errors
+
         client = connect()
         try:
             info = client.api.inspect_image(self.ref)

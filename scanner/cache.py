@@ -1,0 +1,100 @@
+"""Layer results cached on disk, by content digest, for the exact scan configuration.
+
+A cached result is reused only under a namespace that hashes everything a result depends on:
+leakscan's version, every rule (id, regex, flags, severity, ...), the detector switches and
+limits, and the SHA-256 of each known secret (hashes only; a value never reaches the disk).  A
+change of rules or secrets is therefore a miss, never a stale hit.  A layer is looked up by the
+digest its archive path claims, and the member is still hashed to prove that claim before the
+cached result stands; a member whose bytes do not match its name is an error, not a hit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .models import EntryKind, FileHits, Hit, LayerEntry, LayerScan, Severity, Skip
+
+FORMAT = 1
+_DIGEST = re.compile(r"(?:^|/)(?:blobs/sha256/([0-9a-f]{64})|([0-9a-f]{64})\.tar)$")
+
+
+def default_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "leakscan" / "layers"
+
+
+def claimed_digest(path: str) -> str | None:
+    """The content digest an archive path names: blobs/sha256/<hex> (OCI), <hex>.tar (podman)."""
+    m = _DIGEST.search(path)
+    return f"sha256:{m.group(1) or m.group(2)}" if m else None
+
+
+def namespace(material: dict[str, Any]) -> str:
+    doc = json.dumps({"leakscan": __version__, "format": FORMAT, **material}, sort_keys=True, default=str)
+    return hashlib.sha256(doc.encode()).hexdigest()[:32]
+
+
+def _to_json(scan: LayerScan) -> dict[str, Any]:
+    return asdict(scan)
+
+
+def _from_json(doc: dict[str, Any]) -> LayerScan:
+    return LayerScan(
+        blob_digest=doc["blob_digest"],
+        diff_id=doc["diff_id"],
+        compression=doc["compression"],
+        compressed_size=doc["compressed_size"],
+        size=doc["size"],
+        entries=tuple(LayerEntry(e["path"], EntryKind(e["kind"]), e["size"], e["link_target"]) for e in doc["entries"]),
+        files=tuple(
+            FileHits(
+                f["path"], tuple(Hit(**{**h, "severity": Severity(h["severity"])}) for h in f["hits"]), f["member"]
+            )
+            for f in doc["files"]
+        ),
+        files_scanned=doc["files_scanned"],
+        skips=tuple(Skip(**s) for s in doc["skips"]),
+        error=doc["error"],
+    )
+
+
+class LayerCache:
+    def __init__(self, root: Path, space: str) -> None:
+        self.dir = root / space
+        self.hits = 0
+        self.misses = 0
+
+    def _file(self, digest: str) -> Path:
+        return self.dir / f"{digest.replace(':', '-')}.json"
+
+    def get(self, digest: str) -> LayerScan | None:
+        try:
+            doc = json.loads(self._file(digest).read_text(encoding="utf-8"))
+            scan = _from_json(doc)
+        except (OSError, ValueError, KeyError, TypeError):
+            self.misses += 1
+            return None
+        self.hits += 1
+        return scan
+
+    def put(self, scan: LayerScan) -> None:
+        if scan.error is not None:
+            return  # only complete results are worth keeping
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            text = json.dumps(_to_json(scan), default=str)
+            for digest in {scan.blob_digest, scan.diff_id}:
+                fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-")
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    fh.write(text)
+                os.replace(tmp, self._file(digest))
+        except OSError:
+            pass  # a cache that cannot be written is only a slower scan
