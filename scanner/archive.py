@@ -18,7 +18,7 @@ from .cache import LayerCache, claimed_digest
 from .errors import FormatError, SourceError
 from .models import LayerScan, sha256_hex
 from .sources.interface import Member
-from .streams import HashingReader
+from .streams import HashingReader, read_head
 from .walk import READ_ERRORS, LayerWalker, looks_like_tar, sniff
 
 JSON_LIMIT = 64 << 20
@@ -73,16 +73,6 @@ def parse_json(data: bytes, where: str) -> Any:
     return doc
 
 
-def _read_head(stream: Any, n: int = 512) -> bytes:
-    head = b""
-    while len(head) < n:
-        chunk = stream.read(n - len(head))
-        if not chunk:
-            break
-        head += chunk
-    return head
-
-
 def _cached(member: Member, head: bytes, cache: LayerCache) -> LayerScan | None:
     """A cached result for a layer whose bytes hash to the digest its path claims."""
     digest = claimed_digest(member.path)
@@ -113,7 +103,7 @@ def collect(
                 continue
             if member.stream is None:
                 continue
-            head = _read_head(member.stream)
+            head = read_head(member.stream)
             if sniff(head) != "none" or looks_like_tar(head):
                 scan = _cached(member, head, cache) if cache is not None else None
                 if scan is None:

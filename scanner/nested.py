@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from .detectors import ContentScanner
 from .models import FileHits, Readable, Skip
-from .streams import READ_SIZE, RawReader, decompressor, looks_like_tar, sniff
+from .streams import READ_SIZE, RawReader, decompressor, looks_like_tar, read_head, sniff
 
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
 _SUFFIXES = {".gz": "", ".tgz": ".tar", ".bz2": "", ".tbz2": ".tar", ".xz": "", ".txz": ".tar", ".zst": "", ".zstd": ""}
@@ -117,16 +117,6 @@ class _State:
     expanded: int = 0
 
 
-def _read_head(stream: Readable, n: int = 512) -> bytes:
-    head = b""
-    while len(head) < n:
-        chunk = stream.read(n - len(head))
-        if not chunk:
-            break
-        head += chunk
-    return head
-
-
 class FileScanner:
     def __init__(self, content: ContentScanner, limits: NestedLimits = NestedLimits()) -> None:
         self.content = content
@@ -145,7 +135,7 @@ class FileScanner:
         return f"{state.outer}!/{member}" if member else state.outer
 
     def _scan(self, stream: Readable, member: str | None, depth: int, state: _State) -> None:
-        head = _read_head(stream)
+        head = read_head(stream)
         kind = "zip" if head[:4] in ZIP_MAGIC else sniff(head)
         if kind == "none" and looks_like_tar(head) and head[:512] != bytes(512):
             kind = "tar"

@@ -113,3 +113,14 @@ def normalize(name: str) -> str:
     name = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     path = posixpath.normpath("/" + name)  # anchors .. at the root
     return path.lstrip("/") or "."
+
+
+def read_head(stream: Readable, n: int = 512) -> bytes:
+    """The first ``n`` bytes (fewer at the end), however short the underlying reads are."""
+    head = b""
+    while len(head) < n:
+        chunk = stream.read(n - len(head))
+        if not chunk:
+            break
+        head += chunk
+    return head
