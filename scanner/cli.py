@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,8 +19,8 @@ from . import __version__
 from .cache import default_dir as default_cache_dir
 from .detectors import BUILTIN_RULES, DEFAULT_MIN_LENGTH, RuleSet, SecretSpec, load_known_values
 from .engine import ScanOptions, scan_image
-from .errors import ExitCode, LeakscanError
-from .models import ScanReport
+from .errors import ExitCode, LeakscanError, UsageError
+from .models import Finding, ScanReport, Severity, Status
 from .nested import NestedLimits
 from .report import OutputFormat, renderer_for
 from .sources import open_source
@@ -28,10 +29,26 @@ from .suppress import Suppressions, baseline_document, load_baseline, load_ignor
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def exit_code_for(report: ScanReport, allow_incomplete: bool) -> ExitCode:
-    if not report.complete and not allow_incomplete:
-        return ExitCode.SCAN_ERROR
-    return ExitCode.FINDINGS if report.findings else ExitCode.CLEAN
+@dataclass(frozen=True)
+class Policy:
+    """Which findings fail the run, and with which exit code.  Errors always exit 3."""
+
+    fail_on: Severity = Severity.LOW
+    fail_on_hidden: bool = True  # a deleted or overwritten file still ships in its layer
+    findings_exit_code: int = int(ExitCode.FINDINGS)
+    allow_incomplete: bool = False
+
+    def gating(self, report: ScanReport) -> list[Finding]:
+        return [
+            f
+            for f in report.findings
+            if f.severity.rank >= self.fail_on.rank and (self.fail_on_hidden or f.status in (None, Status.PRESENT))
+        ]
+
+    def exit_code(self, report: ScanReport) -> int:
+        if not report.complete and not self.allow_incomplete:
+            return int(ExitCode.SCAN_ERROR)
+        return self.findings_exit_code if self.gating(report) else int(ExitCode.CLEAN)
 
 
 class _DefaultToScan(click.Group):
@@ -157,11 +174,31 @@ def main() -> None:
 @_scan_options
 @click.option(
     "--format",
-    "fmt",
-    type=click.Choice([f.value for f in OutputFormat]),
-    default="table",
+    "formats",
+    multiple=True,
+    metavar="FORMAT[=FILE]",
+    help=f"Report format: {', '.join(f.value for f in OutputFormat)}. Repeatable; FORMAT=FILE writes that format "
+    "to FILE (e.g. --format sarif=leakscan.sarif --format json=report.json). Default: table on standard output.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice([s.value for s in Severity]),
+    default=Severity.LOW.value,
     show_default=True,
-    help="Report format.",
+    help="Findings of this severity or higher make the exit code non-zero.",
+)
+@click.option(
+    "--fail-on-hidden/--no-fail-on-hidden",
+    default=True,
+    show_default=True,
+    help="Whether findings only in deleted or overwritten files (still shipped in a lower layer) fail the run.",
+)
+@click.option(
+    "--exit-code",
+    type=click.IntRange(0, 255),
+    default=int(ExitCode.FINDINGS),
+    show_default=True,
+    help="The exit code when findings fail the run (0: report only). Errors always exit 3.",
 )
 @click.option(
     "--output",
@@ -193,7 +230,10 @@ def main() -> None:
 )
 def scan(
     image: str,
-    fmt: str,
+    formats: tuple[str, ...],
+    fail_on: str,
+    fail_on_hidden: bool,
+    exit_code: int,
     output: Path | None,
     baseline: Path | None,
     ignore_file: Path | None,
@@ -214,18 +254,45 @@ def scan(
             ignores=config_ignores + ignores,
             exclude_paths=exclude_path,
         )
+        targets = _targets(formats, output)
         report = scan_image(open_source(image), _options(image, suppressions=suppressions, **kw))
-        text = renderer_for(OutputFormat(fmt)).render(report)
-        if output is not None:
-            output.write_text(text, encoding="utf-8")
-        else:
-            sys.stdout.write(text)
+        for fmt, path in targets:
+            text = renderer_for(fmt).render(report)
+            if path is None:
+                sys.stdout.write(text)
+            else:
+                path.write_text(text, encoding="utf-8")
     except Exception as exc:
         _fail(exc)
+    policy = Policy(Severity(fail_on), fail_on_hidden, exit_code, allow_incomplete)
+    gating = policy.gating(report)
+    written = [str(p) for _, p in targets if p is not None]
+    if written:
+        line = f"{len(report.findings)} finding(s), {len(gating)} failing the policy; written to {', '.join(written)}"
+        click.echo(line if report.complete else line + f"; INCOMPLETE: {'; '.join(report.problems)[:400]}", err=True)
+    sys.exit(policy.exit_code(report))
+
+
+def _targets(formats: tuple[str, ...], output: Path | None) -> list[tuple[OutputFormat, Path | None]]:
+    """--format NAME[=FILE] ...; --output FILE applies to a single bare --format."""
+    targets: list[tuple[OutputFormat, Path | None]] = []
+    for spec in formats or ("table",):
+        name, sep, file = spec.partition("=")
+        try:
+            fmt = OutputFormat(name.strip().lower())
+        except ValueError:
+            raise UsageError(
+                f"--format {spec}: unknown format; use one of {', '.join(f.value for f in OutputFormat)}"
+            ) from None
+        targets.append((fmt, Path(file) if sep else None))
+    bare = [i for i, (_, path) in enumerate(targets) if path is None]
+    if len(bare) > 1:
+        raise UsageError("--format: only one format can go to standard output; give the others =FILE")
     if output is not None:
-        s = f"{len(report.findings)} finding(s); report written to {output}"
-        click.echo(s if report.complete else s + f"; INCOMPLETE: {'; '.join(report.problems)[:400]}", err=True)
-    sys.exit(int(exit_code_for(report, allow_incomplete)))
+        if not bare:
+            raise UsageError("--output needs a --format without =FILE")
+        targets[bare[0]] = (targets[bare[0]][0], output)
+    return targets
 
 
 @main.command("baseline")

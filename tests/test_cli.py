@@ -84,7 +84,7 @@ def test_incomplete_scan_exits_3_even_with_findings_and_allow_incomplete_reports
         ((str(SAMPLE / "Dockerfile"),), 3, "not a tar archive"),
         (("x.tar", "--secret", "id=a,bogus=1"), 2, "unknown field"),
         (("x.tar", "--secret", "id=NOPE_NOT_SET_XYZ"), 2, "is not set"),
-        (("x.tar", "--format", "yaml"), 2, "Invalid value"),
+        (("x.tar", "--format", "yaml"), 2, "unknown format"),
         (("docker://registry.example/app:1",), 2, "not supported yet"),
     ],
 )

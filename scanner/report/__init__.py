@@ -6,6 +6,8 @@ from typing import assert_never
 
 from .interface import SCHEMA_VERSION, OutputFormat, Renderer
 from .json import JsonRenderer, report_dict
+from .junit import JunitRenderer
+from .sarif import SarifRenderer
 from .table import TableRenderer
 
 __all__ = ["SCHEMA_VERSION", "OutputFormat", "Renderer", "renderer_for", "report_dict"]
@@ -16,4 +18,8 @@ def renderer_for(fmt: OutputFormat) -> Renderer:
         return TableRenderer()
     if fmt is OutputFormat.JSON:
         return JsonRenderer()
+    if fmt is OutputFormat.SARIF:
+        return SarifRenderer()
+    if fmt is OutputFormat.JUNIT:
+        return JunitRenderer()
     assert_never(fmt)

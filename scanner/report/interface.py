@@ -13,6 +13,8 @@ SCHEMA_VERSION = "1.1"  # 1.1: confidence, suppressed findings
 class OutputFormat(StrEnum):
     TABLE = "table"
     JSON = "json"
+    SARIF = "sarif"
+    JUNIT = "junit"
 
 
 class Renderer(ABC):

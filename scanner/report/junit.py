@@ -1,0 +1,52 @@
+"""JUnit XML, for CI systems that only read test reports: one test suite per image, one test case
+per layer and one for the image metadata; each finding is a failure of its case."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from ..models import Finding, ScanReport
+from .interface import Renderer
+
+
+def _failure(case: ET.Element, f: Finding) -> None:
+    where = f.path if f.path is not None else f.field
+    node = ET.SubElement(case, "failure", message=f"{f.severity.value}: {f.description}", type=f.rule_id)
+    node.text = (
+        f"{where}{':' + str(f.line) if f.line else ''} status={f.status.value if f.status else '-'} "
+        f"value={f.preview} sha256={f.secret_sha256} fingerprint={f.fingerprint}"
+    )
+
+
+class JunitRenderer(Renderer):
+    def render(self, report: ScanReport) -> str:
+        suites = ET.Element("testsuites", name="leakscan", tests="0", failures="0", errors="0")
+        total = failures = errors = 0
+        for image in report.images:
+            suite = ET.SubElement(suites, "testsuite", name=image.name)
+            cases = 0
+            for layer in image.layers:
+                case = ET.SubElement(
+                    suite, "testcase", classname=image.name, name=f"layer {layer.index} {layer.diff_id or ''}".strip()
+                )
+                cases += 1
+                for f in layer.findings:
+                    _failure(case, f)
+                    failures += 1
+                if not layer.scanned:
+                    ET.SubElement(case, "error", message=layer.error or "layer not scanned")
+                    errors += 1
+            meta = ET.SubElement(suite, "testcase", classname=image.name, name="image metadata")
+            cases += 1
+            for f in image.metadata_findings:
+                _failure(meta, f)
+                failures += 1
+            suite.set("tests", str(cases))
+            suite.set("failures", str(sum(len(c.findall("failure")) for c in suite)))
+            suite.set("errors", str(sum(len(c.findall("error")) for c in suite)))
+            total += cases
+        suites.set("tests", str(total))
+        suites.set("failures", str(failures))
+        suites.set("errors", str(errors))
+        ET.indent(suites)
+        return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
