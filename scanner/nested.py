@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from .detectors import ContentScanner
 from .models import FileHits, Readable, Skip
-from .streams import READ_SIZE, RawReader, decompressor, looks_like_tar, read_head, sniff
+from .streams import READ_SIZE, TAR_BUFSIZE, RawReader, decompressor, looks_like_tar, read_head, sniff
 
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
 _SUFFIXES = {".gz": "", ".tgz": ".tar", ".bz2": "", ".tbz2": ".tar", ".xz": "", ".txz": ".tar", ".zst": "", ".zstd": ""}
@@ -178,7 +178,7 @@ class FileScanner:
             state.hits.append(FileHits(state.outer, tuple(hits), member))
 
     def _tar(self, stream: RawReader, member: str | None, depth: int, state: _State) -> None:
-        with tarfile.open(fileobj=io.BufferedReader(stream, READ_SIZE), mode="r|", bufsize=READ_SIZE) as tar:
+        with tarfile.open(fileobj=io.BufferedReader(stream, READ_SIZE), mode="r|", bufsize=TAR_BUFSIZE) as tar:
             for info in tar:
                 if not info.isreg():
                     continue

@@ -15,6 +15,9 @@ import zstandard
 from .models import Readable
 
 READ_SIZE = 1 << 20
+# tarfile's stream mode slices its whole buffer on every header read: 1 MiB buffers made the read
+# floor 99 MB/s, 64 KiB buffers 269 MB/s (measured on python's library, one layer)
+TAR_BUFSIZE = 1 << 16
 
 
 def sniff(head: bytes) -> str:

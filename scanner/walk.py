@@ -21,7 +21,7 @@ import zstandard
 from .detectors import ContentScanner
 from .models import EntryKind, FileHits, LayerEntry, LayerScan, Readable, Skip
 from .nested import FileScanner, NestedLimits
-from .streams import READ_SIZE, HashingReader, RawReader, decompressor, looks_like_tar, normalize, sniff
+from .streams import READ_SIZE, TAR_BUFSIZE, HashingReader, RawReader, decompressor, looks_like_tar, normalize, sniff
 
 __all__ = [
     "READ_SIZE",
@@ -86,7 +86,7 @@ class LayerWalker:
         scanned = 0
         error: str | None = None
         try:
-            with tarfile.open(fileobj=stream, mode="r|", bufsize=READ_SIZE) as tar:
+            with tarfile.open(fileobj=stream, mode="r|", bufsize=TAR_BUFSIZE) as tar:
                 for member in tar:
                     path = normalize(member.name)
                     if ".." in member.name.split("/"):

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..models import Readable
-from ..walk import READ_SIZE, RawReader, decompressor, normalize, sniff
+from ..streams import READ_SIZE, TAR_BUFSIZE, RawReader, decompressor, normalize, sniff
 from .interface import ImageSource, Member, SourceError
 
 
@@ -23,7 +23,7 @@ def tar_members(stream: Readable) -> Iterator[Member]:
     kind = sniff(buffered.peek(16)[:16])
     plain = io.BufferedReader(RawReader(decompressor(kind, buffered)), READ_SIZE) if kind != "none" else buffered
     try:
-        tar = tarfile.open(fileobj=plain, mode="r|", bufsize=READ_SIZE)  # noqa: SIM115 - closed by the with below
+        tar = tarfile.open(fileobj=plain, mode="r|", bufsize=TAR_BUFSIZE)  # noqa: SIM115 - closed by the with below
     except tarfile.ReadError as exc:
         raise SourceError(
             f"not a tar archive ({kind} data): {str(exc)[:120]}",
