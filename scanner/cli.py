@@ -104,6 +104,13 @@ def _scan_options(fn: F) -> F:
             help="Where layer results are cached (default: $XDG_CACHE_HOME/leakscan/layers).",
         ),
         click.option("--no-cache", is_flag=True, help="Do not read or write the layer cache."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+        click.option(
+            "--verbose",
+            "-v",
+            is_flag=True,
+            help="Log what is skipped and why, layer by layer, on standard error (never a secret).",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -120,6 +127,8 @@ def _options(
     no_entropy: bool,
     cache_dir: Path | None = None,
     no_cache: bool = False,
+    quiet: bool = False,
+    verbose: bool = False,
     suppressions: Suppressions | None = None,
 ) -> ScanOptions:
     specs = [SecretSpec.parse(s) for s in secrets]
@@ -134,7 +143,40 @@ def _options(
         min_secret_length=min_secret_length,
         suppressions=suppressions or Suppressions(),
         cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
+        progress=None if quiet or not sys.stderr.isatty() else _progress_bar(),
     )
+
+
+def _progress_bar() -> Callable[[int], None]:
+    """A tqdm bar of the bytes of files scanned, on a terminal only."""
+    from tqdm import tqdm
+
+    bar = tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc="scanning", leave=False, file=sys.stderr)
+
+    def advance(n: int) -> None:
+        bar.update(n)
+
+    return advance
+
+
+def _log_report(report: ScanReport) -> None:
+    """--verbose: every skip, warning and problem, with where; nothing from inside a file."""
+    for image in report.images:
+        for layer in image.layers:
+            click.echo(
+                f"leakscan: {image.name} layer {layer.index} {layer.diff_id or '-'}: "
+                f"{layer.files_scanned} files, {len(layer.findings)} findings"
+                f"{'' if layer.scanned else ' NOT FULLY SCANNED: ' + (layer.error or '')}",
+                err=True,
+            )
+            for skip in layer.skips:
+                click.echo(f"leakscan:   skipped {skip.where}: {skip.reason}", err=True)
+        for warning in image.warnings:
+            click.echo(f"leakscan: {image.name}: warning: {warning}", err=True)
+    for warning in report.warnings:
+        click.echo(f"leakscan: warning: {warning}", err=True)
+    for problem in report.problems:
+        click.echo(f"leakscan: problem: {problem}", err=True)
 
 
 def _fail(exc: BaseException) -> None:
@@ -256,6 +298,8 @@ def scan(
         )
         targets = _targets(formats, output)
         report = scan_image(open_source(image), _options(image, suppressions=suppressions, **kw))
+        if kw.get("verbose"):
+            _log_report(report)
         for fmt, path in targets:
             text = renderer_for(fmt).render(report)
             if path is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -119,3 +120,15 @@ def test_build_arg_values_are_redacted_even_without_any_secret_flag(fmt: str, sa
     assert proc.returncode == 1
     assert SAMPLE_DEPLOY_TOKEN not in proc.stdout and SAMPLE_ENV_PASSWORD not in proc.stdout
     assert "DEPLOY_TOKEN=<redacted>" in proc.stdout
+
+
+def test_verbose_logs_skips_and_never_a_secret(tmp_path: Path) -> None:
+    secret = b"verbose-canary-" + b"Q7" * 12
+    corrupt = gzip.compress(b"token=" + secret + b"\n" * 5000)[:-20] + bytes(20)
+    layer = layer_tar([("etc/app.gz", corrupt), ("etc/secret.txt", b"value=" + secret)])
+    path = tmp_path / "v.tar"
+    path.write_bytes(docker_archive([layer]))
+    proc = run(str(path), "--verbose", "--secret", "id=S", "--format", "json", env={"S": secret.decode()})
+    assert "skipped etc/app.gz" in proc.stderr and "could not be read in full" in proc.stderr
+    assert secret.decode() not in proc.stderr and secret.decode() not in proc.stdout
+    assert proc.returncode == 1
