@@ -104,6 +104,13 @@ def _scan_options(fn: F) -> F:
             help="Where layer results are cached (default: $XDG_CACHE_HOME/leakscan/layers).",
         ),
         click.option("--no-cache", is_flag=True, help="Do not read or write the layer cache."),
+        click.option(
+            "--timeout",
+            type=click.FloatRange(min=1),
+            default=3600.0,
+            show_default=True,
+            help="Seconds for the whole image; what is not scanned by then makes the scan incomplete.",
+        ),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
         click.option(
             "--verbose",
@@ -129,6 +136,7 @@ def _options(
     no_cache: bool = False,
     quiet: bool = False,
     verbose: bool = False,
+    timeout: float = 3600.0,
     suppressions: Suppressions | None = None,
 ) -> ScanOptions:
     specs = [SecretSpec.parse(s) for s in secrets]
@@ -144,6 +152,7 @@ def _options(
         suppressions=suppressions or Suppressions(),
         cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
         progress=None if quiet or not sys.stderr.isatty() else _progress_bar(),
+        timeout=timeout,
     )
 
 

@@ -42,6 +42,9 @@ class ScanOptions:
     min_secret_length: int = DEFAULT_MIN_LENGTH
     suppressions: Suppressions = field(default_factory=Suppressions)
     cache_dir: Path | None = None  # None: no layer cache
+    timeout: float | None = 3600.0  # seconds for the whole image; a layer cut short makes the scan incomplete
+    max_layer_bytes: int = WalkLimits().max_layer_bytes
+    max_ratio: int = WalkLimits().max_ratio
     progress: Callable[[int], None] | None = field(default=None, compare=False)
 
 
@@ -55,7 +58,13 @@ def scan_image(source: ImageSource, options: ScanOptions | None = None) -> ScanR
         rules=options.rules.rules,
     )
     scanner = ContentScanner(detectors)
-    limits = WalkLimits(max_file_size=options.max_file_size, nested=NestedLimits(max_depth=options.archive_depth))
+    limits = WalkLimits(
+        max_file_size=options.max_file_size,
+        nested=NestedLimits(max_depth=options.archive_depth),
+        max_layer_bytes=options.max_layer_bytes,
+        max_ratio=options.max_ratio,
+        deadline=started + options.timeout if options.timeout else None,
+    )
     walker = LayerWalker(scanner, limits, on_bytes=options.progress)
     cache = LayerCache(options.cache_dir, _cache_namespace(options, detectors)) if options.cache_dir else None
     archive = collect(source.members(), walker, cache=cache)

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import codecs
 import io
+import lzma
 import posixpath
 import tarfile
 import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field
+
+import zstandard
 
 from .detectors import ContentScanner
 from .models import FileHits, Readable, Skip
@@ -25,6 +28,8 @@ from .streams import READ_SIZE, TAR_BUFSIZE, RawReader, decompressor, looks_like
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
 _SUFFIXES = {".gz": "", ".tgz": ".tar", ".bz2": "", ".tbz2": ".tar", ".xz": "", ".txz": ".tar", ".zst": "", ".zstd": ""}
 NESTED_ERRORS = (
+    lzma.LZMAError,  # found by tests/fuzz: a corrupt .xz raised out of the scan
+    zstandard.ZstdError,
     tarfile.TarError,
     zipfile.BadZipFile,
     zipfile.LargeZipFile,

@@ -97,17 +97,63 @@ class HashingReader(RawReader):
         return "sha256:" + self.sha.hexdigest()
 
 
+class ZstdReader(RawReader):
+    """zstd frames one after the other; a stream that ends inside a frame is an error.
+
+    python-zstandard's stream_reader returns a clean EOF for a cut stream (found by tests/fuzz:
+    a truncated layer would read as a shorter, clean one), so frames are decoded here with
+    decompress objects.  Input is fed in slices that shrink when the output balloons, so a
+    decompression bomb cannot make one call allocate more than a few tens of MiB.
+    """
+
+    BIG, SMALL = 1 << 17, 1 << 10
+
+    def __init__(self, raw: Readable) -> None:
+        super().__init__(raw)
+        self._dobj = zstandard.ZstdDecompressor().decompressobj()
+        self._fed = False
+        self._pending = memoryview(b"")
+        self._step = self.BIG
+        self._out = b""
+        self._done = False
+
+    def _feed(self) -> None:
+        if not self._pending:
+            chunk = self._raw.read(READ_SIZE)
+            if not chunk:
+                self._done = True
+                if self._fed and not self._dobj.eof:
+                    raise zstandard.ZstdError("zstd stream ends inside a frame (truncated)")
+                return
+            self._pending = memoryview(chunk)
+        if self._dobj.eof:  # the next frame
+            self._dobj = zstandard.ZstdDecompressor().decompressobj()
+        piece, self._pending = self._pending[: self._step], self._pending[self._step :]
+        self._fed = True
+        out = self._dobj.decompress(piece)
+        if self._dobj.eof and self._dobj.unused_data:  # the rest belongs to the next frame
+            self._pending = memoryview(bytes(self._dobj.unused_data) + bytes(self._pending))
+        self._step = self.SMALL if len(out) > 64 * len(piece) else self.BIG
+        self._out = out
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while not self._out and not self._done:
+            self._feed()
+        n = min(len(buffer), len(self._out))
+        buffer[:n] = self._out[:n]
+        self._out = self._out[n:]
+        return n
+
+
 def decompressor(kind: str, raw: io.BufferedIOBase) -> Readable:
     if kind == "gzip":
         return gzip.GzipFile(fileobj=raw, mode="rb")
     if kind == "zstd":
-        # typeshed-less zstandard and lzma want IO[bytes]; a buffered reader is one at run time
-        reader: Readable = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)  # type: ignore[arg-type]
-        return reader
+        return io.BufferedReader(ZstdReader(raw), READ_SIZE)
     if kind == "bzip2":
         return bz2.BZ2File(raw)
     if kind == "xz":
-        return lzma.LZMAFile(raw)  # type: ignore[arg-type]
+        return lzma.LZMAFile(raw)  # type: ignore[arg-type]  # lzma wants IO[bytes]; a buffered reader is one
     return raw
 
 

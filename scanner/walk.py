@@ -12,6 +12,7 @@ import io
 import lzma
 import posixpath
 import tarfile
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,6 +61,37 @@ def classify(member: tarfile.TarInfo, path: str) -> EntryKind:
 class WalkLimits:
     max_file_size: int | None = None  # None: every file, however large, in chunks
     nested: NestedLimits = field(default_factory=NestedLimits)
+    max_layer_bytes: int = 64 << 30  # uncompressed bytes in one layer
+    max_ratio: int = 1100  # uncompressed / compressed bytes (gzip of zeros reaches ~1030)
+    max_members: int = 2_000_000
+    max_path: int = 4096
+    deadline: float | None = None  # time.monotonic() after which the walk stops
+
+
+class LimitExceeded(Exception):
+    """A layer that is bigger, more compressed, fuller or slower than the limits allow."""
+
+
+class _Limited(RawReader):
+    def __init__(self, raw: Readable, compressed: HashingReader, limits: WalkLimits, compressed_layer: bool) -> None:
+        super().__init__(raw)
+        self._compressed = compressed
+        self._limits = limits
+        self._check_ratio = compressed_layer
+        self.count = 0
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        n = super().readinto(buffer)
+        self.count += n
+        if self.count > self._limits.max_layer_bytes:
+            raise LimitExceeded(f"layer expands beyond {self._limits.max_layer_bytes} bytes")
+        if (
+            self._check_ratio
+            and self.count > (64 << 20)
+            and self.count > self._limits.max_ratio * self._compressed.count
+        ):
+            raise LimitExceeded(f"layer expands more than {self._limits.max_ratio} times (a decompression bomb)")
+        return n
 
 
 READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError, OSError, ValueError)
@@ -78,7 +110,7 @@ class LayerWalker:
         raw = HashingReader(blob, head)
         buffered = io.BufferedReader(raw, READ_SIZE)
         kind = sniff(buffered.peek(16)[:16])
-        plain = HashingReader(decompressor(kind, buffered))
+        plain = HashingReader(_Limited(decompressor(kind, buffered), raw, self.limits, kind != "none"))
         stream = io.BufferedReader(plain, READ_SIZE)
         entries: list[LayerEntry] = []
         files: list[FileHits] = []
@@ -87,7 +119,19 @@ class LayerWalker:
         error: str | None = None
         try:
             with tarfile.open(fileobj=stream, mode="r|", bufsize=TAR_BUFSIZE) as tar:
-                for member in tar:
+                for n, member in enumerate(tar):
+                    if n >= self.limits.max_members:
+                        raise LimitExceeded(f"more than {self.limits.max_members} members")
+                    if self.limits.deadline is not None and time.monotonic() > self.limits.deadline:
+                        raise LimitExceeded("the time limit for the image ran out")
+                    if len(member.name) > self.limits.max_path or len(member.linkname) > self.limits.max_path:
+                        skips.append(
+                            Skip(
+                                normalize(member.name[:200]) + "...",
+                                f"name longer than {self.limits.max_path}: not scanned",
+                            )
+                        )
+                        continue
                     path = normalize(member.name)
                     if ".." in member.name.split("/"):
                         skips.append(Skip(path, "member name has '..' parts; scanned where it would land"))
@@ -112,6 +156,8 @@ class LayerWalker:
             raw.drain()
         except READ_ERRORS as exc:
             error = f"{type(exc).__name__}: {_safe_message(exc)}"
+        except LimitExceeded as exc:
+            error = f"limit: {exc}"
         return LayerScan(
             blob_digest=raw.digest,
             diff_id=plain.digest,
