@@ -46,6 +46,7 @@ NESTED_ERRORS = (
 class NestedLimits:
     max_depth: int = 5  # archives inside archives (inside the layer)
     max_expanded: int = 4 << 30  # bytes decompressed out of one file of the layer, all levels together
+    max_ratio: int = 1100  # ... and at most this many times the file's own size (past the first 64 MiB)
     spool_in_memory: int = 32 << 20  # a zip needs random access: larger ones go to a temporary file
 
 
@@ -63,7 +64,7 @@ class _Budget(RawReader):
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         n = super().readinto(buffer)
         self._state.expanded += n
-        if self._state.expanded > self._state.limits.max_expanded:
+        if self._state.expanded > self._state.budget:
             raise ExpansionLimit
         return n
 
@@ -120,6 +121,7 @@ class _State:
     skips: list[Skip] = field(default_factory=list)
     files: int = 0
     expanded: int = 0
+    budget: int = 0
 
 
 class FileScanner:
@@ -127,13 +129,18 @@ class FileScanner:
         self.content = content
         self.limits = limits
 
-    def scan(self, stream: Readable, path: str) -> tuple[list[FileHits], list[Skip], int]:
+    def scan(self, stream: Readable, path: str, size: int | None = None) -> tuple[list[FileHits], list[Skip], int]:
         """(hits per file or member, skips, how many files and members were scanned)."""
-        state = _State(self.limits, path)
+        budget = self.limits.max_expanded
+        if size is not None:
+            budget = min(budget, max(64 << 20, self.limits.max_ratio * size))
+        state = _State(self.limits, path, budget=budget)
         try:
             self._scan(stream, None, 0, state)
         except ExpansionLimit:
-            state.skips.append(Skip(path, f"archive expands beyond {self.limits.max_expanded} bytes; rest not scanned"))
+            state.skips.append(
+                Skip(path, f"archive expands beyond {state.budget} bytes (a decompression bomb?); rest not scanned")
+            )
         return state.hits, state.skips, state.files
 
     def _where(self, member: str | None, state: _State) -> str:
@@ -197,7 +204,7 @@ class FileScanner:
             while chunk := stream.read(READ_SIZE):
                 spool.write(chunk)
                 state.expanded += len(chunk) if depth else 0
-                if state.expanded > self.limits.max_expanded:
+                if state.expanded > state.budget:
                     raise ExpansionLimit
             spool.seek(0)
             with zipfile.ZipFile(spool) as zf:

@@ -146,7 +146,7 @@ class LayerWalker:
                     fobj = tar.extractfile(member)
                     if fobj is None:  # pragma: no cover - isreg() members always have data
                         continue
-                    found, nested_skips, count = self.files.scan(fobj, path)
+                    found, nested_skips, count = self.files.scan(fobj, path, member.size)
                     scanned += count
                     files.extend(found)
                     skips.extend(nested_skips)

@@ -10,6 +10,7 @@ import time
 import zlib
 
 from scanner.detectors import ContentScanner, build_detectors
+from scanner.nested import NestedLimits
 from scanner.walk import LayerWalker, WalkLimits
 from tests.support.tars import compress, layer_tar
 
@@ -85,3 +86,48 @@ def test_zstd_bomb_stops_at_the_ratio_limit() -> None:
     bomb = zstandard.ZstdCompressor(level=19).compress(tar)
     scan = walker(max_ratio=100).walk(io.BytesIO(bomb))
     assert scan.error is not None and "decompression bomb" in scan.error
+
+
+def test_zip_bomb_inside_a_layer_stops_at_the_ratio_limit() -> None:
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        for i in range(4):  # 4 x 256 MiB of zeros in well under 1 MiB
+            with zf.open(f"zeros{i}", "w", force_zip64=True) as member:
+                block = bytes(1 << 20)
+                for _ in range(256):
+                    member.write(block)
+    bomb = buf.getvalue()
+    assert len(bomb) < 2 << 20
+    start = time.monotonic()
+    scan = walker(nested=NestedLimits(max_ratio=100)).walk(io.BytesIO(layer_tar([("app/bomb.zip", bomb)])))
+    assert scan.error is None
+    assert any("decompression bomb" in s.reason for s in scan.skips)
+    assert time.monotonic() - start < 30
+    # the default ratio (1100) lets a plain deflate of zeros (~1030) through, and the whole file is scanned
+    scan = walker().walk(io.BytesIO(layer_tar([("app/bomb.zip", bomb)])))
+    assert scan.error is None and scan.files_scanned == 4
+
+
+def test_overlapping_zip_entries_are_refused_or_bounded() -> None:
+    import struct
+    import zipfile
+
+    # one deflated local file, named by a thousand central-directory entries (Fifield-style overlap)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a", bytes(1 << 20))
+    data = buf.getvalue()
+    cd = data.index(b"PK\x01\x02")
+    eocd = data.index(b"PK\x05\x06")
+    entry = data[cd:eocd]
+    entries = entry * 1000
+    end = bytearray(data[eocd:])
+    struct.pack_into("<HHII", end, 8, 1000, 1000, len(entries), cd)
+    overlapped = data[:cd] + entries + bytes(end)
+    start = time.monotonic()
+    scan = walker().walk(io.BytesIO(layer_tar([("bomb.zip", overlapped)])))
+    assert scan.error is None
+    assert any("decompression bomb" in s.reason or "could not be read" in s.reason for s in scan.skips)
+    assert time.monotonic() - start < 30
