@@ -6,7 +6,6 @@ import bz2
 import gzip
 import io
 import lzma
-import tarfile
 import zipfile
 
 import pytest
@@ -15,30 +14,13 @@ import zstandard
 from scanner.detectors import ContentScanner, build_detectors
 from scanner.detectors.known import KnownValue
 from scanner.nested import FileScanner, NestedLimits, utf16_encoding
+from tests.support.tars import tar_of, zip_of
 
 SECRET = b"nested-test-secret-0451"
 
 
 def scanner(**limits: int) -> FileScanner:
     return FileScanner(ContentScanner(build_detectors([KnownValue("n", "whole", SECRET)])), NestedLimits(**limits))
-
-
-def zip_of(files: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", method) as zf:
-        for name, data in files.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
-def tar_of(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def members(data: bytes, path: str = "app/x", **limits: int) -> tuple[set[str | None], list[str]]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .services import docker_cli
+from .tars import compress, tar_of, zip_of
 
 TESTDATA = Path(__file__).resolve().parents[2] / "testdata"
 BASE_TAG = "leakscan-test-base:1"
@@ -116,28 +117,6 @@ class DeepImage:
     values: dict[str, str] = field(default_factory=dict)
 
 
-def _zip(files: dict[str, bytes]) -> bytes:
-    import zipfile
-
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in files.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
-def _tgz(files: dict[str, bytes]) -> bytes:
-    import gzip
-
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return gzip.compress(buf.getvalue())
-
-
 def pem_key() -> str:
     body = base64.encodebytes(os.urandom(900)).decode()
     return f"-----BEGIN RSA PRIVATE KEY-----\n{body}-----END RSA PRIVATE KEY-----\n"
@@ -170,14 +149,16 @@ def build_deep_image(workdir: Path, tag: str = "leakscan-test-deep:1") -> DeepIm
     v["pyc_dockerhub"] = "dckr_pat_" + _rand(27)
     v["sqlite_stripe"] = "sk_live_" + _rand(32)
     v["zip_sendgrid"] = f"SG.{_rand(22)}.{_rand(43)}"
-    jar = _zip(
+    jar = zip_of(
         {
             "META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\n",
             "BOOT-INF/classes/application.yml": f"github:\n  token: {v['jar_github']}\n".encode(),
         }
     )
-    (ctx / "app.war").write_bytes(_zip({"WEB-INF/lib/app.jar": jar, "index.html": b"<html></html>\n"}))
-    (ctx / "bundle.tgz").write_bytes(_tgz({"./bundle/.env": f"SLACK_BOT_TOKEN={v['tgz_slack']}\n".encode()}))
+    (ctx / "app.war").write_bytes(zip_of({"WEB-INF/lib/app.jar": jar, "index.html": b"<html></html>\n"}))
+    (ctx / "bundle.tgz").write_bytes(
+        compress(tar_of({"./bundle/.env": f"SLACK_BOT_TOKEN={v['tgz_slack']}\n".encode()}), "gzip")
+    )
     (ctx / "build.log.gz").write_bytes(
         gzip.compress(f"step 1/3\nnpm config set //registry.npmjs.org/:_authToken={v['log_npm']}\ndone\n".encode())
     )
@@ -188,7 +169,7 @@ def build_deep_image(workdir: Path, tag: str = "leakscan-test-deep:1") -> DeepIm
     (ctx / "dump.sql.bz2").write_bytes(bz2.compress(f"INSERT INTO t VALUES ('{v['bz2_gitlab']}');\n".encode()))
     (ctx / "notes.txt.xz").write_bytes(lzma.compress(f"HF_TOKEN={v['xz_huggingface']}\n".encode()))
     (ctx / "trace.zst").write_bytes(zstandard.ZstdCompressor().compress(f"key {v['zst_openai']}\n".encode()))
-    (ctx / "app-1.0-py3-none-any.whl").write_bytes(_zip({"app/settings.py": f"PYPI = {v['whl_pypi']!r}\n".encode()}))
+    (ctx / "app-1.0-py3-none-any.whl").write_bytes(zip_of({"app/settings.py": f"PYPI = {v['whl_pypi']!r}\n".encode()}))
     (ctx / "creds-utf16.txt").write_bytes(f"service=db\r\npassword={v['utf16_password']}\r\n".encode("utf-16"))
     key = pem_key()
     (ctx / "kubeconfig").write_text(
@@ -219,6 +200,6 @@ def build_deep_image(workdir: Path, tag: str = "leakscan-test-deep:1") -> DeepIm
     db.execute("insert into config values (?, ?)", ("stripe", v["sqlite_stripe"]))
     db.commit()
     db.close()
-    (ctx / "old.zip").write_bytes(_zip({"sendgrid.txt": f"SENDGRID_API_KEY={v['zip_sendgrid']}\n".encode()}))
+    (ctx / "old.zip").write_bytes(zip_of({"sendgrid.txt": f"SENDGRID_API_KEY={v['zip_sendgrid']}\n".encode()}))
     docker_cli("build", "--network", "none", "-q", "-t", tag, str(ctx))
     return img

@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import tarfile
+import zipfile
 from typing import Any
 
 import zstandard
@@ -33,6 +34,18 @@ def layer_tar(entries: list[Entry]) -> bytes:
                 info.type, info.linkname = tarfile.LNKTYPE, what[1]
             tar.addfile(info)
     return buf.getvalue()
+
+
+def zip_of(files: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", method) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def tar_of(files: dict[str, bytes]) -> bytes:
+    return layer_tar(list(files.items()))
 
 
 def compress(data: bytes, kind: str) -> bytes:
