@@ -23,11 +23,12 @@ import zstandard
 
 from .detectors import ContentScanner
 from .models import FileHits, Readable, Skip
-from .streams import READ_SIZE, TAR_BUFSIZE, RawReader, decompressor, looks_like_tar, read_head, sniff
+from .streams import GZIP_ERRORS, READ_SIZE, TAR_BUFSIZE, RawReader, decompressor, looks_like_tar, read_head, sniff
 
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
 _SUFFIXES = {".gz": "", ".tgz": ".tar", ".bz2": "", ".tbz2": ".tar", ".xz": "", ".txz": ".tar", ".zst": "", ".zstd": ""}
-NESTED_ERRORS = (
+NESTED_ERRORS: tuple[type[Exception], ...] = (
+    *GZIP_ERRORS,  # found by tests/fuzz when ISA-L came in: IsalError is not a zlib.error
     lzma.LZMAError,  # found by tests/fuzz: a corrupt .xz raised out of the scan
     zstandard.ZstdError,
     tarfile.TarError,

@@ -4,17 +4,20 @@ hash or put bytes back, and archive member names made safe."""
 from __future__ import annotations
 
 import bz2
-import gzip
 import hashlib
 import io
 import lzma
 import posixpath
 
 import zstandard
+from isal import igzip, igzip_lib
 
 from .models import Readable
 
 READ_SIZE = 1 << 20
+# what a corrupt gzip raises through ISA-L (next to zlib.error, EOFError and OSError)
+# (isal's stubs declare IsalError as an instance; at run time it is the class, and isal_zlib.error is it too)
+GZIP_ERRORS: tuple[type[Exception], ...] = (igzip_lib.IsalError,)  # type: ignore[assignment]
 # tarfile's stream mode slices its whole buffer on every header read: 1 MiB buffers made the read
 # floor 99 MB/s, 64 KiB buffers 269 MB/s (measured on python's library, one layer)
 TAR_BUFSIZE = 1 << 16
@@ -147,7 +150,8 @@ class ZstdReader(RawReader):
 
 def decompressor(kind: str, raw: io.BufferedIOBase) -> Readable:
     if kind == "gzip":
-        return gzip.GzipFile(fileobj=raw, mode="rb")
+        # ISA-L's inflate: 950 MB/s against zlib's 390 on a layer of python's library
+        return igzip.IGzipFile(fileobj=raw, mode="rb")  # type: ignore[no-untyped-call]
     if kind == "zstd":
         return io.BufferedReader(ZstdReader(raw), READ_SIZE)
     if kind == "bzip2":

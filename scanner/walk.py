@@ -22,7 +22,17 @@ import zstandard
 from .detectors import ContentScanner
 from .models import EntryKind, FileHits, LayerEntry, LayerScan, Readable, Skip
 from .nested import FileScanner, NestedLimits
-from .streams import READ_SIZE, TAR_BUFSIZE, HashingReader, RawReader, decompressor, looks_like_tar, normalize, sniff
+from .streams import (
+    GZIP_ERRORS,
+    READ_SIZE,
+    TAR_BUFSIZE,
+    HashingReader,
+    RawReader,
+    decompressor,
+    looks_like_tar,
+    normalize,
+    sniff,
+)
 
 __all__ = [
     "READ_SIZE",
@@ -94,7 +104,16 @@ class _Limited(RawReader):
         return n
 
 
-READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError, OSError, ValueError)
+READ_ERRORS: tuple[type[Exception], ...] = (
+    tarfile.TarError,
+    EOFError,
+    zlib.error,
+    lzma.LZMAError,
+    zstandard.ZstdError,
+    OSError,
+    ValueError,
+    *GZIP_ERRORS,
+)
 
 
 class LayerWalker:
