@@ -125,7 +125,6 @@ def _scan_options(fn: F) -> F:
 
 
 def _options(
-    image: str,
     secrets: tuple[str, ...],
     config: Path | None,
     min_secret_length: int,
@@ -148,7 +147,6 @@ def _options(
         entropy=not no_entropy,
         max_file_size=max_file_size,
         archive_depth=archive_depth,
-        min_secret_length=min_secret_length,
         suppressions=suppressions or Suppressions(),
         cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
         progress=None if quiet or not sys.stderr.isatty() else _progress_bar(),
@@ -306,7 +304,7 @@ def scan(
             exclude_paths=exclude_path,
         )
         targets = _targets(formats, output)
-        report = scan_image(open_source(image), _options(image, suppressions=suppressions, **kw))
+        report = scan_image(open_source(image), _options(suppressions=suppressions, **kw))
         if kw.get("verbose"):
             _log_report(report)
         for fmt, path in targets:
@@ -360,7 +358,7 @@ def baseline_cmd(image: str, output: Path | None, **kw: Any) -> None:
     """Scan IMAGE and write a baseline of its findings (JSON, fingerprints and hashes only), for
     later scans to pass to --baseline."""
     try:
-        report = scan_image(open_source(image), _options(image, **kw))
+        report = scan_image(open_source(image), _options(**kw))
         text = json.dumps(baseline_document(report), indent=2) + "\n"
         if output is not None:
             output.write_text(text, encoding="utf-8")

@@ -16,7 +16,6 @@ from .archive import MetaDoc, ResolvedImage, collect, iter_json_strings, resolve
 from .cache import LayerCache, namespace
 from .detectors import (
     BUILTIN_RULES,
-    DEFAULT_MIN_LENGTH,
     ContentScanner,
     Detector,
     KnownSecretsDetector,
@@ -39,7 +38,6 @@ class ScanOptions:
     entropy: bool = True
     max_file_size: int | None = None
     archive_depth: int = NestedLimits().max_depth
-    min_secret_length: int = DEFAULT_MIN_LENGTH
     suppressions: Suppressions = field(default_factory=Suppressions)
     cache_dir: Path | None = None  # None: no layer cache
     timeout: float | None = 3600.0  # seconds for the whole image; a layer cut short makes the scan incomplete

@@ -56,7 +56,3 @@ class SourceError(LeakscanError):
 
 class FormatError(LeakscanError):
     """The image archive is not in a format leakscan understands, or is malformed."""
-
-
-class LayerError(LeakscanError):
-    """A layer could not be read (corrupt compression, truncated tar, ...)."""

@@ -32,10 +32,15 @@ class PatternDetector(Detector):
         return [rule for rule, _ in self._rules]
 
     def find(self, data: bytes, path: str | None = None) -> Iterator[Match]:
+        lowered: bytes | None = None
         for index in sorted(self._prefilter.candidates(data)):
             rule, regex = self._rules[index]
             if rule.paths and not rule.applies_to(path):
                 continue
+            if index in self._prefilter.always and rule.keywords:  # no Hyperscan gate: the keywords are it
+                lowered = data.lower() if lowered is None else lowered
+                if not any(k.encode() in lowered for k in rule.keywords):
+                    continue
             for m in regex.finditer(data):
                 if rule.word_start and m.start() > 0 and _WORD[data[m.start() - 1]]:
                     continue

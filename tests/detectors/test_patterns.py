@@ -165,3 +165,15 @@ def test_detect_secrets_plugins_quiet_on_plain_text() -> None:
 def test_docker_auth_validation() -> None:
     good = base64.b64encode(b"robot:" + expand("{a20}").encode()).decode()
     assert "docker-config-auth" in found(f'"auth": "{good}"')
+
+
+def test_a_rule_hyperscan_cannot_compile_runs_gated_by_its_keywords() -> None:
+    from scanner.detectors.rules.model import Rule
+
+    # a bounded repeat this large is "too large" for Hyperscan, even as a prefilter; Python's re runs it
+    rule = Rule("big", "a long token", r"tok_[a-z0-9]{8,50000}", ("tok_",), Severity.HIGH, "", "")
+    detector = PatternDetector([rule])
+    assert [m.rule_id for m in detector.find(b"x tok_ab12cd34ef y")] == ["big"]
+    assert 0 in detector._prefilter.always
+    gated = Rule("gated", "its keyword is absent", r"tok_[a-z0-9]{8,50000}", ("never-here",), Severity.HIGH, "", "")
+    assert list(PatternDetector([gated]).find(b"x tok_ab12cd34ef y")) == []

@@ -1,7 +1,9 @@
 """Built-in pattern rules, as data, one module per family.
 
-Each rule is written from the vendor's documented token format.  ``keywords`` are lower-case
-literals of which at least one must occur (case-insensitively) in a window before the regex runs;
+Each rule is written from the vendor's documented token format.  Hyperscan decides which
+rules can match a window; ``keywords`` (lower-case literals, one of which must occur,
+case-insensitively) gate instead the rules whose regex Hyperscan cannot compile, such as some
+custom rules;
 ``group`` names the capture group holding the secret (0: the whole match).  ``sample`` and
 ``negative`` are templates the table tests expand with random characters (``{a36}``: 36 base62
 characters, ``{h32}`` lower-case hex, ``{H32}`` upper-case hex, ``{d9}`` digits, ``{b40}`` base64,
