@@ -22,7 +22,7 @@ from .engine import ScanOptions, scan_image
 from .errors import ExitCode, LeakscanError, UsageError
 from .models import Finding, ScanReport, Severity, Status
 from .nested import NestedLimits
-from .report import OutputFormat, renderer_for
+from .report import OutputFormat, renderer_for, summary_line
 from .sources import open_source
 from .suppress import Suppressions, baseline_document, load_baseline, load_ignore_file
 
@@ -318,8 +318,10 @@ def scan(
     policy = Policy(Severity(fail_on), fail_on_hidden, exit_code, allow_incomplete)
     gating = policy.gating(report)
     written = [str(p) for _, p in targets if p is not None]
+    if not any(fmt is OutputFormat.TABLE and path is None for fmt, path in targets):
+        click.echo(summary_line(report), err=True)  # the table ends with it; other formats get it on stderr
     if written:
-        line = f"{len(report.findings)} finding(s), {len(gating)} failing the policy; written to {', '.join(written)}"
+        line = f"{len(gating)} finding(s) failing the policy; written to {', '.join(written)}"
         click.echo(line if report.complete else line + f"; INCOMPLETE: {'; '.join(report.problems)[:400]}", err=True)
     sys.exit(policy.exit_code(report))
 

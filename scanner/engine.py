@@ -49,6 +49,7 @@ class ScanOptions:
 def scan_image(source: ImageSource, options: ScanOptions | None = None) -> ScanReport:
     options = options or ScanOptions()
     started = time.monotonic()
+    started_at = time.time()
     detectors = build_detectors(
         list(options.known),
         entropy=options.entropy,
@@ -78,6 +79,7 @@ def scan_image(source: ImageSource, options: ScanOptions | None = None) -> ScanR
         errors=tuple(resolved.errors),
         duration_s=time.monotonic() - started,
         cached_layers=cache.hits if cache is not None else 0,
+        started_at=started_at,
     )
     return suppress.apply(report, options.suppressions)
 

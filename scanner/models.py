@@ -211,6 +211,7 @@ class ScanReport:
     duration_s: float = 0.0
     suppressed_metadata: tuple[Finding, ...] = ()
     cached_layers: int = 0  # layers whose result came from the layer cache (digest verified)
+    started_at: float = 0.0  # wall clock (epoch seconds) when the scan began
 
     @property
     def findings(self) -> tuple[Finding, ...]:

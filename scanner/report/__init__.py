@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import assert_never
 
+from .gitlab import GitlabRenderer
 from .interface import SCHEMA_VERSION, OutputFormat, Renderer
 from .json import JsonRenderer, report_dict
 from .junit import JunitRenderer
 from .sarif import SarifRenderer
-from .table import TableRenderer
+from .table import TableRenderer, summary_line
 
-__all__ = ["SCHEMA_VERSION", "OutputFormat", "Renderer", "renderer_for", "report_dict"]
+__all__ = ["SCHEMA_VERSION", "OutputFormat", "Renderer", "renderer_for", "report_dict", "summary_line"]
 
 
 def renderer_for(fmt: OutputFormat) -> Renderer:
@@ -22,4 +23,6 @@ def renderer_for(fmt: OutputFormat) -> Renderer:
         return SarifRenderer()
     if fmt is OutputFormat.JUNIT:
         return JunitRenderer()
+    if fmt is OutputFormat.GITLAB:
+        return GitlabRenderer()
     assert_never(fmt)

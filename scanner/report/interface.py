@@ -15,6 +15,7 @@ class OutputFormat(StrEnum):
     JSON = "json"
     SARIF = "sarif"
     JUNIT = "junit"
+    GITLAB = "gitlab"
 
 
 class Renderer(ABC):

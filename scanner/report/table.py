@@ -47,6 +47,23 @@ def _finding_line(f: Finding) -> str:
     return f"    {f.severity.value.upper():8} {what:32} {where}\n{'':13}{detail}"
 
 
+def summary_line(report: ScanReport) -> str:
+    """The one line every run ends with: image, layers, bytes, findings by severity, suppressed,
+    skipped, completeness, time."""
+    s = summary_dict(report)
+    by_sev = ", ".join(f"{n} {sev}" for sev, n in s["by_severity"].items() if n) or "none"
+    state = "complete" if s["complete"] else f"INCOMPLETE ({len(s['problems'])} problem(s))"
+    if s["cached_layers"]:
+        state += f"; {s['cached_layers']} layer(s) from the cache"
+    names = ", ".join(image.name for image in report.images) or report.source_ref
+    suppressed = f", {s['suppressed']} suppressed" if s["suppressed"] else ""
+    return (
+        f"{names}: {s['findings']} finding(s) ({by_sev}){suppressed} in {s['images']} image(s), "
+        f"{s['layers']} layer(s), {_size(s['bytes_scanned'])}, {s['files_scanned']} files scanned, "
+        f"{s['files_skipped']} skipped; {state}; {s['duration_s']:.1f}s"
+    )
+
+
 class TableRenderer(Renderer):
     def render(self, report: ScanReport) -> str:
         out = [f"leakscan: {report.source_kind}:{report.source_ref}  format: {report.archive_format}"]
@@ -81,20 +98,11 @@ class TableRenderer(Renderer):
             out.extend(_finding_line(f) for f in report.metadata_findings)
         out.extend(f"warning: {w}" for w in report.warnings)
         out.extend(f"error: {e}" for e in report.errors)
-        s = summary_dict(report)
-        by_sev = ", ".join(f"{n} {sev}" for sev, n in s["by_severity"].items() if n) or "none"
-        state = "complete" if s["complete"] else f"INCOMPLETE ({len(s['problems'])} problem(s))"
-        if s["cached_layers"]:
-            state += f"; {s['cached_layers']} layer(s) from the cache"
         out.append("")
-        if s["suppressed"]:
+        if report.suppressed:
             out.append(
-                f"{s['suppressed']} finding(s) suppressed (baseline, ignore file or --exclude-path); "
+                f"{len(report.suppressed)} finding(s) suppressed (baseline, ignore file or --exclude-path); "
                 "--format json lists them with the reason"
             )
-        out.append(
-            f"{s['findings']} finding(s) ({by_sev}) in {s['images']} image(s), {s['layers']} layer(s), "
-            f"{_size(s['bytes_scanned'])}, {s['files_scanned']} files scanned, {s['files_skipped']} skipped; "
-            f"{state}; {s['duration_s']:.1f}s"
-        )
+        out.append(summary_line(report))
         return "\n".join(out) + "\n"

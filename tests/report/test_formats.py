@@ -11,11 +11,12 @@ import jsonschema
 import pytest
 
 from tests.conftest import SAMPLE, SAMPLE_DEPLOY_TOKEN, SAMPLE_ENV_PASSWORD, SAMPLE_SECRET
+from tests.support.tars import docker_archive, layer_tar
 from tests.test_cli import SAMPLE_ARGS, SAMPLE_ENV, assert_no_canary, run
 
-SARIF_SCHEMA = json.loads(
-    (Path(__file__).resolve().parents[2] / "testdata/schemas/sarif-schema-2.1.0.json").read_text()
-)
+SCHEMAS = Path(__file__).resolve().parents[2] / "testdata/schemas"
+SARIF_SCHEMA = json.loads((SCHEMAS / "sarif-schema-2.1.0.json").read_text())
+GITLAB_SCHEMA = json.loads((SCHEMAS / "gitlab-secret-detection-report-format-15.0.7.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +33,8 @@ def outputs(sample_archives: dict[str, Path], tmp_path_factory: pytest.TempPathF
         f"json={out / 'r.json'}",
         "--format",
         f"junit={out / 'r.xml'}",
+        "--format",
+        f"gitlab={out / 'gl-secret-detection-report.json'}",
         env=SAMPLE_ENV,
     )
     assert proc.returncode == 1, proc.stderr
@@ -41,6 +44,7 @@ def outputs(sample_archives: dict[str, Path], tmp_path_factory: pytest.TempPathF
         "sarif": (out / "r.sarif").read_text(),
         "json": (out / "r.json").read_text(),
         "junit": (out / "r.xml").read_text(),
+        "gitlab": (out / "gl-secret-detection-report.json").read_text(),
     }
 
 
@@ -78,6 +82,42 @@ def test_sarif_fingerprints_are_stable_across_layouts(sample_archives: dict[str,
     assert prints[0] == prints[1]
 
 
+def test_gitlab_report_validates_against_its_official_schema(outputs: dict[str, str]) -> None:
+    doc = json.loads(outputs["gitlab"])
+    assert GITLAB_SCHEMA["self"]["version"] == doc["version"]
+    jsonschema.Draft7Validator(GITLAB_SCHEMA, format_checker=jsonschema.FormatChecker()).validate(doc)
+    assert doc["scan"]["status"] == "success" and doc["scan"]["type"] == "secret_detection"
+    vulns = doc["vulnerabilities"]
+    sarif = json.loads(outputs["sarif"])["runs"][0]["results"]
+    assert len(vulns) == len(sarif)  # every finding, none suppressed in this run
+    assert len({v["id"] for v in vulns}) == len(vulns)
+    deleted = [v for v in vulns if v["location"]["file"] == "tmp/demo-token"]
+    assert deleted and deleted[0]["severity"] == "Critical"
+    assert deleted[0]["details"]["status"]["value"] == "deleted"
+    assert deleted[0]["location"]["commit"]["sha"].startswith("sha256:")
+    assert any(v["location"]["file"].startswith("metadata/") for v in vulns)
+    assert any(v.get("flags") for v in vulns)  # the sample's placeholder token is flagged, not dropped
+
+
+def test_gitlab_report_ids_are_stable_and_an_incomplete_scan_is_a_failure(
+    sample_archives: dict[str, Path], tmp_path: Path
+) -> None:
+    ids = []
+    for fmt in ("containerd", "oci-zstd"):
+        proc = run(str(sample_archives[fmt]), *SAMPLE_ARGS, "--format", "gitlab", env=SAMPLE_ENV)
+        doc = json.loads(proc.stdout)
+        ids.append(sorted(v["id"] for v in doc["vulnerabilities"] if not v["location"]["file"].startswith("meta")))
+    assert ids[0] == ids[1]
+    partial = tmp_path / "partial.tar"  # a layer blob is missing: the report is written, and says so
+    partial.write_bytes(docker_archive([layer_tar([("a", b"x")]), layer_tar([("b", b"c")])], drop={0}))
+    proc = run(str(partial), "--format", "gitlab")
+    assert proc.returncode == 3
+    doc = json.loads(proc.stdout)
+    jsonschema.validate(doc, GITLAB_SCHEMA)
+    assert doc["scan"]["status"] == "failure"
+    assert any(m["level"] == "fatal" for m in doc["scan"]["messages"])
+
+
 def test_junit_is_well_formed(outputs: dict[str, str]) -> None:
     root = ET.fromstring(outputs["junit"])
     assert root.tag == "testsuites"
@@ -112,3 +152,11 @@ def test_format_usage_errors(args: tuple[str, ...]) -> None:
 
 def test_canaries_are_what_they_should_be() -> None:
     assert SAMPLE_SECRET and SAMPLE_DEPLOY_TOKEN and SAMPLE_ENV_PASSWORD
+
+
+def test_every_run_ends_with_a_one_line_summary(sample_archives: dict[str, Path]) -> None:
+    proc = run(str(sample_archives["oci-gzip"]), *SAMPLE_ARGS, "--format", "json", env=SAMPLE_ENV)
+    json.loads(proc.stdout)  # stdout stays pure JSON; the summary goes to stderr
+    (line,) = [x for x in proc.stderr.splitlines() if "finding(s) (" in x]
+    assert line.startswith("leakscan-sample:1: ") and "4 layer(s)" in line and "complete" in line
+    assert_no_canary(proc.stderr)
