@@ -9,6 +9,7 @@ import secrets
 import shutil
 import string
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,8 +61,15 @@ class LeakyImage:
         return list(self.values.values())
 
 
-def build_leaky_image(workdir: Path, tag: str = "leakscan-test-leaky:1") -> LeakyImage:
-    ensure_base_image()
+def build_leaky_image(
+    workdir: Path, tag: str = "leakscan-test-leaky:1", cli: Callable[..., str] = docker_cli
+) -> LeakyImage:
+    """Build testdata/leaky with fresh secrets, by the Docker Engine (BuildKit) or by another
+    engine whose CLI takes docker build's arguments (podman: ``cli=podman_cli``)."""
+    if cli is docker_cli:
+        ensure_base_image()
+    else:
+        cli("import", "-", BASE_TAG, input=busybox_rootfs_tar())
     ctx = workdir / "context"
     ctx.mkdir(parents=True, exist_ok=True)
     shutil.copy(TESTDATA / "leaky" / "Dockerfile", ctx / "Dockerfile")
@@ -97,7 +105,7 @@ def build_leaky_image(workdir: Path, tag: str = "leakscan-test-leaky:1") -> Leak
     build_args: list[str] = []
     for name in img.env:
         build_args += ["--build-arg", f"{name}={img.env[name]}"]
-    docker_cli(
+    cli(
         "build",
         "--network",
         "none",

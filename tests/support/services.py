@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -39,6 +40,36 @@ def engine_available() -> tuple[bool, str]:
     if proc.returncode != 0:
         return False, proc.stderr.decode(errors="replace").strip()[:200]
     return True, proc.stdout.decode().strip()
+
+
+PODMAN_ROOT = Path(os.environ.get("LEAKSCAN_SERVICES_DIR", "/tmp/leakscan-services")) / "podman"
+
+
+def podman_args() -> list[str]:
+    """podman with its own storage (vfs: works inside containers), apart from any system podman."""
+    return [
+        "podman",
+        "--storage-driver",
+        "vfs",
+        "--root",
+        str(PODMAN_ROOT / "root"),
+        "--runroot",
+        str(PODMAN_ROOT / "run"),
+    ]
+
+
+def podman_cli(*args: str, input: bytes | None = None) -> str:
+    proc = subprocess.run([*podman_args(), *args], input=input, capture_output=True, timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"podman {args[0]} failed: {proc.stderr.decode(errors='replace')[-2000:]}")
+    return proc.stdout.decode(errors="replace")
+
+
+def podman_available() -> tuple[bool, str]:
+    if shutil.which("podman") is None:
+        return False, "podman is not installed"
+    proc = subprocess.run([*podman_args(), "version", "--format", "{{.Client.Version}}"], capture_output=True)
+    return (proc.returncode == 0, (proc.stdout or proc.stderr).decode(errors="replace").strip()[:200])
 
 
 def skopeo(*args: str) -> None:
