@@ -219,15 +219,17 @@ def main() -> None:
     """
 
 
-@main.command()
+@main.command(context_settings={"max_content_width": 100})
 @_scan_options
 @click.option(
     "--format",
     "formats",
     multiple=True,
     metavar="FORMAT[=FILE]",
-    help=f"Report format: {', '.join(f.value for f in OutputFormat)}. Repeatable; FORMAT=FILE writes that format "
-    "to FILE (e.g. --format sarif=leakscan.sarif --format json=report.json). Default: table on standard output.",
+    help=f"Report format: {', '.join(f.value for f in OutputFormat)} (table: per layer, for people; json: "
+    "everything; sarif: GitHub code scanning; gitlab: GitLab's secret-detection report; junit: for CI systems "
+    "that read test results). Repeatable; FORMAT=FILE writes that format to FILE (e.g. --format "
+    "sarif=leakscan.sarif --format json=report.json). Default: table on standard output.",
 )
 @click.option(
     "--fail-on",
@@ -290,10 +292,31 @@ def scan(
     allow_incomplete: bool,
     **kw: Any,
 ) -> None:
-    """Scan IMAGE: a name or ID in the local engine (DOCKER_HOST is honoured), a docker/podman save
-    tarball, an OCI archive, an OCI layout directory, or '-' for a tarball on standard input.
-    skopeo-style transports are accepted: docker-daemon:NAME, docker-archive:PATH, oci-archive:PATH,
-    oci:DIR."""
+    """Scan IMAGE for leaked secrets: every layer (deleted and overwritten files too), the config,
+    the history, manifests and attestations.
+
+    IMAGE is a name or ID in the local engine (DOCKER_HOST is honoured, podman's socket too), a
+    docker/podman save tarball, an OCI archive, an OCI layout directory, or '-' for a tarball on
+    standard input. skopeo-style transports are accepted: docker-daemon:NAME,
+    docker-archive:PATH[:REF], oci-archive:PATH[:REF], oci:DIR[:REF].
+
+    Give the build's own --secret flags to find those exact values, raw or encoded (base64, hex,
+    URL, JSON or shell escaping). Findings never show a secret: a SHA-256 and a redacted preview.
+
+    \b
+    Examples:
+      leakscan app:1.2 --secret id=npmrc,src=$HOME/.npmrc --secret id=token,env=GH_TOKEN
+      leakscan image.tar --fail-on high --format table --format sarif=leakscan.sarif
+      docker save app:1.2 | leakscan - --format gitlab=gl-secret-detection-report.json
+      leakscan app:1.2 --baseline leakscan-baseline.json --exclude-path 'usr/share/doc/*'
+
+    \b
+    Exit codes:
+      0  no finding fails the policy, and the whole image was read
+      1  findings fail the policy (--fail-on, --fail-on-hidden; --exit-code N to change)
+      2  usage error
+      3  the image, or part of it, could not be read or scanned: never a silent 0
+    """
     try:
         ignores = load_ignore_file(ignore_file, "--ignore-file") if ignore_file else ()
         config = kw.get("config")
