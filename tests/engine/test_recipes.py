@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -103,8 +102,16 @@ def test_docker_build_wrapper_scans_with_the_builds_own_secret_flags(engine: str
     args = [a for flag in built.secret_flags for a in ("--secret", flag)]
     args += [a for name, value in built.env.items() for a in ("--build-arg", f"{name}={value}")]
     proc = subprocess.run(
-        [str(EXAMPLES / "docker-build-scan.sh"), "--network", "none", "-q", *args, "-t", "leakscan-test-wrapper:2"]
-        + [str(built.context)],
+        [
+            str(EXAMPLES / "docker-build-scan.sh"),
+            "--network",
+            "none",
+            "-q",
+            *args,
+            "-t",
+            "leakscan-test-wrapper:2",
+            str(built.context),
+        ],
         env={**_env(built), "DOCKER": DOCKER, "LEAKSCAN_ARGS": "--format json --no-cache"},
         capture_output=True,
         text=True,
