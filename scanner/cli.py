@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +25,8 @@ from .errors import ExitCode, LeakscanError, UsageError
 from .models import Finding, ScanReport, Severity, Status
 from .nested import NestedLimits
 from .report import OutputFormat, renderer_for, summary_line
-from .sources import open_source
+from .sources import ImageSource, RegistryOptions, open_source
+from .sources.registry import Credentials
 from .suppress import Suppressions, baseline_document, load_baseline, load_ignore_file
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -111,6 +114,27 @@ def _scan_options(fn: F) -> F:
             show_default=True,
             help="Seconds for the whole image; what is not scanned by then makes the scan incomplete.",
         ),
+        click.option(
+            "--platform",
+            default="linux/amd64",
+            show_default=True,
+            metavar="OS/ARCH[/VARIANT]",
+            help="Registry images: the platform to scan in a multi-platform index.",
+        ),
+        click.option("--all-platforms", is_flag=True, help="Registry images: scan every platform of an index."),
+        click.option(
+            "--insecure-registry",
+            multiple=True,
+            metavar="HOST[:PORT]",
+            help="Allow plain HTTP and unverified TLS for this registry. Repeatable. Loopback registries "
+            "(localhost, 127.0.0.1) may use HTTP without it.",
+        ),
+        click.option(
+            "--registry-username",
+            metavar="USER",
+            help="Registry user; the password (or token) is read from LEAKSCAN_REGISTRY_PASSWORD. Default: the "
+            "Docker config's credentials (auths, credHelpers, credsStore; DOCKER_CONFIG).",
+        ),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
         click.option(
             "--verbose",
@@ -152,6 +176,35 @@ def _options(
         progress=None if quiet or not sys.stderr.isatty() else _progress_bar(),
         timeout=timeout,
     )
+
+
+def _source(
+    image: str,
+    platform: str = "linux/amd64",
+    all_platforms: bool = False,
+    insecure_registry: tuple[str, ...] = (),
+    registry_username: str | None = None,
+) -> ImageSource:
+    creds = None
+    if registry_username:
+        password = os.environ.get("LEAKSCAN_REGISTRY_PASSWORD")
+        if password is None:
+            raise UsageError("--registry-username needs the password in LEAKSCAN_REGISTRY_PASSWORD")
+        creds = Credentials(registry_username, password)
+    if not re.fullmatch(r"[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?", platform):
+        raise UsageError(f"--platform {platform!r}: expected OS/ARCH[/VARIANT], e.g. linux/arm64/v8")
+    options = RegistryOptions(
+        platform=platform, all_platforms=all_platforms, insecure=insecure_registry, credentials=creds
+    )
+    return open_source(image, registry=options)
+
+
+_SOURCE_KEYS = ("platform", "all_platforms", "insecure_registry", "registry_username")
+
+
+def _split(kw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The source's options and the scan's."""
+    return {k: v for k, v in kw.items() if k in _SOURCE_KEYS}, {k: v for k, v in kw.items() if k not in _SOURCE_KEYS}
 
 
 def _progress_bar() -> Callable[[int], None]:
@@ -327,7 +380,8 @@ def scan(
             exclude_paths=exclude_path,
         )
         targets = _targets(formats, output)
-        report = scan_image(open_source(image), _options(suppressions=suppressions, **kw))
+        source_kw, scan_kw = _split(kw)
+        report = scan_image(_source(image, **source_kw), _options(suppressions=suppressions, **scan_kw))
         if kw.get("verbose"):
             _log_report(report)
         for fmt, path in targets:
@@ -383,7 +437,8 @@ def baseline_cmd(image: str, output: Path | None, **kw: Any) -> None:
     """Scan IMAGE and write a baseline of its findings (JSON, fingerprints and hashes only), for
     later scans to pass to --baseline."""
     try:
-        report = scan_image(open_source(image), _options(**kw))
+        source_kw, scan_kw = _split(kw)
+        report = scan_image(_source(image, **source_kw), _options(**scan_kw))
         text = json.dumps(baseline_document(report), indent=2) + "\n"
         if output is not None:
             output.write_text(text, encoding="utf-8")

@@ -1,22 +1,34 @@
 """Ways to get an image, and how an IMAGE argument picks one.
 
-Explicit transports follow skopeo's names: ``docker-daemon:NAME``, ``docker-archive:PATH[:REF]``,
-``oci-archive:PATH[:REF]``, ``oci:DIR[:REF]``.  A bare argument is a path when one exists (a
-directory is an OCI layout, a file a tarball), ``-`` is standard input, and anything else is an
-image name or ID in the local engine.
+Explicit transports follow skopeo's names: ``docker://REF`` (a registry), ``docker-daemon:NAME``,
+``docker-archive:PATH[:REF]``, ``oci-archive:PATH[:REF]``, ``oci:DIR[:REF]``.  A bare argument is a
+path when one exists (a directory is an OCI layout, a file a tarball), ``-`` is standard input.
+Anything else is an image: in the local engine when the engine has it (the CI gate scans what was
+just built, before it is pushed), otherwise, when its name starts with a registry host
+(``registry.example.com/team/app:1.2``, ``localhost:5000/app@sha256:...``), from that registry.
 """
 
 from __future__ import annotations
 
 import os
 
-from ..errors import UsageError
-from .daemon import DaemonSource
+from .daemon import DaemonSource, engine_has
 from .interface import ImageSource, Member, SourceError
 from .ocidir import OciLayoutSource
+from .registry import RegistryOptions, RegistrySource, has_registry_host
 from .tarball import TarballSource
 
-__all__ = ["DaemonSource", "ImageSource", "Member", "OciLayoutSource", "SourceError", "TarballSource", "open_source"]
+__all__ = [
+    "DaemonSource",
+    "ImageSource",
+    "Member",
+    "OciLayoutSource",
+    "RegistryOptions",
+    "RegistrySource",
+    "SourceError",
+    "TarballSource",
+    "open_source",
+]
 
 _PATH_TRANSPORTS: dict[str, type[ImageSource]] = {
     "docker-archive": TarballSource,
@@ -36,7 +48,7 @@ def _split_path_ref(rest: str) -> tuple[str, str | None]:
     return rest[: cuts[0]], rest[cuts[0] + 1 :] or None
 
 
-def open_source(image: str) -> ImageSource:
+def open_source(image: str, registry: RegistryOptions | None = None) -> ImageSource:
     transport, sep, rest = image.partition(":")
     if sep and transport in _PATH_TRANSPORTS and not os.path.exists(image):
         path, ref = _split_path_ref(rest)
@@ -46,10 +58,7 @@ def open_source(image: str) -> ImageSource:
     if sep and transport == "docker-daemon":
         return DaemonSource(rest)
     if image.startswith("docker://"):
-        raise UsageError(
-            "registry sources (docker://) are not supported yet",
-            remedy="pull the image into an engine, or skopeo copy it to an oci-archive: first",
-        )
+        return RegistrySource(image, registry)
     if image == "-":
         return TarballSource("-")
     if os.path.isdir(image):
@@ -58,4 +67,6 @@ def open_source(image: str) -> ImageSource:
         return TarballSource(image)
     if "/" in image and (image.startswith((".", "/")) or image.endswith((".tar", ".tgz", ".tar.gz", ".tar.zst"))):
         raise SourceError(f"no such file: {image}")
+    if has_registry_host(image) and not engine_has(image):
+        return RegistrySource(image, registry)
     return DaemonSource(image)

@@ -56,6 +56,26 @@ def connect() -> Any:
     return client
 
 
+def engine_has(name: str) -> bool:
+    """Whether a reachable engine holds this image; False when there is no engine at all."""
+    try:
+        import docker
+        import docker.errors
+    except ImportError:
+        return False
+    try:
+        client = docker.from_env(timeout=10)
+    except docker.errors.DockerException:
+        return False
+    try:
+        client.api.inspect_image(name)
+        return True
+    except Exception:  # no engine, no such image, a refused connection: not in an engine we can use
+        return False
+    finally:
+        client.close()
+
+
 class DaemonSource(ImageSource):
     kind = "docker-daemon"
 

@@ -1,0 +1,622 @@
+"""An image straight from a registry, over the OCI distribution API, with no daemon.
+
+The manifests, config and layer blobs are offered to the pipeline as the members of an OCI image
+layout (``oci-layout``, ``index.json``, ``blobs/sha256/...``), so everything downstream (the
+walker, attestations, digest checks, the layer cache) is the same code as for an OCI archive.
+Layers are streamed from the HTTP response into the walker: nothing is written to disk.
+
+- Content negotiation: OCI and Docker manifests and indexes.  An index is narrowed to the
+  requested platform (``--platform``, default ``linux/amd64``) or kept whole (``--all-platforms``);
+  the attestation manifests of the selected images come along and are scanned as metadata.
+- Auth: anonymous first; on 401 the ``WWW-Authenticate`` challenge is answered, Bearer (token
+  from the realm, with credentials if we have them) or Basic.  Credentials come from
+  :class:`Credentials` (flags / environment) or the Docker config (``auths``, ``credHelpers``,
+  ``credsStore``; ``DOCKER_CONFIG``).
+- Redirects (blob storage) are followed by hand, and the ``Authorization`` header is only ever
+  sent to the registry's own host.
+- Every blob is verified against its digest as it is read (and its size against the descriptor);
+  a mismatch is an error, never a scanned layer.
+- Plain HTTP only for loopback registries and the ones marked insecure (as Docker does).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+import json
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from ..errors import SourceError, UsageError
+from .interface import ImageSource, Member
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
+MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
+ACCEPT = ", ".join((OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST))
+DOCKER_HUB = "registry-1.docker.io"
+DOCKER_HUB_CONFIG_KEY = "https://index.docker.io/v1/"
+MAX_MANIFEST = 4 << 20  # containerd's limit for a manifest or index
+MAX_CONFIG = 64 << 20
+MAX_REDIRECTS = 5
+CHUNK = 1 << 20
+TIMEOUT = (10, 120)  # connect, read
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class Reference:
+    registry: str  # host[:port], as written (docker.io is mapped to its API host)
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Reference:
+        rest = text.removeprefix("docker://")
+        digest = None
+        if "@" in rest:
+            rest, digest = rest.split("@", 1)
+            if not _DIGEST.match(digest):
+                raise UsageError(f"{text}: {digest!r} is not a sha256 digest")
+        tag = None
+        slash, colon = rest.rfind("/"), rest.rfind(":")
+        if colon > slash:
+            rest, tag = rest[:colon], rest[colon + 1 :]
+            if not _TAG.match(tag):
+                raise UsageError(f"{text}: {tag!r} is not a valid tag")
+        first, sep, remainder = rest.partition("/")
+        if sep and has_registry_host(rest):
+            registry, repository = first, remainder
+        else:
+            registry, repository = "docker.io", rest
+        if registry in ("docker.io", "index.docker.io"):
+            registry = "docker.io"
+            if "/" not in repository:
+                repository = f"library/{repository}"
+        if not _NAME.match(repository):
+            raise UsageError(f"{text}: {repository!r} is not a valid repository name")
+        if tag is None and digest is None:
+            tag = "latest"
+        return cls(registry, repository, tag, digest)
+
+    @property
+    def api_host(self) -> str:
+        return DOCKER_HUB if self.registry == "docker.io" else self.registry
+
+    @property
+    def reference(self) -> str:
+        return self.digest or self.tag or "latest"
+
+    def __str__(self) -> str:
+        out = f"{self.registry}/{self.repository}"
+        if self.tag:
+            out += f":{self.tag}"
+        if self.digest:
+            out += f"@{self.digest}"
+        return out
+
+
+def has_registry_host(name: str) -> bool:
+    """Docker's rule: the first path component is a registry when it has a dot or a port, or is localhost."""
+    first, sep, _ = name.removeprefix("docker://").partition("/")
+    return bool(sep) and ("." in first or ":" in first or first == "localhost")
+
+
+def is_loopback(host: str) -> bool:
+    name = urlsplit(f"//{host}").hostname or ""
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str  # or an identity token with username "<token>"
+
+    def __repr__(self) -> str:
+        return f"Credentials({self.username!r}, <hidden>)"
+
+
+def _helper(name: str, host: str) -> Credentials | None:
+    try:
+        proc = subprocess.run(
+            [f"docker-credential-{name}", "get"], input=host.encode(), capture_output=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        raise SourceError(f"credential helper docker-credential-{name} could not be run") from None
+    if proc.returncode != 0:
+        return None  # "credentials not found in native keychain"
+    try:
+        doc = json.loads(proc.stdout)
+        return Credentials(str(doc["Username"]), str(doc["Secret"]))
+    except (ValueError, KeyError, TypeError):
+        raise SourceError(f"credential helper docker-credential-{name} gave an unreadable answer") from None
+
+
+def docker_config_credentials(registry: str, config_dir: str | None = None) -> Credentials | None:
+    """Credentials for ``registry`` from the Docker config: credHelpers, then auths, then credsStore."""
+    directory = Path(config_dir or os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+    path = directory / "config.json"
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        raise SourceError(f"{path}: not readable as JSON") from None
+    if not isinstance(doc, dict):
+        return None
+    keys = [DOCKER_HUB_CONFIG_KEY, "docker.io", "index.docker.io"] if registry == "docker.io" else [registry]
+    helpers = doc.get("credHelpers") or {}
+    for key in keys:
+        if isinstance(helpers, dict) and isinstance(helpers.get(key), str):
+            return _helper(helpers[key], key)
+    auths = doc.get("auths") or {}
+    if isinstance(auths, dict):
+        for key, entry in auths.items():
+            host = urlsplit(key if "//" in key else f"//{key}").netloc
+            if (key in keys or host in keys) and isinstance(entry, dict):
+                if entry.get("identitytoken"):
+                    return Credentials("<token>", str(entry["identitytoken"]))
+                if entry.get("auth"):
+                    try:
+                        user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+                    except (ValueError, UnicodeDecodeError):
+                        raise SourceError(f"{path}: auths[{key!r}].auth is not base64 of user:password") from None
+                    return Credentials(user, password)
+                if entry.get("username"):
+                    return Credentials(str(entry["username"]), str(entry.get("password", "")))
+    store = doc.get("credsStore")
+    if isinstance(store, str) and store:
+        return _helper(store, keys[0])
+    return None
+
+
+def _challenge(header: str) -> tuple[str, dict[str, str]]:
+    scheme, _, rest = header.strip().partition(" ")
+    params = {k.lower(): v for k, v in re.findall(r'(\w+)="([^"]*)"', rest)}
+    return scheme.lower(), params
+
+
+@dataclass(frozen=True)
+class RegistryOptions:
+    platform: str = "linux/amd64"
+    all_platforms: bool = False
+    insecure: tuple[str, ...] = ()  # hosts where plain HTTP and unverified TLS are allowed
+    credentials: Credentials | None = None  # overrides the Docker config
+    config_dir: str | None = None
+    ca_bundle: str | None = None
+
+
+class _Client:
+    """One registry, one repository: auth, redirects, digest-checked reads."""
+
+    def __init__(self, ref: Reference, options: RegistryOptions) -> None:
+        import requests  # a dependency of the docker SDK; imported only when a registry is used
+
+        self.requests = requests
+        self.ref = ref
+        self.options = options
+        self.host = ref.api_host
+        self.insecure = ref.registry in options.insecure or self.host in options.insecure
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = "leakscan"
+        self.session.trust_env = False  # no proxies or .netrc from the environment: only what we are told
+        self.verify: bool | str = options.ca_bundle or not self.insecure
+        self.auth_header: str | None = None
+        self._creds: Credentials | None = None
+        self._creds_loaded = False
+        self.base = self._base_url()
+
+    def close(self) -> None:
+        self.session.close()
+
+    def credentials(self) -> Credentials | None:
+        if not self._creds_loaded:
+            self._creds = self.options.credentials or docker_config_credentials(
+                self.ref.registry, self.options.config_dir
+            )
+            self._creds_loaded = True
+        return self._creds
+
+    def _base_url(self) -> str:
+        plain_ok = is_loopback(self.host) or self.insecure
+        try:
+            self.session.get(f"https://{self.host}/v2/", timeout=TIMEOUT, verify=self.verify, allow_redirects=False)
+            return f"https://{self.host}"
+        except self.requests.exceptions.SSLError:
+            if not plain_ok:
+                raise SourceError(
+                    f"registry {self.host}: TLS failed",
+                    remedy="pass --insecure-registry HOST only for a registry you trust on this network",
+                ) from None
+        except self.requests.exceptions.ConnectionError:
+            if not plain_ok:
+                raise SourceError(f"registry {self.host} cannot be reached over HTTPS") from None
+        return f"http://{self.host}"
+
+    def _authenticate(self, resp: Any) -> bool:
+        """Answer a 401 challenge; False when there is nothing more to try."""
+        header = resp.headers.get("WWW-Authenticate", "")
+        scheme, params = _challenge(header)
+        creds = self.credentials()
+        if scheme == "basic":
+            if creds is None or self.auth_header is not None:
+                return False
+            pair = base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
+            self.auth_header = f"Basic {pair}"
+            return True
+        if scheme != "bearer" or "realm" not in params:
+            return False
+        if self.auth_header is not None and self.auth_header.startswith("Bearer"):
+            return False  # a token was already refused
+        realm = params["realm"]
+        if not realm.startswith("https://") and not (realm.startswith("http://") and self._plain_realm_ok(realm)):
+            raise SourceError(f"registry {self.host}: refusing a token realm over plain HTTP ({realm[:80]})")
+        query = {"scope": f"repository:{self.ref.repository}:pull"}
+        if "service" in params:
+            query["service"] = params["service"]
+        auth = None
+        if creds is not None and creds.username != "<token>":
+            auth = (creds.username, creds.password)
+        try:
+            if creds is not None and creds.username == "<token>":
+                tresp = self.session.post(
+                    realm,
+                    data={
+                        **query,
+                        "grant_type": "refresh_token",
+                        "refresh_token": creds.password,
+                        "client_id": "leakscan",
+                    },
+                    timeout=TIMEOUT,
+                    verify=self.verify,
+                )
+            else:
+                tresp = self.session.get(realm, params=query, auth=auth, timeout=TIMEOUT, verify=self.verify)
+        except self.requests.exceptions.RequestException as exc:
+            raise SourceError(f"registry {self.host}: token service unreachable ({type(exc).__name__})") from None
+        if tresp.status_code in (401, 403):
+            raise SourceError(
+                f"registry {self.host}: the token service refused {'the credentials' if creds else 'anonymous access'}",
+                remedy="docker login, or pass --registry-username with LEAKSCAN_REGISTRY_PASSWORD",
+            )
+        token: Any = None
+        try:
+            doc = tresp.json()
+            if isinstance(doc, dict):
+                token = doc.get("token") or doc.get("access_token")
+        except ValueError:
+            pass
+        if not isinstance(token, str) or not token:
+            raise SourceError(f"registry {self.host}: the token service gave no token (HTTP {tresp.status_code})")
+        self.auth_header = f"Bearer {token}"
+        return True
+
+    def _plain_realm_ok(self, realm: str) -> bool:
+        host = urlsplit(realm).netloc
+        return is_loopback(host) or host in self.options.insecure or self.insecure
+
+    def get(self, path: str, accept: str | None = None, stream: bool = False) -> Any:
+        """GET on the registry with auth; redirects to other hosts are followed without credentials."""
+        url = f"{self.base}{path}"
+        for attempt in range(3):
+            headers = {"Accept": accept} if accept else {}
+            if self.auth_header:
+                headers["Authorization"] = self.auth_header
+            resp = self._follow(url, headers, stream)
+            if resp.status_code == 401 and attempt < 2:
+                resp.close()
+                if self._authenticate(resp):
+                    continue
+                raise SourceError(
+                    f"registry {self.host}: access to {self.ref.repository} denied (HTTP 401)",
+                    remedy="docker login, or pass --registry-username with LEAKSCAN_REGISTRY_PASSWORD",
+                )
+            return resp
+        raise SourceError(f"registry {self.host}: authentication failed")
+
+    def _follow(self, url: str, headers: dict[str, str], stream: bool) -> Any:
+        origin = urlsplit(url).netloc
+        for _ in range(MAX_REDIRECTS + 1):
+            try:
+                resp = self.session.get(
+                    url, headers=headers, stream=stream, allow_redirects=False, timeout=TIMEOUT, verify=self.verify
+                )
+            except self.requests.exceptions.RequestException as exc:
+                raise SourceError(f"registry {self.host}: request failed ({type(exc).__name__})") from None
+            if resp.status_code not in (301, 302, 303, 307, 308):
+                return resp
+            location = resp.headers.get("Location")
+            resp.close()
+            if not location:
+                raise SourceError(f"registry {self.host}: redirect without a Location")
+            url = urljoin(url, location)
+            target = urlsplit(url)
+            if target.scheme == "http" and not (is_loopback(target.netloc) or target.netloc in self.options.insecure):
+                raise SourceError(f"registry {self.host}: refusing a redirect to plain HTTP ({target.netloc})")
+            if target.netloc != origin:
+                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+        raise SourceError(f"registry {self.host}: too many redirects")
+
+    def manifest(self, reference: str) -> tuple[bytes, str, str]:
+        """(body, media type, digest) of a manifest or index, digest-checked."""
+        resp = self.get(f"/v2/{self.ref.repository}/manifests/{reference}", accept=ACCEPT, stream=True)
+        with resp:
+            self._check_status(resp, f"manifest {reference}")
+            body = _read_limited(resp, MAX_MANIFEST, f"manifest {reference}")
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        if reference.startswith("sha256:") and digest != reference:
+            raise SourceError(f"registry {self.host}: manifest {reference} does not match its digest (got {digest})")
+        header = resp.headers.get("Docker-Content-Digest")
+        if header and header.startswith("sha256:") and header != digest:
+            raise SourceError(f"registry {self.host}: manifest digest {digest} differs from the header's {header}")
+        media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            raise SourceError(f"registry {self.host}: manifest {reference} is not JSON") from None
+        if isinstance(doc, dict) and isinstance(doc.get("mediaType"), str):
+            media_type = doc["mediaType"]
+        return body, media_type, digest
+
+    def blob(self, digest: str, size: int | None) -> Any:
+        resp = self.get(f"/v2/{self.ref.repository}/blobs/{digest}", stream=True)
+        self._check_status(resp, f"blob {digest}")
+        return resp
+
+    def _check_status(self, resp: Any, what: str) -> None:
+        if resp.status_code == 200:
+            return
+        resp.close()
+        if resp.status_code == 404:
+            raise SourceError(f"registry {self.host}: {self.ref.repository}: {what} not found")
+        if resp.status_code in (429, 500, 502, 503, 504):
+            raise SourceError(f"registry {self.host}: {what}: HTTP {resp.status_code} (try again later)")
+        raise SourceError(f"registry {self.host}: {what}: HTTP {resp.status_code}")
+
+
+def _read_limited(resp: Any, limit: int, what: str) -> bytes:
+    out = bytearray()
+    for chunk in resp.raw.stream(CHUNK, decode_content=False):
+        out += chunk
+        if len(out) > limit:
+            raise SourceError(f"{what} is larger than {limit} bytes; refused")
+    return bytes(out)
+
+
+class _VerifiedBlob:
+    """A blob's HTTP body read as a stream, hashed as it goes; the end is checked against the digest."""
+
+    def __init__(self, resp: Any, digest: str, size: int | None, where: str) -> None:
+        self._raw = resp.raw
+        self._resp = resp
+        self._digest = digest
+        self._size = size
+        self._where = where
+        self._hash = hashlib.sha256()
+        self._count = 0
+        self.done = False
+
+    def read(self, n: int = -1) -> bytes:
+        if self.done:
+            return b""
+        try:
+            data = self._raw.read(None if n is None or n < 0 else n, decode_content=False)
+        except Exception as exc:  # urllib3's errors: a cut connection is a read error, not a short layer
+            raise SourceError(f"{self._where}: download failed ({type(exc).__name__})") from None
+        if data:
+            self._hash.update(data)
+            self._count += len(data)
+            if self._size is not None and self._count > self._size:
+                raise SourceError(f"{self._where}: larger than its descriptor's {self._size} bytes")
+            if n is None or n < 0:
+                self._finish()
+            return bytes(data)
+        self._finish()
+        return b""
+
+    def _finish(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        self._resp.close()
+        if self._size is not None and self._count != self._size:
+            raise SourceError(f"{self._where}: {self._count} bytes where the descriptor says {self._size}")
+        got = "sha256:" + self._hash.hexdigest()
+        if got != self._digest:
+            raise SourceError(f"{self._where}: content does not match its digest (got {got})")
+
+    def drain(self) -> None:
+        while self.read(CHUNK):
+            pass
+
+
+def _is_attestation_desc(desc: dict[str, Any]) -> bool:
+    return (desc.get("annotations") or {}).get("vnd.docker.reference.type") == "attestation-manifest"
+
+
+def _platform_of(desc: dict[str, Any]) -> str:
+    p = desc.get("platform") or {}
+    parts = [str(p.get("os", "")), str(p.get("architecture", ""))]
+    if p.get("variant"):
+        parts.append(str(p["variant"]))
+    return "/".join(parts)
+
+
+def _platform_matches(wanted: str, desc: dict[str, Any]) -> bool:
+    have = _platform_of(desc).split("/")
+    want = wanted.split("/")
+    return have[:2] == want[:2] and (len(want) < 3 or (len(have) > 2 and have[2] == want[2]))
+
+
+@dataclass
+class _Plan:
+    docs: dict[str, bytes] = field(default_factory=dict)  # digest -> manifest/index/config body
+    layers: list[tuple[str, int | None]] = field(default_factory=list)  # (digest, size), in order
+    index: list[dict[str, Any]] = field(default_factory=list)  # descriptors for index.json
+    notes: list[str] = field(default_factory=list)
+
+
+class RegistrySource(ImageSource):
+    kind = "registry"
+
+    def __init__(self, ref: str, options: RegistryOptions | None = None) -> None:
+        super().__init__(ref)
+        self.reference = Reference.parse(ref)
+        self.options = options or RegistryOptions()
+
+    def describe(self) -> str:
+        return f"registry:{self.reference}"
+
+    def members(self) -> Iterator[Member]:
+        client = _Client(self.reference, self.options)
+        try:
+            plan = self._plan(client)
+            yield Member("oci-layout", 30, stream=_Bytes(b'{"imageLayoutVersion":"1.0.0"}'))
+            index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": plan.index}
+            body = json.dumps(index).encode()
+            yield Member("index.json", len(body), stream=_Bytes(body))
+            for digest, doc in plan.docs.items():
+                yield Member(f"blobs/sha256/{digest[7:]}", len(doc), stream=_Bytes(doc))
+            seen: set[str] = set()
+            for digest, size in plan.layers:
+                if digest in seen:
+                    continue
+                seen.add(digest)
+                resp = client.blob(digest, size)
+                blob = _VerifiedBlob(resp, digest, size, f"registry {client.host}: blob {digest[:19]}")
+                yield Member(f"blobs/sha256/{digest[7:]}", size or 0, stream=blob)
+                blob.drain()  # whatever the walker left unread is still hashed: the digest check is whole
+        finally:
+            client.close()
+
+    def _plan(self, client: _Client) -> _Plan:
+        plan = _Plan()
+        ref = self.reference
+        body, media_type, digest = client.manifest(ref.reference)
+        doc = json.loads(body)
+        if not isinstance(doc, dict):
+            raise SourceError(f"registry {client.host}: manifest {ref.reference} is not a JSON object")
+        name_ann = {"org.opencontainers.image.ref.name": ref.tag or digest, "io.containerd.image.name": str(ref)}
+        if media_type in INDEX_TYPES or "manifests" in doc:
+            plan.docs[digest] = body  # the index itself: its annotations are scanned as metadata
+            self._from_index(client, doc, plan, name_ann)
+        elif media_type in MANIFEST_TYPES or "layers" in doc:
+            self._add_manifest(client, digest, body, doc, plan)
+            plan.index.append(
+                {"mediaType": media_type or OCI_MANIFEST, "digest": digest, "size": len(body), "annotations": name_ann}
+            )
+        else:
+            raise SourceError(f"registry {client.host}: unknown manifest type {media_type[:80]!r}")
+        return plan
+
+    def _from_index(self, client: _Client, doc: dict[str, Any], plan: _Plan, name_ann: dict[str, str]) -> None:
+        descs = [d for d in doc.get("manifests") or [] if isinstance(d, dict) and isinstance(d.get("digest"), str)]
+        images = [
+            d for d in descs if (d.get("annotations") or {}).get("vnd.docker.reference.type") != "attestation-manifest"
+        ]
+        if self.options.all_platforms:
+            chosen = images
+        else:
+            chosen = [d for d in images if _platform_matches(self.options.platform, d)]
+            if not chosen and len(images) == 1 and not images[0].get("platform"):
+                chosen = images
+            if not chosen:
+                have = ", ".join(sorted({_platform_of(d) for d in images})) or "none"
+                raise SourceError(
+                    f"registry {client.host}: {self.reference} has no {self.options.platform} image (it has: {have})",
+                    remedy="pass --platform OS/ARCH, or --all-platforms",
+                )
+        chosen_digests = {d["digest"] for d in chosen}
+        attestations = [
+            d
+            for d in descs
+            if _is_attestation_desc(d)
+            and (d.get("annotations") or {}).get("vnd.docker.reference.digest") in chosen_digests
+        ]
+        for desc in chosen + attestations:
+            if not _DIGEST.match(desc["digest"]):
+                raise SourceError(f"registry {client.host}: index entry with a bad digest {desc['digest'][:80]!r}")
+            body, _, digest = client.manifest(desc["digest"])
+            sub = json.loads(body)
+            if not isinstance(sub, dict) or "layers" not in sub:
+                plan.notes.append(f"{digest}: not an image manifest; not scanned")
+                continue
+            is_attestation = desc in attestations
+            self._add_manifest(client, digest, body, sub, plan, layers=not is_attestation)
+            entry = dict(desc)
+            if not is_attestation:
+                entry["annotations"] = {**(desc.get("annotations") or {}), **name_ann}
+            plan.index.append(entry)
+
+    def _add_manifest(
+        self, client: _Client, digest: str, body: bytes, doc: dict[str, Any], plan: _Plan, layers: bool = True
+    ) -> None:
+        plan.docs[digest] = body
+        config = doc.get("config") or {}
+        cdigest = config.get("digest") if isinstance(config, dict) else None
+        if isinstance(cdigest, str) and _DIGEST.match(cdigest) and cdigest not in plan.docs:
+            size = config.get("size") if isinstance(config.get("size"), int) else None
+            if size is not None and size > MAX_CONFIG:
+                raise SourceError(f"registry {client.host}: config {cdigest[:19]} is {size} bytes; refused")
+            resp = client.blob(cdigest, size)
+            blob = _VerifiedBlob(resp, cdigest, size, f"registry {client.host}: config {cdigest[:19]}")
+            data = bytearray()
+            while chunk := blob.read(CHUNK):
+                data += chunk
+                if len(data) > MAX_CONFIG:
+                    raise SourceError(f"registry {client.host}: config {cdigest[:19]} is over {MAX_CONFIG} bytes")
+            plan.docs[cdigest] = bytes(data)
+        for layer in doc.get("layers") or []:
+            if not isinstance(layer, dict) or not isinstance(layer.get("digest"), str):
+                continue
+            if not _DIGEST.match(layer["digest"]):
+                raise SourceError(f"registry {client.host}: layer with a bad digest {layer['digest'][:80]!r}")
+            if layer.get("urls") or "nondistributable" in str(layer.get("mediaType", "")):
+                continue  # foreign layers: reported as not in the archive by the resolver
+            size = layer.get("size") if isinstance(layer.get("size"), int) else None
+            if layers:
+                plan.layers.append((layer["digest"], size))
+            elif layer["digest"] not in plan.docs:  # an attestation's statements: small JSON documents
+                plan.docs[layer["digest"]] = self._small_blob(client, layer["digest"], size)
+
+    def _small_blob(self, client: _Client, digest: str, size: int | None) -> bytes:
+        if size is not None and size > MAX_CONFIG:
+            return b""
+        blob = _VerifiedBlob(client.blob(digest, size), digest, size, f"registry {client.host}: blob {digest[:19]}")
+        data = bytearray()
+        while chunk := blob.read(CHUNK):
+            data += chunk
+            if len(data) > MAX_CONFIG:
+                raise SourceError(f"registry {client.host}: blob {digest[:19]} is over {MAX_CONFIG} bytes")
+        return bytes(data)
+
+
+class _Bytes:
+    def __init__(self, data: bytes) -> None:
+        self._data = memoryview(data)
+        self._pos = 0
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            n = len(self._data) - self._pos
+        out = bytes(self._data[self._pos : self._pos + n])
+        self._pos += len(out)
+        return out

@@ -1,0 +1,212 @@
+"""The registry source against a real registry (Debian's docker-registry, distribution 2.8, on
+loopback): images pushed by the real engine (docker push) and by skopeo (a multi-platform index
+with zstd layers), anonymous and htpasswd access with credentials from flags, the Docker config
+and a credential helper, platform selection, and a corrupted blob."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.images import LeakyImage
+from tests.support.registry import Registry, multiarch_layout, registry_available, run_registry
+from tests.support.services import docker_cli, require, skopeo
+
+from .test_real_images import EXPECTED_FILES
+
+pytestmark = pytest.mark.engine
+
+USER, PASSWORD = "ci", "pw-" + secrets.token_urlsafe(18)
+GH = "ghp_" + secrets.token_hex(18)
+
+
+@pytest.fixture(scope="module")
+def registry(engine: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    require("docker-registry", *registry_available())
+    with run_registry(tmp_path_factory.mktemp("registry")) as reg:
+        yield reg
+
+
+@pytest.fixture(scope="module")
+def auth_registry(engine: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    require("docker-registry", *registry_available())
+    with run_registry(tmp_path_factory.mktemp("auth-registry"), users={USER: PASSWORD}) as reg:
+        yield reg
+
+
+def _push(leaky: LeakyImage, reg: Registry, repo: str, config_dir: Path | None = None) -> str:
+    """docker push (the real engine); returns the manifest digest. The local tag is removed, so a
+    scan by name can only be served by the registry."""
+    target = f"{reg.host}/{repo}"
+    docker_cli("tag", leaky.tag, target)
+    env = {"DOCKER_CONFIG": str(config_dir)} if config_dir else None
+    out = docker_cli("push", target, env=env)
+    docker_cli("rmi", target)
+    digest = next(w for w in out.split() if w.startswith("sha256:"))
+    return digest
+
+
+def _scan(
+    target: str, *args: str, env: dict[str, str] | None = None, leaky: LeakyImage | None = None
+) -> subprocess.CompletedProcess[str]:
+    flags: list[str] = []
+    if leaky is not None:
+        flags = [a for flag in leaky.secret_flags for a in ("--secret", flag)]
+        flags += [a for name in leaky.env for a in ("--secret", f"id={name}")]
+    return subprocess.run(
+        [sys.executable, "-m", "scanner", target, *flags, *args, "--format", "json", "--no-cache", "-q"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(leaky.env if leaky else {}), **(env or {})},
+        timeout=300,
+    )
+
+
+def _check_leaky(proc: subprocess.CompletedProcess[str], leaky: LeakyImage) -> dict[str, object]:
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    for value in leaky.all_values():
+        assert value not in proc.stdout and value not in proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["source"]["kind"] == "registry" and doc["summary"]["complete"] is True
+    (img,) = doc["images"]
+    found = {
+        (layer["index"], f["path"], f["rule_id"], f.get("secret_id"), f.get("encoding"), f.get("status"))
+        for layer in img["layers"]
+        for f in layer["findings"]
+    }
+    want = {(lay, p, r, s, e, st.value) for lay, p, r, s, e, st, _h in EXPECTED_FILES}
+    assert want <= found, sorted(want - found)
+    meta = {f.get("secret_id") for f in img["metadata_findings"]}
+    assert {"BUILD_TOKEN", "ENV_SECRET", "LABEL_SECRET"} <= meta
+    return doc
+
+
+def test_docker_push_then_scan_by_name_docker_url_and_digest(leaky: LeakyImage, registry: Registry) -> None:
+    digest = _push(leaky, registry, "team/leaky:1")
+    for target in (f"{registry.host}/team/leaky:1", f"docker://{registry.host}/team/leaky:1"):
+        doc = _check_leaky(_scan(target, leaky=leaky), leaky)
+        assert doc["images"][0]["manifest_digest"] == digest  # type: ignore[index]
+    _check_leaky(_scan(f"{registry.host}/team/leaky@{digest}", leaky=leaky), leaky)
+
+
+def test_a_local_image_wins_over_the_registry(leaky: LeakyImage, registry: Registry) -> None:
+    """The CI gate scans what was just built, before the push: a name the engine has is the engine's."""
+    _push(leaky, registry, "team/local:1")
+    docker_cli("tag", leaky.tag, f"{registry.host}/team/local:1")
+    try:
+        doc = json.loads(_scan(f"{registry.host}/team/local:1").stdout)
+        assert doc["source"]["kind"] == "docker-daemon"
+    finally:
+        docker_cli("rmi", f"{registry.host}/team/local:1")
+
+
+def test_missing_tag_and_repository_are_clear_errors(registry: Registry) -> None:
+    proc = _scan(f"{registry.host}/team/nothing:here")
+    assert proc.returncode == 3 and "not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_htpasswd_auth_from_flags_docker_config_and_credential_helper(
+    leaky: LeakyImage, auth_registry: Registry, tmp_path: Path
+) -> None:
+    login = tmp_path / "login"
+    login.mkdir()
+    docker_cli(
+        "--config", str(login), "login", "-u", USER, "--password-stdin", auth_registry.host, input=PASSWORD.encode()
+    )
+    _push(leaky, auth_registry, "team/private:1", config_dir=login)
+    target = f"{auth_registry.host}/team/private:1"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+
+    anonymous = _scan(target, env={"DOCKER_CONFIG": str(empty)})
+    assert anonymous.returncode == 3 and "denied" in anonymous.stderr
+
+    by_flag = _scan(
+        target, "--registry-username", USER, env={"DOCKER_CONFIG": str(empty), "LEAKSCAN_REGISTRY_PASSWORD": PASSWORD}
+    )
+    assert by_flag.returncode == 1, by_flag.stderr[-1500:]
+    wrong = _scan(
+        target, "--registry-username", USER, env={"DOCKER_CONFIG": str(empty), "LEAKSCAN_REGISTRY_PASSWORD": "nope"}
+    )
+    assert wrong.returncode == 3
+
+    auths = tmp_path / "auths"
+    auths.mkdir()
+    pair = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    (auths / "config.json").write_text(json.dumps({"auths": {auth_registry.host: {"auth": pair}}}))
+    _check_leaky(_scan(target, env={"DOCKER_CONFIG": str(auths)}, leaky=leaky), leaky)
+
+    helpers = tmp_path / "helpers"
+    helpers.mkdir()
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    helper = bindir / "docker-credential-leakscantest"
+    helper.write_text(
+        f'#!/bin/sh\nread host\n[ "$host" = "{auth_registry.host}" ] || exit 1\n'
+        f'printf \'{{"Username":"{USER}","Secret":"{PASSWORD}"}}\'\n'
+    )
+    helper.chmod(0o755)
+    (helpers / "config.json").write_text(json.dumps({"credHelpers": {auth_registry.host: "leakscantest"}}))
+    env = {"DOCKER_CONFIG": str(helpers), "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
+    proc = _scan(target, env=env)
+    assert proc.returncode == 1, proc.stderr[-1500:]
+    for out in (anonymous, by_flag, wrong, proc):
+        assert PASSWORD not in out.stdout + out.stderr
+
+
+def test_skopeo_multiplatform_index_with_zstd_layers(registry: Registry, tmp_path: Path) -> None:
+    layout = multiarch_layout(
+        tmp_path / "layout",
+        {
+            "linux/amd64": {"app/amd64.env": f"GITHUB_TOKEN={GH}\n".encode()},
+            "linux/arm64": {"app/arm64.env": b"DEBUG=1\n"},
+        },
+    )
+    target = f"{registry.host}/team/multi:1"
+    skopeo(
+        "copy",
+        "--all",
+        "--dest-compress-format",
+        "zstd",
+        "--dest-tls-verify=false",
+        f"oci:{layout}:multi",
+        f"docker://{target}",
+    )
+
+    def paths(*args: str) -> dict[str, tuple[str, ...]]:
+        proc = _scan(target, *args)
+        assert GH not in proc.stdout + proc.stderr
+        doc = json.loads(proc.stdout)
+        assert doc["summary"]["complete"] is True
+        return {
+            img["platform"]: tuple(sorted({f["path"] for layer in img["layers"] for f in layer["findings"]}))
+            + tuple(layer["compression"] for layer in img["layers"])
+            for img in doc["images"]
+        }
+
+    assert paths() == {"linux/amd64": ("app/amd64.env", "zstd")}
+    assert paths("--platform", "linux/arm64") == {"linux/arm64": ("zstd",)}
+    assert paths("--all-platforms") == {"linux/amd64": ("app/amd64.env", "zstd"), "linux/arm64": ("zstd",)}
+    proc = _scan(target, "--platform", "linux/s390x")
+    assert proc.returncode == 3 and "linux/amd64, linux/arm64" in proc.stderr
+
+
+def test_a_corrupted_blob_is_an_error_not_a_clean_scan(leaky: LeakyImage, registry: Registry) -> None:
+    digest = _push(leaky, registry, "team/corrupt:1")
+    manifest = registry.root / "docker/registry/v2/blobs/sha256" / digest[7:9] / digest[7:] / "data"
+    layer = json.loads(manifest.read_text())["layers"][-1]["digest"]  # the last layer: app/.env
+    blob = registry.root / "docker/registry/v2/blobs/sha256" / layer[7:9] / layer[7:] / "data"
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    proc = _scan(f"{registry.host}/team/corrupt:1", leaky=leaky)
+    assert proc.returncode == 3, proc.stdout[-1500:]
+    assert "does not match" in proc.stderr or "does not match" in proc.stdout

@@ -1,0 +1,126 @@
+"""A real registry for the tests: Debian's docker-registry (distribution 2.8) on loopback, with an
+optional htpasswd file, on a port it picks itself; and a multi-platform OCI layout to push to it."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .tars import compress, layer_tar, sha
+
+
+@dataclass
+class Registry:
+    host: str  # 127.0.0.1:PORT
+    root: Path  # storage root
+
+
+def registry_available() -> tuple[bool, str]:
+    return (
+        shutil.which("docker-registry") is not None,
+        "docker-registry is not installed (apt-get install docker-registry)",
+    )
+
+
+@contextmanager
+def run_registry(workdir: Path, users: dict[str, str] | None = None) -> Iterator[Registry]:
+    """docker-registry serve on 127.0.0.1:0; ``users`` turns on htpasswd auth (bcrypt)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = [
+        "version: 0.1",
+        "log: {level: info}",
+        f"storage: {{filesystem: {{rootdirectory: {workdir / 'data'}}}, delete: {{enabled: true}}}}",
+        "http: {addr: 127.0.0.1:0, secret: test-only}",
+    ]
+    if users:
+        import bcrypt
+
+        lines = [f"{u}:{bcrypt.hashpw(p.encode(), bcrypt.gensalt(rounds=5)).decode()}" for u, p in users.items()]
+        (workdir / "htpasswd").write_text("\n".join(lines) + "\n")
+        config.append(f"auth: {{htpasswd: {{realm: leakscan-test, path: {workdir / 'htpasswd'}}}}}")
+    (workdir / "config.yml").write_text("\n".join(config) + "\n")
+    log = (workdir / "registry.log").open("w")
+    proc = subprocess.Popen(["docker-registry", "serve", str(workdir / "config.yml")], stdout=log, stderr=log)
+    try:
+        host = None
+        for _ in range(100):
+            found = re.search(r"listening on (127\.0\.0\.1:\d+)", (workdir / "registry.log").read_text())
+            if found:
+                host = found.group(1)
+                break
+            if proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        if host is None:
+            raise RuntimeError(f"docker-registry did not start: {(workdir / 'registry.log').read_text()[-1500:]}")
+        yield Registry(host, workdir / "data")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def multiarch_layout(out: Path, files: dict[str, dict[str, bytes]]) -> Path:
+    """An OCI layout (ref ``multi``) of an image index with one image per platform
+    ("linux/amd64": {path: content})."""
+    blobs = out / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+
+    def put(data: bytes) -> str:
+        digest = sha(data)
+        (blobs / digest.removeprefix("sha256:")).write_bytes(data)
+        return digest
+
+    manifests = []
+    for platform, content in files.items():
+        os_, arch = platform.split("/")[:2]
+        layer = layer_tar(list(content.items()))
+        gz = compress(layer, "gzip")
+        config = json.dumps(
+            {"architecture": arch, "os": os_, "rootfs": {"type": "layers", "diff_ids": [sha(layer)]}, "config": {}}
+        ).encode()
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": put(config),
+                    "size": len(config),
+                },
+                "layers": [
+                    {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": put(gz), "size": len(gz)}
+                ],
+            }
+        ).encode()
+        manifests.append(
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": put(manifest),
+                "size": len(manifest),
+                "platform": {"os": os_, "architecture": arch},
+            }
+        )
+    index_type = "application/vnd.oci.image.index.v1+json"
+    inner = json.dumps({"schemaVersion": 2, "mediaType": index_type, "manifests": manifests}).encode()
+    top = {
+        "schemaVersion": 2,
+        "manifests": [
+            {
+                "mediaType": index_type,
+                "digest": put(inner),
+                "size": len(inner),
+                "annotations": {"org.opencontainers.image.ref.name": "multi"},
+            }
+        ],
+    }
+    (out / "index.json").write_text(json.dumps(top))
+    (out / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    return out
