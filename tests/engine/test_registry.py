@@ -19,6 +19,7 @@ import pytest
 from tests.support.images import LeakyImage
 from tests.support.registry import Registry, multiarch_layout, registry_available, run_registry
 from tests.support.services import docker_cli, require, skopeo
+from tests.support.token_server import token_server
 
 from .test_real_images import EXPECTED_FILES
 
@@ -160,6 +161,30 @@ def test_htpasswd_auth_from_flags_docker_config_and_credential_helper(
     assert proc.returncode == 1, proc.stderr[-1500:]
     for out in (anonymous, by_flag, wrong, proc):
         assert PASSWORD not in out.stdout + out.stderr
+
+
+def test_token_auth_registry(leaky: LeakyImage, tmp_path: Path) -> None:
+    """distribution's token auth: the registry answers 401 with a Bearer challenge, leakscan gets a
+    JWT from the realm with the Docker config's credentials (and only then sees the image)."""
+    require("docker-registry", *registry_available())
+    with (
+        token_server(tmp_path / "token", USER, PASSWORD) as tokens,
+        run_registry(tmp_path / "registry", token=(tokens.realm, tokens.cert)) as reg,
+    ):
+        login = tmp_path / "login"
+        login.mkdir()
+        docker_cli("--config", str(login), "login", "-u", USER, "--password-stdin", reg.host, input=PASSWORD.encode())
+        _push(leaky, reg, "team/tokened:1", config_dir=login)
+        target = f"{reg.host}/team/tokened:1"
+        before = len(tokens.requests)
+        _check_leaky(_scan(target, env={"DOCKER_CONFIG": str(login)}, leaky=leaky), leaky)
+        ours = tokens.requests[before:]
+        assert ours and all("scope=repository%3Ateam%2Ftokened%3Apull" in path for path, _ in ours)
+        assert all(auth and auth.startswith("Basic ") for _, auth in ours)
+        empty = tmp_path / "empty"
+        empty.mkdir()
+        anonymous = _scan(target, env={"DOCKER_CONFIG": str(empty)})
+        assert anonymous.returncode == 3 and "denied" in anonymous.stderr
 
 
 def test_skopeo_multiplatform_index_with_zstd_layers(registry: Registry, tmp_path: Path) -> None:

@@ -30,8 +30,11 @@ def registry_available() -> tuple[bool, str]:
 
 
 @contextmanager
-def run_registry(workdir: Path, users: dict[str, str] | None = None) -> Iterator[Registry]:
-    """docker-registry serve on 127.0.0.1:0; ``users`` turns on htpasswd auth (bcrypt)."""
+def run_registry(
+    workdir: Path, users: dict[str, str] | None = None, token: tuple[str, Path] | None = None
+) -> Iterator[Registry]:
+    """docker-registry serve on 127.0.0.1:0; ``users`` turns on htpasswd auth (bcrypt), ``token``
+    (realm, certificate) token auth against tests.support.token_server."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = [
         "version: 0.1",
@@ -45,6 +48,13 @@ def run_registry(workdir: Path, users: dict[str, str] | None = None) -> Iterator
         lines = [f"{u}:{bcrypt.hashpw(p.encode(), bcrypt.gensalt(rounds=5)).decode()}" for u, p in users.items()]
         (workdir / "htpasswd").write_text("\n".join(lines) + "\n")
         config.append(f"auth: {{htpasswd: {{realm: leakscan-test, path: {workdir / 'htpasswd'}}}}}")
+    if token:
+        from .token_server import ISSUER, SERVICE
+
+        realm, cert = token
+        config.append(
+            f'auth: {{token: {{realm: "{realm}", service: {SERVICE}, issuer: {ISSUER}, rootcertbundle: {cert}}}}}'
+        )
     (workdir / "config.yml").write_text("\n".join(config) + "\n")
     log = (workdir / "registry.log").open("w")
     proc = subprocess.Popen(["docker-registry", "serve", str(workdir / "config.yml")], stdout=log, stderr=log)
