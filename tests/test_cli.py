@@ -86,7 +86,8 @@ def test_incomplete_scan_exits_3_even_with_findings_and_allow_incomplete_reports
         (("x.tar", "--secret", "id=a,bogus=1"), 2, "unknown field"),
         (("x.tar", "--secret", "id=NOPE_NOT_SET_XYZ"), 2, "is not set"),
         (("x.tar", "--format", "yaml"), 2, "unknown format"),
-        (("docker://registry.example/app:1",), 2, "not supported yet"),
+        (("docker://registry.invalid/app:1",), 3, "cannot be reached over HTTPS"),
+        (("docker://registry.invalid/App:1",), 2, "not a valid repository name"),
     ],
 )
 def test_errors_are_one_clear_line_without_traceback(args: tuple[str, ...], code: int, message: str) -> None:

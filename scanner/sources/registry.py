@@ -248,7 +248,11 @@ class _Client:
                 ) from None
         except self.requests.exceptions.ConnectionError:
             if not plain_ok:
-                raise SourceError(f"registry {self.host} cannot be reached over HTTPS") from None
+                raise SourceError(
+                    f"registry {self.host} cannot be reached over HTTPS",
+                    remedy="check the registry's name and this machine's network; a registry you trust that "
+                    "only speaks HTTP needs --insecure-registry HOST",
+                ) from None
         return f"http://{self.host}"
 
     def _authenticate(self, resp: Any) -> bool:

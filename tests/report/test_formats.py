@@ -118,7 +118,10 @@ def test_gitlab_report_ids_are_stable_and_an_incomplete_scan_is_a_failure(
     assert any(m["level"] == "fatal" for m in doc["scan"]["messages"])
 
 
-def test_junit_is_well_formed(outputs: dict[str, str]) -> None:
+def test_junit_validates_against_jenkins_junit_schema(outputs: dict[str, str]) -> None:
+    import xmlschema
+
+    xmlschema.XMLSchema(str(SCHEMAS / "junit-10.xsd")).validate(outputs["junit"])
     root = ET.fromstring(outputs["junit"])
     assert root.tag == "testsuites"
     failures = root.findall(".//failure")
