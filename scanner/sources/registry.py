@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import ipaddress
 import json
 import os
@@ -380,7 +381,7 @@ class _Client:
             media_type = doc["mediaType"]
         return body, media_type, digest
 
-    def blob(self, digest: str, size: int | None) -> Any:
+    def blob(self, digest: str) -> Any:
         resp = self.get(f"/v2/{self.ref.repository}/blobs/{digest}", stream=True)
         self._check_status(resp, f"blob {digest}")
         return resp
@@ -493,18 +494,19 @@ class RegistrySource(ImageSource):
         client = _Client(self.reference, self.options)
         try:
             plan = self._plan(client)
-            yield Member("oci-layout", 30, stream=_Bytes(b'{"imageLayoutVersion":"1.0.0"}'))
+            layout = b'{"imageLayoutVersion":"1.0.0"}'
+            yield Member("oci-layout", len(layout), stream=io.BytesIO(layout))
             index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": plan.index}
             body = json.dumps(index).encode()
-            yield Member("index.json", len(body), stream=_Bytes(body))
+            yield Member("index.json", len(body), stream=io.BytesIO(body))
             for digest, doc in plan.docs.items():
-                yield Member(f"blobs/sha256/{digest[7:]}", len(doc), stream=_Bytes(doc))
+                yield Member(f"blobs/sha256/{digest[7:]}", len(doc), stream=io.BytesIO(doc))
             seen: set[str] = set()
             for digest, size in plan.layers:
                 if digest in seen:
                     continue
                 seen.add(digest)
-                resp = client.blob(digest, size)
+                resp = client.blob(digest)
                 blob = _VerifiedBlob(resp, digest, size, f"registry {client.host}: blob {digest[:19]}")
                 yield Member(f"blobs/sha256/{digest[7:]}", size or 0, stream=blob)
                 blob.drain()  # whatever the walker left unread is still hashed: the digest check is whole
@@ -578,16 +580,7 @@ class RegistrySource(ImageSource):
         cdigest = config.get("digest") if isinstance(config, dict) else None
         if isinstance(cdigest, str) and _DIGEST.match(cdigest) and cdigest not in plan.docs:
             size = config.get("size") if isinstance(config.get("size"), int) else None
-            if size is not None and size > MAX_CONFIG:
-                raise SourceError(f"registry {client.host}: config {cdigest[:19]} is {size} bytes; refused")
-            resp = client.blob(cdigest, size)
-            blob = _VerifiedBlob(resp, cdigest, size, f"registry {client.host}: config {cdigest[:19]}")
-            data = bytearray()
-            while chunk := blob.read(CHUNK):
-                data += chunk
-                if len(data) > MAX_CONFIG:
-                    raise SourceError(f"registry {client.host}: config {cdigest[:19]} is over {MAX_CONFIG} bytes")
-            plan.docs[cdigest] = bytes(data)
+            plan.docs[cdigest] = self._small_blob(client, cdigest, size, "config")
         for layer in doc.get("layers") or []:
             if not isinstance(layer, dict) or not isinstance(layer.get("digest"), str):
                 continue
@@ -601,26 +594,15 @@ class RegistrySource(ImageSource):
             elif layer["digest"] not in plan.docs:  # an attestation's statements: small JSON documents
                 plan.docs[layer["digest"]] = self._small_blob(client, layer["digest"], size)
 
-    def _small_blob(self, client: _Client, digest: str, size: int | None) -> bytes:
+    def _small_blob(self, client: _Client, digest: str, size: int | None, what: str = "blob") -> bytes:
+        """A config or attestation statement: read whole, digest-checked, at most MAX_CONFIG bytes."""
+        where = f"registry {client.host}: {what} {digest[:19]}"
         if size is not None and size > MAX_CONFIG:
-            return b""
-        blob = _VerifiedBlob(client.blob(digest, size), digest, size, f"registry {client.host}: blob {digest[:19]}")
+            raise SourceError(f"{where} is {size} bytes; refused")
+        blob = _VerifiedBlob(client.blob(digest), digest, size, where)
         data = bytearray()
         while chunk := blob.read(CHUNK):
             data += chunk
             if len(data) > MAX_CONFIG:
-                raise SourceError(f"registry {client.host}: blob {digest[:19]} is over {MAX_CONFIG} bytes")
+                raise SourceError(f"{where} is over {MAX_CONFIG} bytes")
         return bytes(data)
-
-
-class _Bytes:
-    def __init__(self, data: bytes) -> None:
-        self._data = memoryview(data)
-        self._pos = 0
-
-    def read(self, n: int = -1) -> bytes:
-        if n is None or n < 0:
-            n = len(self._data) - self._pos
-        out = bytes(self._data[self._pos : self._pos + n])
-        self._pos += len(out)
-        return out
