@@ -15,6 +15,7 @@ import json
 import os
 import re
 import tempfile
+from abc import ABC, abstractmethod
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -66,20 +67,58 @@ def _from_json(doc: dict[str, Any]) -> LayerScan:
     )
 
 
+class CacheBackend(ABC):
+    """Where cached layer results live: text documents under short keys."""
+
+    @abstractmethod
+    def read(self, key: str) -> str | None: ...
+
+    @abstractmethod
+    def write(self, key: str, text: str) -> None:
+        """Best effort: a cache that cannot be written is only a slower scan."""
+
+
+class DirBackend(CacheBackend):
+    """One JSON file per key, replaced atomically: the default, local to a machine."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _file(self, key: str) -> Path:
+        space, _, digest = key.partition("/")  # keys are made here: a hex namespace and a sha256 digest
+        return self.root / space / f"{digest.replace(':', '-')}.json"
+
+    def read(self, key: str) -> str | None:
+        try:
+            return self._file(key).read_text(encoding="utf-8")
+        except OSError:
+            return None
+
+    def write(self, key: str, text: str) -> None:
+        try:
+            self._file(key).parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self._file(key).parent, prefix=".tmp-")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(tmp, self._file(key))
+        except OSError:
+            pass
+
+
 class LayerCache:
-    def __init__(self, root: Path, space: str) -> None:
-        self.dir = root / space
+    def __init__(self, backend: CacheBackend, space: str) -> None:
+        self.backend = backend
+        self.space = space
         self.hits = 0
         self.misses = 0
 
-    def _file(self, digest: str) -> Path:
-        return self.dir / f"{digest.replace(':', '-')}.json"
-
     def get(self, digest: str) -> LayerScan | None:
         try:
-            doc = json.loads(self._file(digest).read_text(encoding="utf-8"))
-            scan = _from_json(doc)
-        except (OSError, ValueError, KeyError, TypeError):
+            text = self.backend.read(f"{self.space}/{digest}")
+            scan = _from_json(json.loads(text)) if text is not None else None
+        except (ValueError, KeyError, TypeError):
+            scan = None
+        if scan is None:
             self.misses += 1
             return None
         self.hits += 1
@@ -88,13 +127,6 @@ class LayerCache:
     def put(self, scan: LayerScan) -> None:
         if scan.error is not None:
             return  # only complete results are worth keeping
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            text = json.dumps(_to_json(scan), default=str)
-            for digest in {scan.blob_digest, scan.diff_id}:
-                fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-")
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    fh.write(text)
-                os.replace(tmp, self._file(digest))
-        except OSError:
-            pass  # a cache that cannot be written is only a slower scan
+        text = json.dumps(_to_json(scan), default=str)
+        for digest in {scan.blob_digest, scan.diff_id}:
+            self.backend.write(f"{self.space}/{digest}", text)

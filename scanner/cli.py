@@ -25,6 +25,7 @@ from .errors import ExitCode, LeakscanError, UsageError
 from .models import Finding, ScanReport, Severity, Status
 from .nested import NestedLimits
 from .report import OutputFormat, renderer_for, summary_line
+from .service.commands import serve_cmd, worker_cmd
 from .sources import ImageSource, RegistryOptions, open_source
 from .sources.registry import Credentials
 from .suppress import Suppressions, baseline_document, load_baseline, load_ignore_file
@@ -469,3 +470,7 @@ def rules_cmd(config: Path | None) -> None:
         f"{len(rules.rules)} rules; detect-secrets plugins {'on' if rules.detect_secrets else 'off'}; "
         "also: known-secret, high-entropy-assignment, build-arg-secret, metadata-secret-name"
     )
+
+
+main.add_command(serve_cmd)
+main.add_command(worker_cmd)

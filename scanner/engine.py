@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import suppress
 from .archive import MetaDoc, ResolvedImage, collect, iter_json_strings, resolve
-from .cache import LayerCache, namespace
+from .cache import CacheBackend, DirBackend, LayerCache, namespace
 from .detectors import (
     BUILTIN_RULES,
     ContentScanner,
@@ -39,7 +39,8 @@ class ScanOptions:
     max_file_size: int | None = None
     archive_depth: int = NestedLimits().max_depth
     suppressions: Suppressions = field(default_factory=Suppressions)
-    cache_dir: Path | None = None  # None: no layer cache
+    cache_dir: Path | None = None  # None: no layer cache (unless cache_backend is given)
+    cache_backend: CacheBackend | None = field(default=None, compare=False)  # e.g. shared by service workers
     timeout: float | None = 3600.0  # seconds for the whole image; a layer cut short makes the scan incomplete
     max_layer_bytes: int = WalkLimits().max_layer_bytes
     max_ratio: int = WalkLimits().max_ratio
@@ -65,7 +66,8 @@ def scan_image(source: ImageSource, options: ScanOptions | None = None) -> ScanR
         deadline=started + options.timeout if options.timeout else None,
     )
     walker = LayerWalker(scanner, limits, on_bytes=options.progress)
-    cache = LayerCache(options.cache_dir, _cache_namespace(options, detectors)) if options.cache_dir else None
+    backend = options.cache_backend or (DirBackend(options.cache_dir) if options.cache_dir else None)
+    cache = LayerCache(backend, _cache_namespace(options, detectors)) if backend is not None else None
     archive = collect(source.members(), walker, cache=cache)
     resolved = resolve(archive, source.select)
     images = tuple(_image_report(image, scanner) for image in resolved.images)

@@ -54,5 +54,11 @@ class SourceError(LeakscanError):
     remedy = "pass an image name known to the engine, a docker/podman save tarball, an OCI layout or an OCI archive"
 
 
+class RegistryUnavailable(SourceError):
+    """The registry could not be reached or answered 429/5xx: worth trying again later."""
+
+    remedy = "the registry is down or overloaded; try again later"
+
+
 class FormatError(LeakscanError):
     """The image archive is not in a format leakscan understands, or is malformed."""

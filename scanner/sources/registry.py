@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from ..errors import SourceError, UsageError
+from ..errors import RegistryUnavailable, SourceError, UsageError
 from .interface import ImageSource, Member
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -296,7 +296,8 @@ class _Client:
             else:
                 tresp = self.session.get(realm, params=query, auth=auth, timeout=TIMEOUT, verify=self.verify)
         except self.requests.exceptions.RequestException as exc:
-            raise SourceError(f"registry {self.host}: token service unreachable ({type(exc).__name__})") from None
+            why = type(exc).__name__
+            raise RegistryUnavailable(f"registry {self.host}: token service unreachable ({why})") from None
         if tresp.status_code in (401, 403):
             raise SourceError(
                 f"registry {self.host}: the token service refused {'the credentials' if creds else 'anonymous access'}",
@@ -345,7 +346,7 @@ class _Client:
                     url, headers=headers, stream=stream, allow_redirects=False, timeout=TIMEOUT, verify=self.verify
                 )
             except self.requests.exceptions.RequestException as exc:
-                raise SourceError(f"registry {self.host}: request failed ({type(exc).__name__})") from None
+                raise RegistryUnavailable(f"registry {self.host}: request failed ({type(exc).__name__})") from None
             if resp.status_code not in (301, 302, 303, 307, 308):
                 return resp
             location = resp.headers.get("Location")
@@ -393,7 +394,7 @@ class _Client:
         if resp.status_code == 404:
             raise SourceError(f"registry {self.host}: {self.ref.repository}: {what} not found")
         if resp.status_code in (429, 500, 502, 503, 504):
-            raise SourceError(f"registry {self.host}: {what}: HTTP {resp.status_code} (try again later)")
+            raise RegistryUnavailable(f"registry {self.host}: {what}: HTTP {resp.status_code} (try again later)")
         raise SourceError(f"registry {self.host}: {what}: HTTP {resp.status_code}")
 
 

@@ -31,17 +31,29 @@ def registry_available() -> tuple[bool, str]:
 
 @contextmanager
 def run_registry(
-    workdir: Path, users: dict[str, str] | None = None, token: tuple[str, Path] | None = None
+    workdir: Path,
+    users: dict[str, str] | None = None,
+    token: tuple[str, Path] | None = None,
+    notify: tuple[str, str] | None = None,
+    addr: str = "127.0.0.1:0",
 ) -> Iterator[Registry]:
-    """docker-registry serve on 127.0.0.1:0; ``users`` turns on htpasswd auth (bcrypt), ``token``
-    (realm, certificate) token auth against tests.support.token_server."""
+    """docker-registry serve on ``addr`` (a free port by default); ``users`` turns on htpasswd auth
+    (bcrypt), ``token`` (realm, certificate) token auth against tests.support.token_server,
+    ``notify`` (url, bearer token) push notifications as FORMATS.md section 6 configures them."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = [
         "version: 0.1",
         "log: {level: info}",
         f"storage: {{filesystem: {{rootdirectory: {workdir / 'data'}}}, delete: {{enabled: true}}}}",
-        "http: {addr: 127.0.0.1:0, secret: test-only}",
+        f"http: {{addr: {addr}, secret: test-only}}",
     ]
+    if notify:
+        url, bearer = notify
+        config.append(
+            "notifications: {events: {includereferences: true}, endpoints: [{name: leakscan, "
+            f"url: '{url}', headers: {{Authorization: ['Bearer {bearer}']}}, timeout: 5s, threshold: 3, "
+            "backoff: 1s, ignoredmediatypes: [application/octet-stream], ignore: {actions: [pull]}}]}"
+        )
     if users:
         import bcrypt
 

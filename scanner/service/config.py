@@ -1,0 +1,160 @@
+"""The service's configuration: one TOML file, secrets by reference to the environment.
+
+```toml
+[service]
+data_dir = "/var/lib/leakscan"        # SQLite store and layer cache (embedded mode)
+workers = 2                           # embedded worker processes
+redis_url = "redis://127.0.0.1:6379/0"  # set: Dramatiq workers on Redis (`leakscan worker`)
+
+[auth]
+tokens_env = "LEAKSCAN_WEBHOOK_TOKENS"  # comma-separated bearer tokens (or tokens = [...])
+hmac_secret_env = "LEAKSCAN_WEBHOOK_HMAC"
+
+[registries."registry.example.com:5000"]   # the allow-list: nothing else is ever contacted
+insecure = false
+username = "scanner"
+password_env = "REGISTRY_PASSWORD"
+
+[notify]
+url = "https://alerts.example.com/leakscan"
+token_env = "ALERT_TOKEN"
+```
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from ..sources.registry import Credentials, RegistryOptions
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    host: str
+    insecure: bool = False
+    credentials: Credentials | None = None
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    data_dir: Path
+    tokens: tuple[str, ...] = ()
+    hmac_secret: bytes | None = None
+    registries: dict[str, RegistryEntry] = field(default_factory=dict)
+    redis_url: str | None = None
+    workers: int = 2
+    max_attempts: int = 4  # executions of one job, whatever ended them (error, worker death)
+    retry_backoff: float = 2.0  # seconds before the first retry; doubled each time
+    retry_backoff_max: float = 300.0
+    lease: float = 30.0  # embedded: a running job whose worker stops renewing for this long is retried
+    heartbeat_timeout: float = 30.0  # redis: a worker silent this long is dead and its jobs requeued
+    max_body: int = 1 << 20
+    max_events: int = 100
+    notify_url: str | None = None
+    notify_token: str | None = None
+    public_url: str = ""
+    secrets: tuple[str, ...] = ()  # --secret specs checked in every image
+    scan_timeout: float = 1800.0
+
+    def __repr__(self) -> str:  # the dataclass repr would print tokens and passwords
+        where = f"data_dir={str(self.data_dir)!r}, registries={sorted(self.registries)}"
+        return f"ServiceConfig({where}, redis={bool(self.redis_url)})"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "leakscan.sqlite3"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "layers"
+
+    def allowed(self, host: str) -> RegistryEntry | None:
+        return self.registries.get(host.lower())
+
+    def registry_options(self, host: str, credentials: Credentials | None = None) -> RegistryOptions:
+        """Options for one allow-listed registry; the Docker config of the machine is never read."""
+        entry = self.registries[host.lower()]
+        return RegistryOptions(
+            all_platforms=True,
+            insecure=(entry.host,) if entry.insecure else (),
+            credentials=credentials or entry.credentials,
+            config_dir=str(self.data_dir / "no-docker-config"),
+        )
+
+
+def _secret(section: dict[str, Any], key: str, where: str) -> str | None:
+    """``key = "value"`` or ``key_env = "VAR"`` (preferred: the file then holds no secret)."""
+    if f"{key}_env" in section:
+        var = section[f"{key}_env"]
+        value = os.environ.get(str(var))
+        if value is None:
+            raise UsageError(f"{where}: {key}_env names {var!r}, which is not set")
+        return value
+    value = section.get(key)
+    return None if value is None else str(value)
+
+
+def _table(doc: dict[str, Any], key: str) -> dict[str, Any]:
+    value = doc.get(key, {})
+    if not isinstance(value, dict):
+        raise UsageError(f"service config: [{key}] must be a table")
+    return value
+
+
+def load_config(path: Path | None, **overrides: Any) -> ServiceConfig:
+    doc: dict[str, Any] = {}
+    if path is not None:
+        try:
+            doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise UsageError(f"{path}: not a readable TOML file ({type(exc).__name__})") from None
+    svc, auth, notify, scan = (_table(doc, k) for k in ("service", "auth", "notify", "scan"))
+    tokens: list[str] = [str(t) for t in auth.get("tokens", [])]
+    if "tokens_env" in auth:
+        tokens += [t.strip() for t in (_secret(auth, "tokens", "[auth]") or "").split(",") if t.strip()]
+    hmac_secret = _secret(auth, "hmac_secret", "[auth]")
+    registries: dict[str, RegistryEntry] = {}
+    for host, entry in _table(doc, "registries").items():
+        if not isinstance(entry, dict):
+            raise UsageError(f"service config: [registries.{host!r}] must be a table")
+        password = _secret(entry, "password", f"[registries.{host!r}]")
+        user = entry.get("username")
+        creds = Credentials(str(user), password) if user is not None and password is not None else None
+        registries[host.lower()] = RegistryEntry(host.lower(), bool(entry.get("insecure", False)), creds)
+    values: dict[str, Any] = {
+        "data_dir": Path(svc.get("data_dir", "leakscan-data")),
+        "tokens": tuple(tokens),
+        "hmac_secret": hmac_secret.encode() if hmac_secret else None,
+        "registries": registries,
+        "redis_url": svc.get("redis_url") or None,
+        "notify_url": notify.get("url"),
+        "notify_token": _secret(notify, "token", "[notify]"),
+        "secrets": tuple(str(s) for s in scan.get("secrets", [])),
+    }
+    for key in (
+        "workers",
+        "max_attempts",
+        "retry_backoff",
+        "retry_backoff_max",
+        "lease",
+        "heartbeat_timeout",
+        "max_body",
+        "max_events",
+        "public_url",
+    ):
+        if key in svc:
+            values[key] = type(getattr(ServiceConfig, key))(svc[key])
+    if "timeout" in scan:
+        values["scan_timeout"] = float(scan["timeout"])
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    config = ServiceConfig(**values)
+    if not config.tokens and not config.hmac_secret:
+        raise UsageError("service config: [auth] has no tokens and no hmac_secret; every sender must authenticate")
+    if not config.registries:
+        raise UsageError("service config: [registries] is empty; list the registries the service may contact")
+    return config

@@ -1,0 +1,127 @@
+"""Both stores, one contract: idempotent submit, leases, attempts, retries, failures, reports."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scanner.service.events import PushEvent
+from scanner.service.store import JobResult, SqliteStore, Store
+from tests.support.redis import redis_available, run_redis
+from tests.support.services import require
+
+D1 = "sha256:" + "a" * 64
+D2 = "sha256:" + "b" * 64
+E1 = PushEvent("127.0.0.1:5000", "demo/app", D1, "v1")
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    require("redis-server", *redis_available())
+    with run_redis(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    if request.param == "sqlite":
+        return SqliteStore(tmp_path / "db.sqlite3")
+    import redis
+
+    from scanner.service.redis_store import RedisStore
+
+    url = request.getfixturevalue("redis_url")
+    redis.Redis.from_url(url).flushdb()
+    return RedisStore(url)
+
+
+def result(findings: int = 1) -> JobResult:
+    return JobResult(findings, True, {"findings": findings}, {"json": '{"ok": 1}', "table": "t"})
+
+
+def test_submit_is_idempotent_by_digest(store: Store) -> None:
+    job, created = store.submit(E1, "distribution")
+    assert created and job.status == "queued"
+    again, created = store.submit(PushEvent("127.0.0.1:5000", "other/repo", D1, "v9"), "harbor")
+    assert not created and again.id == job.id  # the same digest pushed to another repo: same content
+    store.start(job.id, "w1", 30)
+    store.finish(job.id, result())
+    assert store.submit(E1, "distribution")[1] is False  # done: a duplicate notification does not rescan
+    other, created = store.submit(PushEvent("127.0.0.1:5000", "demo/app", D2, None), "distribution")
+    assert created and other.id != job.id
+    assert store.by_digest(D1) is not None and store.by_digest(D1).id == job.id  # type: ignore[union-attr]
+    assert [j.id for j in store.recent(10)] == [other.id, job.id]
+    assert [j.id for j in store.recent(10, "done")] == [job.id]
+    assert store.counts() == {"queued": 1, "running": 0, "done": 1, "failed": 0}
+
+
+def test_a_failed_digest_is_scanned_again_on_a_new_push(store: Store) -> None:
+    job, _ = store.submit(E1, "distribution")
+    store.fail(job.id, "boom")
+    again, created = store.submit(E1, "distribution")
+    assert created and again.id != job.id
+
+
+def test_tag_only_events_dedupe_while_queued(store: Store) -> None:
+    hub = PushEvent("docker.io", "team/app", None, "1.2")
+    job, created = store.submit(hub, "dockerhub")
+    assert created
+    assert store.submit(hub, "dockerhub")[0].id == job.id
+    store.start(job.id, "w", 30)
+    store.set_digest(job.id, D2)
+    store.finish(job.id, result())
+    assert store.submit(hub, "dockerhub")[1] is True  # the tag may have moved since
+    assert store.by_digest(D2).id == job.id  # type: ignore[union-attr]
+
+
+def test_start_counts_attempts_and_respects_leases(store: Store) -> None:
+    job, _ = store.submit(E1, "distribution")
+    first = store.start(job.id, "w1", lease=30)
+    assert first is not None and first.attempts == 1 and first.status == "running" and first.worker == "w1"
+    assert store.start(job.id, "w2", lease=30) is None  # w1 holds a live lease
+    assert 25 < store.lease_left(job.id) <= 30
+    store.heartbeat(job.id, "w2", 30)  # not its job: no effect
+    store.heartbeat(job.id, "w1", 0.2)  # w1 renews... then dies
+    time.sleep(0.3)
+    second = store.start(job.id, "w2", lease=30)  # the lease ran out: the job is taken over
+    assert second is not None and second.attempts == 2 and second.worker == "w2"
+    store.finish(job.id, result(3))
+    assert store.start(job.id, "w3", 30) is None
+    done = store.get(job.id)
+    assert done is not None and done.status == "done" and done.findings == 3 and done.complete
+    assert store.report(job.id, "json") == '{"ok": 1}' and store.report(job.id, "sarif") is None
+
+
+def test_retry_and_fail(store: Store) -> None:
+    job, _ = store.submit(E1, "harbor-adapter", auth="Basic cm9ib3Q6cHc=")
+    store.start(job.id, "w", 30)
+    store.retry(job.id, 60, "registry down")
+    queued = store.get(job.id)
+    assert queued is not None and queued.status == "queued" and queued.not_before > time.time() + 50
+    assert queued.error == "registry down" and queued.auth == "Basic cm9ib3Q6cHc="
+    store.start(job.id, "w", 30)
+    store.fail(job.id, "gave up")
+    failed = store.get(job.id)
+    assert failed is not None and failed.status == "failed" and failed.error == "gave up"
+    assert failed.auth is None  # the robot credentials do not outlive the job
+    assert "auth" not in failed.public()
+
+
+def test_sqlite_claim_takes_due_jobs_and_expired_leases(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "db.sqlite3")
+    assert store.claim("w", 30) is None
+    job, _ = store.submit(E1, "distribution")
+    store.retry(job.id, 0.3, "later")
+    assert store.claim("w", 30) is None  # not due yet
+    time.sleep(0.35)
+    claimed = store.claim("w1", 0.2)
+    assert claimed is not None and claimed.id == job.id and claimed.attempts == 1
+    assert store.claim("w2", 30) is None
+    time.sleep(0.3)  # w1 died: its lease runs out
+    again = store.claim("w2", 30)
+    assert again is not None and again.attempts == 2
+    # a second connection (another worker process) sees the same data
+    assert SqliteStore(tmp_path / "db.sqlite3").get(job.id).worker == "w2"  # type: ignore[union-attr]
