@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.expected import check_leaky_run
 from tests.support.images import LeakyImage
 from tests.support.services import DOCKER, docker_cli, require
-
-from .test_real_images import EXPECTED_FILES
 
 pytestmark = pytest.mark.engine
 
@@ -77,24 +76,6 @@ def _env_args(leaky: LeakyImage) -> list[str]:
     return [a for name in leaky.env for a in ("-e", name)]  # values come from our environment, not argv
 
 
-def _check(proc: subprocess.CompletedProcess[str], leaky: LeakyImage) -> dict[str, object]:
-    assert proc.returncode == 1, proc.stderr[-2000:]
-    for value in leaky.all_values():
-        assert value not in proc.stdout and value not in proc.stderr
-    doc = json.loads(proc.stdout)
-    assert doc["summary"]["complete"] is True
-    (img,) = doc["images"]
-    found = {
-        (layer["index"], f["path"], f["rule_id"], f.get("secret_id"), f.get("status"))
-        for layer in img["layers"]
-        for f in layer["findings"]
-    }
-    want = {(lay, path, rule, sid, status.value) for lay, path, rule, sid, _enc, status, _h in EXPECTED_FILES}
-    assert want <= found, sorted(want - found)
-    assert "finding(s) (" in proc.stderr  # the one-line summary
-    return doc
-
-
 def test_the_image_is_small_non_root_and_runs_leakscan(image: str) -> None:
     config = json.loads(docker_cli("image", "inspect", image))[0]["Config"]
     assert config["User"] == f"{UID}:{UID}"
@@ -131,7 +112,8 @@ def test_scans_a_saved_tarball_mounted_in(image: str, leaky: LeakyImage, tmp_pat
         "json",
         env={**os.environ, **leaky.env},
     )
-    doc = _check(proc, leaky)
+    doc = check_leaky_run(proc, leaky)
+    assert "finding(s) (" in proc.stderr  # the one-line summary
     assert doc["source"]["kind"] != "docker-daemon"
 
 
@@ -157,5 +139,6 @@ def test_scans_the_engine_through_its_mounted_socket(image: str, leaky: LeakyIma
         "json",
         env={**os.environ, **leaky.env},
     )
-    doc = _check(proc, leaky)
+    doc = check_leaky_run(proc, leaky)
+    assert "finding(s) (" in proc.stderr  # the one-line summary
     assert doc["source"]["kind"] == "docker-daemon"

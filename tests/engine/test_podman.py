@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.expected import check_leaky_doc
 from tests.support.images import LeakyImage, build_leaky_image
 from tests.support.services import PODMAN_ROOT, podman_args, podman_available, podman_cli, require
-
-from .test_real_images import EXPECTED_FILES
 
 TAG = "localhost/leakscan-test-leaky:podman"
 
@@ -67,26 +66,6 @@ def _scan(leaky: LeakyImage, target: str, env: dict[str, str] | None = None) -> 
     return doc
 
 
-def _check(doc: dict[str, object]) -> None:
-    summary = doc["summary"]
-    assert isinstance(summary, dict) and summary["complete"] is True
-    (img,) = doc["images"]  # type: ignore[misc]
-    found = {
-        (layer["index"], f["path"], f["rule_id"], f.get("secret_id"), f.get("encoding"), f.get("status"))
-        for layer in img["layers"]
-        for f in layer["findings"]
-    }
-    hidden = {
-        (layer["index"], f["path"]): f.get("hidden_by_layer") for layer in img["layers"] for f in layer["findings"]
-    }
-    for lay, path, rule, sid, enc, status, by in EXPECTED_FILES:
-        assert (lay, path, rule, sid, enc, status.value) in found, (lay, path, rule)
-        assert hidden[(lay, path)] == by
-    meta = {(f["secret_id"], f["rule_id"]) for f in img["metadata_findings"] if f.get("secret_id")}
-    # buildah records build args in the history as BuildKit does, ENV and LABEL in the config
-    assert {("BUILD_TOKEN", "known-secret"), ("ENV_SECRET", "known-secret"), ("LABEL_SECRET", "known-secret")} <= meta
-
-
 @pytest.mark.parametrize(
     ("fmt", "archive_format"), [("docker-archive", "docker-archive (podman)"), ("oci-archive", "oci")]
 )
@@ -95,11 +74,11 @@ def test_podman_save_archives(fmt: str, archive_format: str, podman_leaky: Leaky
     podman_cli("save", "--format", fmt, "-o", str(out), TAG)
     doc = _scan(podman_leaky, str(out))
     assert doc["source"] == {"kind": "archive", "ref": str(out), "format": archive_format}
-    _check(doc)
+    check_leaky_doc(doc)
 
 
 def test_podman_api_socket(podman_leaky: LeakyImage, podman_socket: str) -> None:
     doc = _scan(podman_leaky, TAG, env={"DOCKER_HOST": podman_socket})
     source = doc["source"]
     assert isinstance(source, dict) and source["kind"] == "docker-daemon"
-    _check(doc)
+    check_leaky_doc(doc)

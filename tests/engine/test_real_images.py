@@ -14,33 +14,15 @@ import pytest
 
 from scanner import ScanOptions, scan_image
 from scanner.detectors import SecretSpec, load_known_values
-from scanner.models import ScanReport, Status
+from scanner.models import ScanReport
 from scanner.report import OutputFormat, renderer_for
 from scanner.sources import DaemonSource, open_source
+from tests.support.expected import EXPECTED_FILES
 from tests.support.formats import FORMATS
 from tests.support.images import LeakyImage
 
 pytestmark = pytest.mark.engine
 
-P, D, OV = Status.PRESENT, Status.DELETED, Status.OVERWRITTEN
-
-# (layer, path, rule_id, secret_id, encoding, status, hidden_by)
-EXPECTED_FILES = {
-    (1, "root/.aws/credentials", "aws-access-key-id", None, None, P, None),
-    (1, "root/.aws/credentials", "aws-secret-access-key", None, None, P, None),
-    (2, "app/.npmrc", "known-secret", "npmrc", "raw", P, None),
-    (2, "app/.npmrc", "npm-token", None, None, P, None),
-    (2, "app/npmrc.b64", "known-secret", "npmrc", "base64-wrapped", P, None),
-    (2, "app/npmrc.hex", "known-secret", "npmrc", "hex", P, None),
-    (2, "app/npmrc.hex.link", "known-secret", "npmrc", "hex", P, None),
-    (3, "tmp/token.txt", "known-secret", "token", "raw", D, 4),
-    (4, "app/build-arg.txt", "known-secret", "BUILD_TOKEN", "raw", P, None),
-    (5, "var/cache/app/key", "known-secret", "cache", "raw", D, 6),
-    (7, "app/config.ini", "known-secret", "conf", "raw", OV, 8),
-    (9, "app/.env", "github-token", None, None, P, None),
-    (9, "app/.env", "private-key-rsa", None, None, P, None),
-    (9, "app/.env", "url-password", None, None, P, None),
-}
 CREATED_BY = {
     1: "COPY aws-credentials",
     2: "/app/.npmrc",

@@ -13,15 +13,15 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.support.expected import check_leaky_run
 from tests.support.images import LeakyImage
 from tests.support.registry import Registry, multiarch_layout, registry_available, run_registry
 from tests.support.services import docker_cli, require, skopeo
 from tests.support.token_server import token_server
-
-from .test_real_images import EXPECTED_FILES
 
 pytestmark = pytest.mark.engine
 
@@ -71,31 +71,18 @@ def _scan(
     )
 
 
-def _check_leaky(proc: subprocess.CompletedProcess[str], leaky: LeakyImage) -> dict[str, object]:
-    assert proc.returncode == 1, proc.stderr[-2000:]
-    for value in leaky.all_values():
-        assert value not in proc.stdout and value not in proc.stderr
-    doc = json.loads(proc.stdout)
-    assert doc["source"]["kind"] == "registry" and doc["summary"]["complete"] is True
-    (img,) = doc["images"]
-    found = {
-        (layer["index"], f["path"], f["rule_id"], f.get("secret_id"), f.get("encoding"), f.get("status"))
-        for layer in img["layers"]
-        for f in layer["findings"]
-    }
-    want = {(lay, p, r, s, e, st.value) for lay, p, r, s, e, st, _h in EXPECTED_FILES}
-    assert want <= found, sorted(want - found)
-    meta = {f.get("secret_id") for f in img["metadata_findings"]}
-    assert {"BUILD_TOKEN", "ENV_SECRET", "LABEL_SECRET"} <= meta
+def check_leaky(proc: subprocess.CompletedProcess[str], leaky: LeakyImage) -> dict[str, Any]:
+    doc = check_leaky_run(proc, leaky)
+    assert doc["source"]["kind"] == "registry"
     return doc
 
 
 def test_docker_push_then_scan_by_name_docker_url_and_digest(leaky: LeakyImage, registry: Registry) -> None:
     digest = _push(leaky, registry, "team/leaky:1")
     for target in (f"{registry.host}/team/leaky:1", f"docker://{registry.host}/team/leaky:1"):
-        doc = _check_leaky(_scan(target, leaky=leaky), leaky)
+        doc = check_leaky(_scan(target, leaky=leaky), leaky)
         assert doc["images"][0]["manifest_digest"] == digest  # type: ignore[index]
-    _check_leaky(_scan(f"{registry.host}/team/leaky@{digest}", leaky=leaky), leaky)
+    check_leaky(_scan(f"{registry.host}/team/leaky@{digest}", leaky=leaky), leaky)
 
 
 def test_a_local_image_wins_over_the_registry(leaky: LeakyImage, registry: Registry) -> None:
@@ -143,7 +130,7 @@ def test_htpasswd_auth_from_flags_docker_config_and_credential_helper(
     auths.mkdir()
     pair = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
     (auths / "config.json").write_text(json.dumps({"auths": {auth_registry.host: {"auth": pair}}}))
-    _check_leaky(_scan(target, env={"DOCKER_CONFIG": str(auths)}, leaky=leaky), leaky)
+    check_leaky(_scan(target, env={"DOCKER_CONFIG": str(auths)}, leaky=leaky), leaky)
 
     helpers = tmp_path / "helpers"
     helpers.mkdir()
@@ -177,7 +164,7 @@ def test_token_auth_registry(leaky: LeakyImage, tmp_path: Path) -> None:
         _push(leaky, reg, "team/tokened:1", config_dir=login)
         target = f"{reg.host}/team/tokened:1"
         before = len(tokens.requests)
-        _check_leaky(_scan(target, env={"DOCKER_CONFIG": str(login)}, leaky=leaky), leaky)
+        check_leaky(_scan(target, env={"DOCKER_CONFIG": str(login)}, leaky=leaky), leaky)
         ours = tokens.requests[before:]
         assert ours and all("scope=repository%3Ateam%2Ftokened%3Apull" in path for path, _ in ours)
         assert all(auth and auth.startswith("Basic ") for _, auth in ours)

@@ -1,0 +1,204 @@
+"""The scanning service end to end with real parts: Debian's docker-registry sending push
+notifications to ``leakscan serve``, images pushed by the real engine (docker push), reports
+fetched over the API; the embedded default (SQLite + worker processes) and the scale-out
+(redis-server + two ``leakscan worker`` processes), with a worker killed in the middle of a scan,
+a job that fails, a duplicate notification and a restart of the service."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.expected import check_leaky_doc
+from tests.support.images import LeakyImage, ensure_base_image
+from tests.support.redis import redis_available, run_redis
+from tests.support.registry import Registry, registry_available, run_registry
+from tests.support.service import TOKEN, Proc, Service, free_port, start_service, wait_for, write_config
+from tests.support.services import docker_cli, require
+
+pytestmark = pytest.mark.engine
+BIG_TAG = "leakscan-test-big:1"
+BIG_MB = 160
+
+
+@dataclass
+class Stack:
+    registry: Registry
+    service: Service
+    workdir: Path
+
+
+def secrets_for(leaky: LeakyImage) -> list[str]:
+    return [*leaky.secret_flags, *(f"id={name}" for name in leaky.env)]
+
+
+@pytest.fixture(scope="module")
+def big_image(engine: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A layer slow enough to kill a worker in the middle of its scan, on the leaky image's base."""
+    ctx = tmp_path_factory.mktemp("big")
+    with (ctx / "blob.bin").open("wb") as fh:
+        for _ in range(BIG_MB):
+            fh.write(os.urandom(1 << 20))
+    (ctx / "Dockerfile").write_text(f"FROM {ensure_base_image()}\nCOPY blob.bin /data/blob.bin\n")
+    docker_cli("build", "--network", "none", "-q", "-t", BIG_TAG, str(ctx))
+    return BIG_TAG
+
+
+def push(image: str, reg: Registry, repo: str) -> str:
+    """docker push; returns the manifest digest."""
+    target = f"{reg.host}/{repo}"
+    docker_cli("tag", image, target)
+    out = docker_cli("push", target)
+    docker_cli("rmi", target)
+    return next(w for w in out.split() if w.startswith("sha256:"))
+
+
+def killed_worker(service: Service, digest: str) -> int:
+    """Waits until the job for ``digest`` is being scanned, then SIGKILLs the worker scanning it."""
+    job = service.job_for(digest, timeout=120, states=("running",))
+    pid = int(job["worker"].split(":")[1])
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def check_report(service: Service, digest: str, leaky: LeakyImage) -> dict[str, object]:
+    job = service.job_for(digest)
+    assert job["status"] == "done", job
+    for fmt in ("json", "sarif", "gitlab", "junit", "table"):
+        status, body = service.request(f"/api/v1/jobs/{digest}/report?format={fmt}")
+        assert status == 200, fmt
+        for value in leaky.all_values():
+            assert value.encode() not in body, fmt
+    status, body = service.request(f"/api/v1/jobs/{digest}/report?format=json")
+    check_leaky_doc(json.loads(body))
+    return dict(job)
+
+
+@pytest.fixture(scope="module")
+def embedded(engine: str, leaky: LeakyImage, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    require("docker-registry", *registry_available())
+    work = tmp_path_factory.mktemp("embedded")
+    port = free_port()
+    with run_registry(work / "registry", notify=(f"http://127.0.0.1:{port}/hooks/distribution", TOKEN)) as reg:
+        config = write_config(
+            work / "service.toml", work / "data", [reg.host], workers=2, lease=3.0, secrets=secrets_for(leaky)
+        )
+        service = start_service(work, config, port, env=leaky.env)
+        try:
+            yield Stack(reg, service, work)
+        finally:
+            service.server.kill(signal.SIGTERM)
+
+
+def test_a_push_gives_a_stored_report_within_seconds(embedded: Stack, leaky: LeakyImage) -> None:
+    pushed = time.monotonic()
+    digest = push(leaky.tag, embedded.registry, "team/leaky:1")
+    job = check_report(embedded.service, digest, leaky)
+    print(f"embedded: push -> report {time.monotonic() - pushed:.1f}s (scan {job['summary']['duration_s']}s)")
+    assert job["source"] == "distribution" and job["attempts"] == 1 and job["complete"] is True
+    # the same image pushed again under another tag: the notification is a duplicate, nothing is rescanned
+    assert push(leaky.tag, embedded.registry, "team/leaky:again") == digest
+    time.sleep(2)  # the registry notifies within about a second
+    jobs = embedded.service.get("/api/v1/jobs?limit=100")["jobs"]
+    assert [j["id"] for j in jobs if j["digest"] == digest] == [job["id"]]
+    metrics = embedded.service.request("/metrics")[1].decode()
+    assert 'leakscan_webhooks_total{kind="distribution",outcome="202"}' in metrics
+
+
+def test_a_worker_killed_mid_scan_loses_no_job(embedded: Stack, big_image: str) -> None:
+    digest = push(big_image, embedded.registry, "team/big:1")
+    pid = killed_worker(embedded.service, digest)
+    job = embedded.service.job_for(digest, timeout=180)
+    assert job["status"] == "done" and job["attempts"] == 2, job
+    assert job["worker"].split(":")[1] != str(pid) and job["complete"] is True
+
+
+def test_a_failing_job_is_marked_failed_with_its_reason(embedded: Stack) -> None:
+    missing = "sha256:" + "0" * 64
+    event = {
+        "action": "push",
+        "target": {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": missing,
+            "repository": "team/ghost",
+        },
+        "request": {"host": embedded.registry.host},
+    }
+    status, _ = embedded.service.request("/hooks/distribution", {"events": [event]})
+    assert status == 202
+    job = embedded.service.job_for(missing)
+    assert job["status"] == "failed" and "not found" in job["error"] and job["attempts"] == 1
+    assert embedded.service.request(f"/api/v1/jobs/{missing}/report")[0] == 500
+
+
+def test_a_restart_loses_no_accepted_notification(
+    engine: str, leaky: LeakyImage, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    require("docker-registry", *registry_available())
+    work = tmp_path_factory.mktemp("restart")
+    port = free_port()
+    with run_registry(work / "registry", notify=(f"http://127.0.0.1:{port}/hooks/distribution", TOKEN)) as reg:
+        config = write_config(work / "service.toml", work / "data", [reg.host], secrets=secrets_for(leaky))
+        service = start_service(work, config, port, "--workers", "0", env=leaky.env)  # accepts, scans nothing
+        try:
+            digest = push(leaky.tag, reg, "team/restart:1")
+            assert service.job_for(digest, timeout=60, states=("queued",))["attempts"] == 0
+        finally:
+            service.server.kill()  # SIGKILL: no clean shutdown
+        service = start_service(work, config, port, env=leaky.env)
+        try:
+            check_report(service, digest, leaky)
+        finally:
+            service.server.kill(signal.SIGTERM)
+
+
+def test_redis_workers_share_jobs_and_layers_and_survive_a_kill(
+    engine: str, leaky: LeakyImage, big_image: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    require("docker-registry", *registry_available())
+    require("redis-server", *redis_available())
+    work = tmp_path_factory.mktemp("redis-stack")
+    port = free_port()
+    with (
+        run_redis(work / "redis") as redis_url,
+        run_registry(work / "registry", notify=(f"http://127.0.0.1:{port}/hooks/distribution", TOKEN)) as reg,
+    ):
+        config = write_config(
+            work / "service.toml",
+            work / "data",
+            [reg.host],
+            redis_url=redis_url,
+            lease=3.0,
+            heartbeat_timeout=3.0,
+            secrets=secrets_for(leaky),
+        )
+        workers = [Proc(["worker", "--config", str(config)], work / f"worker{i}.log", leaky.env) for i in (1, 2)]
+        for w in workers:
+            w.start()
+        service = start_service(work, config, port, env=leaky.env)
+        try:
+            digest = push(big_image, reg, "team/big:1")
+            pid = killed_worker(service, digest)
+            assert pid in [w.proc.pid for w in workers if w.proc]
+            job = service.job_for(digest, timeout=180)
+            assert job["status"] == "done" and job["attempts"] == 2 and job["complete"], job
+            survivor = next(w for w in workers if w.proc and w.proc.pid != pid)
+            assert job["worker"].split(":")[1] == str(survivor.proc.pid)  # type: ignore[union-attr]
+            # another image on the same base: the base layer comes from the shared cache
+            pushed = time.monotonic()
+            leaky_digest = push(leaky.tag, reg, "team/leaky:1")
+            job = check_report(service, leaky_digest, leaky)
+            print(f"redis: push -> report {time.monotonic() - pushed:.1f}s")
+            assert job["summary"]["cached_layers"] >= 1, job["summary"]
+        finally:
+            service.server.kill(signal.SIGTERM)
+            for w in workers:
+                w.kill(signal.SIGTERM)
+        wait_for(lambda: all(w.proc is None or w.proc.poll() is not None for w in workers), 30, lambda: "workers")
