@@ -221,6 +221,8 @@ def create_app(
             return harbor_error(401, "unauthorized")
         try:
             event, auth, _ = harbor.parse_scan_request(events.parse_json(body))
+        except harbor.Unsupported as exc:
+            return harbor_error(501, str(exc))
         except events.PayloadError as exc:
             return harbor_error(422 if body.strip().startswith(b"{") else 400, str(exc))
         results = submit([event], "harbor-adapter", auth)

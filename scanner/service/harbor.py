@@ -44,10 +44,19 @@ def metadata() -> dict[str, Any]:
     }
 
 
+class Unsupported(PayloadError):
+    """The request asks for a capability leakscan does not have (Harbor expects 501)."""
+
+
 def parse_scan_request(doc: Any) -> tuple[PushEvent, str | None, dict[str, Any]]:
     """(the image, the robot authorization, the artifact as Harbor described it)."""
     if not isinstance(doc, dict):
         raise PayloadError("expected a JSON object")
+    caps = doc.get("enabled_capabilities")
+    if caps is not None:  # absent: the vulnerability capability, as in spec 1.0
+        kinds = {c.get("type") for c in caps if isinstance(c, dict)} if isinstance(caps, list) else set()
+        if "vulnerability" not in kinds:
+            raise Unsupported("leakscan offers only the vulnerability capability (secrets as findings)")
     registry, artifact = doc.get("registry"), doc.get("artifact")
     if not isinstance(registry, dict) or not isinstance(artifact, dict):
         raise PayloadError("registry and artifact are required objects")

@@ -83,6 +83,13 @@ def test_the_image_is_small_non_root_and_runs_leakscan(image: str) -> None:
     assert _run("run", "--rm", "--network", "none", "--entrypoint", "id", image, "-u").stdout.strip() == UID
     version = _run("run", "--rm", "--network", "none", image, "--version")
     assert version.returncode == 0 and "leakscan, version" in version.stdout
+    # the service runs from the same image: leakscan serve / leakscan worker and their libraries
+    imports = "import scanner.service.app, scanner.service.redis_store, scanner.service.workers, uvicorn"
+    probe_service = _run(
+        "run", "--rm", "--network", "none", "--entrypoint", "/opt/leakscan/bin/python", image, "-c", imports
+    )
+    assert probe_service.returncode == 0, probe_service.stderr
+    assert "Harbor" in _run("run", "--rm", "--network", "none", image, "serve", "--help").stdout
     # multi-stage: no sources, wheels or build backend in the final image
     probe = "ls /src /wheelhouse 2>&1; /opt/leakscan/bin/python -c 'import setuptools' 2>&1 | tail -1"
     out = _run("run", "--rm", "--network", "none", "--entrypoint", "sh", image, "-c", probe).stdout

@@ -239,6 +239,8 @@ def test_harbor_adapter(h: Harness, sample_result: JobResult) -> None:
     assert h.client.post("/api/v1/scan", json=elsewhere, headers=AUTH).status_code == 422
     assert h.client.post("/api/v1/scan", content=b"nope", headers=AUTH).status_code == 400
     assert h.client.post("/api/v1/scan", json={"registry": {}}, headers=AUTH).status_code == 422
+    sbom_only = {**request, "enabled_capabilities": [{"type": "sbom"}]}
+    assert h.client.post("/api/v1/scan", json=sbom_only, headers=AUTH).status_code == 501
 
 
 def test_probes_and_metrics(h: Harness, tmp_path: Path) -> None:
