@@ -139,6 +139,7 @@ class LayerWalker:
         try:
             with tarfile.open(fileobj=stream, mode="r|", bufsize=TAR_BUFSIZE) as tar:
                 for n, member in enumerate(tar):
+                    tar.members.clear()  # tarfile keeps every header it read: memory would grow with the count
                     if n >= self.limits.max_members:
                         raise LimitExceeded(f"more than {self.limits.max_members} members")
                     if self.limits.deadline is not None and time.monotonic() > self.limits.deadline:

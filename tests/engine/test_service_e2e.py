@@ -78,6 +78,8 @@ def check_report(service: Service, digest: str, leaky: LeakyImage) -> dict[str, 
             assert value.encode() not in body, fmt
     status, body = service.request(f"/api/v1/jobs/{digest}/report?format=json")
     check_leaky_doc(json.loads(body))
+    logs = service.server.text()
+    assert not [v for v in leaky.all_values() if v in logs]  # nor in the service's log
     return dict(job)
 
 
