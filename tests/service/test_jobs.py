@@ -174,7 +174,7 @@ def test_a_registry_removed_from_the_allow_list_is_not_contacted(tmp_path: Path)
     assert "not on the allow-list" in (store.get(job.id).error or "")  # type: ignore[union-attr]
 
 
-def test_harbor_robot_credentials_reach_the_registry(
+def test_registry_credentials_from_harbor_requests_and_from_configuration(
     sample_archives: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     require("docker-registry", *registry_available())
@@ -196,6 +196,12 @@ def test_harbor_robot_credentials_reach_the_registry(
         runner.execute(store.claim("w", 30), "w")  # type: ignore[arg-type]
         done = store.get(job.id)
         assert done is not None and done.status == "done" and done.findings and done.auth is None
+        # the ordinary way: credentials from the service's configuration, none in the notification
+        configured = config_for(tmp / "configured", reg.host, credentials=Credentials(USER, PASSWORD))
+        store = SqliteStore(configured.db_path)
+        job, _ = store.submit(event, "distribution")
+        Runner(configured, store).execute(store.claim("w", 30), "w")  # type: ignore[arg-type]
+        assert store.get(job.id).status == "done"  # type: ignore[union-attr]
 
 
 def test_harbor_credentials_parsing() -> None:
