@@ -23,7 +23,7 @@ from typing import Any
 from . import __version__
 from .models import EntryKind, FileHits, Hit, LayerEntry, LayerScan, Severity, Skip
 
-FORMAT = 1
+FORMAT = 2  # 2: Skip.limit
 _DIGEST = re.compile(r"(?:^|/)(?:blobs/sha256/([0-9a-f]{64})|([0-9a-f]{64})\.tar)$")
 
 

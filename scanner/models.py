@@ -72,6 +72,7 @@ class Skip:
 
     where: str
     reason: str
+    limit: bool = False  # a limit cut the scan short here: the scan is incomplete (exit 3), not just noted
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +232,10 @@ class ScanReport:
                 if not layer.scanned:
                     reason = layer.error or "; ".join(s.reason for s in layer.skips) or "not scanned"
                     out.append(f"{image.name}: layer {layer.index}: {reason}")
+                else:
+                    out.extend(
+                        f"{image.name}: layer {layer.index}: {s.where}: {s.reason}" for s in layer.skips if s.limit
+                    )
         return tuple(out)
 
     @property

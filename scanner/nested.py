@@ -140,7 +140,11 @@ class FileScanner:
             self._scan(stream, None, 0, state)
         except ExpansionLimit:
             state.skips.append(
-                Skip(path, f"archive expands beyond {state.budget} bytes (a decompression bomb?); rest not scanned")
+                Skip(
+                    path,
+                    f"archive expands beyond {state.budget} bytes (a decompression bomb?); rest not scanned",
+                    limit=True,
+                )
             )
         return state.hits, state.skips, state.files
 
@@ -154,7 +158,11 @@ class FileScanner:
             kind = "tar"
         if kind != "none" and depth >= self.limits.max_depth:
             state.skips.append(
-                Skip(self._where(member, state), f"{kind} nested deeper than {self.limits.max_depth}: scanned as bytes")
+                Skip(
+                    self._where(member, state),
+                    f"{kind} nested deeper than {self.limits.max_depth}: scanned as bytes",
+                    limit=True,
+                )
             )
             kind = "none"
         whole = RawReader(stream, head)

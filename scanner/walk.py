@@ -139,7 +139,7 @@ class LayerWalker:
         try:
             with tarfile.open(fileobj=stream, mode="r|", bufsize=TAR_BUFSIZE) as tar:
                 for n, member in enumerate(tar):
-                    tar.members.clear()  # tarfile keeps every header it read: memory would grow with the count
+                    tar.members.clear()  # type: ignore[attr-defined]  # tarfile keeps every header read
                     if n >= self.limits.max_members:
                         raise LimitExceeded(f"more than {self.limits.max_members} members")
                     if self.limits.deadline is not None and time.monotonic() > self.limits.deadline:
@@ -149,6 +149,7 @@ class LayerWalker:
                             Skip(
                                 normalize(member.name[:200]) + "...",
                                 f"name longer than {self.limits.max_path}: not scanned",
+                                limit=True,
                             )
                         )
                         continue

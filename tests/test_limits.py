@@ -3,16 +3,21 @@ incomplete scan (exit 3), never a crash, a hang or a clean result."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import resource
 import tarfile
 import time
 import zlib
+from pathlib import Path
 
+from scanner import ScanOptions, scan_image
+from scanner.cli import Policy
 from scanner.detectors import ContentScanner, build_detectors
 from scanner.nested import NestedLimits
+from scanner.sources import TarballSource
 from scanner.walk import LayerWalker, WalkLimits
-from tests.support.tars import compress, layer_tar
+from tests.support.tars import compress, docker_archive, layer_tar
 
 
 def walker(**limits: object) -> LayerWalker:
@@ -131,3 +136,20 @@ def test_overlapping_zip_entries_are_refused_or_bounded() -> None:
     assert scan.error is None
     assert any("decompression bomb" in s.reason or "could not be read" in s.reason for s in scan.skips)
     assert time.monotonic() - start < 30
+
+
+def test_a_hundred_level_nested_archive_stops_at_the_depth_limit_and_fails_the_run(tmp_path: Path) -> None:
+    """gzip in gzip, 100 times: bounded time and memory, a limit skip, and exit 3 by default."""
+    data = b"token=ghp_" + b"Zq8w" * 9
+    for _ in range(100):
+        data = gzip.compress(data, mtime=0)
+    scan = walker().walk(io.BytesIO(layer_tar([("deep.gz", data)])))
+    assert scan.error is None
+    [skip] = scan.skips
+    assert skip.limit and "nested deeper than 5" in skip.reason and skip.where.startswith("deep.gz!/")
+    archive = tmp_path / "deep.tar"
+    archive.write_bytes(docker_archive([layer_tar([("deep.gz", data)])]))
+    report = scan_image(TarballSource(str(archive)), ScanOptions())
+    assert not report.complete and any("nested deeper than 5" in p for p in report.problems)
+    assert Policy().exit_code(report) == 3
+    assert Policy(allow_incomplete=True).exit_code(report) == 0

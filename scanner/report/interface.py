@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from ..models import ScanReport
 
-SCHEMA_VERSION = "1.1"  # 1.1: confidence, suppressed findings
+SCHEMA_VERSION = "1.2"  # 1.1: confidence, suppressed findings; 1.2: files_skipped[].limit
 
 
 class OutputFormat(StrEnum):

@@ -46,7 +46,7 @@ def layer_dict(layer: LayerReport) -> dict[str, Any]:
         "scanned": layer.scanned,
         "error": layer.error,
         "files_scanned": layer.files_scanned,
-        "files_skipped": [{"path": s.where, "reason": s.reason} for s in layer.skips],
+        "files_skipped": [{"path": s.where, "reason": s.reason, "limit": s.limit} for s in layer.skips],
         "findings": [finding_dict(f) for f in layer.findings],
         "suppressed": [finding_dict(f) for f in layer.suppressed],
     }
