@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -196,6 +196,20 @@ def _platform(p: Any) -> str | None:
     return "/".join(parts)
 
 
+DESC_SHAPE = {"annotations": dict, "platform": dict, "mediaType": str}
+BODY_SHAPE = {"layers": list, "manifests": list, "annotations": dict, "config": dict, "subject": dict, "mediaType": str}
+
+
+def bad_shape(doc: dict[str, Any], shape: Mapping[str, type]) -> str | None:
+    """Why ``doc`` does not have the JSON types the spec gives its fields (None if it does)."""
+    for key, kind in shape.items():
+        value = doc.get(key)
+        if value is not None and not isinstance(value, kind):
+            expected = {list: "list", dict: "JSON object", str: "string"}.get(kind, kind.__name__)
+            return f"{key!r} is a {type(value).__name__}, not a {expected}"
+    return None
+
+
 def _is_attestation(desc: dict[str, Any], body: dict[str, Any]) -> bool:
     ann = desc.get("annotations") or {}
     if ann.get("vnd.docker.reference.type") == ATTESTATION_TYPE:
@@ -226,6 +240,9 @@ class _Resolver:
             if not isinstance(desc, dict) or not isinstance(desc.get("digest"), str):
                 self.errors.append(f"{where}.manifests[{i}]: descriptor without a digest")
                 continue
+            if (bad := bad_shape(desc, DESC_SHAPE)) is not None:
+                self.errors.append(f"{where}.manifests[{i}]: {bad}; not scanned")
+                continue
             digest = desc["digest"]
             platform = _platform(desc.get("platform"))
             body = self.archive.json(blob_path(digest))
@@ -241,6 +258,9 @@ class _Resolver:
             self.verify(blob_path(digest), digest)
             if not isinstance(body, dict):
                 self.errors.append(f"{digest}: manifest is not a JSON object")
+                continue
+            if (bad := bad_shape(body, BODY_SHAPE)) is not None:
+                self.errors.append(f"{digest}: {bad}; not scanned")
                 continue
             media_type = desc.get("mediaType") or body.get("mediaType")
             if media_type in INDEX_TYPES or (media_type is None and "manifests" in body):
@@ -285,6 +305,13 @@ class _Resolver:
         if not isinstance(doc, dict):
             self.errors.append(f"{where}: config {path} is not a JSON object")
             return None
+        rootfs = doc.get("rootfs")
+        bad = bad_shape(doc, {"rootfs": dict, "history": list, "config": dict}) or (
+            bad_shape(rootfs, {"diff_ids": list}) if isinstance(rootfs, dict) else None
+        )
+        if bad is not None:  # scanned as metadata all the same, but not trusted for layers or history
+            self.errors.append(f"{where}: config {path}: {bad}")
+            return {k: v for k, v in doc.items() if k not in ("rootfs", "history")}
         return doc
 
     def from_docker_manifest(self, doc: Any) -> list[ResolvedImage]:
@@ -303,17 +330,18 @@ class _Resolver:
             config_digest = _digest_of_path(item["Config"])
             config = self.config(item["Config"], f"manifest.json[{n}]")
             manifest = by_config.get(config_digest)
-            sources = item.get("LayerSources") or {}
+            sources: dict[str, Any] = item["LayerSources"] if isinstance(item.get("LayerSources"), dict) else {}
             diff_ids = (config or {}).get("rootfs", {}).get("diff_ids") or []
             layers = []
             for i, path in enumerate(item["Layers"]):
                 desc: dict[str, Any] = {}
                 if manifest is not None and i < len(manifest.body.get("layers") or []):
-                    desc = manifest.body["layers"][i]
+                    found = manifest.body["layers"][i]
+                    desc = found if isinstance(found, dict) else {}
                 elif i < len(diff_ids) and isinstance(sources.get(diff_ids[i]), dict):
                     desc = sources[diff_ids[i]]
                 layers.append(self.layer(i, str(path), desc.get("mediaType"), desc.get("digest")))
-            tags = [str(t) for t in item.get("RepoTags") or []]
+            tags = [str(t) for t in item.get("RepoTags") or []] if isinstance(item.get("RepoTags"), list | None) else []
             name = tags[0] if tags else (manifest.annotations.get("io.containerd.image.name") if manifest else None)
             images.append(self.image(name, tags, config_digest, manifest, config, layers))
         return images

@@ -454,12 +454,28 @@ class _VerifiedBlob:
             pass
 
 
+def _field(doc: dict[str, Any], key: str, kind: type) -> Any:
+    """``doc[key]`` when it is of the type the spec gives it (or absent: an empty one).  Anything else
+    is an error: a manifest whose ``layers`` is ``true`` must not pass as an image without layers."""
+    value = doc.get(key)
+    if value is None:
+        return kind()
+    if not isinstance(value, kind):
+        raise SourceError(f"registry: a manifest's {key!r} is a {type(value).__name__}, not a {kind.__name__}")
+    return value
+
+
+def _annotations(desc: dict[str, Any]) -> dict[str, Any]:
+    value: dict[str, Any] = _field(desc, "annotations", dict)
+    return value
+
+
 def _is_attestation_desc(desc: dict[str, Any]) -> bool:
-    return (desc.get("annotations") or {}).get("vnd.docker.reference.type") == "attestation-manifest"
+    return _annotations(desc).get("vnd.docker.reference.type") == "attestation-manifest"
 
 
 def _platform_of(desc: dict[str, Any]) -> str:
-    p = desc.get("platform") or {}
+    p = _field(desc, "platform", dict)
     parts = [str(p.get("os", "")), str(p.get("architecture", ""))]
     if p.get("variant"):
         parts.append(str(p["variant"]))
@@ -535,10 +551,10 @@ class RegistrySource(ImageSource):
         return plan
 
     def _from_index(self, client: _Client, doc: dict[str, Any], plan: _Plan, name_ann: dict[str, str]) -> None:
-        descs = [d for d in doc.get("manifests") or [] if isinstance(d, dict) and isinstance(d.get("digest"), str)]
-        images = [
-            d for d in descs if (d.get("annotations") or {}).get("vnd.docker.reference.type") != "attestation-manifest"
-        ]
+        descs = _field(doc, "manifests", list)
+        if not all(isinstance(d, dict) and isinstance(d.get("digest"), str) for d in descs):
+            raise SourceError(f"registry {client.host}: an index entry without a digest")  # never skipped silently
+        images = [d for d in descs if not _is_attestation_desc(d)]
         if self.options.all_platforms:
             chosen = images
         else:
@@ -555,8 +571,7 @@ class RegistrySource(ImageSource):
         attestations = [
             d
             for d in descs
-            if _is_attestation_desc(d)
-            and (d.get("annotations") or {}).get("vnd.docker.reference.digest") in chosen_digests
+            if _is_attestation_desc(d) and _annotations(d).get("vnd.docker.reference.digest") in chosen_digests
         ]
         for desc in chosen + attestations:
             if not _DIGEST.match(desc["digest"]):
@@ -570,7 +585,7 @@ class RegistrySource(ImageSource):
             self._add_manifest(client, digest, body, sub, plan, layers=not is_attestation)
             entry = dict(desc)
             if not is_attestation:
-                entry["annotations"] = {**(desc.get("annotations") or {}), **name_ann}
+                entry["annotations"] = {**_annotations(desc), **name_ann}
             plan.index.append(entry)
 
     def _add_manifest(
@@ -582,9 +597,9 @@ class RegistrySource(ImageSource):
         if isinstance(cdigest, str) and _DIGEST.match(cdigest) and cdigest not in plan.docs:
             size = config.get("size") if isinstance(config.get("size"), int) else None
             plan.docs[cdigest] = self._small_blob(client, cdigest, size, "config")
-        for layer in doc.get("layers") or []:
+        for layer in _field(doc, "layers", list):
             if not isinstance(layer, dict) or not isinstance(layer.get("digest"), str):
-                continue
+                raise SourceError(f"registry {client.host}: a layer entry without a digest")  # not a silent gap
             if not _DIGEST.match(layer["digest"]):
                 raise SourceError(f"registry {client.host}: layer with a bad digest {layer['digest'][:80]!r}")
             if layer.get("urls") or "nondistributable" in str(layer.get("mediaType", "")):

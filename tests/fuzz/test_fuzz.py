@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -102,6 +103,10 @@ JSON = st.recursive(
                     "history",
                     "rootfs",
                     "diff_ids",
+                    "Env",
+                    "Labels",
+                    "created_by",
+                    "empty_layer",
                     "x",
                 ]
             ),
@@ -168,3 +173,64 @@ def test_crash_corpus() -> None:
     for data in CRASHES:
         _hits, skips, _ = FileScanner(ContentScanner(build_detectors([]))).scan(io.BytesIO(data), "f")
         assert skips, "a file that cannot be opened is a reported skip"
+
+
+def _oci_tar(index: object, manifest: object, config: object) -> bytes:
+    """An OCI layout tar whose index points at ``manifest`` and whose manifest points at ``config``."""
+    config_body = json.dumps(config).encode()
+    config_digest = "sha256:" + hashlib.sha256(config_body).hexdigest()
+    if isinstance(manifest, dict) and isinstance(manifest.get("config"), dict):
+        manifest["config"]["digest"] = config_digest
+    manifest_body = json.dumps(manifest).encode()
+    manifest_digest = "sha256:" + hashlib.sha256(manifest_body).hexdigest()
+    if isinstance(index, dict) and isinstance(index.get("manifests"), list):
+        for entry in index["manifests"][:1]:
+            if isinstance(entry, dict):
+                entry["digest"] = manifest_digest
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in (
+            ("oci-layout", b'{"imageLayoutVersion": "1.0.0"}'),
+            ("index.json", json.dumps(index).encode()),
+            (f"blobs/sha256/{manifest_digest[7:]}", manifest_body),
+            (f"blobs/sha256/{config_digest[7:]}", config_body),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+@FUZZ
+@given(index=JSON, manifest=JSON, config=JSON)
+def test_oci_index_manifest_and_config(index: object, manifest: object, config: object, tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
+    """The documents of an OCI layout, linked by real digests so that each is reached."""
+    if isinstance(index, dict):
+        index.setdefault("manifests", [{}])
+    if isinstance(manifest, dict):
+        manifest.setdefault("config", {})
+    path = tmp_path_factory.mktemp("oci") / "a.tar"
+    path.write_bytes(_oci_tar(index, manifest, config))
+    try:
+        report = scan_image(TarballSource(str(path)), ScanOptions())
+    except LeakscanError:
+        return
+    assert report.images is not None
+
+
+# OCI documents that crashed the resolver once (found by the target above): each is now an error
+# that makes the scan incomplete, never an exception and never an image with its layers dropped.
+OCI_CRASHES = [
+    ({"manifests": [{}]}, {"config": {}, "layers": True}, {}),
+    ({"manifests": [{}]}, {"config": {}, "layers": [], "annotations": ["x"]}, {}),
+    ({"manifests": [{"annotations": ["y"], "platform": "linux"}]}, {"config": {}, "layers": []}, {}),
+    ({"manifests": [{}]}, {"config": {}, "layers": []}, {"rootfs": [1], "history": 7}),
+]
+
+
+def test_oci_crash_corpus(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    for n, (index, manifest, config) in enumerate(OCI_CRASHES):
+        path = tmp_path / f"{n}.tar"
+        path.write_bytes(_oci_tar(index, manifest, config))
+        report = scan_image(TarballSource(str(path)), ScanOptions())
+        assert not report.complete, (index, manifest, config)
