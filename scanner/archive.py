@@ -200,12 +200,15 @@ DESC_SHAPE = {"annotations": dict, "platform": dict, "mediaType": str}
 BODY_SHAPE = {"layers": list, "manifests": list, "annotations": dict, "config": dict, "subject": dict, "mediaType": str}
 
 
+_TYPE_NAMES: dict[type, str] = {list: "list", dict: "JSON object", str: "string"}
+
+
 def bad_shape(doc: dict[str, Any], shape: Mapping[str, type]) -> str | None:
     """Why ``doc`` does not have the JSON types the spec gives its fields (None if it does)."""
     for key, kind in shape.items():
         value = doc.get(key)
         if value is not None and not isinstance(value, kind):
-            expected = {list: "list", dict: "JSON object", str: "string"}.get(kind, kind.__name__)
+            expected = _TYPE_NAMES.get(kind, kind.__name__)
             return f"{key!r} is a {type(value).__name__}, not a {expected}"
     return None
 
