@@ -19,7 +19,7 @@ from .errors import FormatError, SourceError
 from .models import LayerScan, sha256_hex
 from .sources.interface import Member
 from .streams import HashingReader, read_head
-from .walk import READ_ERRORS, LayerWalker, looks_like_tar, sniff
+from .walk import READ_ERRORS, LayerWalker, looks_like_tar, safe_reason, sniff
 
 JSON_LIMIT = 64 << 20
 MAX_JSON_DEPTH = 64
@@ -118,9 +118,7 @@ def collect(
                     member.path, member.size, note=f"neither a layer nor a document under {json_limit} bytes; not read"
                 )
     except READ_ERRORS as exc:
-        archive.errors.append(
-            f"the archive stream could not be read to its end: {type(exc).__name__}: {str(exc)[:160]}"
-        )
+        archive.errors.append(f"the archive stream could not be read to its end: {safe_reason(exc)}")
     return archive
 
 

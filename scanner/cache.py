@@ -23,7 +23,7 @@ from typing import Any
 from . import __version__
 from .models import EntryKind, FileHits, Hit, LayerEntry, LayerScan, Severity, Skip
 
-FORMAT = 2  # 2: Skip.limit
+FORMAT = 3  # 2: Skip.limit; 3: FileHits.replaced
 _DIGEST = re.compile(r"(?:^|/)(?:blobs/sha256/([0-9a-f]{64})|([0-9a-f]{64})\.tar)$")
 
 
@@ -57,7 +57,10 @@ def _from_json(doc: dict[str, Any]) -> LayerScan:
         entries=tuple(LayerEntry(e["path"], EntryKind(e["kind"]), e["size"], e["link_target"]) for e in doc["entries"]),
         files=tuple(
             FileHits(
-                f["path"], tuple(Hit(**{**h, "severity": Severity(h["severity"])}) for h in f["hits"]), f["member"]
+                f["path"],
+                tuple(Hit(**{**h, "severity": Severity(h["severity"])}) for h in f["hits"]),
+                f["member"],
+                f["replaced"],
             )
             for f in doc["files"]
         ),

@@ -23,7 +23,7 @@ from .detectors import (
     RuleSet,
     build_detectors,
 )
-from .models import EntryKind, Finding, ImageReport, LayerReport, ScanReport, Skip
+from .models import EntryKind, Finding, ImageReport, LayerReport, ScanReport, Skip, Status
 from .nested import NestedLimits
 from .sources import ImageSource
 from .suppress import Suppressions
@@ -199,7 +199,7 @@ def _image_report(image: ResolvedImage, scanner: ContentScanner) -> ImageReport:
             errors.append(f"layer {i}: diff_id in the config does not match the layer content")
         findings: list[Finding] = []
         for fh in scan.files:
-            status, by = vis.hider(i, fh.path)
+            status, by = (Status.OVERWRITTEN, i) if fh.replaced else vis.hider(i, fh.path)
             findings.extend(
                 Finding.from_hit(h, layer_index=i, path=fh.display_path, status=status, hidden_by_layer=by)
                 for h in fh.hits

@@ -90,6 +90,7 @@ class FileHits:
     path: str  # the file in the layer
     hits: tuple[Hit, ...]
     member: str | None = None  # inside an archive or compressed file: "a.jar!/b.properties"
+    replaced: bool = False  # a later member of the same layer has the same path (tar extraction keeps the last)
 
     @property
     def display_path(self) -> str:

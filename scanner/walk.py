@@ -8,6 +8,7 @@ to the content scanner in chunks.  Nothing is extracted to disk.  A read error e
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import lzma
 import posixpath
@@ -133,6 +134,7 @@ class LayerWalker:
         stream = io.BufferedReader(plain, READ_SIZE)
         entries: list[LayerEntry] = []
         files: list[FileHits] = []
+        with_hits: dict[str, list[int]] = {}  # path -> its entries in files (only paths with findings)
         skips: list[Skip] = []
         scanned = 0
         error: str | None = None
@@ -156,6 +158,9 @@ class LayerWalker:
                     path = normalize(member.name)
                     if ".." in member.name.split("/"):
                         skips.append(Skip(path, "member name has '..' parts; scanned where it would land"))
+                    if path in with_hits:  # a duplicate member: extraction keeps the later one
+                        for k in with_hits.pop(path):
+                            files[k] = dataclasses.replace(files[k], replaced=True)
                     kind_ = classify(member, path)
                     target = normalize(member.linkname) if member.islnk() else (member.linkname or None)
                     entries.append(LayerEntry(path, kind_, member.size if member.isreg() else 0, target))
@@ -169,6 +174,8 @@ class LayerWalker:
                         continue
                     found, nested_skips, count = self.files.scan(fobj, path, member.size)
                     scanned += count
+                    if found:
+                        with_hits[path] = list(range(len(files), len(files) + len(found)))
                     files.extend(found)
                     skips.extend(nested_skips)
                     if self.on_bytes is not None:
@@ -176,7 +183,7 @@ class LayerWalker:
             plain.drain()  # the tar's end padding counts towards the diff_id
             raw.drain()
         except READ_ERRORS as exc:
-            error = f"{type(exc).__name__}: {_safe_message(exc)}"
+            error = safe_reason(exc)
         except LimitExceeded as exc:
             error = f"limit: {exc}"
         return LayerScan(
@@ -193,7 +200,22 @@ class LayerWalker:
         )
 
 
-def _safe_message(exc: BaseException) -> str:
-    """An exception's message, cut short: decoders do not echo data, but keep it bounded anyway."""
-    text = str(exc).splitlines()[0] if str(exc) else "unreadable data"
-    return text[:160]
+# Errors whose messages describe the damage and never quote the data (decoders, tar headers).
+_DESCRIPTIVE: tuple[type[Exception], ...] = (
+    tarfile.TarError,
+    EOFError,
+    zlib.error,
+    lzma.LZMAError,
+    zstandard.ZstdError,
+    *GZIP_ERRORS,
+)
+
+
+def safe_reason(exc: BaseException) -> str:
+    """``Type: message`` for a report, never holding data: only the decoders' own messages are kept
+    (a ValueError raised anywhere else could quote the bytes being scanned, a secret among them)."""
+    if isinstance(exc, OSError):
+        return f"{type(exc).__name__}: {exc.strerror or 'I/O error'}"
+    if isinstance(exc, _DESCRIPTIVE) and str(exc):
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+    return f"{type(exc).__name__} (details withheld: they could quote the data)"
