@@ -9,9 +9,14 @@ custom rule, say) is reported as a candidate for every window: slower, never a m
 
 from __future__ import annotations
 
+import hashlib
+import os
+import platform
 import re
+import tempfile
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 import hyperscan
 
@@ -57,6 +62,9 @@ class Prefilter:
     def _compile(entries: Sequence[tuple[int, bytes, int]]) -> hyperscan.Database | None:
         if not entries:
             return None
+        cached = _load_compiled(entries)
+        if cached is not None:
+            return cached
         db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
         try:
             db.compile(
@@ -67,6 +75,7 @@ class Prefilter:
             )
         except hyperscan.error:
             return None
+        _save_compiled(entries, db)
         return db
 
     def candidates(self, data: bytes) -> set[int]:
@@ -81,6 +90,44 @@ class Prefilter:
 
             self._db.scan(data, match_event_handler=on_match)
         return found
+
+
+# Compiling ~200 rules takes about 0.5 s, paid by every run; a compiled database is kept on disk,
+# keyed by the exact expressions, flags and ids and by the Hyperscan build and machine, and loaded
+# in milliseconds.  Hyperscan checks a loaded database against this CPU; any failure is a compile.
+
+
+def _compiled_path(entries: Sequence[tuple[int, bytes, int]]) -> Path | None:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    h = hashlib.sha256(f"{getattr(hyperscan, '__version__', '?')}|{platform.machine()}|".encode())
+    for i, expr, flags in entries:
+        h.update(b"%d|%d|%d|" % (i, flags, len(expr)) + expr)
+    return Path(base) / "leakscan" / "hyperscan" / f"{h.hexdigest()[:40]}.db"
+
+
+def _load_compiled(entries: Sequence[tuple[int, bytes, int]]) -> hyperscan.Database | None:
+    path = _compiled_path(entries)
+    try:
+        db = hyperscan.loadb(path.read_bytes(), mode=hyperscan.HS_MODE_BLOCK) if path else None
+        if db is not None:
+            db.scratch = hyperscan.Scratch(db)
+        return db
+    except (OSError, hyperscan.error):
+        return None
+
+
+def _save_compiled(entries: Sequence[tuple[int, bytes, int]], db: hyperscan.Database) -> None:
+    path = _compiled_path(entries)
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(hyperscan.dumpb(db))
+        os.replace(tmp, path)
+    except (OSError, hyperscan.error):
+        pass  # only a slower start next time
 
 
 _local = threading.local()
