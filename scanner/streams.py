@@ -78,16 +78,18 @@ class RawReader(io.RawIOBase):
 class HashingReader(RawReader):
     """Passes bytes through while hashing and counting them."""
 
-    def __init__(self, raw: Readable, prefix: bytes = b"") -> None:
+    def __init__(self, raw: Readable, prefix: bytes = b"", hashing: bool = True) -> None:
         super().__init__(raw, prefix)
         self.sha = hashlib.sha256()
+        self.hashing = hashing  # False: count only (the same bytes are hashed elsewhere)
         self.count = 0
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         data = self._next(len(buffer))
         n = len(data)
         buffer[:n] = data
-        self.sha.update(data)
+        if self.hashing:
+            self.sha.update(data)
         self.count += n
         return n
 

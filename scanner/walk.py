@@ -130,7 +130,10 @@ class LayerWalker:
         raw = HashingReader(blob, head)
         buffered = io.BufferedReader(raw, READ_SIZE)
         kind = sniff(buffered.peek(16)[:16])
-        plain = HashingReader(_Limited(decompressor(kind, buffered), raw, self.limits, kind != "none"))
+        # an uncompressed layer's diff_id is its blob digest: its bytes are hashed once, not twice
+        plain = HashingReader(
+            _Limited(decompressor(kind, buffered), raw, self.limits, kind != "none"), hashing=kind != "none"
+        )
         stream = io.BufferedReader(plain, READ_SIZE)
         entries: list[LayerEntry] = []
         files: list[FileHits] = []
@@ -188,7 +191,7 @@ class LayerWalker:
             error = f"limit: {exc}"
         return LayerScan(
             blob_digest=raw.digest,
-            diff_id=plain.digest,
+            diff_id=plain.digest if plain.hashing else raw.digest,
             compression=kind,
             compressed_size=raw.count,
             size=plain.count,
