@@ -18,8 +18,8 @@ from .cache import LayerCache, claimed_digest
 from .errors import FormatError, SourceError
 from .models import LayerScan, sha256_hex
 from .sources.interface import Member
-from .streams import HashingReader, read_head
-from .walk import READ_ERRORS, LayerWalker, looks_like_tar, safe_reason, sniff
+from .streams import HashingReader, read_head, safe_reason
+from .walk import READ_ERRORS, LayerWalker, looks_like_tar, sniff
 
 JSON_LIMIT = 64 << 20
 MAX_JSON_DEPTH = 64

@@ -24,6 +24,7 @@ from .engine import ScanOptions, scan_image
 from .errors import ExitCode, LeakscanError, UsageError
 from .models import Finding, ScanReport, Severity, Status
 from .nested import NestedLimits
+from .parallel import default_jobs
 from .report import OutputFormat, renderer_for, summary_line
 from .service.commands import serve_cmd, worker_cmd
 from .sources import ImageSource, RegistryOptions, open_source
@@ -109,6 +110,14 @@ def _scan_options(fn: F) -> F:
         ),
         click.option("--no-cache", is_flag=True, help="Do not read or write the layer cache."),
         click.option(
+            "--jobs",
+            "-j",
+            type=click.IntRange(min=1, max=64),
+            default=default_jobs,
+            show_default="this machine's cores",
+            help="Processes running the detectors while this one decompresses and walks the layers; 1: none.",
+        ),
+        click.option(
             "--timeout",
             type=click.FloatRange(min=1),
             default=3600.0,
@@ -161,6 +170,7 @@ def _options(
     quiet: bool = False,
     verbose: bool = False,
     timeout: float = 3600.0,
+    jobs: int = 1,
     suppressions: Suppressions | None = None,
 ) -> ScanOptions:
     specs = [SecretSpec.parse(s) for s in secrets]
@@ -176,6 +186,7 @@ def _options(
         cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
         progress=None if quiet or not sys.stderr.isatty() else _progress_bar(),
         timeout=timeout,
+        jobs=jobs,
     )
 
 

@@ -5,6 +5,7 @@ No printing, no click, no globals; the CLI and the service call :func:`scan_imag
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +25,8 @@ from .detectors import (
     build_detectors,
 )
 from .models import EntryKind, Finding, ImageReport, LayerReport, ScanReport, Skip, Status
-from .nested import NestedLimits
+from .nested import FileScanner, NestedLimits
+from .parallel import FilePool
 from .sources import ImageSource
 from .suppress import Suppressions
 from .visibility import Visibility
@@ -44,6 +46,7 @@ class ScanOptions:
     timeout: float | None = 3600.0  # seconds for the whole image; a layer cut short makes the scan incomplete
     max_layer_bytes: int = WalkLimits().max_layer_bytes
     max_ratio: int = WalkLimits().max_ratio
+    jobs: int = 1  # >1: the detectors run in this many forked processes (scanner.parallel)
     progress: Callable[[int], None] | None = field(default=None, compare=False)
 
 
@@ -65,10 +68,14 @@ def scan_image(source: ImageSource, options: ScanOptions | None = None) -> ScanR
         max_ratio=options.max_ratio,
         deadline=started + options.timeout if options.timeout else None,
     )
-    walker = LayerWalker(scanner, limits, on_bytes=options.progress)
     backend = options.cache_backend or (DirBackend(options.cache_dir) if options.cache_dir else None)
     cache = LayerCache(backend, _cache_namespace(options, detectors)) if backend is not None else None
-    archive = collect(source.members(), walker, cache=cache)
+    with contextlib.ExitStack() as stack:
+        pool = None
+        if options.jobs > 1:
+            pool = stack.enter_context(FilePool(FileScanner(scanner, limits.nested), options.jobs))
+        walker = LayerWalker(scanner, limits, on_bytes=options.progress, pool=pool)
+        archive = collect(source.members(), walker, cache=cache)
     resolved = resolve(archive, source.select)
     images = tuple(_image_report(image, scanner) for image in resolved.images)
     report = ScanReport(

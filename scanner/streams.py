@@ -8,6 +8,8 @@ import hashlib
 import io
 import lzma
 import posixpath
+import tarfile
+import zlib
 
 import zstandard
 from isal import igzip, igzip_lib
@@ -179,3 +181,24 @@ def read_head(stream: Readable, n: int = 512) -> bytes:
             break
         head += chunk
     return head
+
+
+# Errors whose messages describe the damage and never quote the data (decoders, tar headers).
+_DESCRIPTIVE: tuple[type[Exception], ...] = (
+    tarfile.TarError,
+    EOFError,
+    zlib.error,
+    lzma.LZMAError,
+    zstandard.ZstdError,
+    *GZIP_ERRORS,
+)
+
+
+def safe_reason(exc: BaseException) -> str:
+    """``Type: message`` for a report, never holding data: only the decoders' own messages are kept
+    (a ValueError raised anywhere else could quote the bytes being scanned, a secret among them)."""
+    if isinstance(exc, OSError):
+        return f"{type(exc).__name__}: {exc.strerror or 'I/O error'}"
+    if isinstance(exc, _DESCRIPTIVE) and str(exc):
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+    return f"{type(exc).__name__} (details withheld: they could quote the data)"

@@ -23,6 +23,7 @@ import zstandard
 from .detectors import ContentScanner
 from .models import EntryKind, FileHits, LayerEntry, LayerScan, Readable, Skip
 from .nested import FileScanner, NestedLimits
+from .parallel import FilePool, WorkerLost
 from .streams import (
     GZIP_ERRORS,
     READ_SIZE,
@@ -32,6 +33,7 @@ from .streams import (
     decompressor,
     looks_like_tar,
     normalize,
+    safe_reason,
     sniff,
 )
 
@@ -119,12 +121,17 @@ READ_ERRORS: tuple[type[Exception], ...] = (
 
 class LayerWalker:
     def __init__(
-        self, scanner: ContentScanner, limits: WalkLimits = WalkLimits(), on_bytes: Callable[[int], None] | None = None
+        self,
+        scanner: ContentScanner,
+        limits: WalkLimits = WalkLimits(),
+        on_bytes: Callable[[int], None] | None = None,
+        pool: FilePool | None = None,
     ) -> None:
         self.scanner = scanner
         self.limits = limits
         self.on_bytes = on_bytes
-        self.files = FileScanner(scanner, limits.nested)
+        self.files = pool.files if pool is not None else FileScanner(scanner, limits.nested)
+        self.pool = pool  # None: files are scanned here, one after the other
 
     def walk(self, blob: Readable, head: bytes = b"") -> LayerScan:
         raw = HashingReader(blob, head)
@@ -137,7 +144,9 @@ class LayerWalker:
         stream = io.BufferedReader(plain, READ_SIZE)
         entries: list[LayerEntry] = []
         files: list[FileHits] = []
-        with_hits: dict[str, list[int]] = {}  # path -> its entries in files (only paths with findings)
+        file_entry: list[int] = []  # for each of files, the index of its entry in entries
+        submitted: list[int] = []  # --jobs: the entry index of each file handed to a worker
+        batch = self.pool.batch() if self.pool is not None else None
         skips: list[Skip] = []
         scanned = 0
         error: str | None = None
@@ -161,9 +170,6 @@ class LayerWalker:
                     path = normalize(member.name)
                     if ".." in member.name.split("/"):
                         skips.append(Skip(path, "member name has '..' parts; scanned where it would land"))
-                    if path in with_hits:  # a duplicate member: extraction keeps the later one
-                        for k in with_hits.pop(path):
-                            files[k] = dataclasses.replace(files[k], replaced=True)
                     kind_ = classify(member, path)
                     target = normalize(member.linkname) if member.islnk() else (member.linkname or None)
                     entries.append(LayerEntry(path, kind_, member.size if member.isreg() else 0, target))
@@ -175,12 +181,15 @@ class LayerWalker:
                     fobj = tar.extractfile(member)
                     if fobj is None:  # pragma: no cover - isreg() members always have data
                         continue
-                    found, nested_skips, count = self.files.scan(fobj, path, member.size)
-                    scanned += count
-                    if found:
-                        with_hits[path] = list(range(len(files), len(files) + len(found)))
-                    files.extend(found)
-                    skips.extend(nested_skips)
+                    if batch is not None:
+                        submitted.append(len(entries) - 1)  # first: a read error mid-file still has a result
+                        batch.submit(fobj, path, member.size)
+                    else:
+                        found, nested_skips, count = self.files.scan(fobj, path, member.size)
+                        scanned += count
+                        files.extend(found)
+                        file_entry.extend([len(entries) - 1] * len(found))
+                        skips.extend(nested_skips)
                     if self.on_bytes is not None:
                         self.on_bytes(member.size)
             plain.drain()  # the tar's end padding counts towards the diff_id
@@ -189,6 +198,22 @@ class LayerWalker:
             error = safe_reason(exc)
         except LimitExceeded as exc:
             error = f"limit: {exc}"
+        except WorkerLost as exc:
+            error = str(exc)
+        if batch is not None:
+            try:
+                for k, result in zip(submitted, batch.collect(self.limits.deadline), strict=True):
+                    if isinstance(result, str):
+                        error = error or f"{entries[k].path}: {result}"
+                        continue
+                    found, nested_skips, count = result
+                    scanned += count
+                    files.extend(found)
+                    file_entry.extend([k] * len(found))
+                    skips.extend(nested_skips)
+            except WorkerLost as exc:
+                error = error or str(exc)
+        files = _mark_replaced(files, file_entry, entries)
         return LayerScan(
             blob_digest=raw.digest,
             diff_id=plain.digest if plain.hashing else raw.digest,
@@ -203,22 +228,13 @@ class LayerWalker:
         )
 
 
-# Errors whose messages describe the damage and never quote the data (decoders, tar headers).
-_DESCRIPTIVE: tuple[type[Exception], ...] = (
-    tarfile.TarError,
-    EOFError,
-    zlib.error,
-    lzma.LZMAError,
-    zstandard.ZstdError,
-    *GZIP_ERRORS,
-)
-
-
-def safe_reason(exc: BaseException) -> str:
-    """``Type: message`` for a report, never holding data: only the decoders' own messages are kept
-    (a ValueError raised anywhere else could quote the bytes being scanned, a secret among them)."""
-    if isinstance(exc, OSError):
-        return f"{type(exc).__name__}: {exc.strerror or 'I/O error'}"
-    if isinstance(exc, _DESCRIPTIVE) and str(exc):
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
-    return f"{type(exc).__name__} (details withheld: they could quote the data)"
+def _mark_replaced(files: list[FileHits], file_entry: list[int], entries: list[LayerEntry]) -> list[FileHits]:
+    """A file whose path comes again later in the same layer was replaced when the layer is
+    extracted (a duplicate member): its findings are reported as overwritten, not present."""
+    if not files:
+        return files
+    paths = {f.path for f in files}
+    last = {e.path: k for k, e in enumerate(entries) if e.path in paths}
+    return [
+        dataclasses.replace(f, replaced=True) if last[f.path] > k else f for f, k in zip(files, file_entry, strict=True)
+    ]

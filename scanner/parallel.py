@@ -1,0 +1,181 @@
+"""``--jobs N``: the detectors run in N forked processes while this one decompresses and walks tars.
+
+The walker hands each regular file to a worker through a pipe, in chunks (a file of any size,
+never whole in memory); the worker runs the same :class:`FileScanner` (nested archives included)
+and sends back the hits.  A file goes to the worker with the fewest files in hand; a full pipe
+makes the walker wait, so memory stays bounded.  Results are put back in the order the files came,
+so a report does not depend on the number of jobs.  Fork (not spawn): the workers inherit the
+compiled detectors and the known secrets, which never travel through a pipe.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import signal
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from .models import FileHits, Readable, Skip
+from .nested import FileScanner
+from .streams import safe_reason
+
+CHUNK = 1 << 18
+Result = tuple[list[FileHits], list[Skip], int]
+
+
+class WorkerLost(Exception):
+    """A scanning process died or stopped answering: the layer cannot be trusted as complete."""
+
+
+class _PipeReader:
+    """One file's chunks, as a stream; an empty chunk ends the file."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.buf = b""
+        self.done = False
+
+    def read(self, size: int = -1) -> bytes:
+        while not self.done and (size < 0 or len(self.buf) < size):
+            chunk = self.conn.recv_bytes()
+            if not chunk:
+                self.done = True
+            self.buf += chunk
+        if size < 0:
+            out, self.buf = self.buf, b""
+        else:
+            out, self.buf = self.buf[:size], self.buf[size:]
+        return out
+
+    def drain(self) -> None:
+        while not self.done:
+            if not self.conn.recv_bytes():
+                self.done = True
+        self.buf = b""
+
+
+def _work(index: int, conn: Connection, results: Any, files: FileScanner) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        try:
+            header = conn.recv()
+        except EOFError:
+            return
+        if header is None:
+            return
+        bid, fid, path, size = header
+        reader = _PipeReader(conn)
+        try:
+            result: Result | str = files.scan(reader, path, size)
+        except Exception as exc:  # the worker goes on; the layer is reported incomplete
+            result = safe_reason(exc)
+        reader.drain()
+        results.put((index, bid, fid, result))
+
+
+@dataclass
+class _Worker:
+    proc: Any
+    conn: Connection
+    outstanding: int = 0
+
+
+@dataclass
+class FilePool:
+    """N forked scanning processes for one image; use as a context manager."""
+
+    files: FileScanner
+    jobs: int
+    workers: list[_Worker] = field(default_factory=list)
+
+    def __enter__(self) -> FilePool:
+        ctx = multiprocessing.get_context("fork")
+        self.results = ctx.Queue()
+        self.batches = 0
+        for index in range(self.jobs):
+            receive, send = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_work, args=(index, receive, self.results, self.files), daemon=True)
+            proc.start()
+            receive.close()
+            self.workers.append(_Worker(proc, send))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for w in self.workers:
+            try:
+                w.conn.send(None)
+                w.conn.close()
+            except OSError:
+                pass
+        for w in self.workers:
+            w.proc.join(5)
+            if w.proc.is_alive():
+                w.proc.kill()
+                w.proc.join(5)
+
+    def batch(self) -> Batch:
+        self.batches += 1
+        return Batch(self, self.batches)
+
+
+class Batch:
+    """The files of one layer: submitted in order, collected in the same order."""
+
+    def __init__(self, pool: FilePool, bid: int) -> None:
+        self.pool = pool
+        self.bid = bid
+        self.owner: list[_Worker] = []
+        self.done: dict[int, Result | str] = {}
+
+    def submit(self, stream: Readable, path: str, size: int) -> None:
+        worker = min(self.pool.workers, key=lambda w: w.outstanding)
+        fid = len(self.owner)
+        self.owner.append(worker)
+        worker.outstanding += 1
+        try:
+            worker.conn.send((self.bid, fid, path, size))
+            try:
+                while chunk := stream.read(CHUNK):
+                    worker.conn.send_bytes(chunk)
+            finally:  # a read error mid-file still ends the file for the worker, which would wait forever
+                worker.conn.send_bytes(b"")
+        except (BrokenPipeError, ConnectionError):
+            raise WorkerLost("a scanning process died") from None
+        self._poll(block=False)
+
+    def _poll(self, block: bool, timeout: float = 1.0) -> None:
+        while True:
+            try:
+                index, bid, fid, result = self.pool.results.get(block=block, timeout=timeout if block else None)
+            except queue.Empty:
+                return
+            self.pool.workers[index].outstanding -= 1
+            if bid == self.bid:  # a layer that ended in an error may leave results behind: not ours
+                self.done[fid] = result
+            if block:
+                return
+
+    def collect(self, deadline: float | None = None) -> list[Result | str]:
+        """Each file's (hits, skips, count), or the reason it has none, in submission order."""
+        while len(self.done) < len(self.owner):
+            self._poll(block=True)
+            pending = {id(self.owner[f]) for f in range(len(self.owner)) if f not in self.done}
+            if any(id(w) in pending and not w.proc.is_alive() for w in self.pool.workers):
+                self._poll(block=False)
+                if len(self.done) < len(self.owner):
+                    raise WorkerLost("a scanning process died")
+            if deadline is not None and time.monotonic() > deadline:
+                raise WorkerLost("the time limit for the image ran out while files were being scanned")
+        return [self.done[f] for f in range(len(self.owner))]
+
+
+def default_jobs() -> int:
+    """Every core this process may use (at least 1); 1 means no extra processes at all."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)

@@ -1,0 +1,88 @@
+"""--jobs: the same report whatever the number of processes, and failures that end, never hang."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import signal
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from scanner import ScanOptions, scan_image
+from scanner.detectors import ContentScanner, build_detectors
+from scanner.nested import FileScanner
+from scanner.parallel import FilePool
+from scanner.report import OutputFormat, renderer_for
+from scanner.sources import TarballSource
+from scanner.walk import LayerWalker
+from tests.conftest import ARCHIVES
+from tests.support.tars import compress, docker_archive, layer_tar
+
+TOKEN = b"ghp_" + b"Zq8w" * 9
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def busy_layer() -> bytes:
+    big = bytearray(os.urandom(3 << 20))
+    line = b"\n" + TOKEN + b"\n"
+    big[(1 << 18) - 10 : (1 << 18) - 10 + len(line)] = line  # across a pipe chunk boundary
+    return layer_tar(
+        [
+            *[(f"src/m{i}.py", b"x = 1\n" * 200) for i in range(300)],
+            ("app/.env", b"GITHUB_TOKEN=" + TOKEN + b"\n"),
+            ("app/.env", b"GITHUB_TOKEN=\n"),  # a duplicate member: the first copy is overwritten
+            ("lib/app.jar", _zip({"conf/app.properties": b"token=" + TOKEN})),
+            ("var/log.gz", gzip.compress(b"password=" + TOKEN)),
+            ("data/big.bin", bytes(big)),
+            ("h", ("hard", "app/.env")),
+        ]
+    )
+
+
+def report_text(path: Path, jobs: int) -> str:
+    report = scan_image(TarballSource(str(path)), ScanOptions(jobs=jobs))
+    doc = renderer_for(OutputFormat.JSON).render(report)
+    return "\n".join(line for line in doc.splitlines() if '"duration_s"' not in line)
+
+
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_the_report_does_not_depend_on_the_number_of_jobs(tmp_path: Path, jobs: int) -> None:
+    archive = tmp_path / "busy.tar"
+    archive.write_bytes(docker_archive([busy_layer(), compress(layer_tar([("b", b"secret=" + TOKEN)]), "gzip")]))
+    one = report_text(archive, 1)
+    assert '"data/big.bin"' in one and '"lib/app.jar!/conf/app.properties"' in one and '"overwritten"' in one
+    assert report_text(archive, jobs) == one
+    sample = ARCHIVES / "sample-docker-legacy.tar.gz"
+    assert report_text(sample, jobs) == report_text(sample, 1)
+
+
+def test_a_layer_cut_mid_file_is_an_error_and_nothing_hangs(tmp_path: Path) -> None:
+    layer = compress(busy_layer(), "gzip")
+    cut = layer[: len(layer) * 3 // 4]
+    scanner = ContentScanner(build_detectors([]))
+    with FilePool(FileScanner(scanner), 2) as pool:
+        walker = LayerWalker(scanner, pool=pool)
+        scan = walker.walk(io.BytesIO(cut))
+        assert scan.error is not None
+        again = walker.walk(io.BytesIO(layer))  # the pool is still good for the next layer
+        assert again.error is None and any(f.path == "data/big.bin" for f in again.files)
+
+
+def test_a_dead_worker_makes_the_layer_incomplete_not_clean() -> None:
+    scanner = ContentScanner(build_detectors([]))
+    with FilePool(FileScanner(scanner), 2) as pool:
+        for worker in pool.workers:
+            os.kill(worker.proc.pid, signal.SIGKILL)
+            worker.proc.join(5)
+        scan = LayerWalker(scanner, pool=pool).walk(io.BytesIO(busy_layer()))
+    assert scan.error is not None and "died" in scan.error
