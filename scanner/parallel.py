@@ -10,6 +10,7 @@ compiled detectors and the known secrets, which never travel through a pipe.
 
 from __future__ import annotations
 
+import io
 import multiprocessing
 import os
 import queue
@@ -24,6 +25,8 @@ from .nested import FileScanner
 from .streams import safe_reason
 
 CHUNK = 1 << 18
+SMALL = 1 << 16  # files up to this size travel whole, many to a message
+BUNDLE_BYTES, BUNDLE_FILES = 1 << 20, 256
 Result = tuple[list[FileHits], list[Skip], int]
 
 
@@ -67,14 +70,24 @@ def _work(index: int, conn: Connection, results: Any, files: FileScanner) -> Non
             return
         if header is None:
             return
-        bid, fid, path, size = header
+        if header[0] == "bundle":  # small files, whole
+            _, bid, items = header
+            results.put(
+                (index, bid, [(fid, _scan(files, io.BytesIO(data), path, size)) for fid, path, size, data in items])
+            )
+            continue
+        _, bid, fid, path, size = header
         reader = _PipeReader(conn)
-        try:
-            result: Result | str = files.scan(reader, path, size)
-        except Exception as exc:  # the worker goes on; the layer is reported incomplete
-            result = safe_reason(exc)
+        result = _scan(files, reader, path, size)
         reader.drain()
-        results.put((index, bid, fid, result))
+        results.put((index, bid, [(fid, result)]))
+
+
+def _scan(files: FileScanner, stream: Readable, path: str, size: int) -> Result | str:
+    try:
+        return files.scan(stream, path, size)
+    except Exception as exc:  # the worker goes on; the layer is reported incomplete
+        return safe_reason(exc)
 
 
 @dataclass
@@ -128,16 +141,47 @@ class Batch:
     def __init__(self, pool: FilePool, bid: int) -> None:
         self.pool = pool
         self.bid = bid
-        self.owner: list[_Worker] = []
+        self.owner: list[_Worker | None] = []  # None: still in the bundle being filled
         self.done: dict[int, Result | str] = {}
+        self.bundle: list[tuple[int, str, int, bytes]] = []
+        self.bundle_bytes = 0
+
+    def _worker(self) -> _Worker:
+        worker = min(self.pool.workers, key=lambda w: w.outstanding)
+        worker.outstanding += 1
+        return worker
+
+    def _flush(self) -> None:
+        if not self.bundle:
+            return
+        worker = self._worker()
+        for fid, *_ in self.bundle:
+            self.owner[fid] = worker
+        try:
+            worker.conn.send(("bundle", self.bid, self.bundle))
+        except (BrokenPipeError, ConnectionError):
+            raise WorkerLost("a scanning process died") from None
+        self.bundle, self.bundle_bytes = [], 0
 
     def submit(self, stream: Readable, path: str, size: int) -> None:
-        worker = min(self.pool.workers, key=lambda w: w.outstanding)
         fid = len(self.owner)
+        if size <= SMALL:  # one message per many small files: the pipes' cost is per message
+            self.owner.append(None)
+            try:
+                data = stream.read(SMALL + 1)
+            except BaseException:
+                self.done[fid] = "the file could not be read to its end"  # the layer error says why
+                raise
+            self.bundle.append((fid, path, size, data))
+            self.bundle_bytes += len(data)
+            if self.bundle_bytes >= BUNDLE_BYTES or len(self.bundle) >= BUNDLE_FILES:
+                self._flush()
+                self._poll(block=False)
+            return
+        worker = self._worker()
         self.owner.append(worker)
-        worker.outstanding += 1
         try:
-            worker.conn.send((self.bid, fid, path, size))
+            worker.conn.send(("file", self.bid, fid, path, size))
             try:
                 while chunk := stream.read(CHUNK):
                     worker.conn.send_bytes(chunk)
@@ -150,20 +194,21 @@ class Batch:
     def _poll(self, block: bool, timeout: float = 1.0) -> None:
         while True:
             try:
-                index, bid, fid, result = self.pool.results.get(block=block, timeout=timeout if block else None)
+                index, bid, found = self.pool.results.get(block=block, timeout=timeout if block else None)
             except queue.Empty:
                 return
             self.pool.workers[index].outstanding -= 1
             if bid == self.bid:  # a layer that ended in an error may leave results behind: not ours
-                self.done[fid] = result
+                self.done.update(found)
             if block:
                 return
 
     def collect(self, deadline: float | None = None) -> list[Result | str]:
         """Each file's (hits, skips, count), or the reason it has none, in submission order."""
+        self._flush()
         while len(self.done) < len(self.owner):
             self._poll(block=True)
-            pending = {id(self.owner[f]) for f in range(len(self.owner)) if f not in self.done}
+            pending = {id(w) for f, w in enumerate(self.owner) if f not in self.done}
             if any(id(w) in pending and not w.proc.is_alive() for w in self.pool.workers):
                 self._poll(block=False)
                 if len(self.done) < len(self.owner):

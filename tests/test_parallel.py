@@ -86,3 +86,12 @@ def test_a_dead_worker_makes_the_layer_incomplete_not_clean() -> None:
             worker.proc.join(5)
         scan = LayerWalker(scanner, pool=pool).walk(io.BytesIO(busy_layer()))
     assert scan.error is not None and "died" in scan.error
+
+
+def test_a_layer_cut_inside_a_small_file_ends_too() -> None:
+    layer = compress(layer_tar([(f"s/{i}.txt", b"token=" + TOKEN + b"\n" * 500) for i in range(40)]), "gzip")
+    scanner = ContentScanner(build_detectors([]))
+    with FilePool(FileScanner(scanner), 2) as pool:
+        for cut in (len(layer) // 3, len(layer) // 2, len(layer) - 30):
+            scan = LayerWalker(scanner, pool=pool).walk(io.BytesIO(layer[:cut]))
+            assert scan.error is not None
