@@ -19,22 +19,26 @@ CHUNK = 1 << 20
 
 
 class _IterStream(io.RawIOBase):
+    """The HTTP body's chunks as a raw stream.  An offset into the current chunk, not a slice of it:
+    slicing the rest of a 1 MiB chunk on every small read copied it again and again."""
+
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks = chunks
-        self._pending = b""
+        self._pending = memoryview(b"")
+        self._pos = 0
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        while not self._pending:
+        while self._pos >= len(self._pending):
             try:
-                self._pending = next(self._chunks)
+                self._pending, self._pos = memoryview(next(self._chunks)), 0
             except StopIteration:
                 return 0
-        n = min(len(buffer), len(self._pending))
-        buffer[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
+        n = min(len(buffer), len(self._pending) - self._pos)
+        buffer[:n] = self._pending[self._pos : self._pos + n]
+        self._pos += n
         return n
 
 
