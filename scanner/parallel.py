@@ -10,6 +10,8 @@ compiled detectors and the known secrets, which never travel through a pipe.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
 import multiprocessing
 import os
@@ -27,6 +29,7 @@ from .streams import safe_reason
 CHUNK = 1 << 18
 SMALL = 1 << 16  # files up to this size travel whole, many to a message
 BUNDLE_BYTES, BUNDLE_FILES = 1 << 20, 256
+PIPE_SIZE = 1 << 20  # Linux allows unprivileged pipes up to /proc/sys/fs/pipe-max-size (1 MiB by default)
 Result = tuple[list[FileHits], list[Skip], int]
 
 
@@ -111,6 +114,8 @@ class FilePool:
         self.batches = 0
         for index in range(self.jobs):
             receive, send = ctx.Pipe(duplex=False)
+            with contextlib.suppress(OSError, AttributeError):  # a deeper pipe: the walker waits less
+                fcntl.fcntl(send.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
             proc = ctx.Process(target=_work, args=(index, receive, self.results, self.files), daemon=True)
             proc.start()
             receive.close()
