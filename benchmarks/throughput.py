@@ -31,7 +31,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from scanner.sources.tarball import tar_members  # noqa: E402
-from scanner.streams import READ_SIZE, TAR_BUFSIZE, RawReader, decompressor, looks_like_tar, sniff  # noqa: E402
+from scanner.streams import (  # noqa: E402
+    READ_SIZE,
+    TAR_BUFSIZE,
+    FastTarInfo,
+    RawReader,
+    decompressor,
+    looks_like_tar,
+    sniff,
+)
 
 
 def build_layer(src: Path, target: int, out: Path) -> tuple[int, int]:
@@ -100,7 +108,7 @@ def read_floor(path: Path) -> float:
                 continue
             raw = io.BufferedReader(RawReader(member.stream, head), READ_SIZE)
             layer = io.BufferedReader(RawReader(decompressor(kind, raw)), READ_SIZE)
-            with tarfile.open(fileobj=layer, mode="r|", bufsize=TAR_BUFSIZE) as tar:
+            with tarfile.open(fileobj=layer, mode="r|", bufsize=TAR_BUFSIZE, tarinfo=FastTarInfo) as tar:
                 for m in tar:
                     f = tar.extractfile(m) if m.isreg() else None
                     while f is not None and f.read(1 << 20):

@@ -8,8 +8,10 @@ import hashlib
 import io
 import lzma
 import posixpath
+import struct
 import tarfile
 import zlib
+from typing import Self
 
 import zstandard
 from isal import igzip, igzip_lib
@@ -202,3 +204,73 @@ def safe_reason(exc: BaseException) -> str:
     if isinstance(exc, _DESCRIPTIVE) and str(exc):
         return f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
     return f"{type(exc).__name__} (details withheld: they could quote the data)"
+
+
+# --- tar headers ---------------------------------------------------------------------------------
+# tarfile decodes each 512-byte header field by field through small helper calls: 24 us a header,
+# a third of the walk's time on a layer of small files.  FastTarInfo decodes the common headers in
+# one struct.unpack (9 us) and hands anything unusual (old GNU sparse, short or empty blocks) to
+# tarfile itself; tests/test_tarheaders.py checks both agree on real and mutated headers.
+
+_FIELDS = struct.Struct("100s8s8s8s12s12s8sc100s8x32s32s8s8s155s")
+_ZERO_BLOCK = bytes(tarfile.BLOCKSIZE)
+_INVALID: type[Exception] = tarfile.InvalidHeaderError  # type: ignore[attr-defined]  # tarfile.next() catches it
+
+
+def _number(field: bytes) -> int:
+    if field and field[0] in (0o200, 0o377):  # GNU base-256
+        return int(tarfile.nti(field))  # type: ignore[attr-defined]
+    try:
+        # str.strip, as tarfile does: it strips more than bytes.strip (\x1c to \x1f, for one)
+        return int(field.split(b"\0", 1)[0].decode("ascii").strip() or "0", 8)
+    except ValueError:
+        raise _INVALID("invalid header") from None
+
+
+def _text(field: bytes, encoding: str, errors: str) -> str:
+    return field.split(b"\0", 1)[0].decode(encoding, errors)
+
+
+class FastTarInfo(tarfile.TarInfo):
+    @classmethod
+    def frombuf(cls, buf: bytes | bytearray, encoding: str, errors: str) -> Self:
+        if len(buf) != tarfile.BLOCKSIZE or buf[156:157] == tarfile.GNUTYPE_SPARSE or buf == _ZERO_BLOCK:
+            return super().frombuf(buf, encoding, errors)
+        name, mode, uid, gid, size, mtime, chk, kind, link, uname, gname, major, minor, prefix = _FIELDS.unpack_from(
+            buf
+        )
+        chksum = _number(chk)
+        if chksum != sum(buf) - sum(chk) + 256 and chksum not in tarfile.calc_chksums(buf):  # type: ignore[attr-defined]
+            raise _INVALID("bad checksum")
+        obj = cls()
+        obj.name = _text(name, encoding, errors)
+        obj.mode = _number(mode)
+        obj.uid = _number(uid)
+        obj.gid = _number(gid)
+        obj.size = _number(size)
+        obj.mtime = _number(mtime)
+        obj.chksum = chksum
+        obj.type = kind
+        obj.linkname = _text(link, encoding, errors)
+        obj.uname = _text(uname, encoding, errors)
+        obj.gname = _text(gname, encoding, errors)
+        obj.devmajor = _number(major)
+        obj.devminor = _number(minor)
+        before = _text(prefix, encoding, errors)
+        if obj.type == tarfile.AREGTYPE and obj.name.endswith("/"):  # old V7: a directory
+            obj.type = tarfile.DIRTYPE
+        if obj.isdir():
+            obj.name = obj.name.rstrip("/")
+        if before and obj.type not in tarfile.GNU_TYPES:
+            obj.name = before + "/" + obj.name
+        return obj
+
+
+def check_tar_end(tar: tarfile.TarFile) -> None:
+    """After tarfile's last member: only zero padding may follow.  tarfile ends an archive quietly
+    at a header it cannot read (a bad checksum, say), which would drop every later member from the
+    scan without a word; data after the end is such a header, and an error."""
+    stream = tar.fileobj
+    while stream is not None and (chunk := stream.read(1 << 16)):
+        if chunk.count(0) != len(chunk):
+            raise tarfile.ReadError("data after the end of the tar archive: a damaged header cut the walk short")

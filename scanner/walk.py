@@ -28,8 +28,10 @@ from .streams import (
     GZIP_ERRORS,
     READ_SIZE,
     TAR_BUFSIZE,
+    FastTarInfo,
     HashingReader,
     RawReader,
+    check_tar_end,
     decompressor,
     looks_like_tar,
     normalize,
@@ -151,7 +153,7 @@ class LayerWalker:
         scanned = 0
         error: str | None = None
         try:
-            with tarfile.open(fileobj=stream, mode="r|", bufsize=TAR_BUFSIZE) as tar:
+            with tarfile.open(fileobj=stream, mode="r|", bufsize=TAR_BUFSIZE, tarinfo=FastTarInfo) as tar:
                 for n, member in enumerate(tar):
                     tar.members.clear()  # type: ignore[attr-defined]  # tarfile keeps every header read
                     if n >= self.limits.max_members:
@@ -192,6 +194,7 @@ class LayerWalker:
                         skips.extend(nested_skips)
                     if self.on_bytes is not None:
                         self.on_bytes(member.size)
+                check_tar_end(tar)
             plain.drain()  # the tar's end padding counts towards the diff_id
             raw.drain()
         except READ_ERRORS as exc:

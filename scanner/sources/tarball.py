@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..models import Readable
-from ..streams import READ_SIZE, TAR_BUFSIZE, RawReader, decompressor, normalize, sniff
+from ..streams import READ_SIZE, TAR_BUFSIZE, RawReader, check_tar_end, decompressor, normalize, sniff
 from .interface import ImageSource, Member, SourceError
 
 
@@ -38,6 +38,7 @@ def tar_members(stream: Readable) -> Iterator[Member]:
                 yield Member(path, 0, link=normalize(info.linkname))
             elif info.isreg():
                 yield Member(path, info.size, stream=tar.extractfile(info))
+        check_tar_end(tar)
 
 
 class TarballSource(ImageSource):
