@@ -98,12 +98,16 @@ def _event(registry: str, repository: str, digest: str | None, tag: str | None, 
     return PushEvent(registry, ref.repository, digest, tag if tag and tag != digest else None)
 
 
+def _bounded_list(value: Any, what: str, limit: int) -> list[Any]:
+    if not isinstance(value, list):
+        raise PayloadError(f"expected a list of {what}")
+    if len(value) > limit:
+        raise PayloadError(f"{len(value)} {what} in one payload; at most {limit}")
+    return value
+
+
 def distribution(doc: Any, limit: int) -> list[PushEvent]:
-    events = doc.get("events") if isinstance(doc, dict) else None
-    if not isinstance(events, list):
-        raise PayloadError("expected an envelope {'events': [...]}")
-    if len(events) > limit:
-        raise PayloadError(f"{len(events)} events in one envelope; at most {limit}")
+    events = _bounded_list(doc.get("events") if isinstance(doc, dict) else None, "events", limit)
     out = []
     for i, event in enumerate(events):
         where = f"events[{i}]"
@@ -146,11 +150,9 @@ def harbor(doc: Any, limit: int) -> list[PushEvent]:
         data, pushed = doc.get("event_data"), kind == "PUSH_ARTIFACT"
     if not pushed:
         return []
-    resources = data.get("resources") if isinstance(data, dict) else None
-    if not isinstance(resources, list) or not resources:
+    resources = _bounded_list(data.get("resources") if isinstance(data, dict) else None, "resources", limit)
+    if not resources:
         raise PayloadError("a push event without resources")
-    if len(resources) > limit:
-        raise PayloadError(f"{len(resources)} resources in one event; at most {limit}")
     out = []
     for i, res in enumerate(resources):
         where = f"resources[{i}]"
