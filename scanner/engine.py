@@ -73,7 +73,10 @@ def scan_image(source: ImageSource, options: ScanOptions | None = None) -> ScanR
     with contextlib.ExitStack() as stack:
         pool = None
         if options.jobs > 1:
-            pool = stack.enter_context(FilePool(FileScanner(scanner, limits.nested), options.jobs))
+            try:
+                pool = stack.enter_context(FilePool(FileScanner(scanner, limits.nested), options.jobs))
+            except (OSError, ValueError, AssertionError):  # no fork, no /dev/shm, or a daemonic process
+                pool = None  # the same scan, in this process
         walker = LayerWalker(scanner, limits, on_bytes=options.progress, pool=pool)
         archive = collect(source.members(), walker, cache=cache)
     resolved = resolve(archive, source.select)

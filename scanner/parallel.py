@@ -112,6 +112,14 @@ class FilePool:
         ctx = multiprocessing.get_context("fork")
         self.results = ctx.Queue()
         self.batches = 0
+        try:
+            self._start(ctx)
+        except BaseException:
+            self.__exit__()  # the workers that did start
+            raise
+        return self
+
+    def _start(self, ctx: Any) -> None:
         for index in range(self.jobs):
             receive, send = ctx.Pipe(duplex=False)
             with contextlib.suppress(OSError, AttributeError):  # a deeper pipe: the walker waits less
@@ -120,7 +128,6 @@ class FilePool:
             proc.start()
             receive.close()
             self.workers.append(_Worker(proc, send))
-        return self
 
     def __exit__(self, *exc: object) -> None:
         for w in self.workers:

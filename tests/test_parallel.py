@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gzip
 import io
+import multiprocessing
 import os
 import signal
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -95,3 +97,20 @@ def test_a_layer_cut_inside_a_small_file_ends_too() -> None:
         for cut in (len(layer) // 3, len(layer) // 2, len(layer) - 30):
             scan = LayerWalker(scanner, pool=pool).walk(io.BytesIO(layer[:cut]))
             assert scan.error is not None
+
+
+def _scan_in_daemon(out: Any) -> None:
+    report = scan_image(TarballSource(str(ARCHIVES / "sample-docker-legacy.tar.gz")), ScanOptions(jobs=2))
+    out.put((len(report.findings), report.complete))
+
+
+def test_where_no_worker_process_can_start_the_scan_runs_here() -> None:
+    """A daemonic process (an embedded service worker) may not have children: --jobs falls back."""
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    proc = ctx.Process(target=_scan_in_daemon, args=(out,), daemon=True)
+    proc.start()
+    found, complete = out.get(timeout=120)
+    proc.join(30)
+    direct = scan_image(TarballSource(str(ARCHIVES / "sample-docker-legacy.tar.gz")), ScanOptions())
+    assert (found, complete) == (len(direct.findings), True) and found > 0
