@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import contextlib
+import itertools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -27,6 +29,7 @@ _HEX = re.compile(rb"^[0-9a-fA-F]+$")
 
 _DIGITS = b"0123456789"
 _TEXT = bytes([9, 10, 13, *range(32, 127)])
+_SEP = b"\n\x00\n"  # between decoded texts: a line break and a byte no text (<= 15 % binary) token holds
 
 
 def _mixed(run: bytes) -> bool:
@@ -76,10 +79,27 @@ class Base64Decoded:
     def find(self, data: bytes, path: str | None = None) -> Iterator[tuple[Detector, Match]]:
         if not self.detectors:
             return
+        spans, texts = [], []
         for start, end in self._runs(data):
             decoded = _decode(data[start:end])
-            if decoded is None:
-                continue
-            for detector in self.detectors:
-                for m in detector.find(decoded, path):
-                    yield detector, replace(m, start=start, end=end, encoding="base64")
+            if decoded is not None:
+                spans.append((start, end))
+                texts.append(decoded)
+        if not texts:
+            return
+        # One pass of each detector over all the decoded texts of the window, joined by a separator
+        # no token crosses: thousands of tiny scans cost more than the bytes they read.  A match
+        # that does cross it is an artifact of the joining, and could hide a real match behind it:
+        # then that detector reads each text alone, as it would without the joining.
+        joined = _SEP.join(texts)
+        offsets = list(itertools.accumulate((len(t) + len(_SEP) for t in texts[:-1]), initial=0))
+        for detector in self.detectors:
+            found = []
+            for m in detector.find(joined, path):
+                k = bisect.bisect_right(offsets, m.start) - 1
+                if m.end > offsets[k] + len(texts[k]):
+                    found = [(k, m) for k, text in enumerate(texts) for m in detector.find(text, path)]
+                    break
+                found.append((k, m))
+            for k, m in found:
+                yield detector, replace(m, start=spans[k][0], end=spans[k][1], encoding="base64")

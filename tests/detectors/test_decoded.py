@@ -1,0 +1,83 @@
+"""The decoded texts of a window's base64 runs are scanned joined: the same matches as scanning each
+text alone, including when a match would cross from one text into the next."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterator
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from scanner.detectors import build_detectors
+from scanner.detectors.decoded import Base64Decoded, _decode
+from scanner.detectors.interface import Detector, Match
+from scanner.models import Severity
+from tests.fuzz.test_fuzz import FUZZ
+
+DETECTORS = build_detectors([])
+PEM_HEAD = b"-----BEGIN RSA PRIVATE KEY-----\nMIIEow" + b"Ab9" * 30
+PEM = PEM_HEAD + b"\n-----END RSA PRIVATE KEY-----\n"
+TEXTS = [
+    b"token: ghp_" + b"Zq8w" * 9 + b"\n",
+    b"AWS_ACCESS_KEY_ID=AKIA" + b"Q7ZP" * 4 + b"\n",
+    b"password = 'hunter2-but-longer-9Xq'\n",
+    PEM,
+    PEM_HEAD,  # a key cut short: a greedy match from here would reach into the next text
+    b"plain text with nothing in it at all, really\n",
+    b"postgres://app:S3cr3t-pw-9Xq@db:5432/app\n",
+]
+
+
+def one_by_one(data: bytes, path: str | None) -> Iterator[tuple[str, str, int, int]]:
+    """What the decoded detector reported before the joining: every text scanned alone."""
+    engine = Base64Decoded(DETECTORS)
+    for start, end in engine._runs(data):
+        decoded = _decode(data[start:end])
+        if decoded is None:
+            continue
+        for detector in engine.detectors:
+            for m in detector.find(decoded, path):
+                yield detector.name, m.rule_id, start, end
+
+
+def joined(data: bytes, path: str | None) -> list[tuple[str, str, int, int]]:
+    found: list[tuple[Detector, Match]] = list(Base64Decoded(DETECTORS).find(data, path))
+    return [(d.name, m.rule_id, m.start, m.end) for d, m in found]
+
+
+def window(picks: list[int]) -> bytes:
+    return b"".join(b"k%d: %s\n" % (i, base64.b64encode(TEXTS[p])) for i, p in enumerate(picks))
+
+
+def test_a_cut_key_before_a_whole_one_hides_nothing() -> None:
+    data = window([4, 3, 0])
+    got = joined(data, None)
+    assert sorted(got) == sorted(one_by_one(data, None))
+    assert {"private-key-rsa", "github-token"} <= {rule for _, rule, _, _ in got}
+
+
+@FUZZ
+@given(picks=st.lists(st.integers(0, len(TEXTS) - 1), min_size=1, max_size=8))
+def test_joined_finds_what_one_by_one_finds(picks: list[int]) -> None:
+    data = window(picks)
+    assert sorted(joined(data, "app/config.yaml")) == sorted(one_by_one(data, "app/config.yaml"))
+
+
+class _Spanning(Detector):
+    """A lazy multi-line rule: from a BEGIN to the next END, wherever that is."""
+
+    name = "spanning"
+
+    def find(self, data: bytes, path: str | None = None) -> Iterator[Match]:
+        for m in re.finditer(rb"BEGIN[\s\S]*?END", data):
+            yield Match("block", Severity.HIGH, "a block", m.start(), m.end(), m.group())
+
+
+def test_a_match_across_two_texts_makes_the_detector_read_each_text_alone() -> None:
+    cut, whole = b"BEGIN but the text ends here ....", b"BEGIN a whole block END ......"
+    data = b"a: %s\nb: %s\n" % (base64.b64encode(cut), base64.b64encode(whole))
+    found = [(m.start, m.end) for _, m in Base64Decoded([_Spanning()]).find(data)]
+    second = data.index(base64.b64encode(whole))
+    assert found == [(second, second + len(base64.b64encode(whole)))]  # the whole block, at its own run
