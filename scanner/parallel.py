@@ -86,11 +86,13 @@ def _work(index: int, conn: Connection, results: Any, files: FileScanner) -> Non
         results.put((index, bid, [(fid, result)]))
 
 
-def _scan(files: FileScanner, stream: Readable, path: str, size: int) -> Result | str:
+def _scan(files: FileScanner, stream: Readable, path: str, size: int) -> Result | int | str:
+    """The file's hits and skips; only its count when it has neither (most files: less to hold)."""
     try:
-        return files.scan(stream, path, size)
+        found, skips, count = files.scan(stream, path, size)
     except Exception as exc:  # the worker goes on; the layer is reported incomplete
         return safe_reason(exc)
+    return (found, skips, count) if found or skips else count
 
 
 @dataclass
@@ -154,7 +156,7 @@ class Batch:
         self.pool = pool
         self.bid = bid
         self.owner: list[_Worker | None] = []  # None: still in the bundle being filled
-        self.done: dict[int, Result | str] = {}
+        self.done: dict[int, Result | int | str] = {}
         self.bundle: list[tuple[int, str, int, bytes]] = []
         self.bundle_bytes = 0
 
@@ -203,25 +205,28 @@ class Batch:
             raise WorkerLost("a scanning process died") from None
         self._poll(block=False)
 
-    def _poll(self, block: bool, timeout: float = 1.0) -> None:
+    def _poll(self, block: bool, timeout: float = 1.0) -> bool:
+        """Take the results that have come (with ``block``: wait for one); False if none came."""
+        got = False
         while True:
             try:
                 index, bid, found = self.pool.results.get(block=block, timeout=timeout if block else None)
             except queue.Empty:
-                return
+                return got
+            got = True
             self.pool.workers[index].outstanding -= 1
             if bid == self.bid:  # a layer that ended in an error may leave results behind: not ours
                 self.done.update(found)
             if block:
-                return
+                return got
 
-    def collect(self, deadline: float | None = None) -> list[Result | str]:
-        """Each file's (hits, skips, count), or the reason it has none, in submission order."""
+    def collect(self, deadline: float | None = None) -> list[Result | int | str]:
+        """Each file's (hits, skips, count), its count alone, or the reason it has none, in order."""
         self._flush()
         while len(self.done) < len(self.owner):
-            self._poll(block=True)
-            pending = {id(w) for f, w in enumerate(self.owner) if f not in self.done}
-            if any(id(w) in pending and not w.proc.is_alive() for w in self.pool.workers):
+            if self._poll(block=True):
+                continue
+            if not all(w.proc.is_alive() for w in self.pool.workers if w.outstanding):  # a second quiet
                 self._poll(block=False)
                 if len(self.done) < len(self.owner):
                     raise WorkerLost("a scanning process died")

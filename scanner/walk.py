@@ -209,6 +209,9 @@ class LayerWalker:
                     if isinstance(result, str):
                         error = error or f"{entries[k].path}: {result}"
                         continue
+                    if isinstance(result, int):  # nothing found, nothing skipped
+                        scanned += result
+                        continue
                     found, nested_skips, count = result
                     scanned += count
                     files.extend(found)
