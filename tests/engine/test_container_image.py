@@ -76,24 +76,48 @@ def _env_args(leaky: LeakyImage) -> list[str]:
     return [a for name in leaky.env for a in ("-e", name)]  # values come from our environment, not argv
 
 
+def _offline(image: str, *args: str, entrypoint: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``docker run --rm --network none`` of leakscan's image (optionally another entrypoint)."""
+    chosen = ["--entrypoint", entrypoint] if entrypoint else []
+    return _run("run", "--rm", "--network", "none", *chosen, image, *args)
+
+
 def test_the_image_is_small_non_root_and_runs_leakscan(image: str) -> None:
     config = json.loads(docker_cli("image", "inspect", image))[0]["Config"]
     assert config["User"] == f"{UID}:{UID}"
     assert config["Entrypoint"] == ["leakscan"]
-    assert _run("run", "--rm", "--network", "none", "--entrypoint", "id", image, "-u").stdout.strip() == UID
-    version = _run("run", "--rm", "--network", "none", image, "--version")
+    assert _offline(image, "-u", entrypoint="id").stdout.strip() == UID
+    version = _offline(image, "--version")
     assert version.returncode == 0 and "leakscan, version" in version.stdout
     # the service runs from the same image: leakscan serve / leakscan worker and their libraries
     imports = "import scanner.service.app, scanner.service.redis_store, scanner.service.workers, uvicorn"
-    probe_service = _run(
-        "run", "--rm", "--network", "none", "--entrypoint", "/opt/leakscan/bin/python", image, "-c", imports
-    )
+    probe_service = _offline(image, "-c", imports, entrypoint="/opt/leakscan/bin/python")
     assert probe_service.returncode == 0, probe_service.stderr
-    assert "Harbor" in _run("run", "--rm", "--network", "none", image, "serve", "--help").stdout
+    assert "Harbor" in _offline(image, "serve", "--help").stdout
     # multi-stage: no sources, wheels or build backend in the final image
     probe = "ls /src /wheelhouse 2>&1; /opt/leakscan/bin/python -c 'import setuptools' 2>&1 | tail -1"
-    out = _run("run", "--rm", "--network", "none", "--entrypoint", "sh", image, "-c", probe).stdout
+    out = _offline(image, "-c", probe, entrypoint="sh").stdout
     assert "No such file" in out and "ModuleNotFoundError" in out
+
+
+def _scan_in_container(
+    image: str, leaky: LeakyImage, target: str, *docker_args: str
+) -> subprocess.CompletedProcess[str]:
+    """leakscan's image scanning ``target`` with the leaky image's secrets, as a CI job would run it."""
+    return _run(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        *docker_args,
+        *_env_args(leaky),
+        image,
+        target,
+        *_container_secret_args(leaky),
+        "--format",
+        "json",
+        env={**os.environ, **leaky.env},
+    )
 
 
 def test_scans_a_saved_tarball_mounted_in(image: str, leaky: LeakyImage, tmp_path: Path) -> None:
@@ -102,22 +126,8 @@ def test_scans_a_saved_tarball_mounted_in(image: str, leaky: LeakyImage, tmp_pat
         subprocess.run([DOCKER, "save", leaky.tag], stdout=fh, check=True, timeout=300)
     secrets_dir = _readable_secrets(leaky, tmp_path)
     tarball.chmod(0o644)
-    proc = _run(
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "-v",
-        f"{tarball}:/scan/image.tar:ro",
-        "-v",
-        f"{secrets_dir}:/secrets:ro",
-        *_env_args(leaky),
-        image,
-        "/scan/image.tar",
-        *_container_secret_args(leaky),
-        "--format",
-        "json",
-        env={**os.environ, **leaky.env},
+    proc = _scan_in_container(
+        image, leaky, "/scan/image.tar", "-v", f"{tarball}:/scan/image.tar:ro", "-v", f"{secrets_dir}:/secrets:ro"
     )
     doc = check_leaky_run(proc, leaky)
     assert "finding(s) (" in proc.stderr  # the one-line summary
@@ -127,25 +137,8 @@ def test_scans_a_saved_tarball_mounted_in(image: str, leaky: LeakyImage, tmp_pat
 def test_scans_the_engine_through_its_mounted_socket(image: str, leaky: LeakyImage, tmp_path: Path) -> None:
     sock = _socket()
     secrets_dir = _readable_secrets(leaky, tmp_path)
-    proc = _run(
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "-v",
-        f"{sock}:/var/run/docker.sock",
-        "--group-add",
-        str(sock.stat().st_gid),
-        "-v",
-        f"{secrets_dir}:/secrets:ro",
-        *_env_args(leaky),
-        image,
-        leaky.tag,
-        *_container_secret_args(leaky),
-        "--format",
-        "json",
-        env={**os.environ, **leaky.env},
-    )
+    mounts = ["-v", f"{sock}:/var/run/docker.sock", "--group-add", str(sock.stat().st_gid)]
+    proc = _scan_in_container(image, leaky, leaky.tag, *mounts, "-v", f"{secrets_dir}:/secrets:ro")
     doc = check_leaky_run(proc, leaky)
     assert "finding(s) (" in proc.stderr  # the one-line summary
     assert doc["source"]["kind"] == "docker-daemon"
