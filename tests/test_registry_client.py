@@ -19,34 +19,13 @@ from scanner import ScanOptions, scan_image
 from scanner.errors import SourceError, UsageError
 from scanner.sources import RegistryOptions, RegistrySource, open_source
 from scanner.sources.registry import Credentials, Reference, docker_config_credentials
-from tests.support.tars import compress, layer_tar, sha
+from tests.support.tars import layer_tar, oci_image, sha
 
 SECRET_FILE = b"GITHUB_TOKEN=ghp_" + b"Zq9" * 12 + b"\n"
 
 
 def _image(corrupt: bool = False) -> dict[str, bytes]:
-    layer = compress(layer_tar([("app/.env", SECRET_FILE)]), "gzip")
-    config = json.dumps(
-        {
-            "architecture": "amd64",
-            "os": "linux",
-            "rootfs": {"type": "layers", "diff_ids": [sha(layer_tar([("app/.env", SECRET_FILE)]))]},
-        }
-    ).encode()
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": sha(config),
-                "size": len(config),
-            },
-            "layers": [
-                {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha(layer), "size": len(layer)}
-            ],
-        }
-    ).encode()
+    manifest, config, layer = oci_image(layer_tar([("app/.env", SECRET_FILE)]))
     served_layer = layer[:-8] + bytes([layer[-8] ^ 1]) + layer[-7:] if corrupt else layer  # the gzip CRC
     return {"manifest": manifest, sha(config): config, sha(layer): served_layer}
 

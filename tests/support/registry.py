@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .tars import compress, layer_tar, sha
+from .tars import layer_tar, oci_image, sha
 
 
 @dataclass
@@ -103,25 +103,9 @@ def multiarch_layout(out: Path, files: dict[str, dict[str, bytes]]) -> Path:
     manifests = []
     for platform, content in files.items():
         os_, arch = platform.split("/")[:2]
-        layer = layer_tar(list(content.items()))
-        gz = compress(layer, "gzip")
-        config = json.dumps(
-            {"architecture": arch, "os": os_, "rootfs": {"type": "layers", "diff_ids": [sha(layer)]}, "config": {}}
-        ).encode()
-        manifest = json.dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {
-                    "mediaType": "application/vnd.oci.image.config.v1+json",
-                    "digest": put(config),
-                    "size": len(config),
-                },
-                "layers": [
-                    {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": put(gz), "size": len(gz)}
-                ],
-            }
-        ).encode()
+        manifest, config, gz = oci_image(layer_tar(list(content.items())), platform)
+        put(config)
+        put(gz)
         manifests.append(
             {
                 "mediaType": "application/vnd.oci.image.manifest.v1+json",

@@ -107,3 +107,27 @@ def docker_archive(
             info.size = len(members[name])
             tar.addfile(info, io.BytesIO(members[name]))
     return buf.getvalue()
+
+
+def oci_image(layer: bytes, platform: str = "linux/amd64") -> tuple[bytes, bytes, bytes]:
+    """(manifest, config, gzip layer) of a one-layer OCI image whose layer tar is ``layer``."""
+    os_, arch = platform.split("/")[:2]
+    gz = compress(layer, "gzip")
+    config = json.dumps(
+        {"architecture": arch, "os": os_, "rootfs": {"type": "layers", "diff_ids": [sha(layer)]}, "config": {}}
+    ).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": sha(config),
+                "size": len(config),
+            },
+            "layers": [
+                {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha(gz), "size": len(gz)}
+            ],
+        }
+    ).encode()
+    return manifest, config, gz
