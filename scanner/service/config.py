@@ -60,6 +60,7 @@ class ServiceConfig:
     public_url: str = ""
     secrets: tuple[str, ...] = ()  # --secret specs checked in every image
     scan_timeout: float = 1800.0
+    scan_jobs: int = 1  # detector processes per scan (leakscan worker only; embedded workers scan in-process)
 
     def __repr__(self) -> str:  # the dataclass repr would print tokens and passwords
         where = f"data_dir={str(self.data_dir)!r}, registries={sorted(self.registries)}"
@@ -151,6 +152,8 @@ def load_config(path: Path | None, **overrides: Any) -> ServiceConfig:
             values[key] = type(getattr(ServiceConfig, key))(svc[key])
     if "timeout" in scan:
         values["scan_timeout"] = float(scan["timeout"])
+    if "jobs" in scan:
+        values["scan_jobs"] = max(1, int(scan["jobs"]))
     values.update({k: v for k, v in overrides.items() if v is not None})
     config = ServiceConfig(**values)
     if not config.tokens and not config.hmac_secret:

@@ -129,6 +129,7 @@ class Runner:
                 cache_dir=self.config.cache_dir if self.cache is None else None,
                 cache_backend=self.cache,
                 timeout=self.config.scan_timeout,
+                jobs=self.config.scan_jobs,
             ),
         )
         if job.digest is None and len(report.images) == 1 and report.images[0].manifest_digest:

@@ -36,6 +36,7 @@ token_env = "N_ENV"
 [scan]
 secrets = ["id=deploy,env=DEPLOY_TOKEN"]
 timeout = 60
+jobs = 2
 """
 
 
@@ -56,7 +57,7 @@ def test_a_full_config(tmp_path: Path, env: None) -> None:
     assert config.tokens == ("literal-token", "a-token", "b-token")
     assert config.hmac_secret == b"hmac-key" and config.notify_token == "alert-tok"
     assert config.workers == 1 and config.max_attempts == 6 and config.retry_backoff == 0.5  # flags win
-    assert config.scan_timeout == 60 and config.secrets == ("id=deploy,env=DEPLOY_TOKEN",)
+    assert config.scan_timeout == 60 and config.secrets == ("id=deploy,env=DEPLOY_TOKEN",) and config.scan_jobs == 2
     entry = config.allowed("registry.example.com:5000")  # hosts are matched case-insensitively
     assert entry is not None and entry.insecure and entry.credentials == Credentials("scanner", "reg-pass")
     assert config.allowed("registry.example.com") is None and config.allowed("evil.example.com") is None
