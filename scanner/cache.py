@@ -32,6 +32,19 @@ def default_dir() -> Path:
     return Path(base) / "leakscan" / "layers"
 
 
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` whole or not at all (a reader never sees half a file).  Best effort: a
+    cache that cannot be written is only a slower run next time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
 def claimed_digest(path: str) -> str | None:
     """The content digest an archive path names: blobs/sha256/<hex> (OCI), <hex>.tar (podman)."""
     m = _DIGEST.search(path)
@@ -98,14 +111,7 @@ class DirBackend(CacheBackend):
             return None
 
     def write(self, key: str, text: str) -> None:
-        try:
-            self._file(key).parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self._file(key).parent, prefix=".tmp-")
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.replace(tmp, self._file(key))
-        except OSError:
-            pass
+        write_atomically(self._file(key), text.encode("utf-8"))
 
 
 class LayerCache:

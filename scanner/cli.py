@@ -29,6 +29,7 @@ from .report import OutputFormat, renderer_for, summary_line
 from .service.commands import serve_cmd, worker_cmd
 from .sources import ImageSource, RegistryOptions, open_source
 from .sources.registry import Credentials
+from .streams import safe_reason
 from .suppress import Suppressions, baseline_document, load_baseline, load_ignore_file
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -257,7 +258,7 @@ def _fail(exc: BaseException) -> None:
         click.echo(exc.diagnostics(), err=True)
         sys.exit(int(exc.exit_code))
     if isinstance(exc, OSError):
-        click.echo(f"error: {type(exc).__name__}: {exc.strerror or 'I/O error'}", err=True)
+        click.echo(f"error: {safe_reason(exc)}", err=True)
         sys.exit(int(ExitCode.SCAN_ERROR))
     where = exc.__traceback__
     while where is not None and where.tb_next is not None:

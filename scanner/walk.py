@@ -152,6 +152,14 @@ class LayerWalker:
         skips: list[Skip] = []
         scanned = 0
         error: str | None = None
+
+        def absorb(entry: int, found: list[FileHits], nested_skips: list[Skip], count: int) -> None:
+            nonlocal scanned
+            scanned += count
+            files.extend(found)
+            file_entry.extend([entry] * len(found))
+            skips.extend(nested_skips)
+
         try:
             with tarfile.open(fileobj=stream, mode="r|", bufsize=TAR_BUFSIZE, tarinfo=FastTarInfo) as tar:
                 for n, member in enumerate(tar):
@@ -187,11 +195,7 @@ class LayerWalker:
                         submitted.append(len(entries) - 1)  # first: a read error mid-file still has a result
                         batch.submit(fobj, path, member.size)
                     else:
-                        found, nested_skips, count = self.files.scan(fobj, path, member.size)
-                        scanned += count
-                        files.extend(found)
-                        file_entry.extend([len(entries) - 1] * len(found))
-                        skips.extend(nested_skips)
+                        absorb(len(entries) - 1, *self.files.scan(fobj, path, member.size))
                     if self.on_bytes is not None:
                         self.on_bytes(member.size)
                 check_tar_end(tar)
@@ -209,14 +213,7 @@ class LayerWalker:
                     if isinstance(result, str):
                         error = error or f"{entries[k].path}: {result}"
                         continue
-                    if isinstance(result, int):  # nothing found, nothing skipped
-                        scanned += result
-                        continue
-                    found, nested_skips, count = result
-                    scanned += count
-                    files.extend(found)
-                    file_entry.extend([k] * len(found))
-                    skips.extend(nested_skips)
+                    absorb(k, [], [], result) if isinstance(result, int) else absorb(k, *result)
             except WorkerLost as exc:
                 error = error or str(exc)
         files = _mark_replaced(files, file_entry, entries)

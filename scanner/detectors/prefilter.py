@@ -9,16 +9,17 @@ custom rule, say) is reported as a candidate for every window: slower, never a m
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import os
 import platform
 import re
-import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import hyperscan
+
+from ..cache import default_dir, write_atomically
 
 _INLINE_M = "(?m)"
 
@@ -97,37 +98,25 @@ class Prefilter:
 # in milliseconds.  Hyperscan checks a loaded database against this CPU; any failure is a compile.
 
 
-def _compiled_path(entries: Sequence[tuple[int, bytes, int]]) -> Path | None:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+def _compiled_path(entries: Sequence[tuple[int, bytes, int]]) -> Path:
     h = hashlib.sha256(f"{getattr(hyperscan, '__version__', '?')}|{platform.machine()}|".encode())
     for i, expr, flags in entries:
         h.update(b"%d|%d|%d|" % (i, flags, len(expr)) + expr)
-    return Path(base) / "leakscan" / "hyperscan" / f"{h.hexdigest()[:40]}.db"
+    return default_dir().parent / "hyperscan" / f"{h.hexdigest()[:40]}.db"  # beside the layer cache
 
 
 def _load_compiled(entries: Sequence[tuple[int, bytes, int]]) -> hyperscan.Database | None:
-    path = _compiled_path(entries)
     try:
-        db = hyperscan.loadb(path.read_bytes(), mode=hyperscan.HS_MODE_BLOCK) if path else None
-        if db is not None:
-            db.scratch = hyperscan.Scratch(db)
+        db = hyperscan.loadb(_compiled_path(entries).read_bytes(), mode=hyperscan.HS_MODE_BLOCK)
+        db.scratch = hyperscan.Scratch(db)
         return db
     except (OSError, hyperscan.error):
         return None
 
 
 def _save_compiled(entries: Sequence[tuple[int, bytes, int]], db: hyperscan.Database) -> None:
-    path = _compiled_path(entries)
-    if path is None:
-        return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(hyperscan.dumpb(db))
-        os.replace(tmp, path)
-    except (OSError, hyperscan.error):
-        pass  # only a slower start next time
+    with contextlib.suppress(hyperscan.error):  # only a slower start next time
+        write_atomically(_compiled_path(entries), hyperscan.dumpb(db))
 
 
 _local = threading.local()
