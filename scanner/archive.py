@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .cache import LayerCache, claimed_digest
 from .errors import FormatError, SourceError
 from .models import LayerScan, sha256_hex
-from .sources.interface import Member
+from .sources.interface import BODY_SHAPE, DESC_SHAPE, Member, bad_shape
 from .streams import HashingReader, read_head, safe_reason
 from .walk import READ_ERRORS, LayerWalker, looks_like_tar, sniff
 
@@ -192,23 +192,6 @@ def _platform(p: Any) -> str | None:
     if p.get("variant"):
         parts.append(str(p["variant"]))
     return "/".join(parts)
-
-
-DESC_SHAPE = {"annotations": dict, "platform": dict, "mediaType": str}
-BODY_SHAPE = {"layers": list, "manifests": list, "annotations": dict, "config": dict, "subject": dict, "mediaType": str}
-
-
-_TYPE_NAMES: dict[type, str] = {list: "list", dict: "JSON object", str: "string"}
-
-
-def bad_shape(doc: dict[str, Any], shape: Mapping[str, type]) -> str | None:
-    """Why ``doc`` does not have the JSON types the spec gives its fields (None if it does)."""
-    for key, kind in shape.items():
-        value = doc.get(key)
-        if value is not None and not isinstance(value, kind):
-            expected = _TYPE_NAMES.get(kind, kind.__name__)
-            return f"{key!r} is a {type(value).__name__}, not a {expected}"
-    return None
 
 
 def _is_attestation(desc: dict[str, Any], body: dict[str, Any]) -> bool:

@@ -9,13 +9,14 @@ iterator advances.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import SourceError
 from ..models import Readable
 
-__all__ = ["ImageSource", "Member", "SourceError"]
+__all__ = ["BODY_SHAPE", "DESC_SHAPE", "ImageSource", "Member", "SourceError", "bad_shape"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,3 +40,23 @@ class ImageSource(ABC):
 
     def describe(self) -> str:
         return f"{self.kind}:{self.ref}"
+
+
+# The JSON types the OCI specs give the fields of descriptors and of manifests and indexes: checked
+# wherever those documents are read (the archive resolver, the registry source), so that a field of
+# another type is an error, never a crash or a document read as empty.
+DESC_SHAPE = {"annotations": dict, "platform": dict, "mediaType": str}
+BODY_SHAPE = {"layers": list, "manifests": list, "annotations": dict, "config": dict, "subject": dict, "mediaType": str}
+
+
+_TYPE_NAMES: dict[type, str] = {list: "list", dict: "JSON object", str: "string"}
+
+
+def bad_shape(doc: dict[str, Any], shape: Mapping[str, type]) -> str | None:
+    """Why ``doc`` does not have the JSON types the spec gives its fields (None if it does)."""
+    for key, kind in shape.items():
+        value = doc.get(key)
+        if value is not None and not isinstance(value, kind):
+            expected = _TYPE_NAMES.get(kind, kind.__name__)
+            return f"{key!r} is a {type(value).__name__}, not a {expected}"
+    return None

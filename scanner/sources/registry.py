@@ -36,7 +36,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from ..errors import RegistryUnavailable, SourceError, UsageError
-from .interface import ImageSource, Member
+from .interface import BODY_SHAPE, DESC_SHAPE, ImageSource, Member, bad_shape
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -454,28 +454,12 @@ class _VerifiedBlob:
             pass
 
 
-def _field(doc: dict[str, Any], key: str, kind: type) -> Any:
-    """``doc[key]`` when it is of the type the spec gives it (or absent: an empty one).  Anything else
-    is an error: a manifest whose ``layers`` is ``true`` must not pass as an image without layers."""
-    value = doc.get(key)
-    if value is None:
-        return kind()
-    if not isinstance(value, kind):
-        raise SourceError(f"registry: a manifest's {key!r} is a {type(value).__name__}, not a {kind.__name__}")
-    return value
-
-
-def _annotations(desc: dict[str, Any]) -> dict[str, Any]:
-    value: dict[str, Any] = _field(desc, "annotations", dict)
-    return value
-
-
 def _is_attestation_desc(desc: dict[str, Any]) -> bool:
-    return _annotations(desc).get("vnd.docker.reference.type") == "attestation-manifest"
+    return (desc.get("annotations") or {}).get("vnd.docker.reference.type") == "attestation-manifest"
 
 
 def _platform_of(desc: dict[str, Any]) -> str:
-    p = _field(desc, "platform", dict)
+    p = desc.get("platform") or {}
     parts = [str(p.get("os", "")), str(p.get("architecture", ""))]
     if p.get("variant"):
         parts.append(str(p["variant"]))
@@ -537,6 +521,8 @@ class RegistrySource(ImageSource):
         doc = json.loads(body)
         if not isinstance(doc, dict):
             raise SourceError(f"registry {client.host}: manifest {ref.reference} is not a JSON object")
+        if (bad := bad_shape(doc, BODY_SHAPE)) is not None:
+            raise SourceError(f"registry {client.host}: manifest {ref.reference}: {bad}")
         name_ann = {"org.opencontainers.image.ref.name": ref.tag or digest, "io.containerd.image.name": str(ref)}
         if media_type in INDEX_TYPES or "manifests" in doc:
             plan.docs[digest] = body  # the index itself: its annotations are scanned as metadata
@@ -551,9 +537,12 @@ class RegistrySource(ImageSource):
         return plan
 
     def _from_index(self, client: _Client, doc: dict[str, Any], plan: _Plan, name_ann: dict[str, str]) -> None:
-        descs = _field(doc, "manifests", list)
-        if not all(isinstance(d, dict) and isinstance(d.get("digest"), str) for d in descs):
-            raise SourceError(f"registry {client.host}: an index entry without a digest")  # never skipped silently
+        descs = doc.get("manifests") or []
+        for desc in descs:
+            if not isinstance(desc, dict) or not isinstance(desc.get("digest"), str):
+                raise SourceError(f"registry {client.host}: an index entry without a digest")  # never skipped silently
+            if (bad := bad_shape(desc, DESC_SHAPE)) is not None:
+                raise SourceError(f"registry {client.host}: index entry {desc['digest'][:80]!r}: {bad}")
         images = [d for d in descs if not _is_attestation_desc(d)]
         if self.options.all_platforms:
             chosen = images
@@ -571,7 +560,8 @@ class RegistrySource(ImageSource):
         attestations = [
             d
             for d in descs
-            if _is_attestation_desc(d) and _annotations(d).get("vnd.docker.reference.digest") in chosen_digests
+            if _is_attestation_desc(d)
+            and (d.get("annotations") or {}).get("vnd.docker.reference.digest") in chosen_digests
         ]
         for desc in chosen + attestations:
             if not _DIGEST.match(desc["digest"]):
@@ -581,11 +571,13 @@ class RegistrySource(ImageSource):
             if not isinstance(sub, dict) or "layers" not in sub:
                 plan.notes.append(f"{digest}: not an image manifest; not scanned")
                 continue
+            if (bad := bad_shape(sub, BODY_SHAPE)) is not None:
+                raise SourceError(f"registry {client.host}: manifest {digest}: {bad}")
             is_attestation = desc in attestations
             self._add_manifest(client, digest, body, sub, plan, layers=not is_attestation)
             entry = dict(desc)
             if not is_attestation:
-                entry["annotations"] = {**_annotations(desc), **name_ann}
+                entry["annotations"] = {**(desc.get("annotations") or {}), **name_ann}
             plan.index.append(entry)
 
     def _add_manifest(
@@ -597,7 +589,7 @@ class RegistrySource(ImageSource):
         if isinstance(cdigest, str) and _DIGEST.match(cdigest) and cdigest not in plan.docs:
             size = config.get("size") if isinstance(config.get("size"), int) else None
             plan.docs[cdigest] = self._small_blob(client, cdigest, size, "config")
-        for layer in _field(doc, "layers", list):
+        for layer in doc.get("layers") or []:
             if not isinstance(layer, dict) or not isinstance(layer.get("digest"), str):
                 raise SourceError(f"registry {client.host}: a layer entry without a digest")  # not a silent gap
             if not _DIGEST.match(layer["digest"]):
