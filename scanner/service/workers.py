@@ -89,13 +89,14 @@ def dramatiq_actor(config: ServiceConfig, store: Store | None = None, runner: Ru
 
     def scan(job_id: str) -> None:
         assert store is not None and runner is not None
-        job = store.start(job_id, worker_name(), config.lease)
+        name = worker_name()
+        job = store.start(job_id, name, config.lease)
         if job is None:
             wait = store.lease_left(job_id)
             if wait > 0:  # another worker holds it, or held it and died: look again when the lease ends
                 actor.send_with_options(args=(job_id,), delay=int(wait * 1000) + 500)
             return
-        runner.execute(job, worker_name())
+        runner.execute(job, name)
 
     actor = dramatiq.actor(
         actor_name="leakscan_scan",
