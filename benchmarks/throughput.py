@@ -32,13 +32,12 @@ sys.path.insert(0, str(ROOT))
 from scanner.sources.tarball import tar_members  # noqa: E402
 from scanner.streams import (  # noqa: E402
     READ_SIZE,
-    TAR_BUFSIZE,
-    FastTarInfo,
     RawReader,
     decompressor,
     looks_like_tar,
     sniff,
 )
+from scanner.tarstream import TarStream  # noqa: E402
 
 
 def build_layer(src: Path, target: int, out: Path) -> tuple[int, int]:
@@ -106,12 +105,11 @@ def read_floor(path: Path) -> float:
             if kind == "none" and not looks_like_tar(head):
                 continue
             raw = io.BufferedReader(RawReader(member.stream, head), READ_SIZE)
-            layer = io.BufferedReader(RawReader(decompressor(kind, raw)), READ_SIZE)
-            with tarfile.open(fileobj=layer, mode="r|", bufsize=TAR_BUFSIZE, tarinfo=FastTarInfo) as tar:
-                for m in tar:
-                    f = tar.extractfile(m) if m.isreg() else None
-                    while f is not None and f.read(1 << 20):
-                        pass
+            tar = TarStream(RawReader(decompressor(kind, raw)))
+            for m in tar:
+                f = tar.extract(m) if m.isreg() else None
+                while f is not None and f.read(1 << 20):
+                    pass
     return time.perf_counter() - start
 
 

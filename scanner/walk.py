@@ -27,17 +27,15 @@ from .parallel import FilePool, WorkerLost
 from .streams import (
     GZIP_ERRORS,
     READ_SIZE,
-    TAR_BUFSIZE,
-    FastTarInfo,
     HashingReader,
     RawReader,
-    check_tar_end,
     decompressor,
     looks_like_tar,
     normalize,
     safe_reason,
     sniff,
 )
+from .tarstream import TarStream, check_tar_end
 
 __all__ = [
     "READ_SIZE",
@@ -143,7 +141,6 @@ class LayerWalker:
         plain = HashingReader(
             _Limited(decompressor(kind, buffered), raw, self.limits, kind != "none"), hashing=kind != "none"
         )
-        stream = io.BufferedReader(plain, READ_SIZE)
         entries: list[LayerEntry] = []
         files: list[FileHits] = []
         file_entry: list[int] = []  # for each of files, the index of its entry in entries
@@ -161,44 +158,41 @@ class LayerWalker:
             skips.extend(nested_skips)
 
         try:
-            with tarfile.open(fileobj=stream, mode="r|", bufsize=TAR_BUFSIZE, tarinfo=FastTarInfo) as tar:
-                for n, member in enumerate(tar):
-                    tar.members.clear()  # type: ignore[attr-defined]  # tarfile keeps every header read
-                    if n >= self.limits.max_members:
-                        raise LimitExceeded(f"more than {self.limits.max_members} members")
-                    if self.limits.deadline is not None and time.monotonic() > self.limits.deadline:
-                        raise LimitExceeded("the time limit for the image ran out")
-                    if len(member.name) > self.limits.max_path or len(member.linkname) > self.limits.max_path:
-                        skips.append(
-                            Skip(
-                                normalize(member.name[:200]) + "...",
-                                f"name longer than {self.limits.max_path}: not scanned",
-                                limit=True,
-                            )
+            tar = TarStream(plain)
+            for n, member in enumerate(tar):
+                if n >= self.limits.max_members:
+                    raise LimitExceeded(f"more than {self.limits.max_members} members")
+                if self.limits.deadline is not None and time.monotonic() > self.limits.deadline:
+                    raise LimitExceeded("the time limit for the image ran out")
+                if len(member.name) > self.limits.max_path or len(member.linkname) > self.limits.max_path:
+                    skips.append(
+                        Skip(
+                            normalize(member.name[:200]) + "...",
+                            f"name longer than {self.limits.max_path}: not scanned",
+                            limit=True,
                         )
-                        continue
-                    path = normalize(member.name)
-                    if ".." in member.name.split("/"):
-                        skips.append(Skip(path, "member name has '..' parts; scanned where it would land"))
-                    kind_ = classify(member, path)
-                    target = normalize(member.linkname) if member.islnk() else (member.linkname or None)
-                    entries.append(LayerEntry(path, kind_, member.size if member.isreg() else 0, target))
-                    if kind_ is not EntryKind.FILE:
-                        continue
-                    if self.limits.max_file_size is not None and member.size > self.limits.max_file_size:
-                        skips.append(Skip(path, f"file larger than --max-file-size ({member.size} bytes)"))
-                        continue
-                    fobj = tar.extractfile(member)
-                    if fobj is None:  # pragma: no cover - isreg() members always have data
-                        continue
-                    if batch is not None:
-                        submitted.append(len(entries) - 1)  # first: a read error mid-file still has a result
-                        batch.submit(fobj, path, member.size)
-                    else:
-                        absorb(len(entries) - 1, *self.files.scan(fobj, path, member.size))
-                    if self.on_bytes is not None:
-                        self.on_bytes(member.size)
-                check_tar_end(tar)
+                    )
+                    continue
+                path = normalize(member.name)
+                if ".." in member.name.split("/"):
+                    skips.append(Skip(path, "member name has '..' parts; scanned where it would land"))
+                kind_ = classify(member, path)
+                target = normalize(member.linkname) if member.islnk() else (member.linkname or None)
+                entries.append(LayerEntry(path, kind_, member.size if member.isreg() else 0, target))
+                if kind_ is not EntryKind.FILE:
+                    continue
+                if self.limits.max_file_size is not None and member.size > self.limits.max_file_size:
+                    skips.append(Skip(path, f"file larger than --max-file-size ({member.size} bytes)"))
+                    continue
+                fobj = tar.extract(member)
+                if batch is not None:
+                    submitted.append(len(entries) - 1)  # first: a read error mid-file still has a result
+                    batch.submit(fobj, path, member.size)
+                else:
+                    absorb(len(entries) - 1, *self.files.scan(fobj, path, member.size))
+                if self.on_bytes is not None:
+                    self.on_bytes(member.size)
+            check_tar_end(tar)
             plain.drain()  # the tar's end padding counts towards the diff_id
             raw.drain()
         except READ_ERRORS as exc:

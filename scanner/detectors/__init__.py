@@ -141,7 +141,7 @@ class ContentScanner:
         remaining = limit
         while True:
             size = self.chunk_size if remaining is None else min(self.chunk_size, remaining)
-            chunk = stream.read(size) if size > 0 else b""
+            chunk = _read_full(stream, size)
             if not chunk:
                 break
             if remaining is not None:
@@ -165,6 +165,22 @@ class ContentScanner:
             if len(seen) > 4096:
                 seen = {s for s in seen if s.start >= window_start}
         return _dedupe(hits)
+
+
+def _read_full(stream: Readable, size: int) -> bytes:
+    """``size`` bytes, or fewer at the end: a short read (a put-back file head, a pipe) would
+    otherwise make a window of its own, and every window costs a pass of every detector."""
+    if size <= 0:
+        return b""
+    chunk = stream.read(size)
+    if not chunk or len(chunk) == size:
+        return chunk
+    parts = [chunk]
+    have = len(chunk)
+    while have < size and (more := stream.read(size - have)):
+        parts.append(more)
+        have += len(more)
+    return b"".join(parts)
 
 
 # Weaker evidence (a secret-like name, entropy) about a value that stronger evidence (an exact

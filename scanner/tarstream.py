@@ -1,0 +1,157 @@
+"""A forward-only walk of a tar stream, for layers: tarfile's header parsing, our own buffer.
+
+tarfile's stream mode (``r|``) reads through ``_Stream``, which copies the rest of its buffer on
+every read, and through a ``_FileInFile`` and a ``BufferedReader`` per member: on a layer of small
+files that plumbing, not the parsing, was most of the walk (about 100 MB/s on python's library).
+:class:`TarStream` keeps one buffer with an offset into it, parses each header with
+``FastTarInfo.fromtarfile`` (every format tarfile knows: ustar, GNU long names, pax, sparse), and
+hands out each member's data as a reader that slices that buffer.  Sparse members are read through
+tarfile's own ``ExFileObject`` on top of this stream.
+
+End-of-archive and damage are handled as ``TarFile.next`` handles them; :func:`check_tar_end` then
+turns a walk cut short by a damaged header into an error.
+"""
+
+from __future__ import annotations
+
+import tarfile
+from collections.abc import Iterator
+
+from .models import Readable
+from .streams import READ_SIZE, FastTarInfo
+
+_H = tarfile  # tarfile's header errors are not in its __all__
+_QUIET_END = (_H.InvalidHeaderError, _H.TruncatedHeaderError)  # type: ignore[attr-defined]
+
+
+class TarStream:
+    """Members of a tar stream in order; each member's reader is valid until the next member.
+
+    Also the file object (``read``/``tell``/forward ``seek``) and the ``TarFile`` stand-in that
+    tarfile's header code reads through (``fileobj``, ``offset``, ``pax_headers``, ``encoding``).
+    """
+
+    def __init__(self, raw: Readable, chunk: int = READ_SIZE) -> None:
+        self._raw = raw
+        self._chunk = chunk
+        self._buf = b""
+        self._pos = 0  # read position in _buf
+        self._base = 0  # stream offset of _buf[0]
+        self._eof = False
+        # what TarInfo.fromtarfile and its _proc_* methods use of a TarFile
+        self.fileobj = self
+        self.offset = 0
+        self.pax_headers: dict[str, str] = {}
+        self.encoding = tarfile.ENCODING
+        self.errors = "surrogateescape"
+
+    # --- the file object --------------------------------------------------------------------------
+    def _more(self, want: int) -> None:
+        """Make at least ``want`` unread bytes available in the buffer, if the stream has them."""
+        parts = [self._buf[self._pos :]]
+        have = len(parts[0])
+        while have < want and not self._eof:
+            data = self._raw.read(max(self._chunk, want - have))
+            if not data:
+                self._eof = True
+                break
+            parts.append(data)
+            have += len(data)
+        self._base += self._pos
+        self._buf = parts[0] if len(parts) == 1 else b"".join(parts)
+        self._pos = 0
+
+    def read(self, size: int) -> bytes:
+        if len(self._buf) - self._pos < size:
+            self._more(size)
+        start = self._pos
+        self._pos = min(start + size, len(self._buf))
+        return self._buf[start : self._pos]
+
+    def tell(self) -> int:
+        return self._base + self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """Forward only (or back within the buffer): skipped bytes are read, so they are hashed."""
+        if whence != 0:
+            raise OSError("TarStream seeks from the start only")
+        if offset < self._base:
+            raise OSError("seeking backwards in a stream")
+        skip = offset - self.tell()
+        if skip <= len(self._buf) - self._pos:
+            self._pos = offset - self._base
+            return offset
+        skip -= len(self._buf) - self._pos
+        self._base, self._buf, self._pos = self._base + len(self._buf), b"", 0
+        while skip > 0 and not self._eof:
+            data = self._raw.read(min(skip, self._chunk))
+            if not data:
+                self._eof = True
+                break
+            self._base += len(data)
+            skip -= len(data)
+        return self.tell()
+
+    # --- the walk ---------------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[tarfile.TarInfo]:
+        while True:
+            if self.offset != self.tell():  # past the rest of the last member's data and its padding
+                self.seek(self.offset - 1)
+                if not self.read(1):
+                    raise tarfile.ReadError("unexpected end of data")
+            try:
+                info = FastTarInfo.fromtarfile(self)  # type: ignore[arg-type]
+            except _H.EOFHeaderError:  # type: ignore[attr-defined]
+                return  # a zero block: the end of the archive
+            except _H.EmptyHeaderError:  # type: ignore[attr-defined]
+                if self.offset == 0:
+                    raise tarfile.ReadError("empty file") from None
+                return
+            except _QUIET_END as exc:
+                if self.offset == 0:
+                    raise tarfile.ReadError(str(exc)) from None
+                return  # as tarfile ends; check_tar_end then finds the data that follows
+            except _H.SubsequentHeaderError as exc:  # type: ignore[attr-defined]
+                raise tarfile.ReadError(str(exc)) from None
+            yield info
+
+    def extract(self, info: tarfile.TarInfo) -> Readable:
+        """The data of the member just yielded."""
+        if info.sparse is not None:
+            return tarfile.ExFileObject(self, info)  # type: ignore[arg-type]
+        if self.tell() != info.offset_data:
+            self.seek(info.offset_data)
+        return _Member(self, info.offset_data, info.size)
+
+
+class _Member:
+    """``size`` bytes of the stream from ``start``; a short stream is an error, as in tarfile."""
+
+    __slots__ = ("_at", "_left", "_stream")
+
+    def __init__(self, stream: TarStream, start: int, size: int) -> None:
+        self._stream = stream
+        self._at = start
+        self._left = size
+
+    def read(self, size: int = -1) -> bytes:
+        n = self._left if size is None or size < 0 else min(size, self._left)
+        if n <= 0:
+            return b""
+        if self._stream.tell() != self._at:
+            raise ValueError("a member's data is read after the walk moved on")
+        data = self._stream.read(n)
+        if len(data) != n:
+            raise tarfile.ReadError("unexpected end of data")
+        self._at += n
+        self._left -= n
+        return data
+
+
+def check_tar_end(stream: TarStream) -> None:
+    """After the last member: only zero padding may follow.  tarfile ends an archive quietly at a
+    header it cannot read (a bad checksum, say), which would drop every later member from the
+    scan without a word; data after the end is such a header, and an error."""
+    while chunk := stream.read(1 << 16):
+        if chunk.count(0) != len(chunk):
+            raise tarfile.ReadError("data after the end of the tar archive: a damaged header cut the walk short")

@@ -1,0 +1,161 @@
+"""TarStream against tarfile's stream mode: the same members, the same data, the same end or error,
+for archives of every format GNU tar and tarfile write (sparse ones included), cut or damaged
+anywhere."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from scanner.streams import FastTarInfo
+from scanner.tarstream import TarStream, check_tar_end
+from tests.fuzz.test_fuzz import FUZZ
+
+
+class Dribble(io.RawIOBase):
+    """A stream that hands out at most ``step`` bytes a read, as pipes and decompressors do."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self._data, self._pos, self._step = data, 0, step
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        n = self._step if size < 0 else min(size, self._step)
+        out = self._data[self._pos : self._pos + n]
+        self._pos += len(out)
+        return out
+
+
+def walk_ours(data: bytes, step: int = 1 << 20, chunk: int = 1 << 20) -> tuple[list[tuple[object, ...]], str | None]:
+    out: list[tuple[object, ...]] = []
+    try:
+        tar = TarStream(Dribble(data, step), chunk=chunk)
+        for info in tar:
+            body = tar.extract(info).read() if info.isreg() else b""
+            out.append((info.name, info.type, info.size, info.linkname, info.mode, info.mtime, body))
+        check_tar_end(tar)
+    except (tarfile.TarError, EOFError) as exc:
+        return out, type(exc).__name__
+    return out, None
+
+
+def walk_tarfile(data: bytes) -> tuple[list[tuple[object, ...]], str | None]:
+    out: list[tuple[object, ...]] = []
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r|", tarinfo=FastTarInfo) as tar:
+            for info in tar:
+                f = tar.extractfile(info) if info.isreg() else None
+                body = f.read() if f is not None else b""
+                out.append((info.name, info.type, info.size, info.linkname, info.mode, info.mtime, body))
+            rest = tar.fileobj.read(1 << 30)  # type: ignore[union-attr]
+            if rest.count(0) != len(rest):
+                raise tarfile.ReadError("data after the end")
+    except (tarfile.TarError, EOFError) as exc:
+        return out, type(exc).__name__
+    return out, None
+
+
+def tarfile_archive(fmt: int, seed: int) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt, encoding="utf-8") as tar:
+        for k in range(12):
+            name = (
+                ("deep/" * (seed % 30) if k % 3 == 0 else "") + f"f{k}-caf\xe9.txt"
+                if fmt != tarfile.USTAR_FORMAT
+                else f"f{k}"
+            )
+            info = tarfile.TarInfo(name)
+            body = os.urandom((seed * 977 + k * 4099) % 70_000)
+            info.size, info.mtime, info.mode = len(body), 1_700_000_000 + k, 0o640
+            tar.addfile(info, io.BytesIO(body))
+            for kind in (tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE):
+                link = tarfile.TarInfo(f"{name}.{kind.decode()}")
+                link.type, link.linkname = kind, name if k % 2 else "x/" * 60 + "long-target"
+                with contextlib.suppress(ValueError):  # ustar cannot hold a long link name
+                    tar.addfile(link)
+    return buf.getvalue()
+
+
+ARCHIVES = [
+    tarfile_archive(fmt, seed)
+    for fmt in (tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT)
+    for seed in (1, 7)
+]
+
+
+def gnu_tar_archives(tmp: Path) -> list[bytes]:
+    """Sparse members (old GNU, pax 0.0/0.1/1.0) and long names, written by GNU tar."""
+    (tmp / "src").mkdir()
+    with (tmp / "src" / "disk.img").open("wb") as f:
+        for at in (5000, 300_000, 2_000_000):
+            f.seek(at)
+            f.write(b"data-%d-" % at * 50)
+        f.truncate(3_000_000)
+    (tmp / "src" / ("n" * 150)).write_bytes(b"long name")
+    out = []
+    for fmt, extra in (
+        ("gnu", []),
+        ("pax", ["--sparse-version=0.0"]),
+        ("pax", ["--sparse-version=0.1"]),
+        ("pax", ["--sparse-version=1.0"]),
+        ("posix", []),
+    ):
+        path = tmp / f"{fmt}{len(out)}.tar"
+        subprocess.run(
+            ["tar", "--sparse", f"--format={fmt}", *extra, "-cf", str(path), "-C", str(tmp / "src"), "."], check=True
+        )
+        out.append(path.read_bytes())
+    return out
+
+
+@pytest.mark.parametrize("index", range(len(ARCHIVES)))
+@pytest.mark.parametrize("step", [1 << 20, 4097, 512, 7])
+def test_members_and_data_match_tarfile(index: int, step: int) -> None:
+    ours = walk_ours(ARCHIVES[index], step=step, chunk=1 << 14)
+    assert ours == walk_tarfile(ARCHIVES[index])
+    assert ours[1] is None and len(ours[0]) > 12
+
+
+@pytest.mark.skipif(shutil.which("tar") is None, reason="GNU tar writes the sparse formats")
+def test_sparse_and_long_names_written_by_gnu_tar_match_tarfile(tmp_path: Path) -> None:
+    for data in gnu_tar_archives(tmp_path):
+        ours = walk_ours(data, step=1000, chunk=1 << 12)
+        assert ours == walk_tarfile(data)
+        bodies = [m[6] for m in ours[0] if isinstance(m[0], str) and m[0].endswith("disk.img")]
+        assert bodies and len(bodies[0]) == 3_000_000 and b"data-2000000-" in bodies[0]
+
+
+@FUZZ
+@given(
+    index=st.integers(0, len(ARCHIVES) - 1),
+    cut=st.integers(0, 1 << 20),
+    edits=st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 255)), max_size=4),
+)
+def test_cut_or_damaged_archives_end_alike(index: int, cut: int, edits: list[tuple[int, int]]) -> None:
+    data = bytearray(ARCHIVES[index])
+    for at, value in edits:
+        data[at % len(data)] = value
+    damaged = bytes(data[: cut % (len(data) + 1)])
+    ours, theirs = walk_ours(damaged, step=3001, chunk=1 << 13), walk_tarfile(damaged)
+    assert ours[0] == theirs[0]
+    assert (ours[1] is None) == (theirs[1] is None)
+
+
+def test_a_member_read_after_the_walk_moved_on_is_refused() -> None:
+    tar = TarStream(io.BytesIO(ARCHIVES[2]))
+    members = iter(tar)
+    first = tar.extract(next(members))
+    next(members)
+    with pytest.raises(ValueError):
+        first.read(1)
