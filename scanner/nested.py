@@ -23,7 +23,8 @@ import zstandard
 
 from .detectors import ContentScanner
 from .models import FileHits, Readable, Skip
-from .streams import GZIP_ERRORS, READ_SIZE, TAR_BUFSIZE, RawReader, decompressor, looks_like_tar, read_head, sniff
+from .streams import GZIP_ERRORS, READ_SIZE, RawReader, decompressor, looks_like_tar, read_head, sniff
+from .tarstream import TarStream
 
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
 _SUFFIXES = {".gz": "", ".tgz": ".tar", ".bz2": "", ".tbz2": ".tar", ".xz": "", ".txz": ".tar", ".zst": "", ".zstd": ""}
@@ -199,14 +200,11 @@ class FileScanner:
             state.hits.append(FileHits(state.outer, tuple(hits), member))
 
     def _tar(self, stream: RawReader, member: str | None, depth: int, state: _State) -> None:
-        with tarfile.open(fileobj=io.BufferedReader(stream, READ_SIZE), mode="r|", bufsize=TAR_BUFSIZE) as tar:
-            for info in tar:
-                if not info.isreg():
-                    continue
+        tar = TarStream(stream)
+        for info in tar:
+            if info.isreg():
                 name = info.name.lstrip("./")
-                f = tar.extractfile(info)
-                if f is not None:
-                    self._scan(_Budget(f, state), f"{member}!/{name}" if member else name, depth + 1, state)
+                self._scan(_Budget(tar.extract(info), state), f"{member}!/{name}" if member else name, depth + 1, state)
 
     def _zip(self, stream: RawReader, member: str | None, depth: int, state: _State) -> None:
         with tempfile.SpooledTemporaryFile(max_size=self.limits.spool_in_memory, prefix="leakscan-") as spool:

@@ -1,11 +1,12 @@
 """A ``docker save`` / ``podman save`` / OCI archive tarball, from a file or standard input.
 
-Read as a stream (``tarfile`` mode ``r|``), optionally compressed as a whole (``docker save | gzip``).
+Read as a stream (:class:`~scanner.tarstream.TarStream`), optionally compressed as a whole (``docker save | gzip``).
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import posixpath
 import sys
 import tarfile
@@ -13,7 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..models import Readable
-from ..streams import READ_SIZE, TAR_BUFSIZE, RawReader, check_tar_end, decompressor, normalize, sniff
+from ..streams import READ_SIZE, RawReader, decompressor, normalize, sniff
+from ..tarstream import TarStream, check_tar_end
 from .interface import ImageSource, Member, SourceError
 
 
@@ -22,23 +24,24 @@ def tar_members(stream: Readable) -> Iterator[Member]:
     buffered = io.BufferedReader(RawReader(stream), READ_SIZE)
     kind = sniff(buffered.peek(16)[:16])
     plain = io.BufferedReader(RawReader(decompressor(kind, buffered)), READ_SIZE) if kind != "none" else buffered
+    tar = TarStream(plain)
+    members = iter(tar)
     try:
-        tar = tarfile.open(fileobj=plain, mode="r|", bufsize=TAR_BUFSIZE)  # noqa: SIM115 - closed by the with below
+        first = next(members, None)
     except tarfile.ReadError as exc:
         raise SourceError(
             f"not a tar archive ({kind} data): {str(exc)[:120]}",
             remedy="pass the output of docker save, podman save or skopeo copy ...-archive:",
         ) from None
-    with tar:
-        for info in tar:
-            path = normalize(info.name)
-            if info.issym():
-                yield Member(path, 0, link=posixpath.normpath(posixpath.join(posixpath.dirname(path), info.linkname)))
-            elif info.islnk():
-                yield Member(path, 0, link=normalize(info.linkname))
-            elif info.isreg():
-                yield Member(path, info.size, stream=tar.extractfile(info))
-        check_tar_end(tar)
+    for info in itertools.chain((first,) if first is not None else (), members):
+        path = normalize(info.name)
+        if info.issym():
+            yield Member(path, 0, link=posixpath.normpath(posixpath.join(posixpath.dirname(path), info.linkname)))
+        elif info.islnk():
+            yield Member(path, 0, link=normalize(info.linkname))
+        elif info.isreg():
+            yield Member(path, info.size, stream=tar.extract(info))
+    check_tar_end(tar)
 
 
 class TarballSource(ImageSource):
