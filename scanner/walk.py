@@ -32,6 +32,7 @@ from .streams import (
     decompressor,
     looks_like_tar,
     normalize,
+    read_head,
     safe_reason,
     sniff,
 )
@@ -93,8 +94,19 @@ class _Limited(RawReader):
         self._check_ratio = compressed_layer
         self.count = 0
 
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return self.readall()
+        data = self._next(size)
+        self._check(len(data))
+        return data
+
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         n = super().readinto(buffer)
+        self._check(n)
+        return n
+
+    def _check(self, n: int) -> None:
         self.count += n
         if self.count > self._limits.max_layer_bytes:
             raise LimitExceeded(f"layer expands beyond {self._limits.max_layer_bytes} bytes")
@@ -104,7 +116,6 @@ class _Limited(RawReader):
             and self.count > self._limits.max_ratio * self._compressed.count
         ):
             raise LimitExceeded(f"layer expands more than {self._limits.max_ratio} times (a decompression bomb)")
-        return n
 
 
 READ_ERRORS: tuple[type[Exception], ...] = (
@@ -134,12 +145,15 @@ class LayerWalker:
         self.pool = pool  # None: files are scanned here, one after the other
 
     def walk(self, blob: Readable, head: bytes = b"") -> LayerScan:
+        if len(head) < 16:
+            head += read_head(blob, 16 - len(head))
         raw = HashingReader(blob, head)
-        buffered = io.BufferedReader(raw, READ_SIZE)
-        kind = sniff(buffered.peek(16)[:16])
+        kind = sniff(head[:16])
+        # decompressors want a buffered stream; an uncompressed layer is read as it comes
+        source = io.BufferedReader(raw, READ_SIZE) if kind != "none" else raw
         # an uncompressed layer's diff_id is its blob digest: its bytes are hashed once, not twice
         plain = HashingReader(
-            _Limited(decompressor(kind, buffered), raw, self.limits, kind != "none"), hashing=kind != "none"
+            _Limited(decompressor(kind, source), raw, self.limits, kind != "none"), hashing=kind != "none"
         )
         entries: list[LayerEntry] = []
         files: list[FileHits] = []

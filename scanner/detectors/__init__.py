@@ -18,6 +18,7 @@ from .examples import in_docs_or_tests, is_example
 from .interface import Detector, DetectorError, Match
 from .known import DEFAULT_MIN_LENGTH, KnownSecretsDetector, KnownValue, SecretSpec, load_known_values
 from .patterns import PatternDetector
+from .prefilter import pass_for
 from .rules import BUILTIN_RULES, Rule, RuleSet
 
 __all__ = [
@@ -98,12 +99,34 @@ class ContentScanner:
         self.decoded = Base64Decoded(self.detectors)
         self.overlap = max((d.max_match_len for d in self.detectors), default=1)
         self.chunk_size = max(chunk_size, self.overlap)
+        # One Hyperscan pass per window for every detector that has expressions (rule prefilters,
+        # base64 runs), instead of one pass each.  The known-secret literals keep a database of
+        # their own: this one is kept on disk (prefilter), and the literals are the secrets.
+        self._group = {id(d): k for k, d in enumerate(d for d in self.detectors if d.expressions())}
+        groups = [d.expressions() for d in self.detectors if d.expressions()]
+        self._pass = pass_for([*groups, self.decoded.expressions()])
+
+    def _found(
+        self, detectors: Iterable[Detector], data: bytes, path: str | None, events: list[list[tuple[int, int, int]]]
+    ) -> list[tuple[Detector, Match]]:
+        found: list[tuple[Detector, Match]] = []
+        for d in detectors:
+            k = self._group.get(id(d))
+            found.extend((d, m) for m in (d.find(data, path) if k is None else d.find_events(data, path, events[k])))
+        return found
+
+    def _decoded_text(self, text: bytes, path: str | None) -> list[tuple[Detector, Match]]:
+        return self._found(self.decoded.detectors, text, path, self._pass.scan(text))
 
     def _matches(self, data: bytes, metadata: bool = False, path: str | None = None) -> list[tuple[Detector, Match]]:
         """Every detector's matches; a weak match inside a strong match's span is dropped."""
-        detectors = self.metadata_detectors if metadata else self.detectors
-        found = [(d, m) for d in detectors for m in d.find(data, path)]
-        found.extend(self.decoded.find(data, path))
+        if metadata:
+            found = [(d, m) for d in self.metadata_detectors for m in d.find(data, path)]
+            found.extend(self.decoded.find(data, path))
+        else:
+            events = self._pass.scan(data)
+            found = self._found(self.detectors, data, path, events)
+            found.extend(self.decoded.find(data, path, events[-1], self._decoded_text))
         if not any(d.name in _STRENGTH for d, _ in found):
             return found
         spans = [(m.start, m.end, _strength(d.name)) for d, m in found]

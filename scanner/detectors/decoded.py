@@ -11,30 +11,32 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
-import contextlib
 import itertools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
 import hyperscan
 
 from .interface import Detector, Match
+from .prefilter import pass_for
 
 MIN_RUN = 24  # 18 bytes decoded: shorter blobs cannot hold most formats anyway
 MAX_RUN = 1 << 20
-MAX_RUNS_PER_WINDOW = 2000
 _HEX = re.compile(rb"^[0-9a-fA-F]+$")
 
 
-_DIGITS = b"0123456789"
 _TEXT = bytes([9, 10, 13, *range(32, 127)])
 _SEP = b"\n\x00\n"  # between decoded texts: a line break and a byte no text (<= 15 % binary) token holds
 
 
+# Base64 of text has upper and lower case letters and digits; paths and words do not.  Checked
+# in place (match with pos and endpos): most runs in an image are words and paths, and fail here.
+_MIXED = re.compile(rb"(?=[^0-9]*[0-9])(?=[^a-z]*[a-z])(?=[^A-Z]*[A-Z])")
+
+
 def _mixed(run: bytes) -> bool:
-    """Base64 of text has upper and lower case letters and digits; paths and words do not."""
-    return run.upper() != run and run.lower() != run and len(run.translate(None, _DIGITS)) != len(run)
+    return _MIXED.match(run) is not None
 
 
 def _decode(run: bytes) -> bytes | None:
@@ -51,51 +53,66 @@ def _decode(run: bytes) -> bytes | None:
     return decoded if binary <= 0.15 * len(decoded) else None
 
 
+# a run and the byte that ends it (or the end of the window): one report per run, with its start
+RUN = rb"[A-Za-z0-9+/]{%d,}={0,2}(?:[^A-Za-z0-9+/=]|\z)" % MIN_RUN
+_IN_RUN = [c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=" for c in range(256)]
+
+Matcher = Callable[[bytes, "str | None"], list[tuple[Detector, Match]]]
+
+
 class Base64Decoded:
     """Runs the given detectors over the decoded text of base64 runs in a window."""
 
     def __init__(self, detectors: Sequence[Detector]) -> None:
         self.detectors = [d for d in detectors if d.name != "known-secret"]
-        # a run and the byte that ends it: one report per run, with its start (SOM)
-        self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-        self._db.compile(
-            expressions=[rb"[A-Za-z0-9+/]{%d,}={0,2}[^A-Za-z0-9+/=]" % MIN_RUN],
-            ids=[0],
-            elements=1,
-            flags=hyperscan.HS_FLAG_SOM_LEFTMOST,
-        )
+        self._expressions = [(RUN, hyperscan.HS_FLAG_SOM_LEFTMOST)]
+        self._pass = pass_for([self._expressions])
 
-    def _runs(self, data: bytes) -> list[tuple[int, int]]:
-        runs: list[tuple[int, int]] = []
+    def expressions(self) -> list[tuple[bytes, int]]:
+        return self._expressions
 
-        def on_match(pattern: int, start: int, end: int, flags: int, context: object) -> bool | None:
-            runs.append((start, end - 1))
-            return True if len(runs) >= MAX_RUNS_PER_WINDOW else None  # True stops the scan
+    def _runs(self, data: bytes, events: list[tuple[int, int, int]] | None = None) -> list[tuple[int, int]]:
+        if events is None:
+            events = self._pass.scan(data)[0]
+        return [(start, end if _IN_RUN[data[end - 1]] else end - 1) for _, start, end in events]
 
-        with contextlib.suppress(hyperscan.ScanTerminated):
-            self._db.scan(data + b"\n", match_event_handler=on_match)
-        return runs
-
-    def find(self, data: bytes, path: str | None = None) -> Iterator[tuple[Detector, Match]]:
+    def find(
+        self,
+        data: bytes,
+        path: str | None = None,
+        events: list[tuple[int, int, int]] | None = None,
+        matcher: Matcher | None = None,
+    ) -> Iterator[tuple[Detector, Match]]:
+        """``events``: this detector's events in the content scanner's shared pass; ``matcher``:
+        the other detectors over a text, in one shared pass (else each detector reads it alone)."""
         if not self.detectors:
             return
         spans, texts = [], []
-        for start, end in self._runs(data):
+        mixed = _MIXED.match
+        for start, end in self._runs(data, events):
+            if mixed(data, start, end) is None:
+                continue
             decoded = _decode(data[start:end])
             if decoded is not None:
                 spans.append((start, end))
                 texts.append(decoded)
         if not texts:
             return
-        # One pass of each detector over all the decoded texts of the window, joined by a separator
-        # no token crosses: thousands of tiny scans cost more than the bytes they read.  A match
-        # that does cross it is an artifact of the joining, and could hide a real match behind it:
-        # then that detector reads each text alone, as it would without the joining.
+        # One pass over all the decoded texts of the window, joined by a separator no token
+        # crosses: thousands of tiny scans cost more than the bytes they read.  A match that does
+        # cross it is an artifact of the joining, and could hide a real match behind it: then that
+        # detector reads each text alone, as it would without the joining.
         joined = _SEP.join(texts)
         offsets = list(itertools.accumulate((len(t) + len(_SEP) for t in texts[:-1]), initial=0))
+        if matcher is not None:
+            together = matcher(joined, path)
+        else:
+            together = [(d, m) for d in self.detectors for m in d.find(joined, path)]
         for detector in self.detectors:
             found = []
-            for m in detector.find(joined, path):
+            for d, m in together:
+                if d is not detector:
+                    continue
                 k = bisect.bisect_right(offsets, m.start) - 1
                 if m.end > offsets[k] + len(texts[k]):
                     found = [(k, m) for k, text in enumerate(texts) for m in detector.find(text, path)]

@@ -24,7 +24,7 @@ from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
 
 from ..models import Severity
 from .interface import Detector, Match
-from .prefilter import prefilter_for
+from .prefilter import pass_for, prefilter_expression
 
 MAX_LINE = 4096
 
@@ -65,10 +65,17 @@ class DetectSecretsDetector(Detector):
             for regex in getattr(plugin, "denylist", ()):
                 patterns.append((regex.pattern, regex.flags & re.IGNORECASE))
                 self._owner.append(n)
-        self._prefilter = prefilter_for(patterns)
+        self._expressions = [prefilter_expression(regex, flags) for regex, flags in patterns]
+        self._pass = pass_for([self._expressions])
+
+    def expressions(self) -> list[tuple[bytes, int]]:
+        return self._expressions
 
     def find(self, data: bytes, path: str | None = None) -> Iterator[Match]:
-        wanted = {self._owner[i] for i in self._prefilter.candidates(data)}
+        return self.find_events(data, path, self._pass.scan(data)[0])
+
+    def find_events(self, data: bytes, path: str | None, events: list[tuple[int, int, int]]) -> Iterator[Match]:
+        wanted = {self._owner[i] for i, _, _ in events}
         if not wanted:
             return
         lowered = data.lower()

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from ..models import Severity
 from .interface import Detector, Match
-from .prefilter import prefilter_for
+from .prefilter import pass_for, prefilter_expression
 
 # Stage 1 finds a secret-like word in the lower-cased window; stage 2 matches the assignment that
 # follows it.  (One regex with a leading name pattern backtracks at every position: 8 MB/s.)
@@ -44,10 +44,17 @@ class EntropyDetector(Detector):
         self.threshold = threshold
         self.hex_threshold = hex_threshold
         name_then_value = "(?:" + _NAME.pattern.decode() + ")" + _TAIL.pattern.decode()
-        self._prefilter = prefilter_for([(name_then_value, re.IGNORECASE)])
+        self._expressions = [prefilter_expression(name_then_value, re.IGNORECASE)]
+        self._pass = pass_for([self._expressions])
+
+    def expressions(self) -> list[tuple[bytes, int]]:
+        return self._expressions
 
     def find(self, data: bytes, path: str | None = None) -> Iterator[Match]:
-        if not self._prefilter.candidates(data):
+        return self.find_events(data, path, self._pass.scan(data)[0])
+
+    def find_events(self, data: bytes, path: str | None, events: list[tuple[int, int, int]]) -> Iterator[Match]:
+        if not events:
             return
         lowered = data.lower()
         last_end = -1

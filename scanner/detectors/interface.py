@@ -8,7 +8,7 @@ turns it into a redacted :class:`~scanner.models.Hit` straight away.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from ..errors import LeakscanError
@@ -48,3 +48,12 @@ class Detector(ABC):
     @abstractmethod
     def find(self, data: bytes, path: str | None = None) -> Iterator[Match]:
         """Yield every match in ``data``; ``path`` is the file's path in the image, if any."""
+
+    def expressions(self) -> Sequence[tuple[bytes, int]]:
+        """Hyperscan expressions (and flags) for the content scanner's one shared pass over a
+        window; their events come back to :meth:`find_events`.  None: the detector reads alone."""
+        return ()
+
+    def find_events(self, data: bytes, path: str | None, events: list[tuple[int, int, int]]) -> Iterator[Match]:
+        """:meth:`find`, given the events of :meth:`expressions` in ``data`` (index, start, end)."""
+        return self.find(data, path)

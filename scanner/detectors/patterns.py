@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 
 from ..models import Severity
 from .interface import Detector, Match
-from .prefilter import prefilter_for
+from .prefilter import pass_for, prefilter_expression
 from .rules import BUILTIN_RULES, Rule
 
 _WORD = [chr(c).isalnum() or c == ord("_") for c in range(128)] + [False] * 128
@@ -20,24 +20,30 @@ class PatternDetector(Detector):
     def __init__(self, rules: Iterable[Rule] = BUILTIN_RULES) -> None:
         self._rules = [(rule, rule.compile()) for rule in rules]
         self.max_match_len = max((rule.max_len for rule, _ in self._rules), default=1)
-        self._prefilter = prefilter_for(
-            [
-                (rule.prefilter or (rule.regex[2:] if rule.word_start else rule.regex), rule.flags)
-                for rule, _ in self._rules
-            ]
-        )
+        self._expressions = [
+            prefilter_expression(rule.prefilter or (rule.regex[2:] if rule.word_start else rule.regex), rule.flags)
+            for rule, _ in self._rules
+        ]
+        self._pass = pass_for([self._expressions])
 
     @property
     def rules(self) -> list[Rule]:
         return [rule for rule, _ in self._rules]
 
+    def expressions(self) -> list[tuple[bytes, int]]:
+        return self._expressions
+
     def find(self, data: bytes, path: str | None = None) -> Iterator[Match]:
+        return self.find_events(data, path, self._pass.scan(data)[0])
+
+    def find_events(self, data: bytes, path: str | None, events: list[tuple[int, int, int]]) -> Iterator[Match]:
         lowered: bytes | None = None
-        for index in sorted(self._prefilter.candidates(data)):
+        ungated = {i for i, start, _ in events if start < 0}
+        for index in sorted({i for i, _, _ in events}):
             rule, regex = self._rules[index]
             if rule.paths and not rule.applies_to(path):
                 continue
-            if index in self._prefilter.always and rule.keywords:  # no Hyperscan gate: the keywords are it
+            if index in ungated and rule.keywords:  # no Hyperscan gate: the keywords are it
                 lowered = data.lower() if lowered is None else lowered
                 if not any(k.encode() in lowered for k in rule.keywords):
                     continue

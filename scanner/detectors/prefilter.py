@@ -1,10 +1,10 @@
-"""Which of many regexes can match a window, in one pass: Hyperscan in prefilter mode.
+"""Hyperscan passes: which of many regexes can match a window, and where literals and runs lie.
 
-Every rule's regex is compiled into one Hyperscan database with HS_FLAG_PREFILTER (constructs
-Hyperscan lacks, such as lookbehind, are widened, never narrowed) and HS_FLAG_SINGLEMATCH, so a
-scan of a window reports each rule that *may* match, at a few GB/s.  Only those rules then run
-their exact Python regex.  A regex that Hyperscan cannot compile even as a prefilter (a user's
-custom rule, say) is reported as a candidate for every window: slower, never a miss.
+Every rule's regex is compiled with HS_FLAG_PREFILTER (constructs Hyperscan lacks, such as
+lookbehind, are widened, never narrowed) and HS_FLAG_SINGLEMATCH, so a scan of a window reports
+each rule that *may* match, at a few GB/s.  Only those rules then run their exact Python regex.
+The content scanner puts every detector's expressions into one database (:class:`HsPass`): one
+read of a window for all of them.
 """
 
 from __future__ import annotations
@@ -22,9 +22,15 @@ import hyperscan
 from ..cache import default_dir, write_atomically
 
 _INLINE_M = "(?m)"
+_SHIFT = 24  # an expression's id in a pass: its group (a detector) above, its index below
+_LOCAL = (1 << _SHIFT) - 1
+
+Expr = tuple[bytes, int]  # a Hyperscan expression and its flags
+Event = tuple[int, int, int]  # (index of the expression in its group, start, end); (i, -1, -1): "may match anywhere"
 
 
-def _hs_expression(regex: str, flags: int) -> tuple[bytes, int]:
+def prefilter_expression(regex: str, flags: int) -> Expr:
+    """A Python regex as a Hyperscan prefilter: reported once per window if it may match there."""
     hs_flags = hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_ALLOWEMPTY
     if flags & re.IGNORECASE:
         hs_flags |= hyperscan.HS_FLAG_CASELESS
@@ -36,61 +42,96 @@ def _hs_expression(regex: str, flags: int) -> tuple[bytes, int]:
     return regex.encode(), hs_flags
 
 
-class Prefilter:
-    """Compiled on first use: a scan whose layers all come from the cache never pays for it."""
+def literal_expression(value: bytes) -> bytes:
+    """An exact byte string as a Hyperscan expression (every byte but letters and digits escaped)."""
+    return b"".join(bytes((c,)) if 48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 else b"\\x%02x" % c for c in value)
 
-    def __init__(self, patterns: Sequence[tuple[str, int]]) -> None:
-        self._patterns = list(patterns)
+
+class HsPass:
+    """One Hyperscan pass over a window for groups of expressions, one group per detector.
+
+    The content scanner puts every detector's expressions (rule prefilters, known-secret literals,
+    base64 runs) into one database, so a window is read once, not once per detector.  Events come
+    back split by group.  An expression Hyperscan cannot compile, even as a prefilter (a user's
+    custom rule, say), gives the event ``(i, -1, -1)`` in every window: slower, never a miss.
+    Compiled on first use: a scan whose layers all come from the cache never pays for it.
+    """
+
+    def __init__(self, groups: Sequence[Sequence[Expr]]) -> None:
+        self._groups = [list(g) for g in groups]
+        if len(self._groups) > 127 or any(len(g) > _LOCAL for g in self._groups):
+            raise ValueError("too many expressions for one Hyperscan pass")
         self._ready = False
-        self.always: set[int] = set()
+        self._always: list[list[Event]] = [[] for _ in self._groups]
         self._db: hyperscan.Database | None = None
+        self._scratch = threading.local()  # a scratch space is not thread-safe; a database is
 
     def _build(self) -> None:
         self._ready = True
-        compiled = [(i, *_hs_expression(regex, flags)) for i, (regex, flags) in enumerate(self._patterns)]
-        usable = self._compile(compiled)
-        if usable is None:  # find the expressions Hyperscan rejects and run those everywhere
+        entries = [
+            ((g << _SHIFT) | i, expr, flags)
+            for g, group in enumerate(self._groups)
+            for i, (expr, flags) in enumerate(group)
+        ]
+        usable = _compile(entries)
+        if usable is None:  # find the expressions Hyperscan rejects and report those everywhere
             good = []
-            for entry in compiled:
-                if self._compile([entry]) is None:
-                    self.always.add(entry[0])
+            for entry in entries:
+                if _compile([entry]) is None:
+                    self._always[entry[0] >> _SHIFT].append((entry[0] & _LOCAL, -1, -1))
                 else:
                     good.append(entry)
-            usable = self._compile(good) if good else None
+            usable = _compile(good) if good else None
         self._db = usable
 
-    @staticmethod
-    def _compile(entries: Sequence[tuple[int, bytes, int]]) -> hyperscan.Database | None:
-        if not entries:
-            return None
-        cached = _load_compiled(entries)
-        if cached is not None:
-            return cached
-        db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-        try:
-            db.compile(
-                expressions=[e[1] for e in entries],
-                ids=[e[0] for e in entries],
-                elements=len(entries),
-                flags=[e[2] for e in entries],
-            )
-        except hyperscan.error:
-            return None
-        _save_compiled(entries, db)
-        return db
+    def scan(self, data: bytes) -> list[list[Event]]:
+        """Every group's events in ``data``, in the order Hyperscan reports them."""
+        if not self._ready:
+            self._build()
+        out = [list(a) for a in self._always]
+        if self._db is None or not data:
+            return out
+
+        def on_match(ident: int, start: int, end: int, flags: int, context: object) -> None:
+            out[ident >> _SHIFT].append((ident & _LOCAL, start, end))
+
+        scratch = getattr(self._scratch, "space", None)
+        if scratch is None:
+            scratch = self._scratch.space = hyperscan.Scratch(self._db)
+        self._db.scan(data, match_event_handler=on_match, scratch=scratch)
+        return out
+
+
+def _compile(entries: Sequence[tuple[int, bytes, int]]) -> hyperscan.Database | None:
+    if not entries:
+        return None
+    cached = _load_compiled(entries)
+    if cached is not None:
+        return cached
+    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    try:
+        db.compile(
+            expressions=[e[1] for e in entries],
+            ids=[e[0] for e in entries],
+            elements=len(entries),
+            flags=[e[2] for e in entries],
+        )
+    except hyperscan.error:
+        return None
+    _save_compiled(entries, db)
+    return db
+
+
+class Prefilter:
+    """Which of many regexes may match a window: a pass of one group of prefilter expressions."""
+
+    def __init__(self, patterns: Sequence[tuple[str, int]]) -> None:
+        self.expressions = [prefilter_expression(regex, flags) for regex, flags in patterns]
+        self._pass = pass_for([self.expressions])
 
     def candidates(self, data: bytes) -> set[int]:
         """Indexes of the patterns that may match somewhere in ``data``."""
-        if not self._ready:
-            self._build()
-        found = set(self.always)
-        if self._db is not None and data:
-
-            def on_match(pattern: int, start: int, end: int, flags: int, context: object) -> None:
-                found.add(pattern)
-
-            self._db.scan(data, match_event_handler=on_match)
-        return found
+        return {i for i, _, _ in self._pass.scan(data)[0]}
 
 
 # Compiling ~200 rules takes about 0.5 s, paid by every run; a compiled database is kept on disk,
@@ -119,13 +160,18 @@ def _save_compiled(entries: Sequence[tuple[int, bytes, int]], db: hyperscan.Data
         write_atomically(_compiled_path(entries), hyperscan.dumpb(db))
 
 
-_local = threading.local()
+_passes: dict[tuple[tuple[Expr, ...], ...], HsPass] = {}
+_passes_lock = threading.Lock()
+
+
+def pass_for(groups: Sequence[Sequence[Expr]]) -> HsPass:
+    """A pass over these groups, shared by every detector and scanner of this process that asks."""
+    key = tuple(tuple(g) for g in groups)
+    with _passes_lock:
+        if key not in _passes:
+            _passes[key] = HsPass(key)
+        return _passes[key]
 
 
 def prefilter_for(patterns: Sequence[tuple[str, int]]) -> Prefilter:
-    """A compiled prefilter, reused within a thread (a Hyperscan scratch space is not thread-safe)."""
-    key = tuple(patterns)
-    cache: dict[tuple[tuple[str, int], ...], Prefilter] = _local.__dict__.setdefault("cache", {})
-    if key not in cache:
-        cache[key] = Prefilter(key)
-    return cache[key]
+    return Prefilter(patterns)

@@ -8,9 +8,21 @@ from pathlib import Path
 import pytest
 
 from scanner.detectors import prefilter
-from scanner.detectors.prefilter import Prefilter
+from scanner.detectors.prefilter import HsPass, prefilter_expression
 
 PATTERNS = [(r"ghp_[A-Za-z0-9]{36}", 0), (r"(?m)^password\s*=", 0), (r"AKIA[0-9A-Z]{16}", 2)]
+
+
+class Prefilter:
+    """A fresh pass each time (pass_for shares one per process)."""
+
+    def __init__(self, patterns: list[tuple[str, int]]) -> None:
+        self._pass = HsPass([[prefilter_expression(regex, flags) for regex, flags in patterns]])
+
+    def candidates(self, data: bytes) -> set[int]:
+        return {i for i, _, _ in self._pass.scan(data)[0]}
+
+
 TEXT = b"x ghp_" + b"a" * 36 + b"\npassword = 1\n"
 
 
