@@ -224,14 +224,30 @@ _ZERO_BLOCK = bytes(tarfile.BLOCKSIZE)
 _INVALID: type[Exception] = tarfile.InvalidHeaderError  # type: ignore[attr-defined]  # tarfile.next() catches it
 
 
+_NUMBERS: dict[bytes, int] = {}  # a layer's modes, owners and device fields repeat: decoded once
+
+
 def _number(field: bytes) -> int:
+    known = _NUMBERS.get(field)
+    if known is not None:
+        return known
     if field and field[0] in (0o200, 0o377):  # GNU base-256
         return int(tarfile.nti(field))  # type: ignore[attr-defined]
     try:
         # str.strip, as tarfile does: it strips more than bytes.strip (\x1c to \x1f, for one)
-        return int(field.split(b"\0", 1)[0].decode("ascii").strip() or "0", 8)
+        value = int(field.split(b"\0", 1)[0].decode("ascii").strip() or "0", 8)
     except ValueError:
         raise _INVALID("invalid header") from None
+    if len(_NUMBERS) > 4096:
+        _NUMBERS.clear()
+    _NUMBERS[field] = value
+    return value
+
+
+def _byte_sum(block: bytes | bytearray) -> int:
+    """sum(block) for a 512-byte block, in C: Adler-32's first half is 1 + the sum of the bytes,
+    modulo 65521, which a 256-byte half (at most 65280) never reaches."""
+    return (zlib.adler32(block[:256]) & 0xFFFF) + (zlib.adler32(block[256:]) & 0xFFFF) - 2
 
 
 def _text(field: bytes, encoding: str, errors: str) -> str:
@@ -247,7 +263,7 @@ class FastTarInfo(tarfile.TarInfo):
             buf
         )
         chksum = _number(chk)
-        if chksum != sum(buf) - sum(chk) + 256 and chksum not in tarfile.calc_chksums(buf):  # type: ignore[attr-defined]
+        if chksum != _byte_sum(buf) - sum(chk) + 256 and chksum not in tarfile.calc_chksums(buf):  # type: ignore[attr-defined]
             raise _INVALID("bad checksum")
         obj = cls()
         obj.name = _text(name, encoding, errors)
