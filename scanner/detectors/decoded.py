@@ -16,8 +16,6 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
-import hyperscan
-
 from .interface import Detector, Match
 from .prefilter import pass_for
 
@@ -53,9 +51,32 @@ def _decode(run: bytes) -> bytes | None:
     return decoded if binary <= 0.15 * len(decoded) else None
 
 
-# a run and the byte that ends it (or the end of the window): one report per run, with its start
-RUN = rb"[A-Za-z0-9+/]{%d,}={0,2}(?:[^A-Za-z0-9+/=]|\z)" % MIN_RUN
-_IN_RUN = [c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=" for c in range(256)]
+# A run is at least MIN_RUN base64 characters, up to two "=", then a byte outside the alphabet (or
+# the end).  Only runs with a digit can decode (see _MIXED), and most runs in an image are words
+# and paths without one: the expression asks for a digit, which cuts Hyperscan's reports (each a
+# call into Python) by three quarters.  A run of n >= MIN_RUN characters holds a digit either at
+# one of its first MIN_RUN places or after MIN_RUN others; no start of match is asked for (SOM
+# makes this expression too large), so the start is found going back from the end.
+_R = b"[A-Za-z0-9+/]"
+_DIGIT_AT = [_R + b"{%d,}[0-9]" % MIN_RUN] + [
+    (_R + b"{%d}" % i if i else b"") + b"[0-9]" + (_R + b"{%d}" % (MIN_RUN - 1 - i) if i < MIN_RUN - 1 else b"")
+    for i in range(MIN_RUN)
+]
+RUN = b"(?:" + b"|".join(_DIGIT_AT) + b")" + _R + b"*={0,2}(?:[^A-Za-z0-9+/=]|\\z)"
+_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_IN_RUN = [c in _ALPHABET or c == ord("=") for c in range(256)]
+
+
+def _run_start(data: bytes, end: int) -> int:
+    """Where the base64 characters that end at ``end`` begin."""
+    step = 256
+    while True:
+        lo = max(0, end - step)
+        before = data[lo:end].rstrip(_ALPHABET)
+        if before or lo == 0:
+            return lo + len(before)
+        step *= 4
+
 
 Matcher = Callable[[bytes, "str | None"], list[tuple[Detector, Match]]]
 
@@ -65,7 +86,7 @@ class Base64Decoded:
 
     def __init__(self, detectors: Sequence[Detector]) -> None:
         self.detectors = [d for d in detectors if d.name != "known-secret"]
-        self._expressions = [(RUN, hyperscan.HS_FLAG_SOM_LEFTMOST)]
+        self._expressions = [(RUN, 0)]
         self._pass = pass_for([self._expressions])
 
     def expressions(self) -> list[tuple[bytes, int]]:
@@ -74,7 +95,16 @@ class Base64Decoded:
     def _runs(self, data: bytes, events: list[tuple[int, int, int]] | None = None) -> list[tuple[int, int]]:
         if events is None:
             events = self._pass.scan(data)[0]
-        return [(start, end if _IN_RUN[data[end - 1]] else end - 1) for _, start, end in events]
+        runs = []
+        for _, _, end in events:
+            if not _IN_RUN[data[end - 1]]:
+                end -= 1  # the byte that ended the run
+            chars = end
+            for _ in range(2):  # "=" padding
+                if chars > 0 and data[chars - 1] == 61:
+                    chars -= 1
+            runs.append((_run_start(data, chars), end))
+        return runs
 
     def find(
         self,

@@ -81,3 +81,38 @@ def test_a_match_across_two_texts_makes_the_detector_read_each_text_alone() -> N
     found = [(m.start, m.end) for _, m in Base64Decoded([_Spanning()]).find(data)]
     second = data.index(base64.b64encode(whole))
     assert found == [(second, second + len(base64.b64encode(whole)))]  # the whole block, at its own run
+
+
+# What a run is, in plain words: base64 characters not preceded by one, at least 24 of them, up
+# to two "=", then no base64 character and no "=".  Only runs with a digit can decode to text.
+REFERENCE_RUN = re.compile(rb"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{24,}={0,2}(?![A-Za-z0-9+/=])")
+
+
+def reference_runs(data: bytes) -> list[tuple[int, int]]:
+    return [m.span() for m in REFERENCE_RUN.finditer(data) if re.search(rb"[0-9]", m.group())]
+
+
+@FUZZ
+@given(
+    st.lists(
+        st.sampled_from([b"A", b"b", b"7", b"+", b"/", b"=", b"==", b"===", b" ", b"\n", b"-", b"Zq8w", b"xY"]),
+        max_size=400,
+    )
+)
+def test_runs_are_every_digit_bearing_run_and_only_those(parts: list[bytes]) -> None:
+    data = b"".join(parts)
+    assert sorted(Base64Decoded(DETECTORS)._runs(data)) == reference_runs(data)
+
+
+def test_long_runs_and_runs_at_the_edges() -> None:
+    long_run = base64.b64encode(b"x" * 5000 + b"token 9")  # the digit comes late: after 24 characters
+    lone_digit = [b"x" * i + b"9" + b"y" * (n - 1 - i) for n in (23, 24, 25, 48) for i in range(n)]
+    for data in (
+        long_run,
+        b"=" + long_run + b"==",
+        b"a/" * 20 + b"9",
+        b"9" + b"ab" * 12,
+        b"ab" * 12 + b"==",
+        *lone_digit,
+    ):
+        assert sorted(Base64Decoded(DETECTORS)._runs(data)) == reference_runs(data), data[:40]
