@@ -14,13 +14,23 @@ turns a walk cut short by a damaged header into an error.
 
 from __future__ import annotations
 
+import re
 import tarfile
 from collections.abc import Iterator
 
 from .models import Readable
-from .streams import READ_SIZE, FastTarInfo
+from .streams import READ_SIZE, FastTarInfo, _byte_sum, _number
 
 _H = tarfile  # tarfile's header errors are not in its __all__
+BLOCK = tarfile.BLOCKSIZE
+_PLAIN_TYPES = {tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.LNKTYPE, tarfile.SYMTYPE, tarfile.DIRTYPE}
+_PAX_RECORD = re.compile(rb"(\d+) ([^=]+)=")
+
+
+def _has_data(info: tarfile.TarInfo) -> bool:
+    return info.isreg() or info.type not in tarfile.SUPPORTED_TYPES
+
+
 _QUIET_END = (_H.InvalidHeaderError, _H.TruncatedHeaderError)  # type: ignore[attr-defined]
 
 
@@ -44,6 +54,7 @@ class TarStream:
         self.pax_headers: dict[str, str] = {}
         self.encoding = tarfile.ENCODING
         self.errors = "surrogateescape"
+        self._last_pax_blocks = 0
 
     # --- the file object --------------------------------------------------------------------------
     def _more(self, want: int) -> None:
@@ -99,6 +110,10 @@ class TarStream:
                 self.seek(self.offset - 1)
                 if not self.read(1):
                     raise tarfile.ReadError("unexpected end of data")
+            info = self._plain_member()
+            if info is not None:
+                yield info
+                continue
             try:
                 info = FastTarInfo.fromtarfile(self)  # type: ignore[arg-type]
             except _H.EOFHeaderError:  # type: ignore[attr-defined]
@@ -114,6 +129,72 @@ class TarStream:
             except _H.SubsequentHeaderError as exc:  # type: ignore[attr-defined]
                 raise tarfile.ReadError(str(exc)) from None
             yield info
+
+    def _plain_member(self) -> tarfile.TarInfo | None:
+        """The next member, read here when it is plain (a header of a common type, after at most
+        one pax header of common keys): what ``fromtarfile`` would make of it, without its calls
+        per field and per record.  None, with nothing read: tarfile's own parser takes it."""
+        if self.encoding != "utf-8":
+            return None
+        if len(self._buf) - self._pos < 2 * BLOCK:
+            self._more(2 * BLOCK)
+        start = self._pos
+        header = self._buf[start : start + BLOCK]
+        if len(header) < BLOCK:
+            return None
+        pax: dict[str, str] | None = None
+        if header[156:157] == tarfile.XHDTYPE:
+            pax, header = self._pax(header)
+            if pax is None:
+                return None
+        if header[156:157] not in _PLAIN_TYPES:
+            return None
+        try:
+            info = FastTarInfo.frombuf(header, self.encoding, self.errors)
+        except tarfile.TarError:
+            return None  # tarfile reads it again and raises or ends as it does
+        at = self._base + self._pos  # the first header (a refill in _pax moves the buffer)
+        info.offset = at
+        info.offset_data = at + BLOCK + (self._last_pax_blocks if pax is not None else 0)
+        self.offset = info.offset_data + (info._block(info.size) if _has_data(info) else 0)  # type: ignore[attr-defined]
+        info._apply_pax_info(self.pax_headers, self.encoding, self.errors)  # type: ignore[attr-defined]
+        if info.isdir():
+            info.name = info.name.rstrip("/")
+        if pax is not None:
+            merged = {**self.pax_headers, **pax}
+            info._apply_pax_info(merged, self.encoding, self.errors)  # type: ignore[attr-defined]
+            if "size" in merged:
+                self.offset = info.offset_data + (info._block(info.size) if _has_data(info) else 0)  # type: ignore[attr-defined]
+        self._pos = info.offset_data - self._base
+        return info
+
+    def _pax(self, header: bytes) -> tuple[dict[str, str] | None, bytes]:
+        """The records of a pax header at the read position and the header after them, if plain."""
+        try:
+            size = _number(header[124:136])
+            if _byte_sum(header) - sum(header[148:156]) + 256 != _number(header[148:156]):
+                return None, header
+        except tarfile.TarError:
+            return None, header
+        blocks = (size + BLOCK - 1) // BLOCK * BLOCK
+        if len(self._buf) - self._pos < BLOCK + blocks + BLOCK:
+            self._more(BLOCK + blocks + BLOCK)
+        start = self._pos + BLOCK
+        records = self._buf[start : start + size]
+        after = self._buf[start + blocks : start + blocks + BLOCK]
+        if len(records) < size or len(after) < BLOCK or b"hdrcharset" in records or b"GNU.sparse" in records:
+            return None, header
+        found: dict[str, str] = {}
+        pos = 0
+        while (m := _PAX_RECORD.match(records, pos)) is not None:  # as tarfile reads them
+            length = int(m.group(1))
+            if length == 0:
+                return None, header
+            value = records[m.end(2) + 1 : m.start(1) + length - 1]
+            found[m.group(2).decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
+            pos += length
+        self._last_pax_blocks = BLOCK + blocks
+        return found, after
 
     def extract(self, info: tarfile.TarInfo) -> Readable:
         """The data of the member just yielded."""
