@@ -103,9 +103,15 @@ def collect(
                 continue
             if member.stream is None:
                 continue
+            if member.content_addressed and cache is not None:
+                digest = claimed_digest(member.path)
+                scan = cache.get(digest) if digest else None
+                if scan is not None:  # seen before, by this digest: not even downloaded
+                    archive.records[member.path] = BlobRecord(member.path, member.size, layer=scan)
+                    continue
             head = read_head(member.stream)
             if sniff(head) != "none" or looks_like_tar(head):
-                scan = _cached(member, head, cache) if cache is not None else None
+                scan = _cached(member, head, cache) if cache is not None and not member.content_addressed else None
                 if scan is None:
                     scan = walker.walk(member.stream, head)
                     if cache is not None:

@@ -28,7 +28,10 @@ from .streams import safe_reason
 
 CHUNK = 1 << 18
 SMALL = 1 << 16  # files up to this size travel whole, many to a message
-BUNDLE_BYTES, BUNDLE_FILES = 1 << 18, 256  # a pipe holds four: the walker seldom waits on a busy worker while the other idles
+BUNDLE_BYTES, BUNDLE_FILES = (
+    1 << 18,
+    256,
+)  # a pipe holds four: the walker seldom waits on a busy worker while the other idles
 PIPE_SIZE = 1 << 20  # Linux allows unprivileged pipes up to /proc/sys/fs/pipe-max-size (1 MiB by default)
 Result = tuple[list[FileHits], list[Skip], int]
 

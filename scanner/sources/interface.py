@@ -25,6 +25,10 @@ class Member:
     size: int
     stream: Readable | None = None  # regular files only
     link: str | None = None  # symlink or hard link, already resolved to an archive path
+    # The source fetches this blob by the digest in its path and fails the scan if the bytes do
+    # not hash to it (a registry): a cached result for that digest stands for it, unread.  Never
+    # set for a file in an archive, whose name claims a digest that only its bytes can prove.
+    content_addressed: bool = False
 
 
 class ImageSource(ABC):

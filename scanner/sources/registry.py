@@ -407,6 +407,25 @@ def _read_limited(resp: Any, limit: int, what: str) -> bytes:
     return bytes(out)
 
 
+class _LazyBlob:
+    """A layer blob requested at its first read: one whose result the layer cache holds is never
+    downloaded."""
+
+    def __init__(self, client: _Client, digest: str, size: int | None) -> None:
+        self._client, self._digest, self._size = client, digest, size
+        self._blob: _VerifiedBlob | None = None
+
+    def read(self, n: int = -1) -> bytes:
+        if self._blob is None:
+            where = f"registry {self._client.host}: blob {self._digest[:19]}"
+            self._blob = _VerifiedBlob(self._client.blob(self._digest), self._digest, self._size, where)
+        return self._blob.read(n)
+
+    def drain(self) -> None:
+        if self._blob is not None:
+            self._blob.drain()
+
+
 class _VerifiedBlob:
     """A blob's HTTP body read as a stream, hashed as it goes; the end is checked against the digest."""
 
@@ -507,9 +526,8 @@ class RegistrySource(ImageSource):
                 if digest in seen:
                     continue
                 seen.add(digest)
-                resp = client.blob(digest)
-                blob = _VerifiedBlob(resp, digest, size, f"registry {client.host}: blob {digest[:19]}")
-                yield Member(f"blobs/sha256/{digest[7:]}", size or 0, stream=blob)
+                blob = _LazyBlob(client, digest, size)
+                yield Member(f"blobs/sha256/{digest[7:]}", size or 0, stream=blob, content_addressed=True)
                 blob.drain()  # whatever the walker left unread is still hashed: the digest check is whole
         finally:
             client.close()

@@ -56,14 +56,19 @@ def _push(leaky: LeakyImage, reg: Registry, repo: str, config_dir: Path | None =
 
 
 def _scan(
-    target: str, *args: str, env: dict[str, str] | None = None, leaky: LeakyImage | None = None
+    target: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    leaky: LeakyImage | None = None,
+    cached: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     flags: list[str] = []
     if leaky is not None:
         flags = [a for flag in leaky.secret_flags for a in ("--secret", flag)]
         flags += [a for name in leaky.env for a in ("--secret", f"id={name}")]
     return subprocess.run(
-        [sys.executable, "-m", "scanner", target, *flags, *args, "--format", "json", "--no-cache", "-q"],
+        [sys.executable, "-m", "scanner", target, *flags, *args, "--format", "json", "-q"]
+        + ([] if cached else ["--no-cache"]),
         capture_output=True,
         text=True,
         env={**os.environ, **(leaky.env if leaky else {}), **(env or {})},
@@ -216,9 +221,37 @@ def test_a_corrupted_blob_is_an_error_not_a_clean_scan(leaky: LeakyImage, regist
     manifest = registry.root / "docker/registry/v2/blobs/sha256" / digest[7:9] / digest[7:] / "data"
     layer = json.loads(manifest.read_text())["layers"][-1]["digest"]  # the last layer: app/.env
     blob = registry.root / "docker/registry/v2/blobs/sha256" / layer[7:9] / layer[7:] / "data"
-    data = bytearray(blob.read_bytes())
+    original = blob.read_bytes()
+    data = bytearray(original)
     data[len(data) // 2] ^= 0xFF
     blob.write_bytes(bytes(data))
-    proc = _scan(f"{registry.host}/team/corrupt:1", leaky=leaky)
+    try:
+        proc = _scan(f"{registry.host}/team/corrupt:1", leaky=leaky)
+    finally:
+        blob.write_bytes(original)  # the blob is shared by every repository that pushed this layer
     assert proc.returncode == 3, proc.stdout[-1500:]
     assert "does not match" in proc.stderr or "does not match" in proc.stdout
+
+
+def test_a_rescan_takes_cached_layers_without_downloading_them(
+    leaky: LeakyImage, registry: Registry, tmp_path: Path
+) -> None:
+    """A registry blob is fetched by its digest and checked against it, so a layer result cached
+    under that digest stands for it: the rescan must not download a layer at all.  Proven by
+    deleting the layer blobs from the registry's storage between the scans."""
+    digest = _push(leaky, registry, "team/rescan:1")
+    target, cache = f"{registry.host}/team/rescan:1", tmp_path / "cache"
+    first = check_leaky(_scan(target, "--cache-dir", str(cache), leaky=leaky, cached=True), leaky)
+    manifest = json.loads(
+        (registry.root / "docker/registry/v2/blobs/sha256" / digest[7:9] / digest[7:] / "data").read_text()
+    )
+    for layer in manifest["layers"]:
+        blob = registry.root / "docker/registry/v2/blobs/sha256" / layer["digest"][7:9] / layer["digest"][7:] / "data"
+        blob.unlink()
+    again = check_leaky(_scan(target, "--cache-dir", str(cache), leaky=leaky, cached=True), leaky)
+    assert again["summary"]["cached_layers"] == len(manifest["layers"]) and first["summary"]["cached_layers"] == 0
+    strip = lambda doc: json.dumps({k: v for k, v in doc.items() if k != "summary"}, sort_keys=True)  # noqa: E731
+    assert strip(again) == strip(first)
+    # with an empty cache the same scan has to download the layers, and they are gone: an error
+    fresh = _scan(target, "--cache-dir", str(tmp_path / "empty"), leaky=leaky, cached=True)
+    assert fresh.returncode == 3, fresh.stdout[-1500:]
