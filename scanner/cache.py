@@ -10,20 +10,21 @@ cached result stands; a member whose bytes do not match its name is an error, no
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import re
 import tempfile
 from abc import ABC, abstractmethod
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 from . import __version__
 from .models import EntryKind, FileHits, Hit, LayerEntry, LayerScan, Severity, Skip
 
-FORMAT = 3  # 2: Skip.limit; 3: FileHits.replaced
+FORMAT = 4  # 2: Skip.limit; 3: FileHits.replaced; 4: entries as lists
 _DIGEST = re.compile(r"(?:^|/)(?:blobs/sha256/([0-9a-f]{64})|([0-9a-f]{64})\.tar)$")
 
 
@@ -51,13 +52,35 @@ def claimed_digest(path: str) -> str | None:
     return f"sha256:{m.group(1) or m.group(2)}" if m else None
 
 
+@functools.cache
+def code_fingerprint() -> str:
+    """A hash of leakscan's own code: a change to a detector (or to anything else that shapes a
+    result) is a cache miss, even without a version bump."""
+    h = hashlib.sha256()
+    root = Path(__file__).resolve().parent
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def namespace(material: dict[str, Any]) -> str:
-    doc = json.dumps({"leakscan": __version__, "format": FORMAT, **material}, sort_keys=True, default=str)
+    doc = json.dumps(
+        {"leakscan": __version__, "code": code_fingerprint(), "format": FORMAT, **material}, sort_keys=True, default=str
+    )
     return hashlib.sha256(doc.encode()).hexdigest()[:32]
 
 
+_KINDS = {kind.value: kind for kind in EntryKind}
+
+
 def _to_json(scan: LayerScan) -> dict[str, Any]:
-    return asdict(scan)
+    # entries as [path, kind, size, link target]: a layer has tens of thousands, and dataclasses'
+    # asdict (and dicts per entry on the way back) were most of a cached rescan's own time
+    doc = {f.name: getattr(scan, f.name) for f in fields(scan) if f.name not in ("entries", "files", "skips")}
+    doc["entries"] = [[e.path, e.kind.value, e.size, e.link_target] for e in scan.entries]
+    doc["files"] = [asdict(f) for f in scan.files]
+    doc["skips"] = [asdict(s) for s in scan.skips]
+    return doc
 
 
 def _from_json(doc: dict[str, Any]) -> LayerScan:
@@ -67,7 +90,7 @@ def _from_json(doc: dict[str, Any]) -> LayerScan:
         compression=doc["compression"],
         compressed_size=doc["compressed_size"],
         size=doc["size"],
-        entries=tuple(LayerEntry(e["path"], EntryKind(e["kind"]), e["size"], e["link_target"]) for e in doc["entries"]),
+        entries=tuple(LayerEntry(path, _KINDS[kind], size, target) for path, kind, size, target in doc["entries"]),
         files=tuple(
             FileHits(
                 f["path"],

@@ -73,7 +73,21 @@ class TarStream:
         self._pos = 0
 
     def read(self, size: int) -> bytes:
-        if len(self._buf) - self._pos < size:
+        have = len(self._buf) - self._pos
+        if have < size and size >= self._chunk:  # a big read: what is buffered, then the stream's own bytes
+            parts = [self._buf[self._pos :]] if have else []
+            self._base, self._buf, self._pos = self._base + len(self._buf), b"", 0
+            need = size - have
+            while need > 0 and not self._eof:
+                data = self._raw.read(need)
+                if not data:
+                    self._eof = True
+                    break
+                parts.append(data)
+                self._base += len(data)
+                need -= len(data)
+            return parts[0] if len(parts) == 1 else b"".join(parts)
+        if have < size:
             self._more(size)
         start = self._pos
         self._pos = min(start + size, len(self._buf))

@@ -6,6 +6,8 @@ import io
 import tarfile
 from pathlib import Path
 
+import pytest
+
 from scanner import ScanOptions, scan_image
 from scanner.detectors import BUILTIN_RULES, RuleSet, SecretSpec, load_known_values
 from scanner.sources import open_source
@@ -79,3 +81,11 @@ def test_a_member_that_lies_about_its_digest_is_never_a_hit(tmp_path: Path) -> N
     report = scan_image(open_source(str(forged)), ScanOptions(cache_dir=cache))
     assert not report.complete
     assert any("does not match the digest" in p for p in report.problems)
+
+
+def test_a_change_to_leakscan_s_code_is_a_cache_miss(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scanner import cache
+
+    before = cache.namespace({"rules": []})
+    monkeypatch.setattr(cache, "code_fingerprint", lambda: "another build of the detectors")
+    assert cache.namespace({"rules": []}) != before

@@ -74,8 +74,8 @@ class EntropyDetector(Detector):
                 continue
             if not is_hex and (_WORDS.match(value) or value.isdigit()):
                 continue  # identifiers and words joined by - _ . ("quoted-string", "Content-Type")
-            if shannon_entropy(value) < 0.75 * math.log2(len(value)):
-                continue  # too repetitive for its length
+            if shannon_entropy(value) < 0.75 * math.log2(min(len(value), 64)):
+                continue  # too repetitive for its length (base64 holds 6 bits a character at most: capped)
             yield Match(
                 rule_id="high-entropy-assignment",
                 severity=Severity.MEDIUM,

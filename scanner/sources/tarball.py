@@ -14,17 +14,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..models import Readable
-from ..streams import READ_SIZE, RawReader, decompressor, normalize, sniff
+from ..streams import READ_SIZE, HashingReader, RawReader, decompressor, normalize, read_head, sniff
 from ..tarstream import TarStream, check_tar_end
 from .interface import ImageSource, Member, SourceError
 
 
 def tar_members(stream: Readable) -> Iterator[Member]:
     """Members of a (possibly compressed) tar stream."""
-    buffered = io.BufferedReader(RawReader(stream), READ_SIZE)
-    kind = sniff(buffered.peek(16)[:16])
-    plain = io.BufferedReader(RawReader(decompressor(kind, buffered)), READ_SIZE) if kind != "none" else buffered
-    tar = TarStream(plain)
+    head = read_head(stream, 16)
+    kind = sniff(head)
+    source = HashingReader(stream, head, hashing=False)  # the bytes as they come, head put back
+    if kind == "none":
+        tar = TarStream(source)
+    else:
+        tar = TarStream(RawReader(decompressor(kind, io.BufferedReader(source, READ_SIZE))))
     members = iter(tar)
     try:
         first = next(members, None)

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import base64
+import random
+
 import pytest
 
 from scanner.detectors.buildargs import BuildArgDetector, SecretNameDetector
@@ -64,3 +67,13 @@ def test_build_args_with_secret_like_names(text: str, values: list[bytes]) -> No
 )
 def test_secret_like_names_in_metadata(text: str, flag: bool) -> None:
     assert bool(list(SecretNameDetector().find(text.encode()))) is flag
+
+
+def test_a_long_token_is_not_too_repetitive_for_its_length() -> None:
+    """Base64 carries at most 6 bits a character, so a bound that grows with log2(length) would
+    refuse every value over 256 characters, however random: a long token was only reported when a
+    window boundary happened to cut it short."""
+    value = base64.b64encode(random.Random(7).randbytes(240)).decode()  # 320 characters
+    found = list(EntropyDetector().find(f'"authorizationToken": "{value}"\n'.encode()))
+    assert [m.rule_id for m in found] == ["high-entropy-assignment"]
+    assert not list(EntropyDetector().find(f'token = "{"ab" * 160}"\n'.encode()))  # repetitive: still refused
