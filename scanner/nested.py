@@ -136,6 +136,13 @@ class FileScanner:
         budget = self.limits.max_expanded
         if size is not None:
             budget = min(budget, max(64 << 20, self.limits.max_ratio * size))
+        if size is not None and size <= self.content.chunk_size:  # a small file: read whole, one window
+            data = stream.read(size)
+            head = data[:512]
+            if not self._container(head) and not utf16_encoding(head):
+                hits = self.content.scan_window(data, path)
+                return ([FileHits(path, tuple(hits), None)] if hits else []), [], 1
+            stream = io.BytesIO(data)
         state = _State(self.limits, path, budget=budget)
         try:
             self._scan(stream, None, 0, state)
@@ -152,11 +159,17 @@ class FileScanner:
     def _where(self, member: str | None, state: _State) -> str:
         return f"{state.outer}!/{member}" if member else state.outer
 
-    def _scan(self, stream: Readable, member: str | None, depth: int, state: _State) -> None:
-        head = read_head(stream)
+    @staticmethod
+    def _container(head: bytes) -> str:
+        """What kind of archive or compressed stream a file is, from its head ("" for neither)."""
         kind = "zip" if head[:4] in ZIP_MAGIC else sniff(head)
         if kind == "none" and looks_like_tar(head) and head[:512] != bytes(512):
             kind = "tar"
+        return "" if kind == "none" else kind
+
+    def _scan(self, stream: Readable, member: str | None, depth: int, state: _State) -> None:
+        head = read_head(stream)
+        kind = self._container(head) or "none"
         if kind != "none" and depth >= self.limits.max_depth:
             state.skips.append(
                 Skip(

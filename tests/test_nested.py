@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import bz2
 import gzip
 import io
@@ -107,3 +108,26 @@ def test_binary_files_are_scanned_as_bytes() -> None:
     elf = b"\x7fELF\x02\x01\x01" + bytes(500) + b"\0token\0" + SECRET + b"\0" + bytes(300)
     found, _ = members(elf, "usr/bin/tool")
     assert found == {None}
+
+
+SMALL_FILES = [
+    b"",
+    b"token = ghp_" + b"Zq8w" * 9 + b"\n",
+    ("caf\u00e9 token = ghp_" + "Zq8w" * 9 + "\n").encode("utf-16"),
+    gzip.compress(b"aws = AKIA" + b"Q7ZP" * 4 + b"\n"),
+    zip_of({"a/.env": b"GITHUB_TOKEN=ghp_" + b"Zq8w" * 9 + b"\n"}),
+    tar_of({"etc/creds": b"export TOKEN=ghp_" + b"Zq8w" * 9 + b"\n"}),
+    b"k: " + base64.b64encode(b"token: ghp_" + b"Zq8w" * 9) + b"\n" + b"x" * 600,
+    bytes(range(256)) * 40,
+]
+
+
+@pytest.mark.parametrize("data", SMALL_FILES)
+def test_a_small_file_read_whole_is_scanned_as_the_stream_would_be(data: bytes) -> None:
+    files = scanner()
+    whole = files.scan(io.BytesIO(data), "app/f", len(data))  # the one-window path
+    streamed = files.scan(io.BytesIO(data), "app/f")  # no size: the stream path
+    assert whole == streamed
+    assert any(whole[0]) or not data or data.startswith(bytes(range(8)))  # the samples hold tokens
+    content = files.content
+    assert content.scan_window(data, "app/f") == content.scan_stream(io.BytesIO(data), path="app/f")

@@ -170,16 +170,7 @@ class ContentScanner:
             if remaining is not None:
                 remaining -= len(chunk)
             window = carry + chunk if carry else chunk
-            fresh_from = len(carry)
-            for detector, match in self._matches(window, path=path):
-                if match.end <= fresh_from:
-                    continue  # wholly inside the overlap: the previous window had it
-                key = _Seen(match.rule_id, window_start + match.start, match.encoding)
-                if key in seen:
-                    continue
-                seen.add(key)
-                line = lines_before + window.count(b"\n", 0, match.start) + 1
-                hits.append(_to_hit(detector, match, line, path))
+            self._window_hits(window, len(carry), window_start, lines_before, seen, path, hits)
             keep = min(self.overlap, len(window))
             cut = len(window) - keep
             lines_before += window.count(b"\n", 0, cut)
@@ -188,6 +179,35 @@ class ContentScanner:
             if len(seen) > 4096:
                 seen = {s for s in seen if s.start >= window_start}
         return _dedupe(hits)
+
+
+    def scan_window(self, data: bytes, path: str | None = None) -> list[Hit]:
+        """What :meth:`scan_stream` finds in ``data`` when it is one window (at most chunk_size
+        bytes: a small file, read whole), without the stream."""
+        hits: list[Hit] = []
+        if data:
+            self._window_hits(data, 0, 0, 0, set(), path, hits)
+        return _dedupe(hits)
+
+    def _window_hits(
+        self,
+        window: bytes,
+        fresh_from: int,
+        window_start: int,
+        lines_before: int,
+        seen: set[_Seen],
+        path: str | None,
+        hits: list[Hit],
+    ) -> None:
+        for detector, match in self._matches(window, path=path):
+            if match.end <= fresh_from:
+                continue  # wholly inside the overlap: the previous window had it
+            key = _Seen(match.rule_id, window_start + match.start, match.encoding)
+            if key in seen:
+                continue
+            seen.add(key)
+            line = lines_before + window.count(b"\n", 0, match.start) + 1
+            hits.append(_to_hit(detector, match, line, path))
 
 
 def _read_full(stream: Readable, size: int) -> bytes:
