@@ -6,7 +6,7 @@ Builds an image in the engine from real files (this machine's Python library by 
 to --mb), then times: ``docker save`` to /dev/null (the engine's export alone), a scan of the
 saved tarball, and ``leakscan IMAGE`` reading the engine's export stream as it arrives. The
 streamed scan writes nothing to disk (memory holds at most a 1 MiB chunk of the stream and the
-walker's 64 KiB buffers); the figure to watch is its time against save + tarball scan.
+tar readers' 1 MiB buffers); the figure to watch is its time against save + tarball scan.
 """
 
 from __future__ import annotations

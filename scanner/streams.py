@@ -227,7 +227,7 @@ _INVALID: type[Exception] = tarfile.InvalidHeaderError  # type: ignore[attr-defi
 _NUMBERS: dict[bytes, int] = {}  # a layer's modes, owners and device fields repeat: decoded once
 
 
-def _number(field: bytes) -> int:
+def tar_number(field: bytes) -> int:
     known = _NUMBERS.get(field)
     if known is not None:
         return known
@@ -244,7 +244,7 @@ def _number(field: bytes) -> int:
     return value
 
 
-def _byte_sum(block: bytes | bytearray) -> int:
+def block_sum(block: bytes | bytearray) -> int:
     """sum(block) for a 512-byte block, in C: Adler-32's first half is 1 + the sum of the bytes,
     modulo 65521, which a 256-byte half (at most 65280) never reaches."""
     return (zlib.adler32(block[:256]) & 0xFFFF) + (zlib.adler32(block[256:]) & 0xFFFF) - 2
@@ -262,23 +262,23 @@ class FastTarInfo(tarfile.TarInfo):
         name, mode, uid, gid, size, mtime, chk, kind, link, uname, gname, major, minor, prefix = _FIELDS.unpack_from(
             buf
         )
-        chksum = _number(chk)
-        if chksum != _byte_sum(buf) - sum(chk) + 256 and chksum not in tarfile.calc_chksums(buf):  # type: ignore[attr-defined]
+        chksum = tar_number(chk)
+        if chksum != block_sum(buf) - sum(chk) + 256 and chksum not in tarfile.calc_chksums(buf):  # type: ignore[attr-defined]
             raise _INVALID("bad checksum")
         obj = cls()
         obj.name = _text(name, encoding, errors)
-        obj.mode = _number(mode)
-        obj.uid = _number(uid)
-        obj.gid = _number(gid)
-        obj.size = _number(size)
-        obj.mtime = _number(mtime)
+        obj.mode = tar_number(mode)
+        obj.uid = tar_number(uid)
+        obj.gid = tar_number(gid)
+        obj.size = tar_number(size)
+        obj.mtime = tar_number(mtime)
         obj.chksum = chksum
         obj.type = kind
         obj.linkname = _text(link, encoding, errors)
         obj.uname = _text(uname, encoding, errors)
         obj.gname = _text(gname, encoding, errors)
-        obj.devmajor = _number(major)
-        obj.devminor = _number(minor)
+        obj.devmajor = tar_number(major)
+        obj.devminor = tar_number(minor)
         before = _text(prefix, encoding, errors)
         if obj.type == tarfile.AREGTYPE and obj.name.endswith("/"):  # old V7: a directory
             obj.type = tarfile.DIRTYPE

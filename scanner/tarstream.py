@@ -5,8 +5,11 @@ every read, and through a ``_FileInFile`` and a ``BufferedReader`` per member: o
 files that plumbing, not the parsing, was most of the walk (about 100 MB/s on python's library).
 :class:`TarStream` keeps one buffer with an offset into it, parses each header with
 ``FastTarInfo.fromtarfile`` (every format tarfile knows: ustar, GNU long names, pax, sparse), and
-hands out each member's data as a reader that slices that buffer.  Sparse members are read through
-tarfile's own ``ExFileObject`` on top of this stream.
+hands out each member's data as a reader that slices that buffer.  A plain member (a common header
+type after at most one pax header without sparse or charset records: nearly every member of a
+layer) is decoded here, as ``fromtarfile`` would decode it; anything else goes to tarfile's own
+parser with nothing consumed.  Sparse members are read through tarfile's ``ExFileObject`` on top of
+this stream.
 
 End-of-archive and damage are handled as ``TarFile.next`` handles them; :func:`check_tar_end` then
 turns a walk cut short by a damaged header into an error.
@@ -19,7 +22,7 @@ import tarfile
 from collections.abc import Iterator
 
 from .models import Readable
-from .streams import READ_SIZE, FastTarInfo, _byte_sum, _number
+from .streams import READ_SIZE, FastTarInfo, block_sum, tar_number
 
 _H = tarfile  # tarfile's header errors are not in its __all__
 BLOCK = tarfile.BLOCKSIZE
@@ -185,8 +188,8 @@ class TarStream:
     def _pax(self, header: bytes) -> tuple[dict[str, str] | None, bytes]:
         """The records of a pax header at the read position and the header after them, if plain."""
         try:
-            size = _number(header[124:136])
-            if _byte_sum(header) - sum(header[148:156]) + 256 != _number(header[148:156]):
+            size = tar_number(header[124:136])
+            if block_sum(header) - sum(header[148:156]) + 256 != tar_number(header[148:156]):
                 return None, header
         except tarfile.TarError:
             return None, header

@@ -180,7 +180,6 @@ class ContentScanner:
                 seen = {s for s in seen if s.start >= window_start}
         return _dedupe(hits)
 
-
     def scan_window(self, data: bytes, path: str | None = None) -> list[Hit]:
         """What :meth:`scan_stream` finds in ``data`` when it is one window (at most chunk_size
         bytes: a small file, read whole), without the stream."""
