@@ -43,7 +43,7 @@ def walk_ours(data: bytes, step: int = 1 << 20, chunk: int = 1 << 20) -> tuple[l
         tar = TarStream(Dribble(data, step), chunk=chunk)
         for info in tar:
             body = tar.extract(info).read() if info.isreg() else b""
-            out.append((info.name, info.type, info.size, info.linkname, info.mode, info.mtime, body))
+            out.append((info.name, info.type, info.size, info.linkname, info.mode, info.mtime, info.uname, body))
         check_tar_end(tar)
     except (tarfile.TarError, EOFError) as exc:
         return out, type(exc).__name__
@@ -57,7 +57,7 @@ def walk_tarfile(data: bytes) -> tuple[list[tuple[object, ...]], str | None]:
             for info in tar:
                 f = tar.extractfile(info) if info.isreg() else None
                 body = f.read() if f is not None else b""
-                out.append((info.name, info.type, info.size, info.linkname, info.mode, info.mtime, body))
+                out.append((info.name, info.type, info.size, info.linkname, info.mode, info.mtime, info.uname, body))
             rest = tar.fileobj.read(1 << 30)  # type: ignore[union-attr]
             if rest.count(0) != len(rest):
                 raise tarfile.ReadError("data after the end")
@@ -68,7 +68,9 @@ def walk_tarfile(data: bytes) -> tuple[list[tuple[object, ...]], str | None]:
 
 def tarfile_archive(fmt: int, seed: int) -> bytes:
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=fmt, encoding="utf-8") as tar:
+    # a global pax header (pax only) applies to every member after it: mtime and owner here
+    extra = {"pax_headers": {"mtime": "1600000000.5", "uname": "global-owner"}} if fmt == tarfile.PAX_FORMAT else {}
+    with tarfile.open(fileobj=buf, mode="w", format=fmt, encoding="utf-8", **extra) as tar:
         for k in range(12):
             name = (
                 ("deep/" * (seed % 30) if k % 3 == 0 else "") + f"f{k}-caf\xe9.txt"
@@ -132,7 +134,7 @@ def test_sparse_and_long_names_written_by_gnu_tar_match_tarfile(tmp_path: Path) 
     for data in gnu_tar_archives(tmp_path):
         ours = walk_ours(data, step=1000, chunk=1 << 12)
         assert ours == walk_tarfile(data)
-        bodies = [m[6] for m in ours[0] if isinstance(m[0], str) and m[0].endswith("disk.img")]
+        bodies = [m[7] for m in ours[0] if isinstance(m[0], str) and m[0].endswith("disk.img")]
         assert bodies and len(bodies[0]) == 3_000_000 and b"data-2000000-" in bodies[0]
 
 
