@@ -67,15 +67,11 @@ _ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _IN_RUN = [c in _ALPHABET or c == ord("=") for c in range(256)]
 
 
-def _run_start(data: bytes, end: int) -> int:
-    """Where the base64 characters that end at ``end`` begin."""
-    step = 256
-    while True:
-        lo = max(0, end - step)
-        before = data[lo:end].rstrip(_ALPHABET)
-        if before or lo == 0:
-            return lo + len(before)
-        step *= 4
+# A window's bytes mapped to their class: "u" upper case, "l" lower case, "d" digit, "s" + or /, " "
+# anything else ("=" included).  The start of a run is then one rfind of " " in C, from its end
+# back, and whether it mixes cases two finds (a run Hyperscan reports always holds a digit).
+_CLASS_OF = {b"u": b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"l": b"abcdefghijklmnopqrstuvwxyz", b"d": b"0123456789", b"s": b"+/"}
+_CLASSES = bytes(next((k[0] for k, chars in _CLASS_OF.items() if c in chars), 32) for c in range(256))
 
 
 Matcher = Callable[[bytes, "str | None"], list[tuple[Detector, Match]]]
@@ -92,9 +88,15 @@ class Base64Decoded:
     def expressions(self) -> list[tuple[bytes, int]]:
         return self._expressions
 
-    def _runs(self, data: bytes, events: list[tuple[int, int, int]] | None = None) -> list[tuple[int, int]]:
+    def _runs(
+        self, data: bytes, events: list[tuple[int, int, int]] | None = None, mixed_only: bool = False
+    ) -> list[tuple[int, int]]:
+        """Every run with a digit (``mixed_only``: and with both cases, which text's base64 has)."""
         if events is None:
             events = self._pass.scan(data)[0]
+        if not events:
+            return []
+        classes = data.translate(_CLASSES)
         runs = []
         for _, _, end in events:
             if not _IN_RUN[data[end - 1]]:
@@ -103,7 +105,10 @@ class Base64Decoded:
             for _ in range(2):  # "=" padding
                 if chars > 0 and data[chars - 1] == 61:
                     chars -= 1
-            runs.append((_run_start(data, chars), end))
+            start = classes.rfind(b" ", 0, chars) + 1
+            if mixed_only and (classes.find(b"u", start, chars) < 0 or classes.find(b"l", start, chars) < 0):
+                continue
+            runs.append((start, end))
         return runs
 
     def find(
@@ -118,10 +123,7 @@ class Base64Decoded:
         if not self.detectors:
             return
         spans, texts = [], []
-        mixed = _MIXED.match
-        for start, end in self._runs(data, events):
-            if mixed(data, start, end) is None:
-                continue
+        for start, end in self._runs(data, events, mixed_only=True):
             decoded = _decode(data[start:end])
             if decoded is not None:
                 spans.append((start, end))
