@@ -102,9 +102,9 @@ class ContentScanner:
         # One Hyperscan pass per window for every detector that has expressions (rule prefilters,
         # base64 runs), instead of one pass each.  The known-secret literals keep a database of
         # their own: this one is kept on disk (prefilter), and the literals are the secrets.
-        self._group = {id(d): k for k, d in enumerate(d for d in self.detectors if d.expressions())}
-        groups = [d.expressions() for d in self.detectors if d.expressions()]
-        self._pass = pass_for([*groups, self.decoded.expressions()])
+        shared = [d for d in self.detectors if d.expressions()]
+        self._group = {id(d): k for k, d in enumerate(shared)}
+        self._pass = pass_for([*(d.expressions() for d in shared), self.decoded.expressions()])
 
     def _found(
         self, detectors: Iterable[Detector], data: bytes, path: str | None, events: list[list[tuple[int, int, int]]]

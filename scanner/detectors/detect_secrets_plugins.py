@@ -23,8 +23,8 @@ from detect_secrets.plugins.square_oauth import SquareOAuthDetector
 from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
 
 from ..models import Severity
-from .interface import Detector, Match
-from .prefilter import pass_for, prefilter_expression
+from .interface import Match
+from .prefilter import PassDetector, prefilter_expression
 
 MAX_LINE = 4096
 
@@ -52,7 +52,7 @@ PLUGIN_RULES: tuple[PluginRule, ...] = (
 )
 
 
-class DetectSecretsDetector(Detector):
+class DetectSecretsDetector(PassDetector):
     name = "pattern"
     max_match_len = MAX_LINE
 
@@ -66,13 +66,6 @@ class DetectSecretsDetector(Detector):
                 patterns.append((regex.pattern, regex.flags & re.IGNORECASE))
                 self._owner.append(n)
         self._expressions = [prefilter_expression(regex, flags) for regex, flags in patterns]
-        self._pass = pass_for([self._expressions])
-
-    def expressions(self) -> list[tuple[bytes, int]]:
-        return self._expressions
-
-    def find(self, data: bytes, path: str | None = None) -> Iterator[Match]:
-        return self.find_events(data, path, self._pass.scan(data)[0])
 
     def find_events(self, data: bytes, path: str | None, events: list[tuple[int, int, int]]) -> Iterator[Match]:
         wanted = {self._owner[i] for i, _, _ in events}

@@ -12,8 +12,8 @@ from collections import Counter
 from collections.abc import Iterator
 
 from ..models import Severity
-from .interface import Detector, Match
-from .prefilter import pass_for, prefilter_expression
+from .interface import Match
+from .prefilter import PassDetector, prefilter_expression
 
 # Stage 1 finds a secret-like word in the lower-cased window; stage 2 matches the assignment that
 # follows it.  (One regex with a leading name pattern backtracks at every position: 8 MB/s.)
@@ -36,7 +36,7 @@ def shannon_entropy(data: bytes) -> float:
     return -sum(c / n * math.log2(c / n) for c in Counter(data).values())
 
 
-class EntropyDetector(Detector):
+class EntropyDetector(PassDetector):
     name = "entropy"
     max_match_len = 400
 
@@ -45,13 +45,6 @@ class EntropyDetector(Detector):
         self.hex_threshold = hex_threshold
         name_then_value = "(?:" + _NAME.pattern.decode() + ")" + _TAIL.pattern.decode()
         self._expressions = [prefilter_expression(name_then_value, re.IGNORECASE)]
-        self._pass = pass_for([self._expressions])
-
-    def expressions(self) -> list[tuple[bytes, int]]:
-        return self._expressions
-
-    def find(self, data: bytes, path: str | None = None) -> Iterator[Match]:
-        return self.find_events(data, path, self._pass.scan(data)[0])
 
     def find_events(self, data: bytes, path: str | None, events: list[tuple[int, int, int]]) -> Iterator[Match]:
         if not events:

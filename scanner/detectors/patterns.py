@@ -6,14 +6,14 @@ import re
 from collections.abc import Iterable, Iterator
 
 from ..models import Severity
-from .interface import Detector, Match
-from .prefilter import pass_for, prefilter_expression
+from .interface import Match
+from .prefilter import PassDetector, prefilter_expression
 from .rules import BUILTIN_RULES, Rule
 
 _WORD = [chr(c).isalnum() or c == ord("_") for c in range(128)] + [False] * 128
 
 
-class PatternDetector(Detector):
+class PatternDetector(PassDetector):
     """Rules as data; Hyperscan tells which rules can match a window, their regexes confirm."""
 
     name = "pattern"
@@ -28,7 +28,6 @@ class PatternDetector(Detector):
             prefilter_expression(rule.prefilter or (rule.regex[2:] if rule.word_start else rule.regex), rule.flags)
             for rule in self._rules
         ]
-        self._pass = pass_for([self._expressions])
 
     @property
     def rules(self) -> list[Rule]:
@@ -39,12 +38,6 @@ class PatternDetector(Detector):
         if regex is None:
             regex = self._compiled[index] = self._rules[index].compile()
         return regex
-
-    def expressions(self) -> list[tuple[bytes, int]]:
-        return self._expressions
-
-    def find(self, data: bytes, path: str | None = None) -> Iterator[Match]:
-        return self.find_events(data, path, self._pass.scan(data)[0])
 
     def find_events(self, data: bytes, path: str | None, events: list[tuple[int, int, int]]) -> Iterator[Match]:
         lowered: bytes | None = None

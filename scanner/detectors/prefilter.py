@@ -14,12 +14,14 @@ import hashlib
 import platform
 import re
 import threading
-from collections.abc import Sequence
+from abc import abstractmethod
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import hyperscan
 
 from ..cache import default_dir, write_atomically
+from .interface import Detector, Match
 
 _INLINE_M = "(?m)"
 _SHIFT = 24  # an expression's id in a pass: its group (a detector) above, its index below
@@ -42,16 +44,12 @@ def prefilter_expression(regex: str, flags: int) -> Expr:
     return regex.encode(), hs_flags
 
 
-def literal_expression(value: bytes) -> bytes:
-    """An exact byte string as a Hyperscan expression (every byte but letters and digits escaped)."""
-    return b"".join(bytes((c,)) if 48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 else b"\\x%02x" % c for c in value)
-
-
 class HsPass:
     """One Hyperscan pass over a window for groups of expressions, one group per detector.
 
-    The content scanner puts every detector's expressions (rule prefilters, known-secret literals,
-    base64 runs) into one database, so a window is read once, not once per detector.  Events come
+    The content scanner puts every detector's expressions (rule prefilters, detect-secrets' and the
+    entropy detector's gates, base64 runs) into one database, so a window is read once, not once
+    per detector.  Events come
     back split by group.  An expression Hyperscan cannot compile, even as a prefilter (a user's
     custom rule, say), gives the event ``(i, -1, -1)`` in every window: slower, never a miss.
     Compiled on first use: a scan whose layers all come from the cache never pays for it.
@@ -122,18 +120,6 @@ def _compile(entries: Sequence[tuple[int, bytes, int]]) -> hyperscan.Database | 
     return db
 
 
-class Prefilter:
-    """Which of many regexes may match a window: a pass of one group of prefilter expressions."""
-
-    def __init__(self, patterns: Sequence[tuple[str, int]]) -> None:
-        self.expressions = [prefilter_expression(regex, flags) for regex, flags in patterns]
-        self._pass = pass_for([self.expressions])
-
-    def candidates(self, data: bytes) -> set[int]:
-        """Indexes of the patterns that may match somewhere in ``data``."""
-        return {i for i, _, _ in self._pass.scan(data)[0]}
-
-
 # Compiling ~200 rules takes about 0.5 s, paid by every run; a compiled database is kept on disk,
 # keyed by the exact expressions, flags and ids and by the Hyperscan build and machine, and loaded
 # in milliseconds.  Hyperscan checks a loaded database against this CPU; any failure is a compile.
@@ -148,9 +134,7 @@ def _compiled_path(entries: Sequence[tuple[int, bytes, int]]) -> Path:
 
 def _load_compiled(entries: Sequence[tuple[int, bytes, int]]) -> hyperscan.Database | None:
     try:
-        db = hyperscan.loadb(_compiled_path(entries).read_bytes(), mode=hyperscan.HS_MODE_BLOCK)
-        db.scratch = hyperscan.Scratch(db)
-        return db
+        return hyperscan.loadb(_compiled_path(entries).read_bytes(), mode=hyperscan.HS_MODE_BLOCK)  # scratch: HsPass
     except (OSError, hyperscan.error):
         return None
 
@@ -173,5 +157,20 @@ def pass_for(groups: Sequence[Sequence[Expr]]) -> HsPass:
         return _passes[key]
 
 
-def prefilter_for(patterns: Sequence[tuple[str, int]]) -> Prefilter:
-    return Prefilter(patterns)
+class PassDetector(Detector):
+    """A detector gated by Hyperscan expressions: in the content scanner they join the shared pass
+    and their events come to :meth:`find_events`; alone, :meth:`find` runs them in a pass of its own."""
+
+    _expressions: list[Expr]
+    _own_pass: HsPass | None = None
+
+    def expressions(self) -> list[Expr]:
+        return self._expressions
+
+    def find(self, data: bytes, path: str | None = None) -> Iterator[Match]:
+        if self._own_pass is None:
+            self._own_pass = pass_for([self._expressions])
+        return self.find_events(data, path, self._own_pass.scan(data)[0])
+
+    @abstractmethod
+    def find_events(self, data: bytes, path: str | None, events: list[Event]) -> Iterator[Match]: ...

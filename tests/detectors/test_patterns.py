@@ -11,6 +11,7 @@ import pytest
 from scanner.detectors import ContentScanner
 from scanner.detectors.detect_secrets_plugins import DetectSecretsDetector
 from scanner.detectors.patterns import PatternDetector
+from scanner.detectors.prefilter import pass_for
 from scanner.detectors.rules import BUILTIN_RULES
 from scanner.detectors.rules.model import base62, crc32_base62_checksum
 from scanner.models import Severity
@@ -175,7 +176,7 @@ def test_a_rule_hyperscan_cannot_compile_runs_gated_by_its_keywords() -> None:
     rule = Rule("big", "a long token", r"tok_[a-z0-9]{8,50000}", ("tok_",), Severity.HIGH, "", "")
     detector = PatternDetector([rule])
     assert [m.rule_id for m in detector.find(b"x tok_ab12cd34ef y")] == ["big"]
-    assert detector._pass.scan(b"")[0] == [(0, -1, -1)]  # "may match anywhere", in every window
+    assert pass_for([detector.expressions()]).scan(b"")[0] == [(0, -1, -1)]  # "may match anywhere", in every window
     # in the content scanner's shared pass too, beside the rules Hyperscan can compile
     scanner = ContentScanner([PatternDetector([rule, *BUILTIN_RULES[:3]])])
     assert [h.rule_id for h in scanner.scan_bytes(b"x tok_ab12cd34ef y")] == ["big"]
