@@ -250,6 +250,13 @@ def block_sum(block: bytes | bytearray) -> int:
     return (zlib.adler32(block[:256]) & 0xFFFF) + (zlib.adler32(block[256:]) & 0xFFFF) - 2
 
 
+def checksum_ok(block: bytes | bytearray) -> bool:
+    """A 512-byte header's stored checksum against its bytes (the checksum field read as spaces),
+    unsigned or signed as tarfile accepts; a checksum field that is not a number raises."""
+    stored = tar_number(bytes(block[148:156]))
+    return stored == block_sum(block) - sum(block[148:156]) + 256 or stored in tarfile.calc_chksums(block)  # type: ignore[attr-defined]
+
+
 def _text(field: bytes, encoding: str, errors: str) -> str:
     return field.split(b"\0", 1)[0].decode(encoding, errors)
 
@@ -262,9 +269,9 @@ class FastTarInfo(tarfile.TarInfo):
         name, mode, uid, gid, size, mtime, chk, kind, link, uname, gname, major, minor, prefix = _FIELDS.unpack_from(
             buf
         )
-        chksum = tar_number(chk)
-        if chksum != block_sum(buf) - sum(chk) + 256 and chksum not in tarfile.calc_chksums(buf):  # type: ignore[attr-defined]
+        if not checksum_ok(buf):
             raise _INVALID("bad checksum")
+        chksum = tar_number(chk)
         obj = cls()
         obj.name = _text(name, encoding, errors)
         obj.mode = tar_number(mode)

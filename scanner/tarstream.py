@@ -22,7 +22,7 @@ import tarfile
 from collections.abc import Iterator
 
 from .models import Readable
-from .streams import READ_SIZE, FastTarInfo, block_sum, tar_number
+from .streams import READ_SIZE, FastTarInfo, checksum_ok, tar_number
 
 _H = tarfile  # tarfile's header errors are not in its __all__
 BLOCK = tarfile.BLOCKSIZE
@@ -30,8 +30,10 @@ _PLAIN_TYPES = {tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.LNKTYPE, tarfile.SYMT
 _PAX_RECORD = re.compile(rb"(\d+) ([^=]+)=")
 
 
-def _has_data(info: tarfile.TarInfo) -> bool:
-    return info.isreg() or info.type not in tarfile.SUPPORTED_TYPES
+def _next_header(info: tarfile.TarInfo) -> int:
+    """Where the header after ``info`` starts, as tarfile works it out (data padded to blocks)."""
+    has_data = info.isreg() or info.type not in tarfile.SUPPORTED_TYPES
+    return info.offset_data + (info._block(info.size) if has_data else 0)  # type: ignore[attr-defined]
 
 
 _QUIET_END = (_H.InvalidHeaderError, _H.TruncatedHeaderError)  # type: ignore[attr-defined]
@@ -57,7 +59,6 @@ class TarStream:
         self.pax_headers: dict[str, str] = {}
         self.encoding = tarfile.ENCODING
         self.errors = "surrogateescape"
-        self._last_pax_blocks = 0
 
     # --- the file object --------------------------------------------------------------------------
     def _more(self, want: int) -> None:
@@ -160,10 +161,12 @@ class TarStream:
         if len(header) < BLOCK:
             return None
         pax: dict[str, str] | None = None
+        pax_bytes = 0  # the pax header and its records, before the member's own header
         if header[156:157] == tarfile.XHDTYPE:
-            pax, header = self._pax(header)
-            if pax is None:
+            found = self._pax(header)
+            if found is None:
                 return None
+            pax, header, pax_bytes = found
         if header[156:157] not in _PLAIN_TYPES:
             return None
         try:
@@ -172,8 +175,8 @@ class TarStream:
             return None  # tarfile reads it again and raises or ends as it does
         at = self._base + self._pos  # the first header (a refill in _pax moves the buffer)
         info.offset = at
-        info.offset_data = at + BLOCK + (self._last_pax_blocks if pax is not None else 0)
-        self.offset = info.offset_data + (info._block(info.size) if _has_data(info) else 0)  # type: ignore[attr-defined]
+        info.offset_data = at + pax_bytes + BLOCK
+        self.offset = _next_header(info)  # from the header's size, before the pax records apply
         info._apply_pax_info(self.pax_headers, self.encoding, self.errors)  # type: ignore[attr-defined]
         if info.isdir():
             info.name = info.name.rstrip("/")
@@ -181,18 +184,19 @@ class TarStream:
             merged = {**self.pax_headers, **pax}
             info._apply_pax_info(merged, self.encoding, self.errors)  # type: ignore[attr-defined]
             if "size" in merged:
-                self.offset = info.offset_data + (info._block(info.size) if _has_data(info) else 0)  # type: ignore[attr-defined]
+                self.offset = _next_header(info)
         self._pos = info.offset_data - self._base
         return info
 
-    def _pax(self, header: bytes) -> tuple[dict[str, str] | None, bytes]:
-        """The records of a pax header at the read position and the header after them, if plain."""
+    def _pax(self, header: bytes) -> tuple[dict[str, str], bytes, int] | None:
+        """For a pax header at the read position, if plain: its records, the header after them and
+        how many bytes the pax header and its records take."""
         try:
             size = tar_number(header[124:136])
-            if block_sum(header) - sum(header[148:156]) + 256 != tar_number(header[148:156]):
-                return None, header
+            if not checksum_ok(header):
+                return None
         except tarfile.TarError:
-            return None, header
+            return None
         blocks = (size + BLOCK - 1) // BLOCK * BLOCK
         if len(self._buf) - self._pos < BLOCK + blocks + BLOCK:
             self._more(BLOCK + blocks + BLOCK)
@@ -200,18 +204,17 @@ class TarStream:
         records = self._buf[start : start + size]
         after = self._buf[start + blocks : start + blocks + BLOCK]
         if len(records) < size or len(after) < BLOCK or b"hdrcharset" in records or b"GNU.sparse" in records:
-            return None, header
+            return None
         found: dict[str, str] = {}
         pos = 0
         while (m := _PAX_RECORD.match(records, pos)) is not None:  # as tarfile reads them
             length = int(m.group(1))
             if length == 0:
-                return None, header
+                return None
             value = records[m.end(2) + 1 : m.start(1) + length - 1]
             found[m.group(2).decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
             pos += length
-        self._last_pax_blocks = BLOCK + blocks
-        return found, after
+        return found, after, BLOCK + blocks
 
     def extract(self, info: tarfile.TarInfo) -> Readable:
         """The data of the member just yielded."""
