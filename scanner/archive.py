@@ -73,12 +73,19 @@ def parse_json(data: bytes, where: str) -> Any:
     return doc
 
 
-def _cached(member: Member, head: bytes, cache: LayerCache) -> LayerScan | None:
-    """A cached result for a layer whose bytes hash to the digest its path claims."""
+def _lookup(member: Member, cache: LayerCache) -> tuple[str, LayerScan] | None:
+    """The digest a member's path claims and the cached result under it, if any."""
     digest = claimed_digest(member.path)
     scan = cache.get(digest) if digest else None
-    if scan is None or member.stream is None:
+    return (digest, scan) if digest and scan is not None else None
+
+
+def _cached(member: Member, head: bytes, cache: LayerCache) -> LayerScan | None:
+    """A cached result for a layer whose bytes hash to the digest its path claims."""
+    found = _lookup(member, cache)
+    if found is None or member.stream is None:
         return None
+    digest, scan = found
     reader = HashingReader(member.stream, head)
     reader.drain()
     if reader.digest != digest:  # a member that lies about its content: never a cache hit
@@ -103,12 +110,10 @@ def collect(
                 continue
             if member.stream is None:
                 continue
-            if member.content_addressed and cache is not None:
-                digest = claimed_digest(member.path)
-                scan = cache.get(digest) if digest else None
-                if scan is not None:  # seen before, by this digest: not even downloaded
-                    archive.records[member.path] = BlobRecord(member.path, member.size, layer=scan)
-                    continue
+            if member.content_addressed and cache is not None and (found := _lookup(member, cache)) is not None:
+                # seen before, by this digest, which the source checks: not even downloaded
+                archive.records[member.path] = BlobRecord(member.path, member.size, layer=found[1])
+                continue
             head = read_head(member.stream)
             if sniff(head) != "none" or looks_like_tar(head):
                 scan = _cached(member, head, cache) if cache is not None and not member.content_addressed else None

@@ -133,9 +133,6 @@ class FileScanner:
 
     def scan(self, stream: Readable, path: str, size: int | None = None) -> tuple[list[FileHits], list[Skip], int]:
         """(hits per file or member, skips, how many files and members were scanned)."""
-        budget = self.limits.max_expanded
-        if size is not None:
-            budget = min(budget, max(64 << 20, self.limits.max_ratio * size))
         if size is not None and size <= self.content.chunk_size:  # a small file: read whole, one window
             data = stream.read(size)
             head = data[:512]
@@ -143,6 +140,9 @@ class FileScanner:
                 hits = self.content.scan_window(data, path)
                 return ([FileHits(path, tuple(hits), None)] if hits else []), [], 1
             stream = io.BytesIO(data)
+        budget = self.limits.max_expanded
+        if size is not None:
+            budget = min(budget, max(64 << 20, self.limits.max_ratio * size))
         state = _State(self.limits, path, budget=budget)
         try:
             self._scan(stream, None, 0, state)

@@ -63,15 +63,12 @@ _DIGIT_AT = [_R + b"{%d,}[0-9]" % MIN_RUN] + [
     for i in range(MIN_RUN)
 ]
 RUN = b"(?:" + b"|".join(_DIGIT_AT) + b")" + _R + b"*={0,2}(?:[^A-Za-z0-9+/=]|\\z)"
-_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-_IN_RUN = [c in _ALPHABET or c == ord("=") for c in range(256)]
-
-
 # A window's bytes mapped to their class: "u" upper case, "l" lower case, "d" digit, "s" + or /, " "
 # anything else ("=" included).  The start of a run is then one rfind of " " in C, from its end
 # back, and whether it mixes cases two finds (a run Hyperscan reports always holds a digit).
 _CLASS_OF = {b"u": b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"l": b"abcdefghijklmnopqrstuvwxyz", b"d": b"0123456789", b"s": b"+/"}
 _CLASSES = bytes(next((k[0] for k, chars in _CLASS_OF.items() if c in chars), 32) for c in range(256))
+_IN_RUN = [k != 32 or c == 61 for c, k in enumerate(_CLASSES)]  # base64 characters and "="
 
 
 Matcher = Callable[[bytes, "str | None"], list[tuple[Detector, Match]]]
