@@ -12,14 +12,14 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from .cache import LayerCache, claimed_digest
 from .errors import FormatError, SourceError
-from .models import LayerScan, sha256_hex
+from .models import LayerScan, Readable, sha256_hex
 from .sources.interface import BODY_SHAPE, DESC_SHAPE, Member, bad_shape
 from .streams import HashingReader, read_head, safe_reason
-from .walk import READ_ERRORS, LayerWalker, looks_like_tar, sniff
+from .walk import READ_ERRORS, looks_like_tar, sniff
 
 JSON_LIMIT = 64 << 20
 MAX_JSON_DEPTH = 64
@@ -47,6 +47,7 @@ class BlobRecord:
 class Archive:
     records: dict[str, BlobRecord] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    proven: dict[str, tuple[str, int]] = field(default_factory=dict)  # path -> (digest of its bytes, size)
 
     def lookup(self, path: str) -> BlobRecord | None:
         for _ in range(MAX_LINK_HOPS):
@@ -73,20 +74,13 @@ def parse_json(data: bytes, where: str) -> Any:
     return doc
 
 
-def _lookup(member: Member, cache: LayerCache) -> tuple[str, LayerScan] | None:
-    """The digest a member's path claims and the cached result under it, if any."""
-    digest = claimed_digest(member.path)
-    scan = cache.get(digest) if digest else None
-    return (digest, scan) if digest and scan is not None else None
+class Walker(Protocol):
+    def walk(self, blob: Readable, head: bytes = b"") -> LayerScan: ...
 
 
-def _cached(member: Member, head: bytes, cache: LayerCache) -> LayerScan | None:
-    """A cached result for a layer whose bytes hash to the digest its path claims."""
-    found = _lookup(member, cache)
-    if found is None or member.stream is None:
-        return None
-    digest, scan = found
-    reader = HashingReader(member.stream, head)
+def _verified(member: Member, head: bytes, digest: str, scan: LayerScan) -> LayerScan:
+    """``scan``, cached for the digest ``member``'s name claims, once its bytes hash to it."""
+    reader = HashingReader(member.stream, head)  # type: ignore[arg-type]
     reader.drain()
     if reader.digest != digest:  # a member that lies about its content: never a cache hit
         return replace(
@@ -99,9 +93,42 @@ def _cached(member: Member, head: bytes, cache: LayerCache) -> LayerScan | None:
     return scan
 
 
+def _layer(member: Member, head: bytes, walker: Walker, cache: LayerCache | None, tried: str | None) -> _Proven:
+    """A layer member's result, from the cache once its bytes prove the digest, else walked; with
+    the digest its bytes were proven to have (None when they were not read whole)."""
+    stream = member.stream
+    if cache is not None:
+        claimed = claimed_digest(member.path)
+        if claimed is None and member.reopen is not None:
+            # a name without a digest (docker's legacy <id>/layer.tar), in a file on disk: hash the
+            # bytes, look them up, and walk them from the start again after a miss
+            reader = HashingReader(stream, head)  # type: ignore[arg-type]
+            reader.drain()
+            if (scan := cache.get(reader.digest)) is not None:
+                return scan, reader.digest
+            stream, head = member.reopen(), b""
+        elif claimed is not None and claimed != tried and (scan := cache.get(claimed)) is not None:
+            scan = _verified(member, head, claimed, scan)
+            return scan, (claimed if scan.error is None else None)
+    scan = walker.walk(stream, head)  # type: ignore[arg-type]
+    if cache is not None:
+        cache.put(scan)
+    return scan, (scan.blob_digest if scan.error is None else None)
+
+
+_Proven = tuple[LayerScan, str | None]
+Proofs = dict[str, tuple[str, int]]  # archive path -> (the digest its bytes hash to, its size)
+
+
 def collect(
-    members: Iterable[Member], walker: LayerWalker, json_limit: int = JSON_LIMIT, cache: LayerCache | None = None
+    members: Iterable[Member],
+    walker: Walker,
+    json_limit: int = JSON_LIMIT,
+    cache: LayerCache | None = None,
+    proofs: Proofs | None = None,
 ) -> Archive:
+    """Every member, classified; ``proofs`` are digests proven by an earlier scan of the same
+    unchanged bytes (:mod:`scanner.proofs`).  ``Archive.proven`` holds the proofs of this scan."""
     archive = Archive()
     try:
         for member in members:
@@ -110,18 +137,20 @@ def collect(
                 continue
             if member.stream is None:
                 continue
-            if member.content_addressed and cache is not None and (found := _lookup(member, cache)) is not None:
-                # seen before, by this digest, which the source checks: not even downloaded
-                archive.records[member.path] = BlobRecord(member.path, member.size, layer=found[1])
+            known = member.digest
+            if known is None and proofs and (proof := proofs.get(member.path)) and proof[1] == member.size:
+                known = proof[0]
+            if known is not None and cache is not None and (scan := cache.get(known)) is not None:
+                # seen before, by a digest these bytes are known to have: not even read
+                archive.records[member.path] = BlobRecord(member.path, member.size, layer=scan)
+                archive.proven[member.path] = (known, member.size)
                 continue
             head = read_head(member.stream)
             if sniff(head) != "none" or looks_like_tar(head):
-                scan = _cached(member, head, cache) if cache is not None and not member.content_addressed else None
-                if scan is None:
-                    scan = walker.walk(member.stream, head)
-                    if cache is not None:
-                        cache.put(scan)
+                scan, digest = _layer(member, head, walker, cache, known)
                 archive.records[member.path] = BlobRecord(member.path, member.size, layer=scan)
+                if digest is not None:
+                    archive.proven[member.path] = (digest, member.size)
             elif member.size <= json_limit:
                 archive.records[member.path] = BlobRecord(member.path, member.size, data=head + member.stream.read())
             else:

@@ -5,7 +5,15 @@ leakscan's version, every rule (id, regex, flags, severity, ...), the detector s
 limits, and the SHA-256 of each known secret (hashes only; a value never reaches the disk).  A
 change of rules or secrets is therefore a miss, never a stale hit.  A layer is looked up by the
 digest its archive path claims, and the member is still hashed to prove that claim before the
-cached result stands; a member whose bytes do not match its name is an error, not a hit.
+cached result stands; a member whose bytes do not match its name is an error, not a hit.  A
+member whose name claims no digest (docker's legacy ``<id>/layer.tar``) is hashed first when it
+can be read again (a file on disk).
+
+What a scan proved (member path -> digest of its bytes) is kept apart, under the source's
+identity: a file's path and stat, ctime included, which every write changes and no call can set
+back.  A rescan of the same unchanged file takes its cached layers without reading them, as git
+trusts its index; a file written in the last seconds gets no proofs (a write in the same clock
+tick could go unseen).  Anyone who could forge a file's ctime could as well write this cache.
 """
 
 from __future__ import annotations
@@ -83,18 +91,23 @@ def _to_json(scan: LayerScan) -> dict[str, Any]:
     return doc
 
 
+def hit_from_json(doc: dict[str, Any]) -> Hit:
+    return Hit(**{**doc, "severity": Severity(doc["severity"])})
+
+
 def _from_json(doc: dict[str, Any]) -> LayerScan:
+    kinds = _KINDS
     return LayerScan(
         blob_digest=doc["blob_digest"],
         diff_id=doc["diff_id"],
         compression=doc["compression"],
         compressed_size=doc["compressed_size"],
         size=doc["size"],
-        entries=tuple(LayerEntry(path, _KINDS[kind], size, target) for path, kind, size, target in doc["entries"]),
+        entries=tuple([LayerEntry(path, kinds[kind], size, target) for path, kind, size, target in doc["entries"]]),
         files=tuple(
             FileHits(
                 f["path"],
-                tuple(Hit(**{**h, "severity": Severity(h["severity"])}) for h in f["hits"]),
+                tuple(hit_from_json(h) for h in f["hits"]),
                 f["member"],
                 f["replaced"],
             )
@@ -104,6 +117,10 @@ def _from_json(doc: dict[str, Any]) -> LayerScan:
         skips=tuple(Skip(**s) for s in doc["skips"]),
         error=doc["error"],
     )
+
+
+def _proof_key(identity: str) -> str:
+    return "proofs/sha256:" + hashlib.sha256(identity.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 class CacheBackend(ABC):
@@ -155,6 +172,34 @@ class LayerCache:
             return None
         self.hits += 1
         return scan
+
+    def get_doc(self, name: str) -> Any:
+        """Another cached document under this namespace (e.g. the metadata's results), or None."""
+        try:
+            text = self.backend.read(f"{self.space}/{name}")
+            return json.loads(text) if text is not None else None
+        except ValueError:
+            return None
+
+    def put_doc(self, name: str, doc: Any) -> None:
+        self.backend.write(f"{self.space}/{name}", json.dumps(doc))
+
+    def proofs(self, identity: str) -> dict[str, tuple[str, int]]:
+        """The digests an earlier scan proved for the members of a source with this identity (a
+        file's stat: see ImageSource.identity).  Kept apart from the namespace: they are facts about
+        bytes, whatever the rules."""
+        try:
+            doc = json.loads(self.backend.read(_proof_key(identity)) or "{}")
+            return {
+                str(path): (str(digest), int(size))
+                for path, (digest, size) in doc.items()
+                if isinstance(digest, str) and digest.startswith("sha256:") and isinstance(size, int)
+            }
+        except (ValueError, TypeError, AttributeError):
+            return {}
+
+    def put_proofs(self, identity: str, proofs: dict[str, tuple[str, int]]) -> None:
+        self.backend.write(_proof_key(identity), json.dumps(proofs, sort_keys=True))
 
     def put(self, scan: LayerScan) -> None:
         if scan.error is not None:

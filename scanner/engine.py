@@ -6,25 +6,38 @@ No printing, no click, no globals; the CLI and the service call :func:`scan_imag
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import suppress
-from .archive import MetaDoc, ResolvedImage, collect, iter_json_strings, resolve
-from .cache import CacheBackend, DirBackend, LayerCache, namespace
+from .archive import MetaDoc, ResolvedArchive, ResolvedImage, collect, iter_json_strings, resolve
+from .cache import CacheBackend, DirBackend, LayerCache, hit_from_json, namespace
 from .detectors import (
     BUILTIN_RULES,
     ContentScanner,
-    Detector,
-    KnownSecretsDetector,
     KnownValue,
     RuleSet,
     build_detectors,
+    known_fingerprint,
 )
-from .models import EntryKind, Finding, ImageReport, LayerReport, ScanReport, Skip, Status
+from .models import (
+    EntryKind,
+    Finding,
+    Hit,
+    ImageReport,
+    LayerReport,
+    LayerScan,
+    Readable,
+    ScanReport,
+    Skip,
+    Status,
+    sha256_hex,
+)
 from .nested import FileScanner, NestedLimits
 from .parallel import FilePool
 from .sources import ImageSource
@@ -50,17 +63,40 @@ class ScanOptions:
     progress: Callable[[int], None] | None = field(default=None, compare=False)
 
 
+class _Lazy:
+    """The detectors, the worker pool and the walker, made when first needed: a rescan whose layers
+    and metadata all come from the cache needs none of them (nor detect-secrets' import, nor a fork)."""
+
+    def __init__(self, options: ScanOptions, limits: WalkLimits, stack: contextlib.ExitStack) -> None:
+        self.options, self.limits, self.stack = options, limits, stack
+
+    @functools.cached_property
+    def scanner(self) -> ContentScanner:
+        o = self.options
+        detectors = build_detectors(
+            list(o.known), entropy=o.entropy, detect_secrets=o.rules.detect_secrets, rules=o.rules.rules
+        )
+        return ContentScanner(detectors)
+
+    @functools.cached_property
+    def walker(self) -> LayerWalker:
+        pool = None
+        if self.options.jobs > 1:
+            try:
+                files = FileScanner(self.scanner, self.limits.nested)
+                pool = self.stack.enter_context(FilePool(files, self.options.jobs))
+            except (OSError, ValueError, AssertionError):  # no fork, no /dev/shm, or a daemonic process
+                pool = None  # the same scan, in this process
+        return LayerWalker(self.scanner, self.limits, on_bytes=self.options.progress, pool=pool)
+
+    def walk(self, blob: Readable, head: bytes = b"") -> LayerScan:
+        return self.walker.walk(blob, head)
+
+
 def scan_image(source: ImageSource, options: ScanOptions | None = None) -> ScanReport:
     options = options or ScanOptions()
     started = time.monotonic()
     started_at = time.time()
-    detectors = build_detectors(
-        list(options.known),
-        entropy=options.entropy,
-        detect_secrets=options.rules.detect_secrets,
-        rules=options.rules.rules,
-    )
-    scanner = ContentScanner(detectors)
     limits = WalkLimits(
         max_file_size=options.max_file_size,
         nested=NestedLimits(max_depth=options.archive_depth),
@@ -69,24 +105,22 @@ def scan_image(source: ImageSource, options: ScanOptions | None = None) -> ScanR
         deadline=started + options.timeout if options.timeout else None,
     )
     backend = options.cache_backend or (DirBackend(options.cache_dir) if options.cache_dir else None)
-    cache = LayerCache(backend, _cache_namespace(options, detectors)) if backend is not None else None
+    cache = LayerCache(backend, _cache_namespace(options)) if backend is not None else None
     with contextlib.ExitStack() as stack:
-        pool = None
-        if options.jobs > 1:
-            try:
-                pool = stack.enter_context(FilePool(FileScanner(scanner, limits.nested), options.jobs))
-            except (OSError, ValueError, AssertionError):  # no fork, no /dev/shm, or a daemonic process
-                pool = None  # the same scan, in this process
-        walker = LayerWalker(scanner, limits, on_bytes=options.progress, pool=pool)
-        archive = collect(source.members(), walker, cache=cache)
+        lazy = _Lazy(options, limits, stack)
+        identity = source.identity() if cache is not None else None
+        proofs = cache.proofs(identity) if cache is not None and identity is not None else {}
+        archive = collect(source.members(), lazy, cache=cache, proofs=proofs)
+        if cache is not None and identity is not None and archive.proven != proofs and source.identity() == identity:
+            cache.put_proofs(identity, archive.proven)  # the file did not change while it was read
     resolved = resolve(archive, source.select)
-    images = tuple(_image_report(image, scanner) for image in resolved.images)
+    meta = _MetadataResults.of(resolved, lazy, cache)
     report = ScanReport(
         source_kind=source.kind,
         source_ref=source.ref,
         archive_format=resolved.format,
-        images=images,
-        metadata_findings=tuple(_metadata_findings(resolved.metadata, scanner)),
+        images=tuple(_image_report(image, meta) for image in resolved.images),
+        metadata_findings=tuple(meta.findings(resolved.metadata)),
         warnings=tuple(resolved.warnings),
         errors=tuple(resolved.errors),
         duration_s=time.monotonic() - started,
@@ -96,9 +130,8 @@ def scan_image(source: ImageSource, options: ScanOptions | None = None) -> ScanR
     return suppress.apply(report, options.suppressions)
 
 
-def _cache_namespace(options: ScanOptions, detectors: list[Detector]) -> str:
+def _cache_namespace(options: ScanOptions) -> str:
     """Everything a layer's result depends on; secrets only as hashes of hashes."""
-    known = next((d for d in detectors if isinstance(d, KnownSecretsDetector)), None)
     return namespace(
         {
             "rules": [
@@ -109,16 +142,55 @@ def _cache_namespace(options: ScanOptions, detectors: list[Detector]) -> str:
             "entropy": options.entropy,
             "max_file_size": options.max_file_size,
             "archive_depth": options.archive_depth,
-            "known": known.fingerprint if known is not None else "",
+            "known": known_fingerprint(options.known),
         }
     )
 
 
-def _metadata_findings(docs: list[MetaDoc], scanner: ContentScanner) -> Iterator[Finding]:
-    for doc in docs:
-        for field_name, text in iter_json_strings(doc.doc, doc.prefix):
-            for hit in scanner.scan_bytes(text.encode("utf-8", "surrogateescape"), metadata=True):
-                yield Finding.from_hit(hit, field=field_name, line=None)
+class _MetadataResults:
+    """What the detectors make of an archive's metadata: the hits in each JSON string (config,
+    history, manifests, annotations) and each created_by as displayed (build-arg values and
+    anything a detector matches masked).  Cached as one document under a hash of those strings, so
+    that a rescan of an unchanged image needs no detector at all."""
+
+    def __init__(self, hits: dict[str, tuple[Hit, ...]], shown: dict[str, str]) -> None:
+        self.hits, self.shown = hits, shown
+
+    @classmethod
+    def of(cls, resolved: ResolvedArchive, lazy: _Lazy, cache: LayerCache | None) -> _MetadataResults:
+        docs = resolved.metadata + [d for image in resolved.images for d in image.metadata]
+        texts = sorted({text for d in docs for _, text in iter_json_strings(d.doc, d.prefix)})
+        steps = sorted({mask_build_args(s) for image in resolved.images for s in _created_by(image)[0] if s})
+        key = "meta:" + sha256_hex(json.dumps([texts, steps]).encode("utf-8", "surrogateescape"))
+        doc = cache.get_doc(key) if cache is not None else None
+        if doc is not None:
+            try:
+                return cls(
+                    {t: tuple(hit_from_json(h) for h in hits) for t, hits in zip(texts, doc["hits"], strict=True)},
+                    dict(zip(steps, doc["shown"], strict=True)),
+                )
+            except (KeyError, TypeError, ValueError):
+                pass  # not this format: scanned again
+        scanner = lazy.scanner
+        found = cls(
+            {t: tuple(scanner.scan_bytes(t.encode("utf-8", "surrogateescape"), metadata=True)) for t in texts},
+            {s: scanner.mask(s) for s in steps},
+        )
+        if cache is not None:
+            cache.put_doc(
+                key,
+                {"hits": [[asdict(h) for h in found.hits[t]] for t in texts], "shown": [found.shown[s] for s in steps]},
+            )
+        return found
+
+    def findings(self, docs: list[MetaDoc]) -> Iterator[Finding]:
+        for doc in docs:
+            for field_name, text in iter_json_strings(doc.doc, doc.prefix):
+                for hit in self.hits[text]:
+                    yield Finding.from_hit(hit, field=field_name, line=None)
+
+    def display(self, created_by: str | None) -> str | None:
+        return None if created_by is None else self.shown[mask_build_args(created_by)]
 
 
 _BUILD_ARGS = re.compile(r"^(RUN )?\|(\d+) ")
@@ -153,10 +225,6 @@ def _created_by(image: ResolvedImage) -> tuple[list[str | None], list[str]]:
     return [str(s) if s is not None else None for s in steps], []
 
 
-def _display(created_by: str | None, scanner: ContentScanner) -> str | None:
-    return None if created_by is None else scanner.mask(mask_build_args(created_by))
-
-
 def _hard_link_findings(image: ResolvedImage, vis: Visibility, i: int) -> Iterator[Finding]:
     """A hard link shows its target's content under its own path (same or lower layer)."""
     scan = image.layers[i].scan
@@ -178,10 +246,10 @@ def _hard_link_findings(image: ResolvedImage, vis: Visibility, i: int) -> Iterat
                 )
 
 
-def _image_report(image: ResolvedImage, scanner: ContentScanner) -> ImageReport:
+def _image_report(image: ResolvedImage, meta: _MetadataResults) -> ImageReport:
     vis = Visibility([ref.scan for ref in image.layers])
     steps, warnings = _created_by(image)
-    created_by = [_display(step, scanner) for step in steps]
+    created_by = [meta.display(step) for step in steps]
     diff_ids = (image.config or {}).get("rootfs", {}).get("diff_ids") or []
     errors: list[str] = []
     layers = []
@@ -239,7 +307,7 @@ def _image_report(image: ResolvedImage, scanner: ContentScanner) -> ImageReport:
         manifest_digest=image.manifest_digest,
         platform=image.platform,
         layers=tuple(layers),
-        metadata_findings=tuple(_metadata_findings(image.metadata, scanner)),
+        metadata_findings=tuple(meta.findings(image.metadata)),
         warnings=tuple(image.warnings + warnings),
         errors=tuple(errors),
     )

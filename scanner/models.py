@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
 class Readable(Protocol):
@@ -75,9 +75,10 @@ class Skip:
     limit: bool = False  # a limit cut the scan short here: the scan is incomplete (exit 3), not just noted
 
 
-@dataclass(frozen=True, slots=True)
-class LayerEntry:
-    """One tar member of a layer, as needed to work out visibility and hard links."""
+class LayerEntry(NamedTuple):
+    """One tar member of a layer, as needed to work out visibility and hard links.  A named tuple:
+    a layer has tens of thousands, made on every walk and every cached rescan, and a frozen
+    dataclass's ``__init__`` cost several times as much."""
 
     path: str
     kind: EntryKind

@@ -46,8 +46,11 @@ class TarStream:
     tarfile's header code reads through (``fileobj``, ``offset``, ``pax_headers``, ``encoding``).
     """
 
-    def __init__(self, raw: Readable, chunk: int = READ_SIZE) -> None:
+    def __init__(self, raw: Readable, chunk: int = READ_SIZE, seekable: bool = False) -> None:
         self._raw = raw
+        # a file on disk, read from its first byte: skipped data is seeked over, not read, and a
+        # member can be read again (``reopen``)
+        self._seekable = seekable
         self._chunk = chunk
         self._buf = b""
         self._pos = 0  # read position in _buf
@@ -101,7 +104,8 @@ class TarStream:
         return self._base + self._pos
 
     def seek(self, offset: int, whence: int = 0) -> int:
-        """Forward only (or back within the buffer): skipped bytes are read, so they are hashed."""
+        """Forward only (or back within the buffer): skipped bytes are read, so a stream under this
+        one hashes them.  A seekable file is seeked instead: a short file then reads short."""
         if whence != 0:
             raise OSError("TarStream seeks from the start only")
         if offset < self._base:
@@ -109,6 +113,9 @@ class TarStream:
         skip = offset - self.tell()
         if skip <= len(self._buf) - self._pos:
             self._pos = offset - self._base
+            return offset
+        if self._seekable:
+            self._jump(offset)
             return offset
         skip -= len(self._buf) - self._pos
         self._base, self._buf, self._pos = self._base + len(self._buf), b"", 0
@@ -120,6 +127,10 @@ class TarStream:
             self._base += len(data)
             skip -= len(data)
         return self.tell()
+
+    def _jump(self, offset: int) -> None:
+        self._raw.seek(offset)  # type: ignore[attr-defined]
+        self._base, self._buf, self._pos, self._eof = offset, b"", 0, False
 
     # --- the walk ---------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[tarfile.TarInfo]:
@@ -222,6 +233,14 @@ class TarStream:
             return tarfile.ExFileObject(self, info)  # type: ignore[arg-type]
         if self.tell() != info.offset_data:
             self.seek(info.offset_data)
+        return _Member(self, info.offset_data, info.size)
+
+    def reopen(self, info: tarfile.TarInfo) -> Readable:
+        """The data of the member just yielded, again from its first byte (a seekable file, not a
+        sparse member); the walk then goes on from there."""
+        if not self._seekable or info.sparse is not None:
+            raise ValueError("only a plain member of a seekable file can be read again")
+        self._jump(info.offset_data)
         return _Member(self, info.offset_data, info.size)
 
 

@@ -26,7 +26,11 @@ class _LayerIndex:
         index = cls()
         if scan is None:
             return index
+        entries = index.entries
         for e in scan.entries:
+            if WHITEOUT_PREFIX not in e.path:  # nearly every entry: no split needed
+                entries[e.path] = e.kind
+                continue
             parent, base = posixpath.split(e.path)
             if e.kind is EntryKind.OPAQUE:
                 index.opaque.add(parent)
@@ -50,17 +54,25 @@ class Visibility:
     """Answers, for a path in layer i, which later layer (if any) hides it and how."""
 
     def __init__(self, layers: Sequence[LayerScan | None]) -> None:
-        self._layers = [_LayerIndex.of(scan) for scan in layers]
+        self._scans = list(layers)
+        self._indexes: dict[int, _LayerIndex] = {}  # built when first asked about: a single-layer
+        # image (or the top layer of any) never needs its own
 
     def __len__(self) -> int:
-        return len(self._layers)
+        return len(self._scans)
+
+    def _index(self, layer: int) -> _LayerIndex:
+        index = self._indexes.get(layer)
+        if index is None:
+            index = self._indexes[layer] = _LayerIndex.of(self._scans[layer])
+        return index
 
     def hider(self, layer: int, path: str, upto: int | None = None) -> tuple[Status, int | None]:
         """Status of ``path`` added in ``layer``, looking at layers above it (up to ``upto``)."""
         ancestors = _ancestors(path)
-        end = len(self._layers) if upto is None else upto
+        end = len(self._scans) if upto is None else upto
         for j in range(layer + 1, end):
-            idx = self._layers[j]
+            idx = self._index(j)
             if path in idx.whiteouts or any(a in idx.whiteouts for a in ancestors):
                 return Status.DELETED, j
             if any(a in idx.opaque for a in ancestors):
@@ -73,10 +85,10 @@ class Visibility:
 
     def link_source(self, layer: int, target: str) -> int | None:
         """The layer whose copy of ``target`` a hard link in ``layer`` points at."""
-        if self._layers[layer].entries.get(target) is EntryKind.FILE:
+        if self._index(layer).entries.get(target) is EntryKind.FILE:
             return layer
         for k in range(layer - 1, -1, -1):
-            if self._layers[k].entries.get(target) is EntryKind.FILE:
+            if self._index(k).entries.get(target) is EntryKind.FILE:
                 status, _ = self.hider(k, target, upto=layer)
                 return k if status is Status.PRESENT else None
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -89,3 +90,94 @@ def test_a_change_to_leakscan_s_code_is_a_cache_miss(monkeypatch: pytest.MonkeyP
     before = cache.namespace({"rules": []})
     monkeypatch.setattr(cache, "code_fingerprint", lambda: "another build of the detectors")
     assert cache.namespace({"rules": []}) != before
+
+
+def test_a_legacy_docker_save_on_disk_is_a_cache_hit(sample_archives: dict[str, Path], tmp_path: Path) -> None:
+    """docker save before Engine 25 names layers <v1 id>/layer.tar, a name without a digest: a
+    layer of a file on disk is hashed first, found in the cache, and walked only after a miss."""
+    image = str(sample_archives["docker-legacy"])
+    first = scan_image(open_source(image), _opts(tmp_path))
+    second = scan_image(open_source(image), _opts(tmp_path))
+    assert first.cached_layers == 0 and second.cached_layers == 4
+    assert _key(first) == _key(second) and second.complete
+    # the same layers under their digests (Docker 25+) hit as well, and the other way round
+    assert scan_image(open_source(str(sample_archives["docker25"])), _opts(tmp_path)).cached_layers == 4
+
+
+class _Counted:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from scanner import archive, engine
+        from scanner.walk import LayerWalker
+
+        self.walks = self.hashes = self.builds = 0
+        real_walk, real_drain, real_build = LayerWalker.walk, archive.HashingReader.drain, engine.build_detectors
+
+        def walk(w, *a, **kw):  # type: ignore[no-untyped-def]
+            self.walks += 1
+            return real_walk(w, *a, **kw)
+
+        def drain(r):  # type: ignore[no-untyped-def]
+            self.hashes += 1
+            return real_drain(r)
+
+        def build(*a, **kw):  # type: ignore[no-untyped-def]
+            self.builds += 1
+            return real_build(*a, **kw)
+
+        monkeypatch.setattr(LayerWalker, "walk", walk)
+        monkeypatch.setattr(archive.HashingReader, "drain", drain)
+        monkeypatch.setattr(engine, "build_detectors", build)
+
+
+@pytest.mark.parametrize("name", ["docker-legacy", "docker25", "oci-zstd"])
+def test_an_unchanged_file_is_not_read_again(
+    name: str, sample_archives: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a scan proved about a file's layers holds while the file is unchanged (its stat, ctime
+    included): a rescan neither hashes nor walks them, and makes no detector."""
+    from scanner.sources import tarball
+
+    monkeypatch.setattr(tarball, "RECENT_NS", -(10**12))  # the copy below was just written
+    image = tmp_path / "image.tar"
+    shutil.copyfile(sample_archives[name], image)
+    first = scan_image(open_source(str(image)), _opts(tmp_path / "cache"))
+    counted = _Counted(monkeypatch)
+    second = scan_image(open_source(str(image)), _opts(tmp_path / "cache"))
+    assert (counted.walks, counted.hashes, counted.builds) == (0, 0, 0)
+    assert second.cached_layers == 4 and _key(first) == _key(second) and second.complete
+    assert [lr.created_by for lr in first.images[0].layers] == [lr.created_by for lr in second.images[0].layers]
+
+
+def test_a_file_changed_after_its_scan_is_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Proofs are keyed by the file's stat: a write of the same size changes its ctime, so the
+    forged layer is hashed (and refused), not trusted."""
+    from scanner.sources import tarball
+
+    monkeypatch.setattr(tarball, "RECENT_NS", -(10**12))
+    clean = layer_tar([("etc/motd", b"hello\n")])
+    leaky = layer_tar([("etc/motd", b"ghp_" + b"Zq8w" * 9 + b"\n")])
+    assert len(clean) == len(leaky)
+    image = tmp_path / "image.tar"
+    image.write_bytes(docker_archive([clean]))
+    cache = tmp_path / "cache"
+    assert scan_image(open_source(str(image)), ScanOptions(cache_dir=cache)).complete
+    data = image.read_bytes()
+    with image.open("r+b") as fh:  # the same file, the same size, other bytes
+        fh.seek(data.index(clean))
+        fh.write(leaky)
+    report = scan_image(open_source(str(image)), ScanOptions(cache_dir=cache))
+    assert not report.complete
+    assert any("does not match the digest" in p for p in report.problems)
+
+
+def test_metadata_results_follow_the_rules(sample_archives: dict[str, Path], tmp_path: Path) -> None:
+    """The metadata's results are cached under the namespace: other rules are a miss."""
+    image = str(sample_archives["docker25"])
+    first = scan_image(open_source(image), _opts(tmp_path))
+    assert any(f.field for f in first.findings)
+    assert "dotenv-secret" in {f.rule_id for f in first.findings if f.field}
+    fewer = RuleSet(tuple(r for r in BUILTIN_RULES if r.id != "dotenv-secret"))
+    other = scan_image(open_source(image), _opts(tmp_path, rules=fewer))
+    assert "dotenv-secret" not in {f.rule_id for f in other.findings if f.field}
+    again = scan_image(open_source(image), _opts(tmp_path))
+    assert _key(again) == _key(first)

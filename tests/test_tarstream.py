@@ -50,6 +50,29 @@ def walk_ours(data: bytes, step: int = 1 << 20, chunk: int = 1 << 20) -> tuple[l
     return out, None
 
 
+def walk_seekable(data: bytes, every: int = 2) -> tuple[list[tuple[object, ...]], str | None]:
+    """A seekable file: the data of all but every ``every``-th member is seeked over, and the data
+    that is read is read twice (``reopen``)."""
+    out: list[tuple[object, ...]] = []
+    try:
+        tar = TarStream(io.BytesIO(data), chunk=1 << 12, seekable=True)
+        for n, info in enumerate(tar):
+            body = b""
+            if info.isreg() and n % every == 0:
+                body = tar.extract(info).read()
+                if info.sparse is None:
+                    assert tar.reopen(info).read() == body
+            out.append((info.name, info.type, info.size, info.linkname, info.mode, info.mtime, info.uname, body))
+        check_tar_end(tar)
+    except (tarfile.TarError, EOFError) as exc:
+        return out, type(exc).__name__
+    return out, None
+
+
+def _bodies_every(members: list[tuple[object, ...]], every: int) -> list[tuple[object, ...]]:
+    return [m if n % every == 0 else (*m[:7], b"") for n, m in enumerate(members)]
+
+
 def walk_tarfile(data: bytes) -> tuple[list[tuple[object, ...]], str | None]:
     out: list[tuple[object, ...]] = []
     try:
@@ -129,6 +152,13 @@ def test_members_and_data_match_tarfile(index: int, step: int) -> None:
     assert ours[1] is None and len(ours[0]) > 12
 
 
+@pytest.mark.parametrize("index", range(len(ARCHIVES)))
+@pytest.mark.parametrize("every", [1, 2, 3])
+def test_a_seekable_file_seeks_over_data_and_reads_a_member_again(index: int, every: int) -> None:
+    theirs = walk_tarfile(ARCHIVES[index])
+    assert walk_seekable(ARCHIVES[index], every) == (_bodies_every(theirs[0], every), None)
+
+
 @pytest.mark.skipif(shutil.which("tar") is None, reason="GNU tar writes the sparse formats")
 def test_sparse_and_long_names_written_by_gnu_tar_match_tarfile(tmp_path: Path) -> None:
     for data in gnu_tar_archives(tmp_path):
@@ -152,6 +182,12 @@ def test_cut_or_damaged_archives_end_alike(index: int, cut: int, edits: list[tup
     ours, theirs = walk_ours(damaged, step=3001, chunk=1 << 13), walk_tarfile(damaged)
     assert ours[0] == theirs[0]
     assert (ours[1] is None) == (theirs[1] is None)
+    # seeking over data instead of reading it ends the same way: a cut member is an error
+    # (a member whose data is cut is listed when its data is not read: tarfile's walk above reads it)
+    seeked = walk_seekable(damaged, 3)
+    assert seeked[0][: len(theirs[0])] == _bodies_every(theirs[0], 3)
+    assert len(seeked[0]) <= len(theirs[0]) + (theirs[1] is not None)
+    assert (seeked[1] is None) == (theirs[1] is None)
 
 
 def test_a_member_read_after_the_walk_moved_on_is_refused() -> None:

@@ -16,7 +16,14 @@ from .detect_secrets_plugins import DetectSecretsDetector
 from .entropy import EntropyDetector
 from .examples import in_docs_or_tests, is_example
 from .interface import Detector, DetectorError, Match
-from .known import DEFAULT_MIN_LENGTH, KnownSecretsDetector, KnownValue, SecretSpec, load_known_values
+from .known import (
+    DEFAULT_MIN_LENGTH,
+    KnownSecretsDetector,
+    KnownValue,
+    SecretSpec,
+    known_fingerprint,
+    load_known_values,
+)
 from .patterns import PatternDetector
 from .prefilter import pass_for
 from .rules import BUILTIN_RULES, Rule, RuleSet
@@ -34,6 +41,7 @@ __all__ = [
     "RuleSet",
     "SecretSpec",
     "build_detectors",
+    "known_fingerprint",
     "load_known_values",
 ]
 

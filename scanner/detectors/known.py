@@ -15,7 +15,7 @@ import json
 import os
 import re
 import urllib.parse
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -234,6 +234,11 @@ FRAGMENT = 8  # base64 wrapped over lines is found through fragments of this man
 FRAGMENT_STEP = 4
 
 
+def known_fingerprint(values: Iterable[KnownValue]) -> str:
+    """The set of known secrets as a hash of their hashes: what a cached result depends on."""
+    return hashlib.sha256(b"\0".join(sorted(hashlib.sha256(v.value).digest() for v in values))).hexdigest()
+
+
 class KnownSecretsDetector(Detector):
     """One Hyperscan literal database over every value and every encoding of it: one pass over
     the bytes at a few GB/s, whatever the number of secrets.
@@ -277,9 +282,7 @@ class KnownSecretsDetector(Detector):
                 literal=True,
             )
         self.max_match_len = max(longest, 1)
-        self.fingerprint = hashlib.sha256(
-            b"\0".join(sorted(hashlib.sha256(v.value).digest() for v in values))
-        ).hexdigest()
+        self.fingerprint = known_fingerprint(values)
 
     @staticmethod
     def _confirm_wrapped(data: bytes, at: int, offset: int, piece: bytes) -> tuple[int, int] | None:

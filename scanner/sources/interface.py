@@ -9,7 +9,7 @@ iterator advances.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,10 +25,14 @@ class Member:
     size: int
     stream: Readable | None = None  # regular files only
     link: str | None = None  # symlink or hard link, already resolved to an archive path
-    # The source fetches this blob by the digest in its path and fails the scan if the bytes do
-    # not hash to it (a registry): a cached result for that digest stands for it, unread.  Never
-    # set for a file in an archive, whose name claims a digest that only its bytes can prove.
-    content_addressed: bool = False
+    # A digest this member's bytes are known to have without reading them: a registry fetches a
+    # blob by its digest and fails the scan if the bytes do not hash to it.  A cached result for it
+    # then stands for the member, unread.  Never a digest a name merely claims: an archive member's
+    # name is proven by its bytes (or by an earlier scan of the same unchanged file, scanner.proofs).
+    digest: str | None = None
+    # The member's data again from its first byte (a tarball on disk), for a source that can: a
+    # member hashed to look it up in the cache is then walked after a miss.
+    reopen: Callable[[], Readable] | None = None
 
 
 class ImageSource(ABC):
@@ -41,6 +45,11 @@ class ImageSource(ABC):
     @abstractmethod
     def members(self) -> Iterator[Member]:
         """Yield the archive's members; raise SourceError if the image cannot be opened."""
+
+    def identity(self) -> str | None:
+        """Something that changes whenever the bytes this source yields may have changed (a file's
+        stat), or None: results proven on those bytes then hold for the same identity later."""
+        return None
 
     def describe(self) -> str:
         return f"{self.kind}:{self.ref}"

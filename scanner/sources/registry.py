@@ -527,7 +527,7 @@ class RegistrySource(ImageSource):
                     continue
                 seen.add(digest)
                 blob = _LazyBlob(client, digest, size)
-                yield Member(f"blobs/sha256/{digest[7:]}", size or 0, stream=blob, content_addressed=True)
+                yield Member(f"blobs/sha256/{digest[7:]}", size or 0, stream=blob, digest=digest)
                 blob.drain()  # whatever the walker left unread is still hashed: the digest check is whole
         finally:
             client.close()

@@ -5,11 +5,15 @@ Read as a stream (:class:`~scanner.tarstream.TarStream`), optionally compressed 
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
+import os
 import posixpath
+import stat
 import sys
 import tarfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,13 +22,19 @@ from ..streams import READ_SIZE, HashingReader, RawReader, decompressor, normali
 from ..tarstream import TarStream, check_tar_end
 from .interface import ImageSource, Member, SourceError
 
+RECENT_NS = 3_000_000_000
+
 
 def tar_members(stream: Readable) -> Iterator[Member]:
     """Members of a (possibly compressed) tar stream."""
     head = read_head(stream, 16)
     kind = sniff(head)
+    seekable = kind == "none" and _at_start(stream, len(head))
     source = HashingReader(stream, head, hashing=False)  # the bytes as they come, head put back
-    if kind == "none":
+    if seekable:  # a plain tar file: seeked over where a member's data is not needed
+        stream.seek(0)  # type: ignore[attr-defined]
+        tar = TarStream(stream, seekable=True)
+    elif kind == "none":
         tar = TarStream(source)
     else:
         tar = TarStream(RawReader(decompressor(kind, io.BufferedReader(source, READ_SIZE))))
@@ -43,12 +53,36 @@ def tar_members(stream: Readable) -> Iterator[Member]:
         elif info.islnk():
             yield Member(path, 0, link=normalize(info.linkname))
         elif info.isreg():
-            yield Member(path, info.size, stream=tar.extract(info))
+            reopen = functools.partial(tar.reopen, info) if seekable and info.sparse is None else None
+            yield Member(path, info.size, stream=tar.extract(info), reopen=reopen)
     check_tar_end(tar)
+
+
+def _at_start(stream: Readable, consumed: int) -> bool:
+    """Whether ``stream`` is a seekable file that was read from its first byte."""
+    try:
+        return bool(stream.seekable()) and stream.tell() == consumed  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 class TarballSource(ImageSource):
     kind = "archive"
+
+    def identity(self) -> str | None:
+        """The file's stat, as git trusts it: any write changes its ctime, which no call can set
+        back.  None for standard input, a non-file, or a file changed in the last few seconds
+        (a write in the same clock tick as the scan could go unseen)."""
+        if self.ref == "-":
+            return None
+        try:
+            path = os.path.realpath(self.ref)
+            st = os.stat(path)
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode) or st.st_ctime_ns > time.time_ns() - RECENT_NS:
+            return None
+        return f"file\0{path}\0{st.st_dev}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}"
 
     def members(self) -> Iterator[Member]:
         if self.ref == "-":
