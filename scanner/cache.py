@@ -161,16 +161,16 @@ class LayerCache:
         self.hits = 0
         self.misses = 0
 
-    def get(self, digest: str) -> LayerScan | None:
+    def get(self, digest: str, count: bool = True) -> LayerScan | None:
+        """The cached result for a layer digest; ``count``: as a hit or a miss of this scan."""
         try:
             text = self.backend.read(f"{self.space}/{digest}")
             scan = _from_json(json.loads(text)) if text is not None else None
         except (ValueError, KeyError, TypeError):
             scan = None
-        if scan is None:
-            self.misses += 1
-            return None
-        self.hits += 1
+        if count:
+            self.hits += scan is not None
+            self.misses += scan is None
         return scan
 
     def get_doc(self, name: str) -> Any:

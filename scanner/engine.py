@@ -15,7 +15,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import suppress
-from .archive import MetaDoc, ResolvedArchive, ResolvedImage, collect, iter_json_strings, resolve
+from .archive import (
+    MetaDoc,
+    ResolvedArchive,
+    ResolvedImage,
+    attach_vouched,
+    collect,
+    iter_json_strings,
+    resolve,
+)
 from .cache import CacheBackend, DirBackend, LayerCache, hit_from_json, namespace
 from .detectors import (
     BUILTIN_RULES,
@@ -110,7 +118,10 @@ def scan_image(source: ImageSource, options: ScanOptions | None = None) -> ScanR
         lazy = _Lazy(options, limits, stack)
         identity = source.identity() if cache is not None else None
         proofs = cache.proofs(identity) if cache is not None and identity is not None else {}
-        archive = collect(source.members(), lazy, cache=cache, proofs=proofs)
+        vouched = _vouched_scans(source, cache)
+        archive = collect(source.members(), lazy, cache=cache, proofs=proofs, defer=vouched is not None)
+        if cache is not None and vouched is not None:
+            cache.hits += attach_vouched(archive, *vouched)
         if cache is not None and identity is not None and archive.proven != proofs and source.identity() == identity:
             cache.put_proofs(identity, archive.proven)  # the file did not change while it was read
     resolved = resolve(archive, source.select)
@@ -128,6 +139,23 @@ def scan_image(source: ImageSource, options: ScanOptions | None = None) -> ScanR
         started_at=started_at,
     )
     return suppress.apply(report, options.suppressions)
+
+
+def _vouched_scans(source: ImageSource, cache: LayerCache | None) -> tuple[str, dict[str, LayerScan]] | None:
+    """The image's config digest and a cached result for every layer, by the diff_ids the source
+    vouches for (a Docker Engine's own); None unless every layer is in the cache.  docker save from
+    Engines before 25 names layers <id>/layer.tar, without a digest, and the stream cannot be read
+    twice: only a full hit lets such a rescan leave the layers unread."""
+    vouched = source.vouched_image() if cache is not None else None
+    if cache is None or vouched is None:
+        return None
+    config_digest, diff_ids = vouched
+    scans = {}
+    for diff_id in diff_ids:
+        if (scan := cache.get(diff_id, count=False)) is None:
+            return None
+        scans[diff_id] = scan
+    return config_digest, scans
 
 
 def _cache_namespace(options: ScanOptions) -> str:

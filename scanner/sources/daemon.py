@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -83,17 +84,44 @@ def engine_has(name: str) -> bool:
 class DaemonSource(ImageSource):
     kind = "docker-daemon"
 
+    def __init__(self, ref: str, select: str | None = None) -> None:
+        super().__init__(ref, select)
+        self._client: Any = None
+        self._info: dict[str, Any] | None = None
+
+    def _inspect(self) -> tuple[Any, dict[str, Any]]:
+        import docker.errors
+
+        if self._client is None or self._info is None:
+            client = connect()
+            try:
+                info = client.api.inspect_image(self.ref)
+            except docker.errors.ImageNotFound:
+                client.close()
+                raise SourceError(f"image {self.ref!r} not found in the engine at {engine_address()}") from None
+            except docker.errors.DockerException as exc:
+                client.close()
+                raise SourceError(f"cannot inspect image {self.ref!r}: {str(exc)[:160]}") from None
+            self._client, self._info = client, info
+            self.image_id = str(info.get("Id", ""))
+        return self._client, self._info
+
+    def vouched_image(self) -> tuple[str, list[str]] | None:
+        """The engine's own image id (its config's digest) and diff_ids: it computed them when it
+        built, pulled or loaded each layer, and keeps layers by them."""
+        info = self._inspect()[1]
+        image_id, layers = info.get("Id"), (info.get("RootFS") or {}).get("Layers")
+        if not isinstance(layers, list):
+            return None
+        digests = [image_id, *layers]
+        if not all(isinstance(d, str) and re.fullmatch(r"sha256:[0-9a-f]{64}", d) for d in digests):
+            return None
+        return str(image_id), [str(d) for d in layers]
+
     def members(self) -> Iterator[Member]:
         import docker.errors
 
-        client = connect()
-        try:
-            info = client.api.inspect_image(self.ref)
-        except docker.errors.ImageNotFound:
-            raise SourceError(f"image {self.ref!r} not found in the engine at {engine_address()}") from None
-        except docker.errors.DockerException as exc:
-            raise SourceError(f"cannot inspect image {self.ref!r}: {str(exc)[:160]}") from None
-        self.image_id = str(info.get("Id", ""))
+        client, _ = self._inspect()
         try:
             chunks = client.api.get_image(self.ref, chunk_size=CHUNK)
             yield from tar_members(_IterStream(iter(chunks)))
@@ -101,3 +129,4 @@ class DaemonSource(ImageSource):
             raise SourceError(f"the engine failed to export {self.ref!r}: {str(exc)[:160]}") from None
         finally:
             client.close()
+            self._client = self._info = None

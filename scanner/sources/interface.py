@@ -46,6 +46,11 @@ class ImageSource(ABC):
     def members(self) -> Iterator[Member]:
         """Yield the archive's members; raise SourceError if the image cannot be opened."""
 
+    def vouched_image(self) -> tuple[str, list[str]] | None:
+        """The image's config digest and its layers' diff_ids as a trusted store computed them (a
+        Docker Engine), known before any member is read; None if the source cannot vouch for them."""
+        return None
+
     def identity(self) -> str | None:
         """Something that changes whenever the bytes this source yields may have changed (a file's
         stat), or None: results proven on those bytes then hold for the same identity later."""

@@ -4,6 +4,7 @@ with the right status, and no output may contain any planted value."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -95,6 +96,41 @@ def test_daemon_source_through_the_sdk(leaky: LeakyImage) -> None:
     assert report.source_kind == "docker-daemon"
     check_report(report, leaky)
     assert_no_secret(report, leaky)
+
+
+def test_a_daemon_rescan_leaves_every_cached_layer_unread(
+    leaky: LeakyImage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Engine 20.10 exports <id>/layer.tar, names without a digest, in a stream that cannot be read
+    twice.  The engine's own diff_ids (inspect) find every layer in the cache, so a rescan takes
+    their results without walking or hashing them, and the config in the export must be the image
+    the engine vouched for."""
+    from scanner import archive
+    from scanner.walk import LayerWalker
+
+    opts = dataclasses.replace(options(leaky), cache_dir=tmp_path)
+    first = scan_image(DaemonSource(leaky.tag), opts)
+    assert first.cached_layers == 0
+    calls: list[str] = []
+    monkeypatch.setattr(LayerWalker, "walk", lambda *a, **kw: calls.append("walk"))
+    monkeypatch.setattr(archive.HashingReader, "drain", lambda *a: calls.append("hash"))
+    second = scan_image(DaemonSource(leaky.tag), opts)
+    assert calls == [] and second.cached_layers == 10
+    check_report(second, leaky)
+    assert sorted(map(_key, second.findings)) == sorted(map(_key, first.findings))
+    # an export that is not the inspected image (a tag moved in between): its layers are not
+    # taken from the cache, and the scan says so
+    real = DaemonSource.vouched_image
+    monkeypatch.setattr(
+        DaemonSource, "vouched_image", lambda self: ("sha256:" + "0" * 64, real(self)[1])  # type: ignore[index]
+    )
+    moved = scan_image(DaemonSource(leaky.tag), opts)
+    assert not moved.complete
+    assert any("not the image the engine vouched for" in p for p in moved.problems)
+
+
+def _key(f):  # type: ignore[no-untyped-def]
+    return (f.layer_index or -1, f.path or "", f.field or "", f.rule_id, f.secret_sha256, f.status)
 
 
 def test_daemon_missing_image_is_a_clear_error(engine: str) -> None:
