@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -195,7 +196,7 @@ def main() -> None:
 
         peaks: list[float] = []
 
-        def timed_scan(*flags: str) -> float:
+        def timed_scan(*flags: str, image: Path = archive) -> float:
             """Wall time; the scan's own peak RSS (its largest process, by wait4) goes to ``peaks``."""
             start = time.perf_counter()
             proc = subprocess.Popen(
@@ -203,7 +204,7 @@ def main() -> None:
                     sys.executable,
                     "-m",
                     "scanner",
-                    str(archive),
+                    str(image),
                     "--secret",
                     f"id=k,src={secrets}",
                     *flags,
@@ -249,7 +250,14 @@ def main() -> None:
         timings = [timed_scan("--cache-dir", str(cache)) for _ in range(2)]
         print(
             f"layer cache: first scan {timings[0]:.2f} s, rescan {timings[1]:.2f} s "
-            f"({100 * timings[1] / timings[0]:.1f}% of the first; the rescan still hashes every layer to verify it)"
+            f"({100 * timings[1] / timings[0]:.1f}% of the first; the unchanged file's layers are not read again)"
+        )
+        copy = Path(tmp) / "copy.tar"  # a new file with the same layers, as a CI job's fresh docker save
+        shutil.copyfile(archive, copy)
+        fresh = timed_scan("--cache-dir", str(cache), image=copy)
+        print(
+            f"layer cache, the same layers in a new file: {fresh:.2f} s ({100 * fresh / timings[0]:.1f}% of the first "
+            "scan; each layer hashed to prove the digest its name claims)"
         )
 
 

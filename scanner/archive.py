@@ -75,6 +75,10 @@ def parse_json(data: bytes, where: str) -> Any:
     return doc
 
 
+_Proven = tuple[LayerScan, str | None]
+Proofs = dict[str, tuple[str, int]]  # archive path -> (the digest its bytes hash to, its size)
+
+
 class Walker(Protocol):
     def walk(self, blob: Readable, head: bytes = b"") -> LayerScan: ...
 
@@ -96,11 +100,12 @@ def _verified(member: Member, head: bytes, digest: str, scan: LayerScan) -> Laye
 
 def _layer(member: Member, head: bytes, walker: Walker, cache: LayerCache | None, tried: str | None) -> _Proven:
     """A layer member's result, from the cache once its bytes prove the digest, else walked; with
-    the digest its bytes were proven to have (None when they were not read whole)."""
+    the digest its bytes were proven to have (None when they were not read whole).  ``tried``: a
+    digest already known for these bytes and missed in the cache."""
     stream = member.stream
     if cache is not None:
         claimed = claimed_digest(member.path)
-        if claimed is None and member.reopen is not None:
+        if claimed is None and member.reopen is not None and tried is None:
             # a name without a digest (docker's legacy <id>/layer.tar), in a file on disk: hash the
             # bytes, look them up, and walk them from the start again after a miss
             reader = HashingReader(stream, head)  # type: ignore[arg-type]
@@ -115,10 +120,6 @@ def _layer(member: Member, head: bytes, walker: Walker, cache: LayerCache | None
     if cache is not None:
         cache.put(scan)
     return scan, (scan.blob_digest if scan.error is None else None)
-
-
-_Proven = tuple[LayerScan, str | None]
-Proofs = dict[str, tuple[str, int]]  # archive path -> (the digest its bytes hash to, its size)
 
 
 def collect(

@@ -122,7 +122,9 @@ def test_a_daemon_rescan_leaves_every_cached_layer_unread(
     # taken from the cache, and the scan says so
     real = DaemonSource.vouched_image
     monkeypatch.setattr(
-        DaemonSource, "vouched_image", lambda self: ("sha256:" + "0" * 64, real(self)[1])  # type: ignore[index]
+        DaemonSource,
+        "vouched_image",
+        lambda self: ("sha256:" + "0" * 64, real(self)[1]),  # type: ignore[index]
     )
     moved = scan_image(DaemonSource(leaky.tag), opts)
     assert not moved.complete
