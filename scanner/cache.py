@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -62,12 +63,17 @@ def claimed_digest(path: str) -> str | None:
 
 @functools.cache
 def code_fingerprint() -> str:
-    """A hash of leakscan's own code: a change to a detector (or to anything else that shapes a
-    result) is a cache miss, even without a version bump."""
+    """A hash of leakscan's own code and of the detect-secrets plugins it runs: a change to a
+    detector (or to anything else that shapes a result), or another detect-secrets, is a cache
+    miss, even without a version bump.  The plugins are found without importing them (slow)."""
     h = hashlib.sha256()
-    root = Path(__file__).resolve().parent
-    for path in sorted(root.rglob("*.py")):
-        h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    roots = [Path(__file__).resolve().parent]
+    spec = importlib.util.find_spec("detect_secrets")
+    if spec is not None and spec.origin is not None:
+        roots.append(Path(spec.origin).parent / "plugins")
+    for root in roots:
+        for path in sorted(root.rglob("*.py")):
+            h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
 
 

@@ -181,3 +181,27 @@ def test_metadata_results_follow_the_rules(sample_archives: dict[str, Path], tmp
     assert "dotenv-secret" not in {f.rule_id for f in other.findings if f.field}
     again = scan_image(open_source(image), _opts(tmp_path))
     assert _key(again) == _key(first)
+
+
+def test_another_detect_secrets_is_a_cache_miss(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The detect-secrets plugins leakscan runs are part of the code fingerprint: an upgrade that
+    changes a plugin changes the namespace, without a leakscan version bump."""
+    import importlib.machinery
+    import importlib.util
+
+    from scanner import cache
+
+    plugins = tmp_path / "detect_secrets" / "plugins"
+    plugins.mkdir(parents=True)
+    (tmp_path / "detect_secrets" / "__init__.py").write_text("")
+    spec = importlib.machinery.ModuleSpec(
+        "detect_secrets", None, origin=str(tmp_path / "detect_secrets" / "__init__.py")
+    )
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: spec)
+    fingerprints = []
+    for denylist in ("{43}", "{44}"):
+        (plugins / "square_oauth.py").write_text(f"DENYLIST = 'sq0csp-[0-9A-Za-z]{denylist}'\n")
+        cache.code_fingerprint.cache_clear()
+        fingerprints.append(cache.code_fingerprint())
+    cache.code_fingerprint.cache_clear()
+    assert fingerprints[0] != fingerprints[1]
