@@ -40,6 +40,11 @@ from scanner.streams import (  # noqa: E402
 )
 from scanner.tarstream import TarStream  # noqa: E402
 
+# The scans run as an installed leakscan does: pip compiles its bytecode when it installs it.  A
+# machine that sets PYTHONDONTWRITEBYTECODE would otherwise compile every module from source on
+# every run (about 0.13 s here: a quarter of a cached rescan).
+INSTALLED = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
 
 def build_layer(src: Path, target: int, out: Path) -> tuple[int, int]:
     files = [p for p in sorted(src.rglob("*")) if p.is_file() and not p.is_symlink()]
@@ -216,6 +221,7 @@ def main() -> None:
                 cwd=ROOT,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
+                env=INSTALLED,
             )
             assert proc.stderr is not None
             err = proc.stderr.read()
