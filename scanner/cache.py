@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .models import EntryKind, FileHits, Hit, LayerEntry, LayerScan, Severity, Skip
+from .models import EntryKind, FileHits, Hit, LayerScan, LazyEntries, Severity, Skip
 
 FORMAT = 4  # 2: Skip.limit; 3: FileHits.replaced; 4: entries as lists
 _DIGEST = re.compile(r"(?:^|/)(?:blobs/sha256/([0-9a-f]{64})|([0-9a-f]{64})\.tar)$")
@@ -102,14 +102,15 @@ def hit_from_json(doc: dict[str, Any]) -> Hit:
 
 
 def _from_json(doc: dict[str, Any]) -> LayerScan:
-    kinds = _KINDS
+    if not all(isinstance(e, list) and len(e) == 4 and e[1] in _KINDS for e in doc["entries"]):
+        raise ValueError("entries")
     return LayerScan(
         blob_digest=doc["blob_digest"],
         diff_id=doc["diff_id"],
         compression=doc["compression"],
         compressed_size=doc["compressed_size"],
         size=doc["size"],
-        entries=tuple([LayerEntry(path, kinds[kind], size, target) for path, kind, size, target in doc["entries"]]),
+        entries=LazyEntries(doc["entries"]),
         files=tuple(
             FileHits(
                 f["path"],

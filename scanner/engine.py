@@ -34,7 +34,6 @@ from .detectors import (
     known_fingerprint,
 )
 from .models import (
-    EntryKind,
     Finding,
     Hit,
     ImageReport,
@@ -44,6 +43,7 @@ from .models import (
     ScanReport,
     Skip,
     Status,
+    hard_links,
     sha256_hex,
 )
 from .nested import FileScanner, NestedLimits
@@ -256,8 +256,8 @@ def _created_by(image: ResolvedImage) -> tuple[list[str | None], list[str]]:
 def _hard_link_findings(image: ResolvedImage, vis: Visibility, i: int) -> Iterator[Finding]:
     """A hard link shows its target's content under its own path (same or lower layer)."""
     scan = image.layers[i].scan
-    for entry in scan.entries if scan else ():
-        if entry.kind is not EntryKind.HARDLINK or entry.link_target is None:
+    for entry in hard_links(scan.entries) if scan else ():
+        if entry.link_target is None:
             continue
         source_layer = vis.link_source(i, entry.link_target)
         source = image.layers[source_layer].scan if source_layer is not None else None

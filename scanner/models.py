@@ -7,9 +7,10 @@ redacted preview, built by :func:`redact` inside the detector stage.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, overload
 
 
 class Readable(Protocol):
@@ -50,6 +51,9 @@ class EntryKind(StrEnum):
     OTHER = "other"
 
 
+_KINDS = {kind.value: kind for kind in EntryKind}
+
+
 @dataclass(frozen=True, slots=True)
 class Hit:
     """A detector's match, already redacted: the plaintext was dropped when this was made."""
@@ -86,6 +90,55 @@ class LayerEntry(NamedTuple):
     link_target: str | None = None
 
 
+class LazyEntries(Sequence[LayerEntry]):
+    """A cached layer's entries as stored (``[path, kind, size, link target]`` lists), made into
+    LayerEntry tuples when first read: a rescan of a one-layer image only looks for hard links."""
+
+    __slots__ = ("_made", "_raw")
+
+    def __init__(self, raw: list[list[Any]]) -> None:
+        self._raw: list[list[Any]] | None = raw
+        self._made: tuple[LayerEntry, ...] | None = None
+
+    def _all(self) -> tuple[LayerEntry, ...]:
+        if self._made is None:
+            kinds = _KINDS
+            self._made = tuple([LayerEntry(p, kinds[k], size, t) for p, k, size, t in self._raw or ()])
+            self._raw = None
+        return self._made
+
+    def __len__(self) -> int:
+        return len(self._made) if self._made is not None else len(self._raw or ())
+
+    @overload
+    def __getitem__(self, index: int) -> LayerEntry: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[LayerEntry]: ...
+    def __getitem__(self, index: int | slice) -> LayerEntry | Sequence[LayerEntry]:
+        return self._all()[index]
+
+    def __iter__(self) -> Iterator[LayerEntry]:
+        return iter(self._all())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and tuple(self) == tuple(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def hard_links(self) -> list[LayerEntry]:
+        if self._raw is None:
+            return hard_links(self._all())
+        link = EntryKind.HARDLINK.value
+        return [LayerEntry(p, EntryKind.HARDLINK, size, t) for p, k, size, t in self._raw if k == link]
+
+
+def hard_links(entries: Sequence[LayerEntry]) -> list[LayerEntry]:
+    """The hard links among a layer's entries (without making a cached layer's entries)."""
+    if isinstance(entries, LazyEntries):
+        return entries.hard_links()
+    return [e for e in entries if e.kind is EntryKind.HARDLINK]
+
+
 @dataclass(frozen=True, slots=True)
 class FileHits:
     path: str  # the file in the layer
@@ -107,7 +160,7 @@ class LayerScan:
     compression: str
     compressed_size: int
     size: int
-    entries: tuple[LayerEntry, ...]
+    entries: Sequence[LayerEntry]  # a tuple, or LazyEntries from the cache
     files: tuple[FileHits, ...]  # only files with hits
     files_scanned: int
     skips: tuple[Skip, ...]

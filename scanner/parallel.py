@@ -13,16 +13,17 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import io
-import multiprocessing
 import os
 import queue
 import signal
 import time
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .models import FileHits, Readable, Skip
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
 from .nested import FileScanner
 from .streams import safe_reason
 
@@ -114,6 +115,8 @@ class FilePool:
     workers: list[_Worker] = field(default_factory=list)
 
     def __enter__(self) -> FilePool:
+        import multiprocessing  # only when workers start: a cached rescan never forks
+
         ctx = multiprocessing.get_context("fork")
         self.results = ctx.Queue()
         self.batches = 0

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -105,6 +104,8 @@ def parse_ignores(entries: Any, where: str) -> tuple[IgnoreRule, ...]:
 
 def load_ignore_file(path: Path, flag: str) -> tuple[IgnoreRule, ...]:
     """The [[ignore]] entries of a TOML file (an --ignore-file, or the --config file)."""
+    import tomllib  # only for an ignore file
+
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -205,3 +205,18 @@ def test_another_detect_secrets_is_a_cache_miss(tmp_path: Path, monkeypatch: pyt
         fingerprints.append(cache.code_fingerprint())
     cache.code_fingerprint.cache_clear()
     assert fingerprints[0] != fingerprints[1]
+
+
+def test_a_damaged_cache_entry_is_a_miss_not_a_crash(sample_archives: dict[str, Path], tmp_path: Path) -> None:
+    """Cached entries are made into LayerEntry tuples only when read (LazyEntries), so they are
+    checked when loaded: a damaged document is a miss, and the layer is walked again."""
+    import json
+
+    image = str(sample_archives["docker25"])
+    first = scan_image(open_source(image), _opts(tmp_path))
+    for doc_path in tmp_path.glob("*/sha256-*.json"):
+        doc = json.loads(doc_path.read_text())
+        doc["entries"] = [["etc/motd", "no such kind", 0, None]]
+        doc_path.write_text(json.dumps(doc))
+    again = scan_image(open_source(image), _opts(tmp_path))
+    assert again.cached_layers == 0 and _key(again) == _key(first) and again.complete
