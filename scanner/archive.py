@@ -1,4 +1,4 @@
-"""Image archive -> images: classify members as they stream by, then resolve the manifests.
+"""Image archive -> images: resolve the manifests of the members :mod:`scanner.collect` kept.
 
 ``collect`` walks every member once, in the producer's order: layer blobs (recognised by their
 magic bytes, never by name) are walked at once; everything else that is small enough is kept for
@@ -10,197 +10,24 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
-from .cache import LayerCache, claimed_digest
+from .collect import Archive, BlobRecord, parse_json
 from .errors import FormatError, SourceError
-from .models import LayerScan, Readable, sha256_hex
-from .sources.interface import BODY_SHAPE, DESC_SHAPE, Member, bad_shape
-from .streams import HashingReader, read_head, safe_reason
-from .walk import READ_ERRORS, looks_like_tar, sniff
+from .models import LayerScan, sha256_hex
+from .sources.interface import BODY_SHAPE, DESC_SHAPE, bad_shape
 
-JSON_LIMIT = 64 << 20
+__all__ = ["Archive", "BlobRecord", "MetaDoc", "ResolvedArchive", "ResolvedImage", "iter_json_strings", "resolve"]
+
 MAX_JSON_DEPTH = 64
-MAX_LINK_HOPS = 16
 
 INDEX_TYPES = {"application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json"}
 MANIFEST_TYPES = {"application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json"}
 ATTESTATION_TYPE = "attestation-manifest"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LEGACY_V1 = re.compile(r"^[0-9a-f]{64}/(?:json|VERSION)$")
-
-
-@dataclass
-class BlobRecord:
-    path: str
-    size: int
-    layer: LayerScan | None = None
-    data: bytes | None = None
-    link: str | None = None
-    note: str | None = None
-    used: bool = False
-    deferred: bool = False  # a layer left unread: its result is the cache's, once the manifest names it
-
-
-@dataclass
-class Archive:
-    records: dict[str, BlobRecord] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
-    proven: dict[str, tuple[str, int]] = field(default_factory=dict)  # path -> (digest of its bytes, size)
-
-    def lookup(self, path: str) -> BlobRecord | None:
-        for _ in range(MAX_LINK_HOPS):
-            rec = self.records.get(path)
-            if rec is None or rec.link is None:
-                return rec
-            rec.used = True
-            path = rec.link
-        return None
-
-    def json(self, path: str) -> Any:
-        rec = self.lookup(path)
-        if rec is None or rec.data is None:
-            return None
-        rec.used = True
-        return parse_json(rec.data, path)
-
-
-def parse_json(data: bytes, where: str) -> Any:
-    try:
-        doc = json.loads(data)
-    except (ValueError, RecursionError) as exc:
-        raise FormatError(f"{where}: malformed JSON ({type(exc).__name__})") from None
-    return doc
-
-
-_Proven = tuple[LayerScan, str | None]
-Proofs = dict[str, tuple[str, int]]  # archive path -> (the digest its bytes hash to, its size)
-
-
-class Walker(Protocol):
-    def walk(self, blob: Readable, head: bytes = b"") -> LayerScan: ...
-
-
-def _verified(member: Member, head: bytes, digest: str, scan: LayerScan) -> LayerScan:
-    """``scan``, cached for the digest ``member``'s name claims, once its bytes hash to it."""
-    reader = HashingReader(member.stream, head)  # type: ignore[arg-type]
-    reader.drain()
-    if reader.digest != digest:  # a member that lies about its content: never a cache hit
-        return replace(
-            scan,
-            files=(),
-            entries=(),
-            files_scanned=0,
-            error=f"content does not match the digest its name claims ({digest}); not scanned",
-        )
-    return scan
-
-
-def _layer(member: Member, head: bytes, walker: Walker, cache: LayerCache | None, tried: str | None) -> _Proven:
-    """A layer member's result, from the cache once its bytes prove the digest, else walked; with
-    the digest its bytes were proven to have (None when they were not read whole).  ``tried``: a
-    digest already known for these bytes and missed in the cache."""
-    stream = member.stream
-    if cache is not None:
-        claimed = claimed_digest(member.path)
-        if claimed is None and member.reopen is not None and tried is None:
-            # a name without a digest (docker's legacy <id>/layer.tar), in a file on disk: hash the
-            # bytes, look them up, and walk them from the start again after a miss
-            reader = HashingReader(stream, head)  # type: ignore[arg-type]
-            reader.drain()
-            if (scan := cache.get(reader.digest)) is not None:
-                return scan, reader.digest
-            stream, head = member.reopen(), b""
-        elif claimed is not None and claimed != tried and (scan := cache.get(claimed)) is not None:
-            scan = _verified(member, head, claimed, scan)
-            return scan, (claimed if scan.error is None else None)
-    scan = walker.walk(stream, head)  # type: ignore[arg-type]
-    if cache is not None:
-        cache.put(scan)
-    return scan, (scan.blob_digest if scan.error is None else None)
-
-
-def collect(
-    members: Iterable[Member],
-    walker: Walker,
-    json_limit: int = JSON_LIMIT,
-    cache: LayerCache | None = None,
-    proofs: Proofs | None = None,
-    defer: bool = False,
-) -> Archive:
-    """Every member, classified; ``proofs`` are digests proven by an earlier scan of the same
-    unchanged bytes (see scanner.cache).  ``Archive.proven`` holds the proofs of this scan.  With
-    ``defer``, a layer whose name claims no digest is left unread (every layer of the image is in
-    the cache, by the diff_ids the source vouches for): :func:`attach_vouched` fills it in."""
-    archive = Archive()
-    try:
-        for member in members:
-            if member.link is not None:
-                archive.records[member.path] = BlobRecord(member.path, 0, link=member.link)
-                continue
-            if member.stream is None:
-                continue
-            known = member.digest
-            if known is None and proofs and (proof := proofs.get(member.path)) and proof[1] == member.size:
-                known = proof[0]
-            if known is not None and cache is not None and (scan := cache.get(known)) is not None:
-                # seen before, by a digest these bytes are known to have: not even read
-                archive.records[member.path] = BlobRecord(member.path, member.size, layer=scan)
-                archive.proven[member.path] = (known, member.size)
-                continue
-            head = read_head(member.stream)
-            if sniff(head) != "none" or looks_like_tar(head):
-                if defer and claimed_digest(member.path) is None:
-                    archive.records[member.path] = BlobRecord(member.path, member.size, deferred=True)
-                    continue
-                scan, digest = _layer(member, head, walker, cache, known)
-                archive.records[member.path] = BlobRecord(member.path, member.size, layer=scan)
-                if digest is not None:
-                    archive.proven[member.path] = (digest, member.size)
-            elif member.size <= json_limit:
-                archive.records[member.path] = BlobRecord(member.path, member.size, data=head + member.stream.read())
-            else:
-                archive.records[member.path] = BlobRecord(
-                    member.path, member.size, note=f"neither a layer nor a document under {json_limit} bytes; not read"
-                )
-    except READ_ERRORS as exc:
-        archive.errors.append(f"the archive stream could not be read to its end: {safe_reason(exc)}")
-    return archive
-
-
-def attach_vouched(archive: Archive, config_digest: str, scans: dict[str, LayerScan]) -> int:
-    """Give each deferred layer the cached result for the diff_id the image's config lists at its
-    place in manifest.json, if that config is the one the source vouched for (its digest is the
-    inspected image id); any other deferred layer is reported as not scanned.  Returns how many
-    layers were filled in."""
-    attached = 0
-    try:
-        manifest = archive.json("manifest.json")
-    except FormatError:
-        manifest = None
-    for item in manifest if isinstance(manifest, list) else ():
-        rec = archive.lookup(item.get("Config", "")) if isinstance(item, dict) else None
-        if rec is None or rec.data is None or f"sha256:{sha256_hex(rec.data)}" != config_digest:
-            continue
-        try:
-            diff_ids = json.loads(rec.data)["rootfs"]["diff_ids"]
-        except (ValueError, KeyError, TypeError):
-            continue
-        layers = item.get("Layers")
-        for path, diff_id in zip(layers if isinstance(layers, list) else (), diff_ids, strict=False):
-            layer = archive.lookup(path) if isinstance(path, str) else None
-            if layer is not None and layer.deferred and diff_id in scans:
-                layer.layer, layer.deferred = scans[diff_id], False
-                attached += 1
-    for rec in archive.records.values():
-        if rec.deferred:
-            rec.note = "left unread for a cached result, but the export is not the image the engine vouched for"
-    return attached
-
-
-# --- resolution --------------------------------------------------------------------------------
 
 
 @dataclass

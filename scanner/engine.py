@@ -15,16 +15,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import suppress
-from .archive import (
-    MetaDoc,
-    ResolvedArchive,
-    ResolvedImage,
-    attach_vouched,
-    collect,
-    iter_json_strings,
-    resolve,
-)
+from .archive import MetaDoc, ResolvedArchive, ResolvedImage, iter_json_strings, resolve
 from .cache import CacheBackend, DirBackend, LayerCache, hit_from_json, namespace
+from .collect import attach_vouched, collect
 from .detectors import (
     BUILTIN_RULES,
     ContentScanner,

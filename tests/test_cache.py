@@ -106,11 +106,11 @@ def test_a_legacy_docker_save_on_disk_is_a_cache_hit(sample_archives: dict[str, 
 
 class _Counted:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        from scanner import archive, engine
+        from scanner import engine, streams
         from scanner.walk import LayerWalker
 
         self.walks = self.hashes = self.builds = 0
-        real_walk, real_drain, real_build = LayerWalker.walk, archive.HashingReader.drain, engine.build_detectors
+        real_walk, real_drain, real_build = LayerWalker.walk, streams.HashingReader.drain, engine.build_detectors
 
         def walk(w, *a, **kw):  # type: ignore[no-untyped-def]
             self.walks += 1
@@ -125,7 +125,7 @@ class _Counted:
             return real_build(*a, **kw)
 
         monkeypatch.setattr(LayerWalker, "walk", walk)
-        monkeypatch.setattr(archive.HashingReader, "drain", drain)
+        monkeypatch.setattr(streams.HashingReader, "drain", drain)
         monkeypatch.setattr(engine, "build_detectors", build)
 
 

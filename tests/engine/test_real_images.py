@@ -105,7 +105,7 @@ def test_a_daemon_rescan_leaves_every_cached_layer_unread(
     twice.  The engine's own diff_ids (inspect) find every layer in the cache, so a rescan takes
     their results without walking or hashing them, and the config in the export must be the image
     the engine vouched for."""
-    from scanner import archive
+    from scanner import streams
     from scanner.walk import LayerWalker
 
     opts = dataclasses.replace(options(leaky), cache_dir=tmp_path)
@@ -113,7 +113,7 @@ def test_a_daemon_rescan_leaves_every_cached_layer_unread(
     assert first.cached_layers == 0
     calls: list[str] = []
     monkeypatch.setattr(LayerWalker, "walk", lambda *a, **kw: calls.append("walk"))
-    monkeypatch.setattr(archive.HashingReader, "drain", lambda *a: calls.append("hash"))
+    monkeypatch.setattr(streams.HashingReader, "drain", lambda *a: calls.append("hash"))
     second = scan_image(DaemonSource(leaky.tag), opts)
     assert calls == [] and second.cached_layers == 10
     check_report(second, leaky)
