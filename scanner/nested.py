@@ -126,6 +126,9 @@ class _State:
     budget: int = 0
 
 
+WHOLE_MEMBER = 1 << 20  # a plain member up to this size (and the scanner's window) is read whole
+
+
 class FileScanner:
     def __init__(self, content: ContentScanner, limits: NestedLimits = NestedLimits()) -> None:
         self.content = content
@@ -167,7 +170,9 @@ class FileScanner:
             kind = "tar"
         return "" if kind == "none" else kind
 
-    def _scan(self, stream: Readable, member: str | None, depth: int, state: _State) -> None:
+    def _scan(self, stream: Readable, member: str | None, depth: int, state: _State, size: int | None = None) -> None:
+        """``size``: what the member's header says; a small member of plain content is then read
+        whole and scanned as one window, as a small file is (a wheel holds hundreds)."""
         head = read_head(stream)
         kind = self._container(head) or "none"
         if kind != "none" and depth >= self.limits.max_depth:
@@ -179,6 +184,15 @@ class FileScanner:
                 )
             )
             kind = "none"
+        if kind == "none" and size is not None and size <= min(WHOLE_MEMBER, self.content.chunk_size):
+            data = head + stream.read(size + 1 - len(head)) if len(head) <= size else head
+            if len(data) <= size and not utf16_encoding(head):
+                hits = self.content.scan_window(data, self._where(member, state))
+                state.files += 1
+                if hits:
+                    state.hits.append(FileHits(state.outer, tuple(hits), member))
+                return
+            head = data  # longer than its header said, or UTF-16: the stream path below
         whole = RawReader(stream, head)
         try:
             if kind == "zip":
@@ -217,7 +231,9 @@ class FileScanner:
         for info in tar:
             if info.isreg():
                 name = info.name.lstrip("./")
-                self._scan(_Budget(tar.extract(info), state), f"{member}!/{name}" if member else name, depth + 1, state)
+                inner = f"{member}!/{name}" if member else name
+                size = info.size if info.sparse is None else None
+                self._scan(_Budget(tar.extract(info), state), inner, depth + 1, state, size)
 
     def _zip(self, stream: RawReader, member: str | None, depth: int, state: _State) -> None:
         with tempfile.SpooledTemporaryFile(max_size=self.limits.spool_in_memory, prefix="leakscan-") as spool:
@@ -236,4 +252,4 @@ class FileScanner:
                         state.skips.append(Skip(self._where(inner, state), "encrypted zip member: not readable"))
                         continue
                     with zf.open(info) as f:
-                        self._scan(_Budget(f, state), inner, depth + 1, state)
+                        self._scan(_Budget(f, state), inner, depth + 1, state, info.file_size)

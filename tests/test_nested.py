@@ -131,3 +131,24 @@ def test_a_small_file_read_whole_is_scanned_as_the_stream_would_be(data: bytes) 
     assert any(whole[0]) or not data or data.startswith(bytes(range(8)))  # the samples hold tokens
     content = files.content
     assert content.scan_window(data, "app/f") == content.scan_stream(io.BytesIO(data), path="app/f")
+
+
+@pytest.mark.parametrize("wrap", [zip_of, tar_of])
+def test_small_members_read_whole_are_scanned_as_the_stream_would_be(
+    wrap: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wheel or a jar holds hundreds of small members: each is read whole and scanned as one
+    window, with the same hits, skips and counts as the stream path (every kind of small file,
+    an archive inside an archive included)."""
+    from scanner import nested
+
+    members = {f"m/{i}": data for i, data in enumerate(SMALL_FILES)}
+    members["deeper.zip"] = zip_of(dict(list(members.items())[:4]))
+    archive = wrap(members)  # type: ignore[operator]
+    files = scanner()
+    whole = files.scan(io.BytesIO(archive), "app/lib.whl", len(archive))
+    monkeypatch.setattr(nested, "WHOLE_MEMBER", -1)  # every member through the stream path
+    streamed = files.scan(io.BytesIO(archive), "app/lib.whl", len(archive))
+    assert whole == streamed
+    # 8 members (the gzip, zip and tar ones counted by the file inside) and deeper.zip's 4
+    assert whole[2] == 12 and any(whole[0])
