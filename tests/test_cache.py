@@ -129,17 +129,21 @@ class _Counted:
         monkeypatch.setattr(engine, "build_detectors", build)
 
 
-@pytest.mark.parametrize("name", ["docker-legacy", "docker25", "oci-zstd"])
+@pytest.mark.parametrize("name", ["docker-legacy", "docker25", "oci-zstd", "oci-layout"])
 def test_an_unchanged_file_is_not_read_again(
     name: str, sample_archives: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What a scan proved about a file's layers holds while the file is unchanged (its stat, ctime
     included): a rescan neither hashes nor walks them, and makes no detector."""
-    from scanner.sources import tarball
+    from scanner.sources import interface
 
-    monkeypatch.setattr(tarball, "RECENT_NS", -(10**12))  # the copy below was just written
+    monkeypatch.setattr(interface, "RECENT_NS", -(10**12))  # the copy below was just written
     image = tmp_path / "image.tar"
-    shutil.copyfile(sample_archives[name], image)
+    if name == "oci-layout":  # a directory: every file's stat
+        with tarfile.open(sample_archives["oci-zstd"]) as tar:
+            tar.extractall(image, filter="data")
+    else:
+        shutil.copyfile(sample_archives[name], image)
     first = scan_image(open_source(str(image)), _opts(tmp_path / "cache"))
     counted = _Counted(monkeypatch)
     second = scan_image(open_source(str(image)), _opts(tmp_path / "cache"))
@@ -151,9 +155,9 @@ def test_an_unchanged_file_is_not_read_again(
 def test_a_file_changed_after_its_scan_is_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Proofs are keyed by the file's stat: a write of the same size changes its ctime, so the
     forged layer is hashed (and refused), not trusted."""
-    from scanner.sources import tarball
+    from scanner.sources import interface
 
-    monkeypatch.setattr(tarball, "RECENT_NS", -(10**12))
+    monkeypatch.setattr(interface, "RECENT_NS", -(10**12))
     clean = layer_tar([("etc/motd", b"hello\n")])
     leaky = layer_tar([("etc/motd", b"ghp_" + b"Zq8w" * 9 + b"\n")])
     assert len(clean) == len(leaky)
@@ -168,6 +172,27 @@ def test_a_file_changed_after_its_scan_is_read_again(tmp_path: Path, monkeypatch
     report = scan_image(open_source(str(image)), ScanOptions(cache_dir=cache))
     assert not report.complete
     assert any("does not match the digest" in p for p in report.problems)
+
+
+def test_a_layout_changed_after_its_scan_is_read_again(
+    sample_archives: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An OCI layout's identity is every file's stat: a blob rewritten in place is hashed again,
+    and a forged one refused."""
+    from scanner.sources import interface
+
+    monkeypatch.setattr(interface, "RECENT_NS", -(10**12))
+    layout = tmp_path / "layout"
+    with tarfile.open(sample_archives["oci-zstd"]) as tar:
+        tar.extractall(layout, filter="data")
+    assert scan_image(open_source(str(layout)), _opts(tmp_path / "cache")).complete
+    blob = max((layout / "blobs" / "sha256").iterdir(), key=lambda p: p.stat().st_size)  # a layer
+    data = bytearray(blob.read_bytes())
+    data[-1] ^= 1
+    blob.write_bytes(bytes(data))
+    report = scan_image(open_source(str(layout)), _opts(tmp_path / "cache"))
+    assert not report.complete
+    assert any("does not match" in p for p in report.problems)
 
 
 def test_metadata_results_follow_the_rules(sample_archives: dict[str, Path], tmp_path: Path) -> None:

@@ -8,6 +8,9 @@ iterator advances.
 
 from __future__ import annotations
 
+import os
+import stat
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -58,6 +61,22 @@ class ImageSource(ABC):
 
     def describe(self) -> str:
         return f"{self.kind}:{self.ref}"
+
+
+RECENT_NS = 3_000_000_000  # a file changed this recently gets no identity
+
+
+def file_identity(path: str) -> str | None:
+    """A regular file's path and stat, as git trusts them: any write changes its ctime, which no
+    call can set back.  None for anything else, or for a file changed in the last few seconds (a
+    write in the same clock tick as the scan could go unseen)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode) or st.st_ctime_ns > time.time_ns() - RECENT_NS:
+        return None
+    return f"file\0{path}\0{st.st_dev}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}"
 
 
 # The JSON types the OCI specs give the fields of descriptors and of manifests and indexes: checked

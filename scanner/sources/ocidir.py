@@ -11,11 +11,25 @@ import posixpath
 from collections.abc import Iterator
 from pathlib import Path
 
-from .interface import ImageSource, Member, SourceError
+from .interface import ImageSource, Member, SourceError, file_identity
 
 
 class OciLayoutSource(ImageSource):
     kind = "oci-layout"
+
+    def identity(self) -> str | None:
+        """Every file's path and stat (see :func:`file_identity`): a layout in which nothing
+        changed; None if any file changed in the last few seconds, or is not a regular file."""
+        root = os.path.realpath(self.ref)
+        found = []
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            dirnames.sort()
+            for name in sorted(filenames):
+                full = os.path.join(dirpath, name)
+                if (one := file_identity(full)) is None and not os.path.islink(full):
+                    return None
+                found.append(one or f"link\0{full}\0{os.readlink(full)}")
+        return "oci-layout\0" + "\n".join(found)
 
     def members(self) -> Iterator[Member]:
         root = Path(self.ref)

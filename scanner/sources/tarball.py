@@ -10,19 +10,15 @@ import io
 import itertools
 import os
 import posixpath
-import stat
 import sys
 import tarfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from ..models import Readable
 from ..streams import READ_SIZE, HashingReader, RawReader, decompressor, normalize, read_head, sniff
 from ..tarstream import TarStream, check_tar_end
-from .interface import ImageSource, Member, SourceError
-
-RECENT_NS = 3_000_000_000
+from .interface import ImageSource, Member, SourceError, file_identity
 
 
 def tar_members(stream: Readable) -> Iterator[Member]:
@@ -70,19 +66,8 @@ class TarballSource(ImageSource):
     kind = "archive"
 
     def identity(self) -> str | None:
-        """The file's stat, as git trusts it: any write changes its ctime, which no call can set
-        back.  None for standard input, a non-file, or a file changed in the last few seconds
-        (a write in the same clock tick as the scan could go unseen)."""
-        if self.ref == "-":
-            return None
-        try:
-            path = os.path.realpath(self.ref)
-            st = os.stat(path)
-        except OSError:
-            return None
-        if not stat.S_ISREG(st.st_mode) or st.st_ctime_ns > time.time_ns() - RECENT_NS:
-            return None
-        return f"file\0{path}\0{st.st_dev}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}"
+        """The file's stat (see :func:`file_identity`); None for standard input."""
+        return None if self.ref == "-" else file_identity(os.path.realpath(self.ref))
 
     def members(self) -> Iterator[Member]:
         if self.ref == "-":
