@@ -34,6 +34,7 @@ from . import __version__
 from .models import EntryKind, FileHits, Hit, LayerScan, LazyEntries, Severity, Skip
 
 FORMAT = 4  # 2: Skip.limit; 3: FileHits.replaced; 4: entries as lists
+Proofs = dict[str, tuple[str, int]]  # archive path -> (the digest its bytes hash to, its size)
 _DIGEST = re.compile(r"(?:^|/)(?:blobs/sha256/([0-9a-f]{64})|([0-9a-f]{64})\.tar)$")
 
 
@@ -191,7 +192,7 @@ class LayerCache:
     def put_doc(self, name: str, doc: Any) -> None:
         self.backend.write(f"{self.space}/{name}", json.dumps(doc))
 
-    def proofs(self, identity: str) -> dict[str, tuple[str, int]]:
+    def proofs(self, identity: str) -> Proofs:
         """The digests an earlier scan proved for the members of a source with this identity (a
         file's stat: see ImageSource.identity).  Kept apart from the namespace: they are facts about
         bytes, whatever the rules."""
@@ -205,7 +206,7 @@ class LayerCache:
         except (ValueError, TypeError, AttributeError):
             return {}
 
-    def put_proofs(self, identity: str, proofs: dict[str, tuple[str, int]]) -> None:
+    def put_proofs(self, identity: str, proofs: Proofs) -> None:
         self.backend.write(_proof_key(identity), json.dumps(proofs, sort_keys=True))
 
     def put(self, scan: LayerScan) -> None:

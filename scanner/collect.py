@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from .cache import LayerCache, claimed_digest
+from .cache import LayerCache, Proofs, claimed_digest
 from .errors import FormatError
 from .models import LayerScan, Readable, sha256_hex
 from .sources.interface import Member
@@ -40,7 +40,7 @@ class BlobRecord:
 class Archive:
     records: dict[str, BlobRecord] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
-    proven: dict[str, tuple[str, int]] = field(default_factory=dict)  # path -> (digest of its bytes, size)
+    proven: Proofs = field(default_factory=dict)  # this scan's proofs
 
     def lookup(self, path: str) -> BlobRecord | None:
         for _ in range(MAX_LINK_HOPS):
@@ -68,18 +68,23 @@ def parse_json(data: bytes, where: str) -> Any:
 
 
 _Proven = tuple[LayerScan, str | None]
-Proofs = dict[str, tuple[str, int]]  # archive path -> (the digest its bytes hash to, its size)
 
 
 class Walker(Protocol):
     def walk(self, blob: Readable, head: bytes = b"") -> LayerScan: ...
 
 
+def _digest(stream: Readable, head: bytes) -> str:
+    """The digest of ``head`` and the rest of ``stream``, read to its end."""
+    reader = HashingReader(stream, head)
+    reader.drain()
+    return reader.digest
+
+
 def _verified(member: Member, head: bytes, digest: str, scan: LayerScan) -> LayerScan:
     """``scan``, cached for the digest ``member``'s name claims, once its bytes hash to it."""
-    reader = HashingReader(member.stream, head)  # type: ignore[arg-type]
-    reader.drain()
-    if reader.digest != digest:  # a member that lies about its content: never a cache hit
+    # a member whose bytes lie about the digest its name claims is never a cache hit
+    if _digest(member.stream, head) != digest:  # type: ignore[arg-type]
         return replace(
             scan,
             files=(),
@@ -100,10 +105,9 @@ def _layer(member: Member, head: bytes, walker: Walker, cache: LayerCache | None
         if claimed is None and member.reopen is not None and tried is None:
             # a name without a digest (docker's legacy <id>/layer.tar), in a file on disk: hash the
             # bytes, look them up, and walk them from the start again after a miss
-            reader = HashingReader(stream, head)  # type: ignore[arg-type]
-            reader.drain()
-            if (scan := cache.get(reader.digest)) is not None:
-                return scan, reader.digest
+            digest = _digest(stream, head)  # type: ignore[arg-type]
+            if (scan := cache.get(digest)) is not None:
+                return scan, digest
             stream, head = member.reopen(), b""
         elif claimed is not None and claimed != tried and (scan := cache.get(claimed)) is not None:
             scan = _verified(member, head, claimed, scan)

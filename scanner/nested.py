@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import zstandard
 
 from .detectors import ContentScanner
-from .models import FileHits, Readable, Skip
+from .models import FileHits, Hit, Readable, Skip
 from .streams import GZIP_ERRORS, READ_SIZE, RawReader, decompressor, looks_like_tar, read_head, sniff
 from .tarstream import TarStream
 
@@ -138,9 +138,7 @@ class FileScanner:
         """(hits per file or member, skips, how many files and members were scanned)."""
         if size is not None and size <= self.content.chunk_size:  # a small file: read whole, one window
             data = stream.read(size)
-            head = data[:512]
-            if not self._container(head) and not utf16_encoding(head):
-                hits = self.content.scan_window(data, path)
+            if (hits := self._whole(data, path)) is not None:
                 return ([FileHits(path, tuple(hits), None)] if hits else []), [], 1
             stream = io.BytesIO(data)
         budget = self.limits.max_expanded
@@ -161,6 +159,14 @@ class FileScanner:
 
     def _where(self, member: str | None, state: _State) -> str:
         return f"{state.outer}!/{member}" if member else state.outer
+
+    def _whole(self, data: bytes, where: str) -> list[Hit] | None:
+        """The hits of a small file or member read whole, scanned as one window; None for an
+        archive, a compressed stream or UTF-16 text, which the stream path reads."""
+        head = data[:512]
+        if self._container(head) or utf16_encoding(head):
+            return None
+        return self.content.scan_window(data, where)
 
     @staticmethod
     def _container(head: bytes) -> str:
@@ -186,8 +192,7 @@ class FileScanner:
             kind = "none"
         if kind == "none" and size is not None and size <= min(WHOLE_MEMBER, self.content.chunk_size):
             data = head + stream.read(size + 1 - len(head)) if len(head) <= size else head
-            if len(data) <= size and not utf16_encoding(head):
-                hits = self.content.scan_window(data, self._where(member, state))
+            if len(data) <= size and (hits := self._whole(data, self._where(member, state))) is not None:
                 state.files += 1
                 if hits:
                     state.hits.append(FileHits(state.outer, tuple(hits), member))

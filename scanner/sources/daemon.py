@@ -103,7 +103,6 @@ class DaemonSource(ImageSource):
                 client.close()
                 raise SourceError(f"cannot inspect image {self.ref!r}: {str(exc)[:160]}") from None
             self._client, self._info = client, info
-            self.image_id = str(info.get("Id", ""))
         return self._client, self._info
 
     def vouched_image(self) -> tuple[str, list[str]] | None:

@@ -31,7 +31,7 @@ class Member:
     # A digest this member's bytes are known to have without reading them: a registry fetches a
     # blob by its digest and fails the scan if the bytes do not hash to it.  A cached result for it
     # then stands for the member, unread.  Never a digest a name merely claims: an archive member's
-    # name is proven by its bytes (or by an earlier scan of the same unchanged file, scanner.proofs).
+    # name is proven by its bytes (or by an earlier scan of the same unchanged file: see scanner.cache).
     digest: str | None = None
     # The member's data again from its first byte (a tarball on disk), for a source that can: a
     # member hashed to look it up in the cache is then walked after a miss.
