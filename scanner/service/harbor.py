@@ -54,7 +54,8 @@ def parse_scan_request(doc: Any) -> tuple[PushEvent, str | None, dict[str, Any]]
         raise PayloadError("expected a JSON object")
     caps = doc.get("enabled_capabilities")
     if caps is not None:  # absent: the vulnerability capability, as in spec 1.0
-        kinds = {c.get("type") for c in caps if isinstance(c, dict)} if isinstance(caps, list) else set()
+        # a type is a string; anything else (a list, found by the fuzzer: unhashable) is no capability
+        kinds = [c.get("type") for c in caps if isinstance(c, dict)] if isinstance(caps, list) else []
         if "vulnerability" not in kinds:
             raise Unsupported("leakscan offers only the vulnerability capability (secrets as findings)")
     registry, artifact = doc.get("registry"), doc.get("artifact")

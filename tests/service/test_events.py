@@ -155,3 +155,11 @@ def test_harbor_scan_request() -> None:
     ):
         with pytest.raises(PayloadError):
             harbor.parse_scan_request(bad)
+
+
+@pytest.mark.parametrize("caps", [[{"type": []}], [{"type": {"a": 1}}], [{"type": None}], [{"type": "sbom"}], "x", [1]])
+def test_harbor_capabilities_of_any_shape_are_refused_not_a_crash(caps: Any) -> None:
+    """A capability type that is not a string (a list: unhashable) was a TypeError, a 500; found
+    by tests/fuzz/test_fuzz_service.py.  Anything but the vulnerability capability is refused."""
+    with pytest.raises(harbor.Unsupported):
+        harbor.parse_scan_request({"enabled_capabilities": caps, "registry": {}, "artifact": {}})
