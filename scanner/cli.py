@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -25,10 +24,10 @@ from .errors import ExitCode, LeakscanError, UsageError
 from .models import Finding, ScanReport, Severity, Status
 from .nested import NestedLimits
 from .parallel import default_jobs
-from .report import OutputFormat, renderer_for, summary_line
+from .report import OutputFormat, jsontext, renderer_for, summary_line
 from .service.commands import serve_cmd, worker_cmd
 from .sources import ImageSource, RegistryOptions, open_source
-from .sources.registry import Credentials
+from .sources.reference import Credentials
 from .streams import safe_reason
 from .suppress import Suppressions, baseline_document, load_baseline, load_ignore_file
 
@@ -452,7 +451,7 @@ def baseline_cmd(image: str, output: Path | None, **kw: Any) -> None:
     try:
         source_kw, scan_kw = _split(kw)
         report = scan_image(_source(image, **source_kw), _options(**scan_kw))
-        text = json.dumps(baseline_document(report), indent=2) + "\n"
+        text = jsontext.dumps(baseline_document(report)) + "\n"
         if output is not None:
             output.write_text(text, encoding="utf-8")
         else:

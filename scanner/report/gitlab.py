@@ -20,13 +20,13 @@ GitLab knows repositories, not images, so the mapping is:
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from typing import Any
 
 from .. import __version__
 from ..models import Finding, ImageReport, LayerReport, ScanReport, Severity
+from . import jsontext
 from .interface import Renderer
 
 VERSION = "15.0.7"
@@ -132,4 +132,4 @@ class GitlabRenderer(Renderer):
         if messages:
             scan["messages"] = messages
         doc = {"version": VERSION, "schema": SCHEMA, "scan": scan, "vulnerabilities": vulns}
-        return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+        return jsontext.dumps(doc, ensure_ascii=False) + "\n"

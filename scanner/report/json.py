@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from .. import __version__
 from ..models import Finding, ImageReport, LayerReport, ScanReport, Severity
+from . import jsontext
 from .interface import SCHEMA_VERSION, Renderer
 
 
@@ -102,4 +102,4 @@ def report_dict(report: ScanReport) -> dict[str, Any]:
 
 class JsonRenderer(Renderer):
     def render(self, report: ScanReport) -> str:
-        return json.dumps(report_dict(report), indent=2, ensure_ascii=False) + "\n"
+        return jsontext.dumps(report_dict(report), ensure_ascii=False) + "\n"

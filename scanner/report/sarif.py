@@ -8,11 +8,11 @@ in its properties, the layer index, diff_id, ``created_by`` (redacted) and statu
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from .. import __version__
 from ..models import Finding, ImageReport, LayerReport, ScanReport, Severity
+from . import jsontext
 from .interface import Renderer
 
 SCHEMA = "https://raw.githubusercontent.com/oasis-tcs/sarif-spec/main/sarif-2.1/schema/sarif-schema-2.1.0.json"
@@ -118,4 +118,4 @@ class SarifRenderer(Renderer):
         runs = [_run(image, report.metadata_findings if n == 0 else ()) for n, image in enumerate(report.images)]
         if not runs:
             runs = [_run(ImageReport(report.source_ref, (), None, None, None, (), ()), report.metadata_findings)]
-        return json.dumps({"version": "2.1.0", "$schema": SCHEMA, "runs": runs}, indent=2) + "\n"
+        return jsontext.dumps({"version": "2.1.0", "$schema": SCHEMA, "runs": runs}) + "\n"
