@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..report import OutputFormat
-from ..sources.registry import has_registry_host
+from ..sources.reference import has_registry_host
 from . import events, harbor
 from .config import ServiceConfig
 from .store import Job, Store

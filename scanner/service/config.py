@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..sources.registry import Credentials, RegistryOptions
+from ..sources.reference import Credentials, RegistryOptions
 
 
 @dataclass(frozen=True)

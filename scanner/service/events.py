@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import LeakscanError
-from ..sources.registry import Reference, has_registry_host
+from ..sources.reference import Reference, has_registry_host
 
 MANIFEST_TYPES = frozenset(
     {

@@ -24,7 +24,8 @@ from ..errors import LeakscanError, RegistryUnavailable
 from ..models import ScanReport
 from ..report import OutputFormat, renderer_for
 from ..report.json import summary_dict
-from ..sources.registry import Credentials, RegistrySource
+from ..sources.reference import Credentials
+from ..sources.registry import RegistrySource
 from . import notify
 from .config import ServiceConfig
 from .store import Job, JobResult, Store

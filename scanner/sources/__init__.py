@@ -11,12 +11,16 @@ just built, before it is pushed), otherwise, when its name starts with a registr
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
 from .daemon import DaemonSource, engine_has
 from .interface import ImageSource, Member, SourceError
 from .ocidir import OciLayoutSource
-from .registry import RegistryOptions, RegistrySource, has_registry_host
+from .reference import RegistryOptions, has_registry_host
 from .tarball import TarballSource
+
+if TYPE_CHECKING:
+    from .registry import RegistrySource
 
 __all__ = [
     "DaemonSource",
@@ -37,6 +41,16 @@ _PATH_TRANSPORTS: dict[str, type[ImageSource]] = {
 }
 
 
+def __getattr__(name: str) -> Any:
+    """``RegistrySource`` on first use: a run that never talks to a registry does not import the
+    HTTP client (start-up time)."""
+    if name == "RegistrySource":
+        from .registry import RegistrySource
+
+        return RegistrySource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _split_path_ref(rest: str) -> tuple[str, str | None]:
     """skopeo's PATH[:REF]: the longest prefix that exists is the path."""
     if os.path.exists(rest) or ":" not in rest:
@@ -46,6 +60,12 @@ def _split_path_ref(rest: str) -> tuple[str, str | None]:
         if os.path.exists(rest[:i]):
             return rest[:i], rest[i + 1 :] or None
     return rest[: cuts[0]], rest[cuts[0] + 1 :] or None
+
+
+def _registry(image: str, options: RegistryOptions | None) -> ImageSource:
+    from .registry import RegistrySource
+
+    return RegistrySource(image, options)
 
 
 def open_source(image: str, registry: RegistryOptions | None = None) -> ImageSource:
@@ -58,7 +78,7 @@ def open_source(image: str, registry: RegistryOptions | None = None) -> ImageSou
     if sep and transport == "docker-daemon":
         return DaemonSource(rest)
     if image.startswith("docker://"):
-        return RegistrySource(image, registry)
+        return _registry(image, registry)
     if image == "-":
         return TarballSource("-")
     if os.path.isdir(image):
@@ -68,5 +88,5 @@ def open_source(image: str, registry: RegistryOptions | None = None) -> ImageSou
     if "/" in image and (image.startswith((".", "/")) or image.endswith((".tar", ".tgz", ".tar.gz", ".tar.zst"))):
         raise SourceError(f"no such file: {image}")
     if has_registry_host(image) and not engine_has(image):
-        return RegistrySource(image, registry)
+        return _registry(image, registry)
     return DaemonSource(image)

@@ -24,19 +24,34 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import ipaddress
 import json
-import os
 import re
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from ..errors import RegistryUnavailable, SourceError, UsageError
+from ..errors import RegistryUnavailable, SourceError
 from .interface import BODY_SHAPE, DESC_SHAPE, ImageSource, Member, bad_shape
+from .reference import (
+    DIGEST,
+    Credentials,
+    Reference,
+    RegistryOptions,
+    docker_config_credentials,
+    has_registry_host,
+    is_loopback,
+)
+
+__all__ = [  # with the names of .reference, which were defined here before it was split off
+    "Credentials",
+    "Reference",
+    "RegistryOptions",
+    "RegistrySource",
+    "docker_config_credentials",
+    "has_registry_host",
+    "is_loopback",
+]
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -45,164 +60,17 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
 MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
 ACCEPT = ", ".join((OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST))
-DOCKER_HUB = "registry-1.docker.io"
-DOCKER_HUB_CONFIG_KEY = "https://index.docker.io/v1/"
 MAX_MANIFEST = 4 << 20  # containerd's limit for a manifest or index
 MAX_CONFIG = 64 << 20
 MAX_REDIRECTS = 5
 CHUNK = 1 << 20
 TIMEOUT = (10, 120)  # connect, read
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-_NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-
-
-@dataclass(frozen=True)
-class Reference:
-    registry: str  # host[:port], as written (docker.io is mapped to its API host)
-    repository: str
-    tag: str | None = None
-    digest: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> Reference:
-        rest = text.removeprefix("docker://")
-        digest = None
-        if "@" in rest:
-            rest, digest = rest.split("@", 1)
-            if not _DIGEST.match(digest):
-                raise UsageError(f"{text}: {digest!r} is not a sha256 digest")
-        tag = None
-        slash, colon = rest.rfind("/"), rest.rfind(":")
-        if colon > slash:
-            rest, tag = rest[:colon], rest[colon + 1 :]
-            if not _TAG.match(tag):
-                raise UsageError(f"{text}: {tag!r} is not a valid tag")
-        first, sep, remainder = rest.partition("/")
-        if sep and has_registry_host(rest):
-            registry, repository = first, remainder
-        else:
-            registry, repository = "docker.io", rest
-        if registry in ("docker.io", "index.docker.io"):
-            registry = "docker.io"
-            if "/" not in repository:
-                repository = f"library/{repository}"
-        if not _NAME.match(repository):
-            raise UsageError(f"{text}: {repository!r} is not a valid repository name")
-        if tag is None and digest is None:
-            tag = "latest"
-        return cls(registry, repository, tag, digest)
-
-    @property
-    def api_host(self) -> str:
-        return DOCKER_HUB if self.registry == "docker.io" else self.registry
-
-    @property
-    def reference(self) -> str:
-        return self.digest or self.tag or "latest"
-
-    def __str__(self) -> str:
-        out = f"{self.registry}/{self.repository}"
-        if self.tag:
-            out += f":{self.tag}"
-        if self.digest:
-            out += f"@{self.digest}"
-        return out
-
-
-def has_registry_host(name: str) -> bool:
-    """Docker's rule: the first path component is a registry when it has a dot or a port, or is localhost."""
-    first, sep, _ = name.removeprefix("docker://").partition("/")
-    return bool(sep) and ("." in first or ":" in first or first == "localhost")
-
-
-def is_loopback(host: str) -> bool:
-    name = urlsplit(f"//{host}").hostname or ""
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-@dataclass(frozen=True)
-class Credentials:
-    username: str
-    password: str  # or an identity token with username "<token>"
-
-    def __repr__(self) -> str:
-        return f"Credentials({self.username!r}, <hidden>)"
-
-
-def _helper(name: str, host: str) -> Credentials | None:
-    try:
-        proc = subprocess.run(
-            [f"docker-credential-{name}", "get"], input=host.encode(), capture_output=True, timeout=30
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        raise SourceError(f"credential helper docker-credential-{name} could not be run") from None
-    if proc.returncode != 0:
-        return None  # "credentials not found in native keychain"
-    try:
-        doc = json.loads(proc.stdout)
-        return Credentials(str(doc["Username"]), str(doc["Secret"]))
-    except (ValueError, KeyError, TypeError):
-        raise SourceError(f"credential helper docker-credential-{name} gave an unreadable answer") from None
-
-
-def docker_config_credentials(registry: str, config_dir: str | None = None) -> Credentials | None:
-    """Credentials for ``registry`` from the Docker config: credHelpers, then auths, then credsStore."""
-    directory = Path(config_dir or os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
-    path = directory / "config.json"
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        raise SourceError(f"{path}: not readable as JSON") from None
-    if not isinstance(doc, dict):
-        return None
-    keys = [DOCKER_HUB_CONFIG_KEY, "docker.io", "index.docker.io"] if registry == "docker.io" else [registry]
-    helpers = doc.get("credHelpers") or {}
-    for key in keys:
-        if isinstance(helpers, dict) and isinstance(helpers.get(key), str):
-            return _helper(helpers[key], key)
-    auths = doc.get("auths") or {}
-    if isinstance(auths, dict):
-        for key, entry in auths.items():
-            host = urlsplit(key if "//" in key else f"//{key}").netloc
-            if (key in keys or host in keys) and isinstance(entry, dict):
-                if entry.get("identitytoken"):
-                    return Credentials("<token>", str(entry["identitytoken"]))
-                if entry.get("auth"):
-                    try:
-                        user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
-                    except (ValueError, UnicodeDecodeError):
-                        raise SourceError(f"{path}: auths[{key!r}].auth is not base64 of user:password") from None
-                    return Credentials(user, password)
-                if entry.get("username"):
-                    return Credentials(str(entry["username"]), str(entry.get("password", "")))
-    store = doc.get("credsStore")
-    if isinstance(store, str) and store:
-        return _helper(store, keys[0])
-    return None
 
 
 def _challenge(header: str) -> tuple[str, dict[str, str]]:
     scheme, _, rest = header.strip().partition(" ")
     params = {k.lower(): v for k, v in re.findall(r'(\w+)="([^"]*)"', rest)}
     return scheme.lower(), params
-
-
-@dataclass(frozen=True)
-class RegistryOptions:
-    platform: str = "linux/amd64"
-    all_platforms: bool = False
-    insecure: tuple[str, ...] = ()  # hosts where plain HTTP and unverified TLS are allowed
-    credentials: Credentials | None = None  # overrides the Docker config
-    config_dir: str | None = None
-    ca_bundle: str | None = None
 
 
 class _Client:
@@ -582,7 +450,7 @@ class RegistrySource(ImageSource):
             and (d.get("annotations") or {}).get("vnd.docker.reference.digest") in chosen_digests
         ]
         for desc in chosen + attestations:
-            if not _DIGEST.match(desc["digest"]):
+            if not DIGEST.match(desc["digest"]):
                 raise SourceError(f"registry {client.host}: index entry with a bad digest {desc['digest'][:80]!r}")
             body, _, digest = client.manifest(desc["digest"])
             sub = json.loads(body)
@@ -604,13 +472,13 @@ class RegistrySource(ImageSource):
         plan.docs[digest] = body
         config = doc.get("config") or {}
         cdigest = config.get("digest") if isinstance(config, dict) else None
-        if isinstance(cdigest, str) and _DIGEST.match(cdigest) and cdigest not in plan.docs:
+        if isinstance(cdigest, str) and DIGEST.match(cdigest) and cdigest not in plan.docs:
             size = config.get("size") if isinstance(config.get("size"), int) else None
             plan.docs[cdigest] = self._small_blob(client, cdigest, size, "config")
         for layer in doc.get("layers") or []:
             if not isinstance(layer, dict) or not isinstance(layer.get("digest"), str):
                 raise SourceError(f"registry {client.host}: a layer entry without a digest")  # not a silent gap
-            if not _DIGEST.match(layer["digest"]):
+            if not DIGEST.match(layer["digest"]):
                 raise SourceError(f"registry {client.host}: layer with a bad digest {layer['digest'][:80]!r}")
             if layer.get("urls") or "nondistributable" in str(layer.get("mediaType", "")):
                 continue  # foreign layers: reported as not in the archive by the resolver
