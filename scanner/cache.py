@@ -25,15 +25,16 @@ import json
 import os
 import re
 import tempfile
+import zlib
 from abc import ABC, abstractmethod
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .models import EntryKind, FileHits, Hit, LayerScan, LazyEntries, Severity, Skip
+from .models import EntryKind, FileHits, Hit, LayerEntry, LayerScan, LazyEntries, Severity, Skip, hard_links
 
-FORMAT = 4  # 2: Skip.limit; 3: FileHits.replaced; 4: entries as lists
+FORMAT = 5  # 2: Skip.limit; 3: FileHits.replaced; 4: entries as lists; 5: entries after the results
 Proofs = dict[str, tuple[str, int]]  # archive path -> (the digest its bytes hash to, its size)
 _DIGEST = re.compile(r"(?:^|/)(?:blobs/sha256/([0-9a-f]{64})|([0-9a-f]{64})\.tar)$")
 
@@ -85,25 +86,46 @@ def namespace(material: dict[str, Any]) -> str:
     return hashlib.sha256(doc.encode()).hexdigest()[:32]
 
 
-_KINDS = {kind.value: kind for kind in EntryKind}
+def _encode(scan: LayerScan) -> str:
+    """One line of JSON for the results, then the entries' own JSON text.
 
-
-def _to_json(scan: LayerScan) -> dict[str, Any]:
-    # entries as [path, kind, size, link target]: a layer has tens of thousands, and dataclasses'
-    # asdict (and dicts per entry on the way back) were most of a cached rescan's own time
+    Entries go as ``[path, kind, size, link target]`` lists (dataclasses' asdict, and a dict per
+    entry on the way back, were most of a cached rescan's own time), and after the rest, not in it:
+    a layer has tens of thousands, and parsing them was a third of a rescan's work after start-up.
+    A rescan parses the first line only; the entries are parsed when something reads them (one
+    layer: never, its hard links are in the first line).  Their length and CRC-32, in the first
+    line, prove at load that the text is the one written (``json.dumps`` writes no raw newline).
+    """
     doc = {f.name: getattr(scan, f.name) for f in fields(scan) if f.name not in ("entries", "files", "skips")}
-    doc["entries"] = [[e.path, e.kind.value, e.size, e.link_target] for e in scan.entries]
+    entries = json.dumps([[e.path, e.kind.value, e.size, e.link_target] for e in scan.entries])
+    doc["entries"] = {
+        "count": len(scan.entries),
+        "length": len(entries),
+        "crc32": zlib.crc32(entries.encode("utf-8", "surrogatepass")),
+        "hard_links": [[e.path, e.size, e.link_target] for e in hard_links(scan.entries)],
+    }
     doc["files"] = [asdict(f) for f in scan.files]
     doc["skips"] = [asdict(s) for s in scan.skips]
-    return doc
+    return json.dumps(doc, default=str) + "\n" + entries
 
 
 def hit_from_json(doc: dict[str, Any]) -> Hit:
     return Hit(**{**doc, "severity": Severity(doc["severity"])})
 
 
-def _from_json(doc: dict[str, Any]) -> LayerScan:
-    if not all(isinstance(e, list) and len(e) == 4 and e[1] in _KINDS for e in doc["entries"]):
+HARDLINK = EntryKind.HARDLINK
+
+
+def _decode(text: str) -> LayerScan:
+    head, _, entries = text.partition("\n")
+    doc = json.loads(head)
+    about = doc["entries"]
+    if (
+        len(entries) != about["length"]
+        or zlib.crc32(entries.encode("utf-8", "surrogatepass")) != about["crc32"]
+        or not isinstance(about["count"], int)
+        or not all(isinstance(e, list) and len(e) == 3 for e in about["hard_links"])
+    ):
         raise ValueError("entries")
     return LayerScan(
         blob_digest=doc["blob_digest"],
@@ -111,7 +133,9 @@ def _from_json(doc: dict[str, Any]) -> LayerScan:
         compression=doc["compression"],
         compressed_size=doc["compressed_size"],
         size=doc["size"],
-        entries=LazyEntries(doc["entries"]),
+        entries=LazyEntries(
+            entries, about["count"], [LayerEntry(p, EntryKind.HARDLINK, n, t) for p, n, t in about["hard_links"]]
+        ),
         files=tuple(
             FileHits(
                 f["path"],
@@ -173,7 +197,7 @@ class LayerCache:
         """The cached result for a layer digest; ``count``: as a hit or a miss of this scan."""
         try:
             text = self.backend.read(f"{self.space}/{digest}")
-            scan = _from_json(json.loads(text)) if text is not None else None
+            scan = _decode(text) if text is not None else None
         except (ValueError, KeyError, TypeError):
             scan = None
         if count:
@@ -212,6 +236,6 @@ class LayerCache:
     def put(self, scan: LayerScan) -> None:
         if scan.error is not None:
             return  # only complete results are worth keeping
-        text = json.dumps(_to_json(scan), default=str)
+        text = _encode(scan)
         for digest in {scan.blob_digest, scan.diff_id}:
             self.backend.write(f"{self.space}/{digest}", text)

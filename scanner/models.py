@@ -7,10 +7,11 @@ redacted preview, built by :func:`redact` inside the detector stage.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, NamedTuple, Protocol, overload
+from typing import NamedTuple, Protocol, overload
 
 
 class Readable(Protocol):
@@ -91,24 +92,33 @@ class LayerEntry(NamedTuple):
 
 
 class LazyEntries(Sequence[LayerEntry]):
-    """A cached layer's entries as stored (``[path, kind, size, link target]`` lists), made into
-    LayerEntry tuples when first read: a rescan of a one-layer image only looks for hard links."""
+    """A cached layer's entries as stored (the JSON text of ``[path, kind, size, link target]``
+    lists, checked by the cache when loaded), parsed into LayerEntry tuples when first read: a
+    rescan of a one-layer image only looks for hard links, which the cache keeps apart."""
 
-    __slots__ = ("_made", "_raw")
+    __slots__ = ("_count", "_links", "_made", "_text")
 
-    def __init__(self, raw: list[list[Any]]) -> None:
-        self._raw: list[list[Any]] | None = raw
+    def __init__(self, text: str, count: int, links: list[LayerEntry]) -> None:
+        self._text: str | None = text
+        self._count = count
+        self._links = links
         self._made: tuple[LayerEntry, ...] | None = None
 
     def _all(self) -> tuple[LayerEntry, ...]:
         if self._made is None:
             kinds = _KINDS
-            self._made = tuple([LayerEntry(p, kinds[k], size, t) for p, k, size, t in self._raw or ()])
-            self._raw = None
+            raw = json.loads(self._text or "[]")
+            try:
+                made = tuple([LayerEntry(p, kinds[k], size, t) for p, k, size, t in raw])
+            except (KeyError, TypeError, ValueError):
+                raise ValueError("a cached layer's entries are damaged") from None
+            if len(made) != self._count:
+                raise ValueError("a cached layer's entries are damaged")
+            self._made, self._text = made, None
         return self._made
 
     def __len__(self) -> int:
-        return len(self._made) if self._made is not None else len(self._raw or ())
+        return self._count
 
     @overload
     def __getitem__(self, index: int) -> LayerEntry: ...
@@ -126,10 +136,7 @@ class LazyEntries(Sequence[LayerEntry]):
     __hash__ = None  # type: ignore[assignment]
 
     def hard_links(self) -> list[LayerEntry]:
-        if self._raw is None:
-            return hard_links(self._all())
-        link = EntryKind.HARDLINK.value
-        return [LayerEntry(p, EntryKind.HARDLINK, size, t) for p, k, size, t in self._raw if k == link]
+        return list(self._links)
 
 
 def hard_links(entries: Sequence[LayerEntry]) -> list[LayerEntry]:
