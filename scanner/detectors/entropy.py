@@ -13,14 +13,31 @@ from collections.abc import Iterator
 
 from ..models import Severity
 from .interface import Match
-from .prefilter import PassDetector, prefilter_expression
+from .prefilter import PassDetector, hyperscan_caseless, pass_for, prefilter_expression
 
 # Stage 1 finds a secret-like word in the lower-cased window; stage 2 matches the assignment that
 # follows it.  (One regex with a leading name pattern backtracks at every position: 8 MB/s.)
-_NAME = re.compile(
-    rb"passw(?:or)?d|passwd|pwd|secret|token|api[_\-.]?key|access[_\-.]?key|private[_\-.]?key"
-    rb"|auth[_\-.]?key|credentials?"
-)
+# Each name: its literal start, the rest of its regex, and every text that rest matches.  A name is
+# one of the literals they make: _names finds those with a Hyperscan pass, and tries the regex only
+# where one starts (tests check each rest matches exactly its endings).
+_SEP_KEY = (b"key", b"_key", b"-key", b".key")
+_NAME_PARTS: list[tuple[bytes, bytes, tuple[bytes, ...]]] = [
+    (b"passw", rb"(?:or)?d", (b"d", b"ord")),
+    (b"passwd", b"", (b"",)),
+    (b"pwd", b"", (b"",)),
+    (b"secret", b"", (b"",)),
+    (b"token", b"", (b"",)),
+    (b"api", rb"[_\-.]?key", _SEP_KEY),
+    (b"access", rb"[_\-.]?key", _SEP_KEY),
+    (b"private", rb"[_\-.]?key", _SEP_KEY),
+    (b"auth", rb"[_\-.]?key", _SEP_KEY),
+    (b"credential", b"s?", (b"", b"s")),
+]
+_NAME = re.compile(b"|".join(start + rest for start, rest, _ in _NAME_PARTS))
+NAME_LITERALS = sorted({start + ending for start, _, endings in _NAME_PARTS for ending in endings})
+_LITERALS = pass_for([[(re.escape(lit), hyperscan_caseless()) for lit in NAME_LITERALS]])
+
+
 _TAIL = re.compile(rb"[A-Za-z0-9_.\-]{0,40}[\"']?\s*(?::=|=>|=|:)\s*[\"']?([A-Za-z0-9+/=_\-.~!@#%^&*?]{12,256})")
 _PLACEHOLDER = re.compile(
     rb"(?i)^(?:x+|\*+|\.+|(?:your|my|some|example|dummy|fake|test|sample)[_\-a-z]*|changeme\w*|none|null|true|false|undefined)$"
@@ -34,6 +51,22 @@ def shannon_entropy(data: bytes) -> float:
         return 0.0
     n = len(data)
     return -sum(c / n * math.log2(c / n) for c in Counter(data).values())
+
+
+def _names(data: bytes, lowered: bytes) -> Iterator[re.Match[bytes]]:
+    """What ``_NAME.finditer(lowered)`` gives, several times faster.  sre tries the alternation at
+    every p, s, t, a or c of the window (a quarter of its letters: 48 MB/s); here one Hyperscan
+    pass lists where each name literal ends, so where it starts (a superset of where a name can
+    match), and the regex is only tried there, left to right, past the end of the last match."""
+    starts = sorted({end - len(NAME_LITERALS[i]) for i, _, end in _LITERALS.scan(data)[0]})
+    last = 0
+    for at in starts:
+        if at < last:
+            continue
+        m = _NAME.match(lowered, at)
+        if m is not None:  # a name is never empty: the next search starts at its end
+            yield m
+            last = m.end()
 
 
 class EntropyDetector(PassDetector):
@@ -51,7 +84,7 @@ class EntropyDetector(PassDetector):
             return
         lowered = data.lower()
         last_end = -1
-        for name in _NAME.finditer(lowered):
+        for name in _names(data, lowered):
             if name.start() < last_end:
                 continue
             m = _TAIL.match(data, name.end())

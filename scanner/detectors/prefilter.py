@@ -44,6 +44,11 @@ def prefilter_expression(regex: str, flags: int) -> Expr:
     return regex.encode(), hs_flags
 
 
+def hyperscan_caseless() -> int:
+    """The flags of an expression that matches regardless of case and reports every end."""
+    return int(hyperscan.HS_FLAG_CASELESS)
+
+
 class HsPass:
     """One Hyperscan pass over a window for groups of expressions, one group per detector.
 
@@ -60,6 +65,7 @@ class HsPass:
         if len(self._groups) > 127 or any(len(g) > _LOCAL for g in self._groups):
             raise ValueError("too many expressions for one Hyperscan pass")
         self._ready = False
+        self._any_always = False
         self._always: list[list[Event]] = [[] for _ in self._groups]
         self._db: hyperscan.Database | None = None
         self._scratch = threading.local()  # a scratch space is not thread-safe; a database is
@@ -81,12 +87,13 @@ class HsPass:
                     good.append(entry)
             usable = _compile(good) if good else None
         self._db = usable
+        self._any_always = any(self._always)
 
     def scan(self, data: bytes) -> list[list[Event]]:
         """Every group's events in ``data``, in the order Hyperscan reports them."""
         if not self._ready:
             self._build()
-        out = [list(a) for a in self._always]
+        out = [list(a) for a in self._always] if self._any_always else [[] for _ in self._groups]
         if self._db is None or not data:
             return out
 
@@ -173,4 +180,6 @@ class PassDetector(Detector):
         return self.find_events(data, path, self._own_pass.scan(data)[0])
 
     @abstractmethod
-    def find_events(self, data: bytes, path: str | None, events: list[Event]) -> Iterator[Match]: ...
+    def find_events(self, data: bytes, path: str | None, events: list[Event]) -> Iterator[Match]:
+        """The matches in a window, given this detector's events in it.  With no event there is
+        no match: the content scanner does not call it then (tests check every detector)."""

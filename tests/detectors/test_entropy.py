@@ -2,11 +2,14 @@ from __future__ import annotations
 
 import base64
 import random
+import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scanner.detectors.buildargs import BuildArgDetector, SecretNameDetector
-from scanner.detectors.entropy import EntropyDetector, shannon_entropy
+from scanner.detectors.entropy import _NAME, _NAME_PARTS, EntropyDetector, _names, shannon_entropy
 
 
 @pytest.mark.parametrize(
@@ -77,3 +80,35 @@ def test_a_long_token_is_not_too_repetitive_for_its_length() -> None:
     found = list(EntropyDetector().find(f'"authorizationToken": "{value}"\n'.encode()))
     assert [m.rule_id for m in found] == ["high-entropy-assignment"]
     assert not list(EntropyDetector().find(f'token = "{"ab" * 160}"\n'.encode()))  # repetitive: still refused
+
+
+_PIECES = [
+    "pass", "passw", "password", "PassWord", "passwd", "passwor", "pwd", "PWD", "secret", "Secrets", "token",
+    "TOKENS", "api", "api_key", "API-KEY", "api.key", "apikey", "api__key", "access", "access_key",
+    "private-key", "auth", "Auth.Key", "authkey", "credential", "credentials", "CREDENTIALSS", "p", "s", "a",
+    "c", "t", "_", "-", ".", "=", " ", "\n", "x", "key", "ord", "or", "d", "\xc4", "\xe9",
+]  # fmt: skip
+
+
+@given(st.lists(st.sampled_from(_PIECES), max_size=40))
+@settings(max_examples=2000, deadline=None)
+def test_names_are_exactly_what_the_regex_finds(pieces: list[str]) -> None:
+    """_names (Hyperscan for the name literals, the regex only where one starts) against the
+    regex's own finditer over the lower-cased text, on texts made of names in any case, their
+    prefixes, overlaps and repeats, and bytes that are not ASCII."""
+    text = "".join(pieces).encode("latin-1")
+    lowered = text.lower()
+    assert [m.span() for m in _names(text, lowered)] == [m.span() for m in _NAME.finditer(lowered)]
+
+
+def test_each_name_regex_matches_exactly_its_listed_endings() -> None:
+    """_names tries the regex only where a listed literal starts: each alternative's rest must
+    match its listed endings and nothing else (every text of up to 4 of the characters involved)."""
+    assert _NAME.pattern.split(b"|") == [start + rest for start, rest, _ in _NAME_PARTS]
+    alphabet = b"keyords_-.x"
+    texts = [b""]
+    for _ in range(4):
+        texts += [t + bytes([c]) for t in texts if len(t) == len(texts[-1]) for c in alphabet]
+    texts = sorted(set(texts))
+    for _, rest, endings in _NAME_PARTS:
+        assert {t for t in texts if re.fullmatch(rest, t)} == set(endings), rest
