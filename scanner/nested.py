@@ -94,8 +94,8 @@ class _Utf16(RawReader):
 def utf16_encoding(head: bytes) -> str | None:
     if head[:2] in (b"\xff\xfe", b"\xfe\xff") and head[2:4] != b"\x00\x00":
         return "utf-16"  # the BOM says which
-    if len(head) < 64:
-        return None
+    if len(head) < 64 or head.count(0) < 0.9 * (len(head) // 2):
+        return None  # neither half of the bytes can be 90 % zeros: not UTF-16 (most files)
     even, odd = head[0::2], head[1::2]
     for text, zeros, enc in ((even, odd, "utf-16-le"), (odd, even, "utf-16-be")):
         if (

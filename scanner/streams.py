@@ -45,12 +45,14 @@ def looks_like_tar(head: bytes) -> bool:
     if len(head) >= 512 and head[:512] == bytes(512):  # an empty layer: end-of-archive blocks only
         return True
     if len(head) >= 512:  # v7 tar: checksum field must match the header
+        field = head[148:156].split(b"\0", 1)[0].strip()
+        if field.translate(None, b"0123456789_+-"):
+            return False  # what int() refuses, without raising: most files checked here are not tars
         try:
-            stored = int(head[148:156].split(b"\0", 1)[0].strip() or b"-1", 8)
+            stored = int(field or b"-1", 8)
         except ValueError:
             return False
-        computed = sum(head[:148]) + 8 * 32 + sum(head[156:512])
-        return stored == computed
+        return stored == block_sum(head[:148] + b" " * 8 + head[156:512])
     return False
 
 

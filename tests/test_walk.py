@@ -113,6 +113,33 @@ def test_sniff_and_tar_detection() -> None:
     assert not looks_like_tar(b'{"a": 1}' + bytes(600))
 
 
+@pytest.mark.parametrize(
+    ("form", "is_tar"),
+    [
+        ("%07o\0", True),
+        (" %o\0", True),
+        ("+%o\0", True),
+        ("\t%06o\0", True),
+        ("underscore", True),  # int("1_234", 8) reads it, as tarfile's int() does
+        ("%06o9", False),  # not octal
+        ("x%o\0", False),
+        ("%o\0", "wrong-sum"),
+    ],
+)
+def test_a_v7_header_is_recognised_by_its_checksum_as_int_reads_it(form: str, is_tar: bool | str) -> None:
+    """An old (v7, no "ustar") header is a tar when its checksum field, read as int(field, 8)
+    reads it, matches the header's bytes; a field int() refuses is not, without raising."""
+    header = bytearray(layer_tar([("a", b"b")])[:512])
+    header[257:265] = bytes(8)  # no ustar magic
+    total = sum(header[:148]) + 8 * 32 + sum(header[156:])
+    if is_tar == "wrong-sum":
+        total += 1
+    digits = f"{total:o}"
+    text = digits[0] + "_" + digits[1:] + "\0" if form == "underscore" else form % total
+    header[148:156] = text.encode().ljust(8, b"\0")[:8]
+    assert looks_like_tar(bytes(header) + bytes(512)) is (is_tar is True)
+
+
 def test_diff_id_covers_padding_after_the_end_of_archive_blocks() -> None:
     plain = layer_tar([("f", b"data")]) + bytes(3 << 20)  # writers may pad far past the end blocks
     scan = walker().walk(io.BytesIO(compress(plain, "gzip")))

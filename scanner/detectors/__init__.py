@@ -120,7 +120,10 @@ class ContentScanner:
         found: list[tuple[Detector, Match]] = []
         for d in detectors:
             k = self._group.get(id(d))
-            found.extend((d, m) for m in (d.find(data, path) if k is None else d.find_events(data, path, events[k])))
+            if k is None:
+                found.extend((d, m) for m in d.find(data, path))
+            elif events[k]:  # a gated detector finds nothing without an event (PassDetector): not called
+                found.extend((d, m) for m in d.find_events(data, path, events[k]))
         return found
 
     def _decoded_text(self, text: bytes, path: str | None) -> list[tuple[Detector, Match]]:
@@ -134,7 +137,8 @@ class ContentScanner:
         else:
             events = self._pass.scan(data)
             found = self._found(self.detectors, data, path, events)
-            found.extend(self.decoded.find(data, path, events[-1], self._decoded_text))
+            if events[-1]:  # no base64 run, nothing to decode
+                found.extend(self.decoded.find(data, path, events[-1], self._decoded_text))
         if not any(d.name in _STRENGTH for d, _ in found):
             return found
         spans = [(m.start, m.end, _strength(d.name)) for d, m in found]

@@ -142,3 +142,29 @@ def test_findings_in_docs_and_tests_are_downgraded(path: str, downgraded: bool) 
         data, path=path
     )
     assert all(h.severity is Severity.CRITICAL for h in known if h.rule_id == "known-secret")
+
+
+def test_a_gated_detector_finds_nothing_without_an_event() -> None:
+    """The content scanner skips a detector of the shared pass when the pass has no event for it
+    (and the base64 decoding when no run was found): each must then find nothing, even in a
+    window full of what it would find with its events."""
+    from scanner.detectors.prefilter import PassDetector
+
+    window = (
+        b"password = 'q8Zr!v2Lp0xW#m4T'\nAWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYzz9KEYab\n"
+        b"token: ghp_"
+        + b"a1B2" * 9
+        + b"\n"
+        + b"-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----\n"
+        b"mailchimp_key = 9f8e7d6c5b4a39281706f5e4d3c2b1a0-us12\n"
+    )
+    scanner = ContentScanner(build_detectors([]))
+    events = scanner._pass.scan(window)
+    gated = [d for d in scanner.detectors if isinstance(d, PassDetector)]
+    assert {type(d).__name__ for d in gated} == {"PatternDetector", "EntropyDetector", "DetectSecretsDetector"}
+    for d in gated:
+        k = scanner._group[id(d)]
+        what = type(d).__name__
+        assert events[k] and list(d.find_events(window, "f", events[k])), what  # it does find with its events
+        assert list(d.find_events(window, "f", [])) == [], what
+    assert events[-1] and not list(scanner.decoded.find(window, "f", []))
