@@ -263,33 +263,59 @@ def _text(field: bytes, encoding: str, errors: str) -> str:
     return field.split(b"\0", 1)[0].decode(encoding, errors)
 
 
+# A layer's owners, modes, user and group names and device fields repeat from member to member:
+# each group of fields is decoded once per distinct raw bytes (only headers that decode are kept).
+_OWNERS: dict[bytes, tuple[int, int, int]] = {}  # mode, uid, gid (bytes 100-124)
+_NAMES: dict[tuple[bytes, str, str], tuple[str, str, int, int]] = {}  # uname, gname, devmajor, devminor (265-345)
+
+
+def _owners(field: bytes) -> tuple[int, int, int]:
+    known = _OWNERS.get(field)
+    if known is None:
+        known = (tar_number(field[:8]), tar_number(field[8:16]), tar_number(field[16:24]))
+        if len(_OWNERS) > 4096:
+            _OWNERS.clear()
+        _OWNERS[field] = known
+    return known
+
+
+def _names(field: bytes, encoding: str, errors: str) -> tuple[str, str, int, int]:
+    key = (field, encoding, errors)
+    known = _NAMES.get(key)
+    if known is None:
+        known = (
+            _text(field[:32], encoding, errors),
+            _text(field[32:64], encoding, errors),
+            tar_number(field[64:72]),
+            tar_number(field[72:80]),
+        )
+        if len(_NAMES) > 4096:
+            _NAMES.clear()
+        _NAMES[key] = known
+    return known
+
+
 class FastTarInfo(tarfile.TarInfo):
     @classmethod
     def frombuf(cls, buf: bytes | bytearray, encoding: str, errors: str) -> Self:
         if len(buf) != tarfile.BLOCKSIZE or buf[156:157] == tarfile.GNUTYPE_SPARSE or buf == _ZERO_BLOCK:
             return super().frombuf(buf, encoding, errors)
-        name, mode, uid, gid, size, mtime, chk, kind, link, uname, gname, major, minor, prefix = _FIELDS.unpack_from(
-            buf
-        )
         if not checksum_ok(buf):
             raise _INVALID("bad checksum")
-        chksum = tar_number(chk)
+        buf = bytes(buf)
         obj = cls()
-        obj.name = _text(name, encoding, errors)
-        obj.mode = tar_number(mode)
-        obj.uid = tar_number(uid)
-        obj.gid = tar_number(gid)
-        obj.size = tar_number(size)
-        obj.mtime = tar_number(mtime)
-        obj.chksum = chksum
-        obj.type = kind
-        obj.linkname = _text(link, encoding, errors)
-        obj.uname = _text(uname, encoding, errors)
-        obj.gname = _text(gname, encoding, errors)
-        obj.devmajor = tar_number(major)
-        obj.devminor = tar_number(minor)
-        before = _text(prefix, encoding, errors)
-        if obj.type == tarfile.AREGTYPE and obj.name.endswith("/"):  # old V7: a directory
+        # in tarfile's order, so that the first field it cannot read is the one that raises
+        name = buf[:100]
+        obj.name = name[: name.find(b"\0")].decode(encoding, errors) if name[99] == 0 else _text(name, encoding, errors)
+        obj.mode, obj.uid, obj.gid = _owners(buf[100:124])
+        obj.size = tar_number(buf[124:136])
+        obj.mtime = tar_number(buf[136:148])
+        obj.chksum = tar_number(buf[148:156])
+        obj.type = kind = buf[156:157]
+        obj.linkname = "" if buf[157] == 0 else _text(buf[157:257], encoding, errors)
+        obj.uname, obj.gname, obj.devmajor, obj.devminor = _names(buf[265:345], encoding, errors)
+        before = "" if buf[345] == 0 else _text(buf[345:500], encoding, errors)
+        if kind == tarfile.AREGTYPE and obj.name.endswith("/"):  # old V7: a directory
             obj.type = tarfile.DIRTYPE
         if obj.isdir():
             obj.name = obj.name.rstrip("/")

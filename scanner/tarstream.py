@@ -188,11 +188,12 @@ class TarStream:
         info.offset = at
         info.offset_data = at + pax_bytes + BLOCK
         self.offset = _next_header(info)  # from the header's size, before the pax records apply
-        info._apply_pax_info(self.pax_headers, self.encoding, self.errors)  # type: ignore[attr-defined]
+        if self.pax_headers:  # global pax records (rare); with none, the call only copied an empty dict
+            info._apply_pax_info(self.pax_headers, self.encoding, self.errors)  # type: ignore[attr-defined]
         if info.isdir():
             info.name = info.name.rstrip("/")
         if pax is not None:
-            merged = {**self.pax_headers, **pax}
+            merged = {**self.pax_headers, **pax} if self.pax_headers else pax
             info._apply_pax_info(merged, self.encoding, self.errors)  # type: ignore[attr-defined]
             if "size" in merged:
                 self.offset = _next_header(info)
