@@ -68,6 +68,7 @@ RUN = b"(?:" + b"|".join(_DIGIT_AT) + b")" + _R + b"*={0,2}(?:[^A-Za-z0-9+/=]|\\
 # back, and whether it mixes cases two finds (a run Hyperscan reports always holds a digit).
 _CLASS_OF = {b"u": b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"l": b"abcdefghijklmnopqrstuvwxyz", b"d": b"0123456789", b"s": b"+/"}
 _CLASSES = bytes(next((k[0] for k, chars in _CLASS_OF.items() if c in chars), 32) for c in range(256))
+_LOOK_BACK = 256
 _IN_RUN = [k != 32 or c == 61 for c, k in enumerate(_CLASSES)]  # base64 characters and "="
 
 
@@ -93,7 +94,10 @@ class Base64Decoded:
             events = self._pass.scan(data)[0]
         if not events:
             return []
-        classes = data.translate(_CLASSES)
+        # The classes of the bytes before each run's end, LOOK_BACK at a time; of the whole window
+        # (once) when runs are dense or one is longer: most windows hold a few runs, and mapping
+        # all of a window's bytes was most of the cost of finding them.
+        whole = data.translate(_CLASSES) if len(events) * _LOOK_BACK >= len(data) else None
         runs = []
         for _, _, end in events:
             if not _IN_RUN[data[end - 1]]:
@@ -102,10 +106,19 @@ class Base64Decoded:
             for _ in range(2):  # "=" padding
                 if chars > 0 and data[chars - 1] == 61:
                     chars -= 1
-            start = classes.rfind(b" ", 0, chars) + 1
-            if mixed_only and (classes.find(b"u", start, chars) < 0 or classes.find(b"l", start, chars) < 0):
+            classes, base = whole, 0
+            if classes is None:
+                base = max(0, chars - _LOOK_BACK)
+                classes = data[base:chars].translate(_CLASSES)
+                if base and classes.find(b" ") < 0:  # the run goes back further
+                    whole = classes = data.translate(_CLASSES)
+                    base = 0
+            start = classes.rfind(b" ", 0, chars - base) + 1
+            if mixed_only and (
+                classes.find(b"u", start, chars - base) < 0 or classes.find(b"l", start, chars - base) < 0
+            ):
                 continue
-            runs.append((start, end))
+            runs.append((base + start, end))
         return runs
 
     def find(

@@ -116,3 +116,36 @@ def test_long_runs_and_runs_at_the_edges() -> None:
         *lone_digit,
     ):
         assert sorted(Base64Decoded(DETECTORS)._runs(data)) == reference_runs(data), data[:40]
+
+
+_RUN_PIECES = [b"QUJD", b"aGVsbG8", b"x9", b"Zz", b"+/", b"=", b"==", b" ", b"\n", b"-", b"_", b":", b"\x00", b"\xff"]
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from(_RUN_PIECES), st.integers(min_value=1, max_value=120)), max_size=12),
+    st.booleans(),
+)
+@FUZZ
+def test_runs_are_found_alike_with_a_look_back_and_with_the_whole_window(
+    pieces: list[tuple[bytes, int]], mixed_only: bool
+) -> None:
+    """_runs maps the bytes before each run's end to classes LOOK_BACK at a time (the whole window
+    when runs are dense or one is longer): the same runs as mapping the whole window, for runs
+    shorter and far longer than the look-back, at the window's start, with padding and separators."""
+    from scanner.detectors import decoded
+
+    data = b"".join(piece * count for piece, count in pieces)
+    finder = Base64Decoded(DETECTORS)
+    events = finder._pass.scan(data)[0]
+    classes = data.translate(decoded._CLASSES)
+    expected = []
+    for _, _, end in events:  # the whole window's classes, as _runs did before the look-back
+        end -= not decoded._IN_RUN[data[end - 1]]
+        chars = end
+        for _ in range(2):
+            chars -= chars > 0 and data[chars - 1] == 61
+        start = classes.rfind(b" ", 0, chars) + 1
+        if mixed_only and (classes.find(b"u", start, chars) < 0 or classes.find(b"l", start, chars) < 0):
+            continue
+        expected.append((start, end))
+    assert finder._runs(data, events, mixed_only) == expected
