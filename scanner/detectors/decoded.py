@@ -8,7 +8,6 @@ every known value).  A match is reported at the run's place with ``encoding`` ``
 
 from __future__ import annotations
 
-import base64
 import binascii
 import bisect
 import itertools
@@ -37,12 +36,15 @@ def _mixed(run: bytes) -> bool:
     return _MIXED.match(run) is not None
 
 
-def _decode(run: bytes) -> bytes | None:
-    if len(run) > MAX_RUN or _HEX.match(run) or not _mixed(run):
+def _decode(run: bytes, mixed: bool = False) -> bytes | None:
+    """The text a run of base64 (its characters, then at most two "=") decodes to, if mostly text.
+    ``mixed``: the caller found it holds a digit and both cases (see _runs)."""
+    if len(run) > MAX_RUN or _HEX.match(run) or not (mixed or _mixed(run)):
         return None  # hex digests and words decode to noise
     text = run.rstrip(b"=")
     try:
-        decoded = base64.b64decode(text + b"=" * (-len(text) % 4), validate=True)
+        # the run holds only base64 characters: b64decode's validate (a regex per call) adds nothing
+        decoded = binascii.a2b_base64(text + b"=" * (-len(text) % 4), strict_mode=True)
     except (binascii.Error, ValueError):
         return None
     if not decoded:
@@ -134,7 +136,7 @@ class Base64Decoded:
             return
         spans, texts = [], []
         for start, end in self._runs(data, events, mixed_only=True):
-            decoded = _decode(data[start:end])
+            decoded = _decode(data[start:end], mixed=True)
             if decoded is not None:
                 spans.append((start, end))
                 texts.append(decoded)

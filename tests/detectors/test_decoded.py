@@ -149,3 +149,27 @@ def test_runs_are_found_alike_with_a_look_back_and_with_the_whole_window(
             continue
         expected.append((start, end))
     assert finder._runs(data, events, mixed_only) == expected
+
+
+@given(st.binary(max_size=60), st.integers(min_value=0, max_value=3), st.integers(min_value=0, max_value=2))
+@FUZZ
+def test_decode_is_b64decode_of_the_run(raw: bytes, cut: int, pad: int) -> None:
+    """_decode calls binascii directly (a run holds only base64 characters, so b64decode's
+    validation adds nothing): the same bytes, or the same refusal, as b64decode(validate=True),
+    for whole, cut and padded runs; and a caller's "mixed" promise changes nothing when it holds."""
+    from scanner.detectors.decoded import _mixed
+
+    run = base64.b64encode(raw).rstrip(b"=")
+    run = run[: len(run) - cut] + b"=" * pad if len(run) > cut else run
+    try:
+        text = run.rstrip(b"=")
+        reference: bytes | None = base64.b64decode(text + b"=" * (-len(text) % 4), validate=True)
+    except ValueError:
+        reference = None
+    got = _decode(run)
+    printable = bytes([9, 10, 13, *range(32, 127)])
+    mostly_text = bool(reference) and len(reference.translate(None, printable)) <= 0.15 * len(reference)
+    words_or_hex = not _mixed(run) or re.fullmatch(rb"[0-9a-fA-F]+", run) is not None
+    assert got == (reference if mostly_text and not words_or_hex else None)
+    if _mixed(run):
+        assert _decode(run, mixed=True) == got
