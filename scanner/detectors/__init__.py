@@ -10,11 +10,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..models import Hit, Readable, Severity, redact, sha256_hex
-from .buildargs import BuildArgDetector, SecretNameDetector
-from .decoded import Base64Decoded
-from .detect_secrets_plugins import DetectSecretsDetector
-from .entropy import EntropyDetector
-from .examples import in_docs_or_tests, is_example
 from .interface import Detector, DetectorError, Match
 from .known import (
     DEFAULT_MIN_LENGTH,
@@ -24,9 +19,11 @@ from .known import (
     known_fingerprint,
     load_known_values,
 )
-from .patterns import PatternDetector
-from .prefilter import pass_for
 from .rules import BUILTIN_RULES, Rule, RuleSet
+
+# The detectors themselves (Hyperscan, the base64 decoder, the entropy and detect-secrets gates,
+# their regexes) are imported when a detector or a content scanner is made: a rescan whose layers
+# all come from the cache needs the rules and the known values, not them (start-up time).
 
 __all__ = [
     "BUILTIN_RULES",
@@ -51,6 +48,10 @@ CHUNK_SIZE = 1 << 20
 def build_detectors(
     known: list[KnownValue], *, entropy: bool = True, detect_secrets: bool = True, rules: Iterable[Rule] = BUILTIN_RULES
 ) -> list[Detector]:
+    from .detect_secrets_plugins import DetectSecretsDetector
+    from .entropy import EntropyDetector
+    from .patterns import PatternDetector
+
     detectors: list[Detector] = [KnownSecretsDetector(known), PatternDetector(rules)]
     if detect_secrets:
         detectors.append(DetectSecretsDetector())
@@ -62,6 +63,8 @@ def build_detectors(
 def _to_hit(detector: Detector, match: Match, line: int | None, path: str | None = None) -> Hit:
     severity, confidence, description = match.severity, match.confidence, match.description
     if detector.name != "known-secret" and severity is not Severity.LOW:  # what the user named is never downgraded
+        from .examples import in_docs_or_tests, is_example
+
         if is_example(match.secret):
             severity, confidence = Severity.LOW, "low"
             description += " (an example or placeholder value: downgraded)"
@@ -100,8 +103,14 @@ class ContentScanner:
         self,
         detectors: Iterable[Detector],
         chunk_size: int = CHUNK_SIZE,
-        metadata_detectors: Iterable[Detector] = (BuildArgDetector(), SecretNameDetector()),
+        metadata_detectors: Iterable[Detector] | None = None,  # None: build arguments and secret-like names
     ) -> None:
+        from .buildargs import BuildArgDetector, SecretNameDetector
+        from .decoded import Base64Decoded
+        from .prefilter import pass_for
+
+        if metadata_detectors is None:
+            metadata_detectors = (BuildArgDetector(), SecretNameDetector())
         self.detectors = list(detectors)
         self.metadata_detectors = self.detectors + list(metadata_detectors)
         self.decoded = Base64Decoded(self.detectors)

@@ -18,8 +18,10 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import hyperscan
+if TYPE_CHECKING:
+    import hyperscan
 
 from ..errors import SecretSpecError
 from ..models import Severity
@@ -273,6 +275,8 @@ class KnownSecretsDetector(Detector):
         self._count = len(seen)
         self._db: hyperscan.Database | None = None
         if literals:
+            import hyperscan  # here, not at the top: loading known values (a cached rescan) needs no matcher
+
             self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
             self._db.compile(
                 expressions=literals,

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime
 import fnmatch
 import posixpath
 import re
-import tomllib
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -135,6 +133,8 @@ def expired_sas(match: bytes) -> str | None:
     m = _SAS_EXPIRY.search(match)
     if m is None:
         return None
+    import datetime  # imports at first use here and below: every run loads the rules (start-up time)
+
     try:
         expiry = datetime.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
     except ValueError:
@@ -177,6 +177,8 @@ class RuleSet:
         rules = {r.id: r for r in builtin}
         if config is None:
             return cls(tuple(rules.values()))
+        import tomllib
+
         try:
             doc = tomllib.loads(config.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
