@@ -113,9 +113,6 @@ def hit_from_json(doc: dict[str, Any]) -> Hit:
     return Hit(**{**doc, "severity": Severity(doc["severity"])})
 
 
-HARDLINK = EntryKind.HARDLINK
-
-
 def _decode(text: str) -> LayerScan:
     head, _, entries = text.partition("\n")
     doc = json.loads(head)

@@ -107,9 +107,8 @@ class LazyEntries(Sequence[LayerEntry]):
     def _all(self) -> tuple[LayerEntry, ...]:
         if self._made is None:
             kinds = _KINDS
-            raw = json.loads(self._text or "[]")
             try:
-                made = tuple([LayerEntry(p, kinds[k], size, t) for p, k, size, t in raw])
+                made = tuple([LayerEntry(p, kinds[k], size, t) for p, k, size, t in json.loads(self._text or "[]")])
             except (KeyError, TypeError, ValueError):
                 raise ValueError("a cached layer's entries are damaged") from None
             if len(made) != self._count:
