@@ -6,32 +6,23 @@
 
 from __future__ import annotations
 
-import os
-import re
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from . import __version__
-from .cache import default_dir as default_cache_dir
-from .detectors import BUILTIN_RULES, DEFAULT_MIN_LENGTH, RuleSet, SecretSpec, load_known_values
-from .engine import ScanOptions, scan_image
+from .cli_options import image_source, scan_options, scan_settings, split_options
+from .detectors import BUILTIN_RULES, RuleSet
+from .engine import scan_image
 from .errors import ExitCode, LeakscanError, UsageError
 from .models import Finding, ScanReport, Severity, Status
-from .nested import NestedLimits
-from .parallel import default_jobs
 from .report import OutputFormat, jsontext, renderer_for, summary_line
 from .service.commands import serve_cmd, worker_cmd
-from .sources import ImageSource, RegistryOptions, open_source
-from .sources.reference import Credentials
 from .streams import safe_reason
 from .suppress import Suppressions, baseline_document, load_baseline, load_ignore_file
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -63,172 +54,6 @@ class _DefaultToScan(click.Group):
         if args and args[0] not in self.commands and args[0] not in ("-h", "--help", "--version"):
             args = ["scan", *args]
         return super().parse_args(ctx, args)
-
-
-def _scan_options(fn: F) -> F:
-    options = [
-        click.argument("image"),
-        click.option(
-            "--secret",
-            "secrets",
-            multiple=True,
-            metavar="id=NAME[,src=PATH|,env=VAR]",
-            help="A build secret to look for, in docker build's --secret syntax. Repeatable. A file counts "
-            "whole, line by line and value by value (KEY=value, key: value, JSON).",
-        ),
-        click.option(
-            "--config",
-            type=click.Path(dir_okay=False, exists=True, path_type=Path),
-            help="TOML file: [rules] disable / custom rules, [[ignore]] entries (see README).",
-        ),
-        click.option(
-            "--min-secret-length",
-            type=click.IntRange(1),
-            default=DEFAULT_MIN_LENGTH,
-            show_default=True,
-            help="Ignore values of a secret file shorter than this many bytes.",
-        ),
-        click.option(
-            "--max-file-size",
-            type=click.IntRange(1),
-            default=None,
-            help="Skip (and report) files larger than this many bytes. Default: scan every file whole.",
-        ),
-        click.option(
-            "--archive-depth",
-            type=click.IntRange(0),
-            default=NestedLimits().max_depth,
-            show_default=True,
-            help="How deep to open archives and compressed files inside the image (0: not at all).",
-        ),
-        click.option("--no-entropy", is_flag=True, help="Turn the entropy detector off."),
-        click.option(
-            "--cache-dir",
-            type=click.Path(file_okay=False, path_type=Path),
-            default=None,
-            help="Where layer results are cached (default: $XDG_CACHE_HOME/leakscan/layers).",
-        ),
-        click.option("--no-cache", is_flag=True, help="Do not read or write the layer cache."),
-        click.option(
-            "--jobs",
-            "-j",
-            type=click.IntRange(min=1, max=64),
-            default=default_jobs,
-            show_default="this machine's cores",
-            help="Processes running the detectors while this one decompresses and walks the layers; 1: none.",
-        ),
-        click.option(
-            "--timeout",
-            type=click.FloatRange(min=1),
-            default=3600.0,
-            show_default=True,
-            help="Seconds for the whole image; what is not scanned by then makes the scan incomplete.",
-        ),
-        click.option(
-            "--platform",
-            default="linux/amd64",
-            show_default=True,
-            metavar="OS/ARCH[/VARIANT]",
-            help="Registry images: the platform to scan in a multi-platform index.",
-        ),
-        click.option("--all-platforms", is_flag=True, help="Registry images: scan every platform of an index."),
-        click.option(
-            "--insecure-registry",
-            multiple=True,
-            metavar="HOST[:PORT]",
-            help="Allow plain HTTP and unverified TLS for this registry. Repeatable. Loopback registries "
-            "(localhost, 127.0.0.1) may use HTTP without it.",
-        ),
-        click.option(
-            "--registry-username",
-            metavar="USER",
-            help="Registry user; the password (or token) is read from LEAKSCAN_REGISTRY_PASSWORD. Default: the "
-            "Docker config's credentials (auths, credHelpers, credsStore; DOCKER_CONFIG).",
-        ),
-        click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
-        click.option(
-            "--verbose",
-            "-v",
-            is_flag=True,
-            help="Log what is skipped and why, layer by layer, on standard error (never a secret).",
-        ),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
-
-
-def _options(
-    secrets: tuple[str, ...],
-    config: Path | None,
-    min_secret_length: int,
-    max_file_size: int | None,
-    archive_depth: int,
-    no_entropy: bool,
-    cache_dir: Path | None = None,
-    no_cache: bool = False,
-    quiet: bool = False,
-    verbose: bool = False,
-    timeout: float = 3600.0,
-    jobs: int = 1,
-    suppressions: Suppressions | None = None,
-) -> ScanOptions:
-    specs = [SecretSpec.parse(s) for s in secrets]
-    known = tuple(load_known_values(specs, min_secret_length))
-    rules = RuleSet.load(BUILTIN_RULES, config)
-    return ScanOptions(
-        known=known,
-        rules=rules,
-        entropy=not no_entropy,
-        max_file_size=max_file_size,
-        archive_depth=archive_depth,
-        suppressions=suppressions or Suppressions(),
-        cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
-        progress=None if quiet or not sys.stderr.isatty() else _progress_bar(),
-        timeout=timeout,
-        jobs=jobs,
-    )
-
-
-def _source(
-    image: str,
-    platform: str = "linux/amd64",
-    all_platforms: bool = False,
-    insecure_registry: tuple[str, ...] = (),
-    registry_username: str | None = None,
-) -> ImageSource:
-    creds = None
-    if registry_username:
-        password = os.environ.get("LEAKSCAN_REGISTRY_PASSWORD")
-        if password is None:
-            raise UsageError("--registry-username needs the password in LEAKSCAN_REGISTRY_PASSWORD")
-        creds = Credentials(registry_username, password)
-    if not re.fullmatch(r"[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?", platform):
-        raise UsageError(f"--platform {platform!r}: expected OS/ARCH[/VARIANT], e.g. linux/arm64/v8")
-    options = RegistryOptions(
-        platform=platform, all_platforms=all_platforms, insecure=insecure_registry, credentials=creds
-    )
-    return open_source(image, registry=options)
-
-
-_SOURCE_KEYS = ("platform", "all_platforms", "insecure_registry", "registry_username")
-
-
-def _split(kw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The source's options and the scan's."""
-    return {k: v for k, v in kw.items() if k in _SOURCE_KEYS}, {k: v for k, v in kw.items() if k not in _SOURCE_KEYS}
-
-
-def _progress_bar() -> Callable[[int], None]:
-    """A tqdm bar of the bytes of files scanned, on a terminal only."""
-    from tqdm import tqdm
-
-    bar = tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc="scanning", leave=False, file=sys.stderr)
-
-    def advance(n: int) -> None:
-        bar.update(n)
-
-    return advance
 
 
 def _log_report(report: ScanReport) -> None:
@@ -285,7 +110,7 @@ def main() -> None:
 
 
 @main.command(context_settings={"max_content_width": 100})
-@_scan_options
+@scan_options
 @click.option(
     "--format",
     "formats",
@@ -392,8 +217,8 @@ def scan(
             exclude_paths=exclude_path,
         )
         targets = _targets(formats, output)
-        source_kw, scan_kw = _split(kw)
-        report = scan_image(_source(image, **source_kw), _options(suppressions=suppressions, **scan_kw))
+        source_kw, scan_kw = split_options(kw)
+        report = scan_image(image_source(image, **source_kw), scan_settings(suppressions=suppressions, **scan_kw))
         if kw.get("verbose"):
             _log_report(report)
         for fmt, path in targets:
@@ -438,7 +263,7 @@ def _targets(formats: tuple[str, ...], output: Path | None) -> list[tuple[Output
 
 
 @main.command("baseline")
-@_scan_options
+@scan_options
 @click.option(
     "--output",
     "-o",
@@ -449,8 +274,8 @@ def baseline_cmd(image: str, output: Path | None, **kw: Any) -> None:
     """Scan IMAGE and write a baseline of its findings (JSON, fingerprints and hashes only), for
     later scans to pass to --baseline."""
     try:
-        source_kw, scan_kw = _split(kw)
-        report = scan_image(_source(image, **source_kw), _options(**scan_kw))
+        source_kw, scan_kw = split_options(kw)
+        report = scan_image(image_source(image, **source_kw), scan_settings(**scan_kw))
         text = jsontext.dumps(baseline_document(report)) + "\n"
         if output is not None:
             output.write_text(text, encoding="utf-8")

@@ -71,7 +71,7 @@ class _Resp:
 
 
 class FakeClient:
-    """The _Client surface the planner uses: manifests by tag or digest, blobs by digest."""
+    """The Client surface the planner uses: manifests by tag or digest, blobs by digest."""
 
     host = "fuzz.example"
 
