@@ -4,6 +4,7 @@ hash or put bytes back, and archive member names made safe."""
 from __future__ import annotations
 
 import bz2
+import functools
 import hashlib
 import io
 import lzma
@@ -225,24 +226,21 @@ _ZERO_BLOCK = bytes(tarfile.BLOCKSIZE)
 _INVALID: type[Exception] = tarfile.InvalidHeaderError  # type: ignore[attr-defined]  # tarfile.next() catches it
 
 
-_NUMBERS: dict[bytes, int] = {}  # a layer's modes, owners and device fields repeat: decoded once
+# A layer's modes, owners, names and device fields repeat from member to member: each field, or
+# group of fields, is decoded once per distinct raw bytes (a field that does not decode raises and
+# is not kept).
+_REPEATS = 4096
 
 
+@functools.lru_cache(maxsize=_REPEATS)
 def tar_number(field: bytes) -> int:
-    known = _NUMBERS.get(field)
-    if known is not None:
-        return known
     if field and field[0] in (0o200, 0o377):  # GNU base-256
         return int(tarfile.nti(field))  # type: ignore[attr-defined]
     try:
         # str.strip, as tarfile does: it strips more than bytes.strip (\x1c to \x1f, for one)
-        value = int(field.split(b"\0", 1)[0].decode("ascii").strip() or "0", 8)
+        return int(field.split(b"\0", 1)[0].decode("ascii").strip() or "0", 8)
     except ValueError:
         raise _INVALID("invalid header") from None
-    if len(_NUMBERS) > 4096:
-        _NUMBERS.clear()
-    _NUMBERS[field] = value
-    return value
 
 
 def block_sum(block: bytes | bytearray) -> int:
@@ -262,36 +260,21 @@ def _text(field: bytes, encoding: str, errors: str) -> str:
     return field.split(b"\0", 1)[0].decode(encoding, errors)
 
 
-# A layer's owners, modes, user and group names and device fields repeat from member to member:
-# each group of fields is decoded once per distinct raw bytes (only headers that decode are kept).
-_OWNERS: dict[bytes, tuple[int, int, int]] = {}  # mode, uid, gid (bytes 100-124)
-_NAMES: dict[tuple[bytes, str, str], tuple[str, str, int, int]] = {}  # uname, gname, devmajor, devminor (265-345)
-
-
+@functools.lru_cache(maxsize=_REPEATS)
 def _owners(field: bytes) -> tuple[int, int, int]:
-    known = _OWNERS.get(field)
-    if known is None:
-        known = (tar_number(field[:8]), tar_number(field[8:16]), tar_number(field[16:24]))
-        if len(_OWNERS) > 4096:
-            _OWNERS.clear()
-        _OWNERS[field] = known
-    return known
+    """mode, uid, gid (header bytes 100-124)."""
+    return tar_number(field[:8]), tar_number(field[8:16]), tar_number(field[16:24])
 
 
+@functools.lru_cache(maxsize=_REPEATS)
 def _names(field: bytes, encoding: str, errors: str) -> tuple[str, str, int, int]:
-    key = (field, encoding, errors)
-    known = _NAMES.get(key)
-    if known is None:
-        known = (
-            _text(field[:32], encoding, errors),
-            _text(field[32:64], encoding, errors),
-            tar_number(field[64:72]),
-            tar_number(field[72:80]),
-        )
-        if len(_NAMES) > 4096:
-            _NAMES.clear()
-        _NAMES[key] = known
-    return known
+    """uname, gname, devmajor, devminor (header bytes 265-345)."""
+    return (
+        _text(field[:32], encoding, errors),
+        _text(field[32:64], encoding, errors),
+        tar_number(field[64:72]),
+        tar_number(field[72:80]),
+    )
 
 
 class FastTarInfo(tarfile.TarInfo):
