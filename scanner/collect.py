@@ -181,8 +181,8 @@ def attach_vouched(archive: Archive, config_digest: str, scans: dict[str, LayerS
         if rec is None or rec.data is None or f"sha256:{sha256_hex(rec.data)}" != config_digest:
             continue
         try:
-            diff_ids = json.loads(rec.data)["rootfs"]["diff_ids"]
-        except (ValueError, KeyError, TypeError):
+            diff_ids = parse_json(rec.data, item["Config"])["rootfs"]["diff_ids"]
+        except (FormatError, KeyError, TypeError):
             continue
         layers = item.get("Layers")
         for path, diff_id in zip(layers if isinstance(layers, list) else (), diff_ids, strict=False):

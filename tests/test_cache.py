@@ -261,3 +261,23 @@ def test_a_damaged_cache_entry_is_a_miss_not_a_crash(
         doc_path.write_text(head + "\n" + entries)
     again = scan_image(open_source(image), _opts(tmp_path))
     assert again.cached_layers == 0 and _key(again) == _key(first) and again.complete
+
+
+def test_a_vouched_config_that_does_not_parse_leaves_its_layers_not_scanned() -> None:
+    """attach_vouched reads the config the engine vouched for (its digest is the image id): one too
+    deeply nested to parse, or without diff_ids, fills in nothing and its layers are reported as not
+    scanned, never a crash."""
+    import json
+
+    from scanner.collect import Archive, BlobRecord, attach_vouched
+    from scanner.models import sha256_hex
+
+    for config in (b"[" * 100_000 + b"]" * 100_000, b'{"rootfs": {}}'):
+        archive = Archive()
+        archive.records["c.json"] = BlobRecord("c.json", len(config), data=config)
+        manifest = json.dumps([{"Config": "c.json", "Layers": ["l/layer.tar"]}]).encode()
+        archive.records["manifest.json"] = BlobRecord("manifest.json", len(manifest), data=manifest)
+        archive.records["l/layer.tar"] = BlobRecord("l/layer.tar", 1, deferred=True)
+        assert attach_vouched(archive, f"sha256:{sha256_hex(config)}", {}) == 0
+        layer = archive.records["l/layer.tar"]
+        assert layer.deferred and layer.note is not None and "not the image the engine vouched for" in layer.note
