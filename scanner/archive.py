@@ -17,14 +17,12 @@ from typing import Any
 from .collect import Archive, BlobRecord, parse_json
 from .errors import FormatError, SourceError
 from .models import LayerScan, sha256_hex
-from .sources.interface import BODY_SHAPE, DESC_SHAPE, bad_shape
+from .sources.interface import BODY_SHAPE, DESC_SHAPE, INDEX_TYPES, MANIFEST_TYPES, bad_shape
 
 __all__ = ["Archive", "BlobRecord", "MetaDoc", "ResolvedArchive", "ResolvedImage", "iter_json_strings", "resolve"]
 
 MAX_JSON_DEPTH = 64
 
-INDEX_TYPES = {"application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json"}
-MANIFEST_TYPES = {"application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json"}
 ATTESTATION_TYPE = "attestation-manifest"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LEGACY_V1 = re.compile(r"^[0-9a-f]{64}/(?:json|VERSION)$")

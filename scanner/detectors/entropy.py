@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from ..models import Severity
 from .interface import Match
-from .prefilter import PassDetector, hyperscan_caseless, pass_for, prefilter_expression
+from .prefilter import PassDetector, caseless_literal, pass_for, prefilter_expression
 
 # Stage 1 finds a secret-like word in the lower-cased window; stage 2 matches the assignment that
 # follows it.  (One regex with a leading name pattern backtracks at every position: 8 MB/s.)
@@ -35,7 +35,7 @@ _NAME_PARTS: list[tuple[bytes, bytes, tuple[bytes, ...]]] = [
 ]
 _NAME = re.compile(b"|".join(start + rest for start, rest, _ in _NAME_PARTS))
 NAME_LITERALS = sorted({start + ending for start, _, endings in _NAME_PARTS for ending in endings})
-_LITERALS = pass_for([[(re.escape(lit), hyperscan_caseless()) for lit in NAME_LITERALS]])
+_LITERALS = pass_for([[caseless_literal(lit) for lit in NAME_LITERALS]])
 
 
 _TAIL = re.compile(rb"[A-Za-z0-9_.\-]{0,40}[\"']?\s*(?::=|=>|=|:)\s*[\"']?([A-Za-z0-9+/=_\-.~!@#%^&*?]{12,256})")

@@ -44,9 +44,9 @@ def prefilter_expression(regex: str, flags: int) -> Expr:
     return regex.encode(), hs_flags
 
 
-def hyperscan_caseless() -> int:
-    """The flags of an expression that matches regardless of case and reports every end."""
-    return int(hyperscan.HS_FLAG_CASELESS)
+def caseless_literal(text: bytes) -> Expr:
+    """An exact text, in any case, as an expression that reports every place it ends."""
+    return re.escape(text), hyperscan.HS_FLAG_CASELESS
 
 
 class HsPass:

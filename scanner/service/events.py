@@ -13,17 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import LeakscanError
-from ..sources.reference import Reference, has_registry_host
+from ..sources.interface import INDEX_TYPES, MANIFEST_TYPES
+from ..sources.reference import DIGEST, Reference, has_registry_host
 
-MANIFEST_TYPES = frozenset(
-    {
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.docker.distribution.manifest.v2+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-    }
-)
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+PUSHED_TYPES = frozenset((*INDEX_TYPES, *MANIFEST_TYPES))  # a push of an image or an index is scanned
 _HOST = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?(:[0-9]{1,5})?$|^\[[0-9a-f:.]+\](:[0-9]{1,5})?$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 MAX_DEPTH = 16
@@ -85,7 +78,7 @@ def _event(registry: str, repository: str, digest: str | None, tag: str | None, 
     registry = registry.lower()
     if not _HOST.match(registry):
         raise PayloadError(f"{where}: {registry[:80]!r} is not a registry host")
-    if digest is not None and not _DIGEST.match(digest):
+    if digest is not None and not DIGEST.match(digest):
         raise PayloadError(f"{where}: {digest[:80]!r} is not a sha256 digest")
     if tag is not None and tag != digest and not _TAG.match(tag):
         raise PayloadError(f"{where}: {tag[:80]!r} is not a valid tag")
@@ -114,7 +107,7 @@ def distribution(doc: Any, limit: int) -> list[PushEvent]:
         if _str(event, "action", where) != "push":
             continue
         target = event.get("target")
-        if _str(target, "mediaType", f"{where}.target") not in MANIFEST_TYPES:
+        if _str(target, "mediaType", f"{where}.target") not in PUSHED_TYPES:
             continue  # blob pushes and other artifacts
         host = _str(event.get("request"), "host", f"{where}.request")
         out.append(

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from .. import __version__
-from .events import MANIFEST_TYPES, PayloadError, PushEvent, _event
+from .events import PUSHED_TYPES, PayloadError, PushEvent, _event
 
 METADATA_TYPE = "application/vnd.scanner.adapter.metadata+json; version=1.1"
 SCAN_RESPONSE_TYPE = "application/vnd.scanner.adapter.scan.response+json; version=1.0"
@@ -33,7 +33,7 @@ def metadata() -> dict[str, Any]:
         "capabilities": [
             {
                 "type": "vulnerability",
-                "consumes_mime_types": sorted(MANIFEST_TYPES),
+                "consumes_mime_types": sorted(PUSHED_TYPES),
                 "produces_mime_types": [*REPORT_TYPES, RAW_TYPE],
             }
         ],

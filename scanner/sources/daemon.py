@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import io
 import os
-import re
 from collections.abc import Iterator
 from typing import Any
 
 from .interface import ImageSource, Member, SourceError
+from .reference import DIGEST
 from .tarball import tar_members
 
 CHUNK = 1 << 20
@@ -113,7 +113,7 @@ class DaemonSource(ImageSource):
         if not isinstance(layers, list):
             return None
         digests = [image_id, *layers]
-        if not all(isinstance(d, str) and re.fullmatch(r"sha256:[0-9a-f]{64}", d) for d in digests):
+        if not all(isinstance(d, str) and DIGEST.fullmatch(d) for d in digests):
             return None
         return str(image_id), [str(d) for d in layers]
 

@@ -79,6 +79,15 @@ def file_identity(path: str) -> str | None:
     return f"file\0{path}\0{st.st_dev}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}"
 
 
+# The media types of the indexes and manifests every source and the resolver understand.
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
+MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
+
+
 # The JSON types the OCI specs give the fields of descriptors and of manifests and indexes: checked
 # wherever those documents are read (the archive resolver, the registry source), so that a field of
 # another type is an error, never a crash or a document read as empty.

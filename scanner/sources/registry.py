@@ -21,7 +21,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import SourceError
-from .interface import BODY_SHAPE, DESC_SHAPE, ImageSource, Member, bad_shape
+from .interface import (
+    BODY_SHAPE,
+    DESC_SHAPE,
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    ImageSource,
+    Member,
+    bad_shape,
+)
 from .reference import (
     DIGEST,
     Credentials,
@@ -33,11 +43,7 @@ from .reference import (
 )
 from .registry_client import (
     CHUNK,
-    INDEX_TYPES,
-    MANIFEST_TYPES,
     MAX_CONFIG,
-    OCI_INDEX,
-    OCI_MANIFEST,
     Client,
     LazyBlob,
     VerifiedBlob,

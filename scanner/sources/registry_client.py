@@ -20,15 +20,10 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from ..errors import RegistryUnavailable, SourceError
+from .interface import INDEX_TYPES, MANIFEST_TYPES
 from .reference import Credentials, Reference, RegistryOptions, docker_config_credentials, is_loopback
 
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
-MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
-ACCEPT = ", ".join((OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST))
+ACCEPT = ", ".join((*INDEX_TYPES, *MANIFEST_TYPES))
 MAX_MANIFEST = 4 << 20  # containerd's limit for a manifest or index
 MAX_CONFIG = 64 << 20
 MAX_REDIRECTS = 5
