@@ -25,7 +25,7 @@ from .models import FileHits, Readable, Skip
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 from .nested import FileScanner
-from .streams import safe_reason
+from .streams import safe_reason, tune_allocator
 
 CHUNK = 1 << 18
 SMALL = 1 << 16  # files up to this size travel whole, many to a message
@@ -118,6 +118,7 @@ class FilePool:
         import multiprocessing  # only when workers start: a cached rescan never forks
 
         ctx = multiprocessing.get_context("fork")
+        tune_allocator()  # before the fork: the workers allocate most
         self.results = ctx.Queue()
         self.batches = 0
         try:

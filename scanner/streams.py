@@ -24,6 +24,28 @@ READ_SIZE = 1 << 20
 GZIP_ERRORS: tuple[type[Exception], ...] = (igzip_lib.IsalError,)  # type: ignore[assignment]
 
 
+# glibc's malloc gives a freed block above its (moving) mmap threshold back to the system, and trims
+# the heap's free top above twice that; a scan allocates and frees a window (up to about a MiB) per
+# file or chunk, so each new window was fresh pages, zeroed by the kernel: 260,000 page faults and a
+# seventh of the CPU time of a --jobs 2 scan of 350 MB, most in the workers.  Fixed thresholds keep
+# blocks up to 4 MiB in the heap and at most 32 MiB of free heap in hand (34,000 faults).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
+MMAP_THRESHOLD, TRIM_THRESHOLD = 4 << 20, 32 << 20
+
+
+@functools.cache
+def tune_allocator() -> bool:
+    """Keep freed windows in this process's heap for the next one (see above); forked workers
+    inherit it.  False where the C library has no glibc ``mallopt`` (musl): nothing changes."""
+    try:
+        import ctypes  # only for a scan that reads layers
+
+        mallopt = ctypes.CDLL(None).mallopt
+    except (ImportError, OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
 def sniff(head: bytes) -> str:
     """Compression of a blob from its first bytes (FORMATS.md 1.7)."""
     if head[:3] == b"\x1f\x8b\x08":

@@ -35,6 +35,7 @@ from .streams import (
     read_head,
     safe_reason,
     sniff,
+    tune_allocator,
 )
 from .tarstream import TarStream, check_tar_end
 
@@ -143,6 +144,7 @@ class LayerWalker:
         self.on_bytes = on_bytes
         self.files = pool.files if pool is not None else FileScanner(scanner, limits.nested)
         self.pool = pool  # None: files are scanned here, one after the other
+        tune_allocator()
 
     def walk(self, blob: Readable, head: bytes = b"") -> LayerScan:
         if len(head) < 16:

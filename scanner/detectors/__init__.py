@@ -183,15 +183,22 @@ class ContentScanner:
         window_start = 0  # absolute offset of window[0]
         lines_before = 0  # newlines before window[0]
         remaining = limit
-        while True:
+
+        def next_chunk() -> bytes:
+            nonlocal remaining
             size = self.chunk_size if remaining is None else min(self.chunk_size, remaining)
             chunk = _read_full(stream, size)
-            if not chunk:
-                break
             if remaining is not None:
                 remaining -= len(chunk)
+            return chunk
+
+        chunk = next_chunk()
+        while chunk:
             window = carry + chunk if carry else chunk
             self._window_hits(window, len(carry), window_start, lines_before, seen, path, hits)
+            chunk = next_chunk()
+            if not chunk:
+                break  # the last window: its lines are counted only for a next one (a pass over it)
             keep = min(self.overlap, len(window))
             cut = len(window) - keep
             lines_before += window.count(b"\n", 0, cut)

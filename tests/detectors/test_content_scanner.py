@@ -168,3 +168,17 @@ def test_a_gated_detector_finds_nothing_without_an_event() -> None:
         assert events[k] and list(d.find_events(window, "f", events[k])), what  # it does find with its events
         assert list(d.find_events(window, "f", [])) == [], what
     assert events[-1] and not list(scanner.decoded.find(window, "f", []))
+
+
+@pytest.mark.parametrize("limit", [4096 * 3, 4096 * 3 + 1, 4096 * 3 - 1])
+def test_a_limit_ends_the_stream_at_that_byte_with_every_line_right(limit: int) -> None:
+    sc = scanner(4096)
+    size = sc.chunk_size
+    line = b"x" * 60 + b"\n"
+    data = line * (limit // len(line) + 200)
+    ends = [limit - len(SECRET), limit - len(SECRET) - 1, limit - len(SECRET) + 1, size - 10, 2 * size + 5]
+    for end in ends:  # a secret ending at the limit, one byte either side, and across boundaries
+        body = data[:end] + SECRET + data[end + len(SECRET) :]
+        hits = [h for h in sc.scan_stream(io.BytesIO(body), limit=limit) if h.rule_id == "known-secret"]
+        expect = [body[:end].count(b"\n") + 1] if end + len(SECRET) <= limit else []
+        assert [h.line for h in hits] == expect, end
