@@ -24,8 +24,8 @@ __all__ = ["Archive", "BlobRecord", "MetaDoc", "ResolvedArchive", "ResolvedImage
 MAX_JSON_DEPTH = 64
 
 ATTESTATION_TYPE = "attestation-manifest"
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_LEGACY_V1 = re.compile(r"^[0-9a-f]{64}/(?:json|VERSION)$")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+_LEGACY_V1 = re.compile(r"^[0-9a-f]{64}/(?:json|VERSION)\Z")
 
 
 @dataclass

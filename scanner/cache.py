@@ -36,7 +36,7 @@ from .models import EntryKind, FileHits, Hit, LayerEntry, LayerScan, LazyEntries
 
 FORMAT = 5  # 2: Skip.limit; 3: FileHits.replaced; 4: entries as lists; 5: entries after the results
 Proofs = dict[str, tuple[str, int]]  # archive path -> (the digest its bytes hash to, its size)
-_DIGEST = re.compile(r"(?:^|/)(?:blobs/sha256/([0-9a-f]{64})|([0-9a-f]{64})\.tar)$")
+_DIGEST = re.compile(r"(?:^|/)(?:blobs/sha256/([0-9a-f]{64})|([0-9a-f]{64})\.tar)\Z")
 
 
 def default_dir() -> Path:

@@ -214,3 +214,22 @@ def test_created_by_never_shows_build_arg_values_whatever_their_name(tmp_path: P
     report = _scan_bytes(docker_archive([layer_tar([("a", b"x")])], history=history), tmp_path)
     shown = report.images[0].layers[0].created_by or ""
     assert shown == "RUN |2 OPAQUE_NAME=<redacted> X=<redacted> /bin/sh -c make"
+
+
+@pytest.mark.parametrize("suffix", ["\n", "/x", ""])
+def test_a_stray_member_is_scanned_unless_it_is_exactly_a_legacy_v1_name(tmp_path: Path, suffix: str) -> None:
+    # <id>/json and <id>/VERSION (docker save's legacy per-layer metadata) are the only members
+    # passed over; a name that only starts like one (a trailing newline: "$" accepts it) is read
+    name = "a" * 64 + "/json" + suffix
+    data = docker_archive([layer_tar([("b", b"clean")])], tags=["one:1"])
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(data)) as src, tarfile.open(fileobj=buf, mode="w") as out:
+        for m in src.getmembers():
+            out.addfile(m, src.extractfile(m))
+        info = tarfile.TarInfo(name)
+        body = json.dumps({"config": {"Env": [f"S={SECRET.decode()}"]}}).encode()
+        info.size = len(body)
+        out.addfile(info, io.BytesIO(body))
+    report = _scan_bytes(buf.getvalue(), tmp_path, OPTS)
+    found = [f for f in report.metadata_findings if f.rule_id == "known-secret"]
+    assert len(found) == (0 if suffix == "" else 1)

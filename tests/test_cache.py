@@ -281,3 +281,21 @@ def test_a_vouched_config_that_does_not_parse_leaves_its_layers_not_scanned() ->
         assert attach_vouched(archive, f"sha256:{sha256_hex(config)}", {}) == 0
         layer = archive.records["l/layer.tar"]
         assert layer.deferred and layer.note is not None and "not the image the engine vouched for" in layer.note
+
+
+@pytest.mark.parametrize(
+    ("path", "claim"),
+    [
+        ("blobs/sha256/" + "ab" * 32, "sha256:" + "ab" * 32),
+        ("x/blobs/sha256/" + "ab" * 32, "sha256:" + "ab" * 32),
+        ("ab" * 32 + ".tar", "sha256:" + "ab" * 32),
+        ("blobs/sha256/" + "ab" * 32 + "\n", None),  # not the name of the blob whose digest it spells
+        ("ab" * 32 + ".tar\n", None),
+        ("blobs/sha256/" + "ab" * 32 + ".x", None),
+        ("xblobs/sha256/" + "ab" * 32, None),
+    ],
+)
+def test_the_digest_a_path_claims(path: str, claim: str | None) -> None:
+    from scanner.cache import claimed_digest
+
+    assert claimed_digest(path) == claim

@@ -150,7 +150,18 @@ def test_references(text: str, want: tuple[str, str, str | None, str | None]) ->
     assert (ref.registry, ref.repository, ref.tag, ref.digest) == want
 
 
-@pytest.mark.parametrize("bad", ["reg.example.com/Team/app", "reg.example.com/app@sha256:zz", "app:bad tag"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "reg.example.com/Team/app",
+        "reg.example.com/app@sha256:zz",
+        "app:bad tag",
+        # a trailing newline: "$" would accept it, and the request or the hash check fail later
+        "reg.example.com/app@sha256:" + "0" * 64 + "\n",
+        "reg.example.com/app:1\n",
+        "reg.example.com/app\n",
+    ],
+)
 def test_bad_references_are_usage_errors(bad: str) -> None:
     with pytest.raises(UsageError):
         Reference.parse(bad)

@@ -17,8 +17,8 @@ from ..sources.interface import INDEX_TYPES, MANIFEST_TYPES
 from ..sources.reference import DIGEST, Reference, has_registry_host
 
 PUSHED_TYPES = frozenset((*INDEX_TYPES, *MANIFEST_TYPES))  # a push of an image or an index is scanned
-_HOST = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?(:[0-9]{1,5})?$|^\[[0-9a-f:.]+\](:[0-9]{1,5})?$")
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_HOST = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?(:[0-9]{1,5})?\Z|^\[[0-9a-f:.]+\](:[0-9]{1,5})?\Z")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
 MAX_DEPTH = 16
 
 

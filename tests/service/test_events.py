@@ -64,6 +64,9 @@ def test_distribution(payload: dict[str, Any], expected: list[PushEvent]) -> Non
         {"events": [dist_event(host="user@evil.com")]},
         {"events": [dist_event(host="")]},
         {"events": [dist_event(tag="bad tag!")]},
+        {"events": [dist_event(host="127.0.0.1:5000\n")]},  # "$" accepts a trailing newline; \Z does not
+        {"events": [dist_event(tag="v1\n")]},
+        {"events": [dist_event(digest="sha256:" + "1" * 64 + "\n")]},
         {"events": [dist_event(repository=["x"])]},
         {"events": [dist_event() for _ in range(101)]},
     ],
