@@ -10,6 +10,7 @@ compiled detectors and the known secrets, which never travel through a pipe.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import fcntl
 import io
@@ -42,30 +43,46 @@ class WorkerLost(Exception):
 
 
 class _PipeReader:
-    """One file's chunks, as a stream; an empty chunk ends the file."""
+    """One file's chunks, as a stream; an empty chunk ends the file.  Chunks are kept as they came
+    and joined once per read: appending each to one buffer copied a window's bytes several times."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self.buf = b""
+        self.parts: collections.deque[bytes | memoryview] = collections.deque()
+        self.have = 0
         self.done = False
 
     def read(self, size: int = -1) -> bytes:
-        while not self.done and (size < 0 or len(self.buf) < size):
+        while not self.done and (size < 0 or self.have < size):
             chunk = self.conn.recv_bytes()
             if not chunk:
                 self.done = True
-            self.buf += chunk
-        if size < 0:
-            out, self.buf = self.buf, b""
+            else:
+                self.parts.append(chunk)
+                self.have += len(chunk)
+        if size < 0 or size >= self.have:
+            out = list(self.parts)
+            self.parts.clear()
+            self.have = 0
         else:
-            out, self.buf = self.buf[:size], self.buf[size:]
-        return out
+            out, need = [], size
+            while need:
+                part = self.parts.popleft()
+                if len(part) > need:  # the rest stays, as a view: no copy of it
+                    view = memoryview(part)
+                    self.parts.appendleft(view[need:])
+                    part = view[:need]
+                out.append(part)
+                need -= len(part)
+            self.have -= size
+        return out[0] if len(out) == 1 and isinstance(out[0], bytes) else b"".join(out)
 
     def drain(self) -> None:
         while not self.done:
             if not self.conn.recv_bytes():
                 self.done = True
-        self.buf = b""
+        self.parts.clear()
+        self.have = 0
 
 
 def _work(index: int, conn: Connection, results: Any, files: FileScanner) -> None:

@@ -114,3 +114,34 @@ def test_where_no_worker_process_can_start_the_scan_runs_here() -> None:
     proc.join(30)
     direct = scan_image(TarballSource(str(ARCHIVES / "sample-docker-legacy.tar.gz")), ScanOptions())
     assert (found, complete) == (len(direct.findings), True) and found > 0
+
+
+def test_a_file_read_through_the_pipe_comes_out_whole_whatever_the_read_sizes() -> None:
+    import multiprocessing
+    import random
+
+    from scanner.parallel import _PipeReader
+
+    rng = random.Random(11)
+    for _ in range(40):
+        data = rng.randbytes(rng.randint(0, 50_000))
+        receive, send = multiprocessing.Pipe(duplex=False)
+        pos = 0
+        while pos < len(data):
+            step = rng.choice([1, 7, 512, 4096, 20_000])
+            send.send_bytes(data[pos : pos + step])
+            pos += step
+        send.send_bytes(b"")
+        reader, got = _PipeReader(receive), []
+        while True:
+            size = rng.choice([-1, 0, 1, 100, 512, 5000, 1 << 16]) if rng.random() < 0.9 else 3
+            piece = reader.read(size)
+            assert isinstance(piece, bytes)
+            assert size < 0 or len(piece) <= size
+            got.append(piece)
+            if (size != 0 and not piece) or size < 0:
+                break
+        assert b"".join(got) == data
+        assert reader.read(10) == b"" and reader.read() == b""
+        receive.close()
+        send.close()
