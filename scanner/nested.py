@@ -63,12 +63,12 @@ class _Budget(RawReader):
         super().__init__(raw)
         self._state = state
 
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        n = super().readinto(buffer)
-        self._state.expanded += n
+    def _next(self, size: int) -> bytes:
+        data = super()._next(size)
+        self._state.expanded += len(data)
         if self._state.expanded > self._state.budget:
             raise ExpansionLimit
-        return n
+        return data
 
 
 class _Utf16(RawReader):
@@ -80,15 +80,13 @@ class _Utf16(RawReader):
         self._out = b""
         self._eof = False
 
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+    def _next(self, size: int) -> bytes:
         while not self._out and not self._eof:
             chunk = self._raw.read(READ_SIZE)
             self._eof = not chunk
             self._out = self._decoder.decode(chunk, final=self._eof).encode("utf-8", "surrogatepass")
-        n = min(len(buffer), len(self._out))
-        buffer[:n] = self._out[:n]
-        self._out = self._out[n:]
-        return n
+        data, self._out = self._out[:size], self._out[size:]
+        return data
 
 
 def utf16_encoding(head: bytes) -> str | None:

@@ -79,7 +79,11 @@ def looks_like_tar(head: bytes) -> bool:
 
 
 class RawReader(io.RawIOBase):
-    """Any object with ``read`` as a raw stream (for io.BufferedReader), with bytes put back in front."""
+    """Any object with ``read`` as a raw stream (for io.BufferedReader), with bytes put back in front.
+
+    ``read`` and ``readinto`` both take their bytes from ``_next``: a subclass that changes what is
+    read (decodes, counts against a limit) overrides ``_next``, and no way of reading goes around it.
+    """
 
     def __init__(self, raw: Readable, prefix: bytes = b"") -> None:
         self._raw = raw
@@ -97,6 +101,13 @@ class RawReader(io.RawIOBase):
             return data + self._raw.read(size - len(data))
         return self._raw.read(size)
 
+    def read(self, size: int | None = -1) -> bytes:
+        """The underlying bytes themselves (a short read, as any raw stream's): RawIOBase.read
+        would copy them twice, through a bytearray and readinto."""
+        if size is None or size < 0:
+            return self.readall()
+        return self._next(size)
+
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         data = self._next(len(buffer))
         buffer[: len(data)] = data
@@ -112,20 +123,12 @@ class HashingReader(RawReader):
         self.hashing = hashing  # False: count only (the same bytes are hashed elsewhere)
         self.count = 0
 
-    def read(self, size: int | None = -1) -> bytes:
-        """The underlying bytes themselves, without readinto's copy (short reads, as any raw stream)."""
-        if size is None or size < 0:
-            return self.readall()
-        data = self._next(size)
+    def _next(self, size: int) -> bytes:
+        data = super()._next(size)
         if self.hashing:
             self.sha.update(data)
         self.count += len(data)
         return data
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
     def drain(self) -> None:
         while self.read(READ_SIZE):
@@ -175,13 +178,11 @@ class ZstdReader(RawReader):
         self._step = self.SMALL if len(out) > 64 * len(piece) else self.BIG
         self._out = out
 
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+    def _next(self, size: int) -> bytes:
         while not self._out and not self._done:
             self._feed()
-        n = min(len(buffer), len(self._out))
-        buffer[:n] = self._out[:n]
-        self._out = self._out[n:]
-        return n
+        data, self._out = self._out[:size], self._out[size:]
+        return data
 
 
 def decompressor(kind: str, raw: Readable) -> Readable:

@@ -95,17 +95,10 @@ class _Limited(RawReader):
         self._check_ratio = compressed_layer
         self.count = 0
 
-    def read(self, size: int | None = -1) -> bytes:
-        if size is None or size < 0:
-            return self.readall()
-        data = self._next(size)
+    def _next(self, size: int) -> bytes:
+        data = super()._next(size)
         self._check(len(data))
         return data
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        n = super().readinto(buffer)
-        self._check(n)
-        return n
 
     def _check(self, n: int) -> None:
         self.count += n
