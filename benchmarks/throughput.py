@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -200,6 +201,7 @@ def main() -> None:
         report_path = Path(tmp) / "report.json"
 
         peaks: list[float] = []
+        usages: list[resource.struct_rusage] = []
 
         def timed_scan(*flags: str, image: Path = archive) -> float:
             """Wall time; the scan's own peak RSS (its largest process, by wait4) goes to ``peaks``."""
@@ -230,6 +232,7 @@ def main() -> None:
             if proc.returncode not in (0, 1):
                 sys.exit(f"scan failed: {err.decode(errors='replace')[-2000:]}")
             peaks.append(usage.ru_maxrss / 1024)
+            usages.append(usage)  # the scan's processes together: its workers are reaped by it
             return time.perf_counter() - start
 
         one = timed_scan("--no-cache", "--jobs", "1")
@@ -246,6 +249,12 @@ def main() -> None:
             f"({report['summary']['findings']} findings, complete={report['summary']['complete']})"
         )
         print(f"ratio scan / read floor: {wall / floor:.2f}")
+        cpu = usages[-1].ru_utime + usages[-1].ru_stime
+        print(
+            f"CPU of that scan, every process: {cpu:.2f} s (user {usages[-1].ru_utime:.2f}, system "
+            f"{usages[-1].ru_stime:.2f}), {cpu / wall:.2f} of {os.cpu_count()} cores busy on average, "
+            f"{usages[-1].ru_minflt} page faults"
+        )
         print(f"peak RSS of the scan (largest process): {rss:.0f} MB")
         stages = stage_breakdown(layer, secrets)
         total = sum(sec for _, sec in stages)
