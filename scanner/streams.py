@@ -26,9 +26,11 @@ GZIP_ERRORS: tuple[type[Exception], ...] = (igzip_lib.IsalError,)  # type: ignor
 
 # glibc's malloc gives a freed block above its (moving) mmap threshold back to the system, and trims
 # the heap's free top above twice that; a scan allocates and frees a window (up to about a MiB) per
-# file or chunk, so each new window was fresh pages, zeroed by the kernel: 260,000 page faults and a
-# seventh of the CPU time of a --jobs 2 scan of 350 MB, most in the workers.  Fixed thresholds keep
-# blocks up to 4 MiB in the heap and at most 32 MiB of free heap in hand (34,000 faults).
+# file or chunk, so, depending on what was allocated before (the number of known secrets changed
+# it), each new window could be fresh pages, zeroed by the kernel: with 2 known secrets, 257,000
+# page faults and an eighth of the CPU time of a --jobs 2 scan of 350 MB, most in the workers.
+# Fixed thresholds keep blocks up to 4 MiB in the heap and at most 32 MiB of free heap in hand
+# (33,000 faults, whatever came before).
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
 MMAP_THRESHOLD, TRIM_THRESHOLD = 4 << 20, 32 << 20
 
