@@ -37,6 +37,8 @@ from .models import EntryKind, FileHits, Hit, LayerEntry, LayerScan, LazyEntries
 FORMAT = 5  # 2: Skip.limit; 3: FileHits.replaced; 4: entries as lists; 5: entries after the results
 Proofs = dict[str, tuple[str, int]]  # archive path -> (the digest its bytes hash to, its size)
 _DIGEST = re.compile(r"(?:^|/)(?:blobs/sha256/([0-9a-f]{64})|([0-9a-f]{64})\.tar)\Z")
+# what reading a damaged cached document can raise (JSON nested too deep: RecursionError); a miss
+_DAMAGED = (ValueError, KeyError, TypeError, AttributeError, RecursionError)
 
 
 def default_dir() -> Path:
@@ -195,7 +197,7 @@ class LayerCache:
         try:
             text = self.backend.read(f"{self.space}/{digest}")
             scan = _decode(text) if text is not None else None
-        except (ValueError, KeyError, TypeError):
+        except _DAMAGED:
             scan = None
         if count:
             self.hits += scan is not None
@@ -207,7 +209,7 @@ class LayerCache:
         try:
             text = self.backend.read(f"{self.space}/{name}")
             return json.loads(text) if text is not None else None
-        except ValueError:
+        except _DAMAGED:
             return None
 
     def put_doc(self, name: str, doc: Any) -> None:
@@ -224,7 +226,7 @@ class LayerCache:
                 for path, (digest, size) in doc.items()
                 if isinstance(digest, str) and digest.startswith("sha256:") and isinstance(size, int)
             }
-        except (ValueError, TypeError, AttributeError):
+        except _DAMAGED:
             return {}
 
     def put_proofs(self, identity: str, proofs: Proofs) -> None:

@@ -109,7 +109,7 @@ class LazyEntries(Sequence[LayerEntry]):
             kinds = _KINDS
             try:
                 made = tuple([LayerEntry(p, kinds[k], size, t) for p, k, size, t in json.loads(self._text or "[]")])
-            except (KeyError, TypeError, ValueError):
+            except (KeyError, TypeError, ValueError, RecursionError):
                 raise ValueError("a cached layer's entries are damaged") from None
             if len(made) != self._count:
                 raise ValueError("a cached layer's entries are damaged")

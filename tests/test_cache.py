@@ -299,3 +299,22 @@ def test_the_digest_a_path_claims(path: str, claim: str | None) -> None:
     from scanner.cache import claimed_digest
 
     assert claimed_digest(path) == claim
+
+
+def test_a_cached_document_nested_too_deep_is_a_miss_not_a_crash(tmp_path: Path) -> None:
+    # json.loads raises RecursionError, not ValueError, on deep nesting: each reader of the cache
+    # takes it as the damage it is
+    from scanner.cache import DirBackend, LayerCache, _proof_key
+    from scanner.models import LazyEntries
+
+    deep = "[" * 200_000 + "]" * 200_000
+    backend = DirBackend(tmp_path)
+    cache = LayerCache(backend, "ns")
+    backend.write("ns/sha256:" + "a" * 64, deep)
+    backend.write("ns/meta:x", deep)
+    backend.write(_proof_key("file"), deep)
+    assert cache.get("sha256:" + "a" * 64) is None and cache.misses == 1
+    assert cache.get_doc("meta:x") is None
+    assert cache.proofs("file") == {}
+    with pytest.raises(ValueError, match="damaged"):
+        list(LazyEntries(deep, 1, []))
