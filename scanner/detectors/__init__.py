@@ -117,11 +117,12 @@ class ContentScanner:
         self.overlap = max((d.max_match_len for d in self.detectors), default=1)
         self.chunk_size = max(chunk_size, self.overlap)
         # One Hyperscan pass per window for every detector that has expressions (rule prefilters,
-        # base64 runs), instead of one pass each.  The known-secret literals keep a database of
-        # their own: this one is kept on disk (prefilter), and the literals are the secrets.
+        # detect-secrets' and the entropy gates), instead of one pass each.  The known-secret
+        # literals keep a database of their own: this one is kept on disk (prefilter), and the
+        # literals are the secrets.  Base64 runs have their own gated pass (decoded.GATE).
         shared = [d for d in self.detectors if d.expressions()]
         self._group = {id(d): k for k, d in enumerate(shared)}
-        self._pass = pass_for([*(d.expressions() for d in shared), self.decoded.expressions()])
+        self._pass = pass_for([d.expressions() for d in shared])
 
     def _found(
         self, detectors: Iterable[Detector], data: bytes, path: str | None, events: list[list[tuple[int, int, int]]]
@@ -144,10 +145,8 @@ class ContentScanner:
             found = [(d, m) for d in self.metadata_detectors for m in d.find(data, path)]
             found.extend(self.decoded.find(data, path))
         else:
-            events = self._pass.scan(data)
-            found = self._found(self.detectors, data, path, events)
-            if events[-1]:  # no base64 run, nothing to decode
-                found.extend(self.decoded.find(data, path, events[-1], self._decoded_text))
+            found = self._found(self.detectors, data, path, self._pass.scan(data))
+            found.extend(self.decoded.find(data, path, matcher=self._decoded_text))
         if not any(d.name in _STRENGTH for d, _ in found):
             return found
         spans = [(m.start, m.end, _strength(d.name)) for d, m in found]

@@ -173,3 +173,24 @@ def test_decode_is_b64decode_of_the_run(raw: bytes, cut: int, pad: int) -> None:
     assert got == (reference if mostly_text and not words_or_hex else None)
     if _mixed(run):
         assert _decode(run, mixed=True) == got
+
+
+def test_a_window_without_min_run_base64_characters_in_a_row_is_not_searched_for_runs() -> None:
+    """The gate: RUN's pass (the costly one) runs only where MIN_RUN base64 characters stand in a
+    row, which every run has; the reference test above checks that no run is lost to it."""
+    finder = Base64Decoded(DETECTORS)
+    calls: list[bytes] = []
+    real = finder._pass.scan
+
+    def counting(data: bytes) -> list[list[tuple[int, int, int]]]:
+        calls.append(data)
+        return real(data)
+
+    finder._pass.scan = counting  # type: ignore[method-assign]
+    try:
+        words = b"def main(argv): return os.path.join(base, name) + '/x9y8z7w6v5u4t3s2r1q'\n" * 100
+        assert finder.events(words) == [] and calls == []
+        run = base64.b64encode(b"password = hunter2-and-more")
+        assert finder.events(words + run + b"\n") and len(calls) == 1
+    finally:
+        del finder._pass.scan
