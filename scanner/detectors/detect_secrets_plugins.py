@@ -8,11 +8,15 @@ from detect-secrets' scanning engine is used: no ``scan_line``, ``scan_file`` or
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import re
+import sys
+import threading
+import types
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from ..models import Severity
 from .interface import Match
@@ -25,13 +29,62 @@ MAX_LINE = 4096
 class PluginRule:
     rule_id: str
     plugin: str  # module:class under detect_secrets.plugins, imported when a detector is made: detect-secrets
-    # (and requests, which it imports) took a third of the start-up of a run that needs no detector
+    # took a third of the start-up of a run that needs no detector (see also _OfflineRequests)
     keywords: tuple[bytes, ...]
     severity: Severity
 
     def load(self) -> Any:
         module, _, name = self.plugin.partition(":")
-        return getattr(importlib.import_module(f"detect_secrets.plugins.{module}"), name)
+        with _offline_requests():
+            return getattr(importlib.import_module(f"detect_secrets.plugins.{module}"), name)
+
+
+class _RequestRefused(OSError):
+    pass
+
+
+class _OfflineRequests(types.ModuleType):
+    """What detect-secrets' modules get for ``requests`` when leakscan imports them first.
+
+    detect-secrets imports the ``requests`` HTTP client only to verify a found secret with its
+    vendor's API, which leakscan never does (it would send the secret to a third party).  That
+    import, with urllib3, charset_normalizer and the codecs it loads, was about 115 ms of every
+    run's start-up, before the first file.  Here its network calls raise; whatever else is asked
+    of it comes from the real package, imported then.
+    """
+
+    Response = type("Response", (), {})  # in two plugins' annotations, read when they are defined
+    exceptions = types.SimpleNamespace(RequestException=_RequestRefused)
+
+    def __init__(self) -> None:
+        super().__init__("requests")
+
+    def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
+        raise _RequestRefused("leakscan does not verify secrets over the network")
+
+    get = post = request = _refuse
+
+    def __getattr__(self, name: str) -> Any:
+        if sys.modules.get("requests") is self:
+            del sys.modules["requests"]
+        return getattr(importlib.import_module("requests"), name)
+
+
+@contextlib.contextmanager
+def _offline_requests() -> Iterator[None]:
+    """``requests`` is :class:`_OfflineRequests` for the imports in this block, unless something
+    imported the real package before (the docker SDK does): a later import gets the real one.  Only
+    in a process with one thread: another could import a package of ``requests`` meanwhile."""
+    if "requests" in sys.modules or threading.active_count() > 1:
+        yield
+        return
+    stand_in = _OfflineRequests()
+    sys.modules["requests"] = stand_in
+    try:
+        yield
+    finally:
+        if sys.modules.get("requests") is stand_in:
+            del sys.modules["requests"]
 
 
 # Vendors our own rules do not cover yet.  Keywords are literal parts of each plugin's regexes; a
