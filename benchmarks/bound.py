@@ -49,10 +49,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from throughput import build_archive, build_layer, read_floor  # noqa: E402
 
 from scanner.detectors import ContentScanner, SecretSpec, build_detectors, load_known_values  # noqa: E402
-from scanner.streams import GZIP_ERRORS, looks_like_tar, sniff  # noqa: E402
+from scanner.nested import FileScanner, NestedLimits  # noqa: E402
+from scanner.streams import GZIP_ERRORS  # noqa: E402
 
 BLOCK = 1 << 20
-MAX_DEPTH = 4  # archives inside archives, as deep as the scanner's default nesting
+MAX_DEPTH = NestedLimits().max_depth  # archives inside archives, as deep as the scanner opens them
 
 
 def _inflated(data: bytes, depth: int = 0) -> list[tuple[str, bytes]]:
@@ -60,10 +61,9 @@ def _inflated(data: bytes, depth: int = 0) -> list[tuple[str, bytes]]:
     archives included.  Python finds the members; only the decompression calls are timed."""
     if depth >= MAX_DEPTH:
         return []
-    head = data[:512]
-    kind = sniff(head)
+    kind = FileScanner._container(data[:512])
     out: list[tuple[str, bytes]] = []
-    if head[:4] == b"PK\x03\x04":
+    if kind == "zip":
         try:
             zf = zipfile.ZipFile(io.BytesIO(data))
             infos = zf.infolist()
@@ -84,7 +84,7 @@ def _inflated(data: bytes, depth: int = 0) -> list[tuple[str, bytes]]:
                 out.append(("stored", zf.read(info)))  # rare; not timed
     elif kind in ("gzip", "bzip2", "xz", "zstd"):
         out.append((kind, data))
-    elif looks_like_tar(head):
+    elif kind == "tar":
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:
             for m in tar:
                 f = tar.extractfile(m) if m.isreg() else None
@@ -123,38 +123,28 @@ def _nested(data: bytes, clock: dict[str, float], depth: int = 0) -> list[bytes]
         except _DAMAGED:
             continue
         clock["inflate"] += time.perf_counter() - start
-        if _is_nested(plain):
+        if FileScanner._container(plain[:512]):
             texts.extend(_nested(plain, clock, depth + 1))
         else:
             texts.append(plain)
     return texts
 
 
-def _is_nested(data: bytes) -> bool:
-    head = data[:512]
-    return sniff(head) != "none" or looks_like_tar(head) or head[:4] == b"PK\x03\x04"
-
-
 def _passes(content: ContentScanner) -> list[Callable[[bytes], object]]:
-    """The Hyperscan calls a window gets from leakscan's own databases, as the scanner builds them."""
+    """The Hyperscan calls a window gets from leakscan's own databases, as the scanner makes them."""
     known = content.detectors[0]
-    decoded = content.decoded
     return [
         content._pass.scan,  # rule prefilters, detect-secrets' and the entropy gates
-        decoded._gate.scan,  # base64: may a window hold a run?
-        decoded._pass.scan,  # base64: the runs, where the gate fired
+        content.decoded.events,  # base64: the gate, then the runs where it fired
         lambda block: list(known.find(block, None)),  # the known secrets and their encodings
     ]
 
 
-def _scan_blocks(blocks: list[bytes], passes: list[Callable[[bytes], object]], gate_fires: list[bool]) -> float:
+def _scan_blocks(blocks: list[bytes], passes: list[Callable[[bytes], object]]) -> float:
     start = time.perf_counter()
-    for block, fires in zip(blocks, gate_fires, strict=True):
-        passes[0](block)
-        passes[1](block)
-        if fires:
-            passes[2](block)
-        passes[3](block)
+    for block in blocks:
+        for scan in passes:
+            scan(block)
     return time.perf_counter() - start
 
 
@@ -193,16 +183,14 @@ def measure(layer: Path, known: Path) -> dict[str, float]:
             if not m.isreg():
                 continue
             blob = data[m.offset_data : m.offset_data + m.size]
-            if _is_nested(blob):
+            if FileScanner._container(blob[:512]):
                 nested.extend(_nested(blob, clock))
             else:
                 plain.append(blob)
     passes = _passes(content)
     for key, blobs in (("files", plain), ("nested", nested)):
         blocks = list(_blocks(blobs))
-        # the base64 runs' pass reads a block only where the gate fires, as in the scanner
-        fires = [bool(content.decoded._gate.scan(b)[0]) for b in blocks]
-        clock[key] = min(_scan_blocks(blocks, passes, fires) for _ in range(3))
+        clock[key] = min(_scan_blocks(blocks, passes) for _ in range(3))
     clock["nested_mb"] = sum(map(len, nested)) / 1e6
     return clock
 

@@ -147,8 +147,7 @@ def stage_breakdown(layer_tar: Path, known: Path) -> list[tuple[str, float]]:
                 continue
             data = tar.extract(m).read()
             t["walk"] += clock() - mark
-            head = data[:512]
-            if sniff(head) != "none" or looks_like_tar(head) or head[:4] == b"PK\x03\x04":
+            if FileScanner._container(data[:512]):  # an archive or compressed file: opened
                 a = clock()
                 files.scan(io.BytesIO(data), m.name, len(data))
                 t["nested"] += clock() - a
