@@ -32,9 +32,21 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .models import EntryKind, FileHits, Hit, LayerEntry, LayerScan, LazyEntries, Severity, Skip, hard_links
+from .models import (
+    EntryKind,
+    FileHits,
+    Hit,
+    LayerEntry,
+    LayerScan,
+    LazyEntries,
+    PackageRecords,
+    Severity,
+    Skip,
+    hard_links,
+)
 
-FORMAT = 5  # 2: Skip.limit; 3: FileHits.replaced; 4: entries as lists; 5: entries after the results
+FORMAT = 6  # 2: Skip.limit; 3: FileHits.replaced; 4: entries as lists; 5: entries after the results;
+# 6: package records, file digests and Maven artifacts, hits' other rules and downgrades
 Proofs = dict[str, tuple[str, int]]  # archive path -> (the digest its bytes hash to, its size)
 _DIGEST = re.compile(r"(?:^|/)(?:blobs/sha256/([0-9a-f]{64})|([0-9a-f]{64})\.tar)\Z")
 # what reading a damaged cached document can raise (JSON nested too deep: RecursionError); a miss
@@ -98,7 +110,9 @@ def _encode(scan: LayerScan) -> str:
     layer: never, its hard links are in the first line).  Their length and CRC-32, in the first
     line, prove at load that the text is the one written (``json.dumps`` writes no raw newline).
     """
-    doc = {f.name: getattr(scan, f.name) for f in fields(scan) if f.name not in ("entries", "files", "skips")}
+    doc = {
+        f.name: getattr(scan, f.name) for f in fields(scan) if f.name not in ("entries", "files", "skips", "records")
+    }
     entries = json.dumps([[e.path, e.kind.value, e.size, e.link_target] for e in scan.entries])
     doc["entries"] = {
         "count": len(scan.entries),
@@ -108,11 +122,20 @@ def _encode(scan: LayerScan) -> str:
     }
     doc["files"] = [asdict(f) for f in scan.files]
     doc["skips"] = [asdict(s) for s in scan.skips]
+    doc["records"] = scan.records.to_json() if scan.records is not None else None
     return json.dumps(doc, default=str) + "\n" + entries
 
 
 def hit_from_json(doc: dict[str, Any]) -> Hit:
-    return Hit(**{**doc, "severity": Severity(doc["severity"])})
+    was = doc.get("downgraded_from")
+    return Hit(
+        **{
+            **doc,
+            "severity": Severity(doc["severity"]),
+            "also": tuple(doc.get("also", ())),
+            "downgraded_from": Severity(was) if was is not None else None,
+        }
+    )
 
 
 def _decode(text: str) -> LayerScan:
@@ -141,12 +164,15 @@ def _decode(text: str) -> LayerScan:
                 tuple(hit_from_json(h) for h in f["hits"]),
                 f["member"],
                 f["replaced"],
+                tuple(f["digests"]) if f["digests"] is not None else None,
+                f["maven"],
             )
             for f in doc["files"]
         ),
         files_scanned=doc["files_scanned"],
         skips=tuple(Skip(**s) for s in doc["skips"]),
         error=doc["error"],
+        records=PackageRecords.from_json(doc["records"]) if doc["records"] is not None else None,
     )
 
 

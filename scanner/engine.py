@@ -6,6 +6,7 @@ No printing, no click, no globals; the CLI and the service call :func:`scan_imag
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import re
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import suppress
+from . import policy, suppress
 from .archive import MetaDoc, ResolvedArchive, ResolvedImage, iter_json_strings, resolve
 from .cache import CacheBackend, DirBackend, LayerCache, hit_from_json, namespace
 from .collect import attach_vouched, collect
@@ -41,6 +42,7 @@ from .models import (
 )
 from .nested import FileScanner, NestedLimits
 from .parallel import FilePool
+from .provenance import Owners
 from .sources import ImageSource
 from .suppress import Suppressions
 from .visibility import Visibility
@@ -267,8 +269,35 @@ def _hard_link_findings(image: ResolvedImage, vis: Visibility, i: int) -> Iterat
                 )
 
 
+_COMPILED = re.compile(r"^(?:(.*/)__pycache__/)?([^/]+?)(?:\.cpython-\d+|\.pypy\d*-\d+)?(?:\.opt-\d)?\.py[co]$")
+
+
+def _fold_compiled(findings: list[Finding]) -> list[Finding]:
+    """A value in a ``.py`` and in the ``.pyc`` compiled from it (``__pycache__/x.cpython-311.pyc``
+    or ``x.pyc``) is one finding: the source's, naming the compiled file among its places."""
+    compiled: dict[int, str] = {}
+    for k, f in enumerate(findings):
+        if f.path is not None and (m := _COMPILED.match(f.path)) and "!/" not in f.path:
+            compiled[k] = f"{m.group(1) or (f.path.rpartition('/')[0] + '/' if '/' in f.path else '')}{m.group(2)}.py"
+    if not compiled:
+        return findings
+    sources = {(f.path, f.secret_sha256): k for k, f in enumerate(findings) if k not in compiled}
+    places: dict[int, list[str]] = {}
+    folded = set()
+    for k, source in compiled.items():
+        if (target := sources.get((source, findings[k].secret_sha256))) is not None:
+            places.setdefault(target, []).append(findings[k].path or "")
+            folded.add(k)
+    return [
+        dataclasses.replace(f, places=tuple(sorted({*f.places, *places[k]}))) if k in places else f
+        for k, f in enumerate(findings)
+        if k not in folded
+    ]
+
+
 def _image_report(image: ResolvedImage, meta: _MetadataResults) -> ImageReport:
     vis = Visibility([ref.scan for ref in image.layers])
+    owners = Owners([ref.scan for ref in image.layers])
     steps, warnings = _created_by(image)
     created_by = [meta.display(step) for step in steps]
     diff_ids = (image.config or {}).get("rootfs", {}).get("diff_ids") or []
@@ -299,11 +328,16 @@ def _image_report(image: ResolvedImage, meta: _MetadataResults) -> ImageReport:
         findings: list[Finding] = []
         for fh in scan.files:
             status, by = (Status.OVERWRITTEN, i) if fh.replaced else vis.hider(i, fh.path)
+            package = owners.package(i, fh) if owners else None
             findings.extend(
-                Finding.from_hit(h, layer_index=i, path=fh.display_path, status=status, hidden_by_layer=by)
+                policy.apply(
+                    Finding.from_hit(h, layer_index=i, path=fh.display_path, status=status, hidden_by_layer=by),
+                    package,
+                )
                 for h in fh.hits
             )
         findings.extend(_hard_link_findings(image, vis, i))
+        findings = _fold_compiled(findings)
         layers.append(
             LayerReport(
                 index=i,

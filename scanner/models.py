@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import NamedTuple, Protocol, overload
+from typing import ClassVar, NamedTuple, Protocol, overload
 
 
 class Readable(Protocol):
@@ -69,6 +69,70 @@ class Hit:
     secret_id: str | None = None
     encoding: str | None = None
     confidence: str = "high"
+    also: tuple[str, ...] = ()  # the other rules that matched the same value at the same place
+    proven: bool = False  # a checksum in the token proves its format (GitHub, npm): never downgraded
+    downgraded_from: Severity | None = None  # the severity before a downgrade, whose reason follows
+    downgrade_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Package:
+    """Who installed a file, from the package manager's own records in the image."""
+
+    manager: str  # dpkg, pip, npm, maven, apk
+    name: str
+    version: str
+    state: str  # unmodified (the file's bytes match the record), modified (they do not), unverified
+
+    MANAGERS: ClassVar[dict[str, str]] = {
+        "dpkg": "Debian package",
+        "pip": "Python package",
+        "npm": "npm package",
+        "maven": "Maven artifact",
+        "apk": "Alpine package",
+    }
+
+    def describe(self) -> str:
+        """ "Debian package bash 5.2.15-2+b7, unmodified" """
+        what = {
+            "unmodified": "unmodified",
+            "modified": "modified: its bytes differ from the package's record",
+            "unverified": "not verified: no checksum to compare with",
+        }.get(self.state, self.state)
+        return f"{self.MANAGERS.get(self.manager, self.manager)} {self.name} {self.version}".rstrip() + f", {what}"
+
+
+@dataclass(frozen=True, slots=True)
+class PackageRecords:
+    """What the package managers' records that one layer writes say (dpkg's status and info files,
+    pip's RECORD, npm's package.json, apk's installed database): the packages, and for each file
+    they installed its package and the checksum recorded for it ("md5:<hex>", "sha256:<hex>",
+    "sha1:<hex>", or "" where none is recorded); npm's packages by their directory."""
+
+    packages: tuple[tuple[str, str, str], ...] = ()  # (manager, name, version)
+    files: dict[str, tuple[int, str]] = field(default_factory=dict)  # path -> (package index, checksum)
+    roots: dict[str, int] = field(default_factory=dict)  # a package's directory -> package index
+
+    def __bool__(self) -> bool:
+        return bool(self.packages)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "packages": [list(p) for p in self.packages],
+            "files": [[path, k, digest] for path, (k, digest) in self.files.items()],
+            "roots": [[path, k] for path, k in self.roots.items()],
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, list[list[object]]]) -> PackageRecords:
+        packages = tuple((str(m), str(n), str(v)) for m, n, v in doc["packages"])
+        files = {str(p): (int(k), str(d)) for p, k, d in doc["files"]}  # type: ignore[call-overload]
+        roots = {str(p): int(k) for p, k in doc["roots"]}  # type: ignore[call-overload]
+        if any(not 0 <= k < len(packages) for k, _ in files.values()) or any(
+            not 0 <= k < len(packages) for k in roots.values()
+        ):
+            raise ValueError("package records point at no package")
+        return cls(packages, files, roots)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +215,8 @@ class FileHits:
     hits: tuple[Hit, ...]
     member: str | None = None  # inside an archive or compressed file: "a.jar!/b.properties"
     replaced: bool = False  # a later member of the same layer has the same path (tar extraction keeps the last)
+    digests: tuple[str, str, str] | None = None  # the layer file's md5, sha1, sha256 (hex); None: not hashed
+    maven: str | None = None  # "group:artifact:version" of the innermost jar that holds the member
 
     @property
     def display_path(self) -> str:
@@ -171,6 +237,7 @@ class LayerScan:
     files_scanned: int
     skips: tuple[Skip, ...]
     error: str | None = None
+    records: PackageRecords | None = None  # the package managers' records written by this layer
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +259,12 @@ class Finding:
     encoding: str | None = None
     confidence: str = "high"
     suppressed_by: str | None = None
+    also_matched: tuple[str, ...] = ()  # other rules that matched the same value at the same place
+    proven: bool = False
+    downgraded_from: Severity | None = None
+    downgrade_reason: str | None = None
+    package: Package | None = None  # the package that installed the file, if any
+    places: tuple[str, ...] = ()  # other files holding the same value, compiled from this one (.pyc)
 
     @classmethod
     def from_hit(cls, hit: Hit, **where: object) -> Finding:
@@ -206,9 +279,25 @@ class Finding:
             "secret_id": hit.secret_id,
             "encoding": hit.encoding,
             "confidence": hit.confidence,
+            "also_matched": hit.also,
+            "proven": hit.proven,
+            "downgraded_from": hit.downgraded_from,
+            "downgrade_reason": hit.downgrade_reason,
         }
         fields.update(where)
         return cls(**fields)  # type: ignore[arg-type]
+
+    def notes(self) -> list[str]:
+        """What a reader needs besides the description: who installed the file, which other
+        rules matched the value, where else it is.  Every report format shows them."""
+        out = []
+        if self.package is not None:
+            out.append(f"owned by {self.package.describe()}")
+        if self.also_matched:
+            out.append(f"also matched: {', '.join(self.also_matched)}")
+        if self.places:
+            out.append(f"also in: {', '.join(self.places)}")
+        return out
 
     @property
     def fingerprint(self) -> str:

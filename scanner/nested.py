@@ -10,9 +10,12 @@ SQLite), is scanned as bytes.  Whatever is not opened or read in full is a repor
 from __future__ import annotations
 
 import codecs
+import dataclasses
+import hashlib
 import io
 import lzma
 import posixpath
+import re
 import tarfile
 import tempfile
 import zipfile
@@ -134,10 +137,11 @@ class FileScanner:
 
     def scan(self, stream: Readable, path: str, size: int | None = None) -> tuple[list[FileHits], list[Skip], int]:
         """(hits per file or member, skips, how many files and members were scanned)."""
+        data: bytes | None = None
         if size is not None and size <= self.content.chunk_size:  # a small file: read whole, one window
             data = stream.read(size)
             if (hits := self._whole(data, path)) is not None:
-                return ([FileHits(path, tuple(hits), None)] if hits else []), [], 1
+                return ([FileHits(path, tuple(hits), None, digests=_digests(data))] if hits else []), [], 1
             stream = io.BytesIO(data)
         budget = self.limits.max_expanded
         if size is not None:
@@ -153,6 +157,9 @@ class FileScanner:
                     limit=True,
                 )
             )
+        if data is not None and state.hits:  # the package records are checked against these
+            digests = _digests(data)
+            state.hits = [dataclasses.replace(f, digests=digests) for f in state.hits]
         return state.hits, state.skips, state.files
 
     def _where(self, member: str | None, state: _State) -> str:
@@ -247,6 +254,8 @@ class FileScanner:
                     raise ExpansionLimit
             spool.seek(0)
             with zipfile.ZipFile(spool) as zf:
+                first = len(state.hits)
+                artifact = _maven_artifact(zf)
                 for info in zf.infolist():
                     if info.is_dir():
                         continue
@@ -256,3 +265,31 @@ class FileScanner:
                         continue
                     with zf.open(info) as f:
                         self._scan(_Budget(f, state), inner, depth + 1, state, info.file_size)
+                if artifact is not None:  # what this jar holds is the artifact's, unless a jar inside says otherwise
+                    state.hits[first:] = [
+                        f if f.maven else dataclasses.replace(f, maven=artifact) for f in state.hits[first:]
+                    ]
+
+
+_POM = re.compile(r"^META-INF/maven/[^/]+/[^/]+/pom\.properties$")
+
+
+def _maven_artifact(zf: zipfile.ZipFile) -> str | None:
+    """``group:artifact:version`` from a jar's own Maven metadata (when it holds one artifact's)."""
+    poms = [info for info in zf.infolist() if _POM.match(info.filename) and info.file_size <= 65536]
+    if len(poms) != 1 or poms[0].flag_bits & 0x1:
+        return None
+    try:
+        text = zf.read(poms[0]).decode("utf-8", "replace")
+    except NESTED_ERRORS:
+        return None
+    props = dict(re.findall(r"(?m)^\s*(groupId|artifactId|version)\s*[=:]\s*(\S+)\s*$", text))
+    if len(props) != 3:
+        return None
+    return f"{props['groupId']}:{props['artifactId']}:{props['version']}"
+
+
+def _digests(data: bytes) -> tuple[str, str, str]:
+    """md5 (dpkg), sha1 (apk), sha256 (pip): what the package managers record of a file."""
+    md5, sha1 = hashlib.md5(data, usedforsecurity=False), hashlib.sha1(data, usedforsecurity=False)
+    return md5.hexdigest(), sha1.hexdigest(), hashlib.sha256(data).hexdigest()

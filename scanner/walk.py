@@ -24,6 +24,7 @@ from .detectors import ContentScanner
 from .models import EntryKind, FileHits, LayerEntry, LayerScan, Readable, Skip
 from .nested import FileScanner, NestedLimits
 from .parallel import FilePool, WorkerLost
+from .provenance import MAX_RECORD, RecordCollector, is_record
 from .streams import (
     GZIP_ERRORS,
     READ_SIZE,
@@ -156,6 +157,7 @@ class LayerWalker:
         submitted: list[int] = []  # --jobs: the entry index of each file handed to a worker
         batch = self.pool.batch() if self.pool is not None else None
         skips: list[Skip] = []
+        records = RecordCollector()
         scanned = 0
         error: str | None = None
 
@@ -194,6 +196,13 @@ class LayerWalker:
                     skips.append(Skip(path, f"file larger than --max-file-size ({member.size} bytes)"))
                     continue
                 fobj = tar.extract(member)
+                if is_record(path):  # a package manager's record: parsed here, and scanned as any file
+                    if member.size <= MAX_RECORD:
+                        data = fobj.read(member.size)
+                        records.add(path, data)
+                        fobj = io.BytesIO(data)
+                    else:
+                        skips.append(Skip(path, f"package record larger than {MAX_RECORD} bytes: not parsed"))
                 if batch is not None:
                     submitted.append(len(entries) - 1)  # first: a read error mid-file still has a result
                     batch.submit(fobj, path, member.size)
@@ -231,6 +240,7 @@ class LayerWalker:
             files_scanned=scanned,
             skips=tuple(skips),
             error=error,
+            records=records.records(),
         )
 
 

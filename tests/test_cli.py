@@ -44,7 +44,7 @@ def test_findings_exit_1_and_no_secret_in_any_format(fmt: str, sample_archives: 
     assert_no_canary(proc.stdout, proc.stderr)
     if fmt == "json":
         doc = json.loads(proc.stdout)
-        assert doc["schema_version"] == "1.2"
+        assert doc["schema_version"] == "1.3"
         assert doc["summary"]["complete"] is True
         assert doc["summary"]["by_severity"]["critical"] >= 3
     else:

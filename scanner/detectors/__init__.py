@@ -6,6 +6,7 @@ The plaintext of a match never leaves this package: :class:`ContentScanner` turn
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -60,29 +61,50 @@ def build_detectors(
     return detectors
 
 
-def _to_hit(detector: Detector, match: Match, line: int | None, path: str | None = None) -> Hit:
-    severity, confidence, description = match.severity, match.confidence, match.description
-    if detector.name != "known-secret" and severity is not Severity.LOW:  # what the user named is never downgraded
-        from .examples import in_docs_or_tests, is_example
+IN_DOCS_OR_TESTS = "in documentation, examples or tests"
 
-        if is_example(match.secret):
-            severity, confidence = Severity.LOW, "low"
-            description += " (an example or placeholder value: downgraded)"
-        elif path is not None and in_docs_or_tests(path):
-            severity, confidence = Severity.LOW, "low"
-            description += " (in documentation, examples or tests: downgraded)"
-    return Hit(
+
+def downgrade(hit: Hit, reason: str) -> Hit:
+    """``hit`` at low severity and confidence, with what it was and why it is no longer: a
+    downgrade is always visible.  Never for a known secret (what the user named) or a token whose
+    checksum proves it (a leak wherever it is)."""
+    if hit.detector == "known-secret" or hit.proven or hit.severity is Severity.LOW:
+        return hit
+    return dataclasses.replace(
+        hit,
+        severity=Severity.LOW,
+        confidence="low",
+        description=f"{hit.description} ({reason}: downgraded)",
+        downgraded_from=hit.severity,
+        downgrade_reason=reason,
+    )
+
+
+def _to_hit(detector: Detector, match: Match, line: int | None, path: str | None = None) -> Hit:
+    hit = Hit(
         rule_id=match.rule_id,
         detector=detector.name,
-        severity=severity,
-        description=description,
+        severity=match.severity,
+        description=match.description,
         secret_sha256=sha256_hex(match.secret),
         preview=redact(match.secret),
         line=line,
         secret_id=match.secret_id,
         encoding=match.encoding,
-        confidence=confidence,
+        confidence=match.confidence,
+        proven=match.proven,
     )
+    if detector.name == "known-secret" or match.proven or match.severity is Severity.LOW:
+        return hit
+    from .examples import in_docs_or_tests, is_example
+
+    if match.downgrade:
+        return downgrade(hit, match.downgrade)
+    if is_example(match.secret):
+        return downgrade(hit, "an example or placeholder value")
+    if path is not None and in_docs_or_tests(path):
+        return downgrade(hit, IN_DOCS_OR_TESTS)
+    return hit
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,20 +162,21 @@ class ContentScanner:
         return self._found(self.decoded.detectors, text, path, self._pass.scan(text))
 
     def _matches(self, data: bytes, metadata: bool = False, path: str | None = None) -> list[tuple[Detector, Match]]:
-        """Every detector's matches; a weak match inside a strong match's span is dropped."""
+        """Every detector's matches; a weak match (a secret-like name, entropy) inside a stronger match's
+        span is dropped: it is a part of what that match reports."""
         if metadata:
             found = [(d, m) for d in self.metadata_detectors for m in d.find(data, path)]
             found.extend(self.decoded.find(data, path))
         else:
             found = self._found(self.detectors, data, path, self._pass.scan(data))
             found.extend(self.decoded.find(data, path, matcher=self._decoded_text))
-        if not any(d.name in _STRENGTH for d, _ in found):
+        if not any(d.name in _WEAK for d, _ in found):
             return found
-        spans = [(m.start, m.end, _strength(d.name)) for d, m in found]
+        spans = [(m.start, m.end, _WEAK.get(d.name, 2)) for d, m in found]
         return [
             (d, m)
             for d, m in found
-            if not any(s <= m.start and m.end <= e and k > _strength(d.name) for s, e, k in spans)
+            if not any(s <= m.start and m.end <= e and k > _WEAK.get(d.name, 2) for s, e, k in spans)
         ]
 
     def scan_bytes(self, data: bytes, metadata: bool = False, path: str | None = None) -> list[Hit]:
@@ -253,21 +276,34 @@ def _read_full(stream: Readable, size: int) -> bytes:
 
 
 # Weaker evidence (a secret-like name, entropy) about a value that stronger evidence (an exact
-# known-secret match, a vendor format) already reports adds nothing and is dropped.
-_STRENGTH = {"build-arg": 1, "entropy": 0}
+# known-secret match, a vendor format) already reports adds nothing of its own: one finding.
+_STRENGTH = {"known-secret": 3, "build-arg": 1, "entropy": 0}
+_WEAK = {"build-arg": 1, "entropy": 0}  # inside a stronger match's span, a weak match is part of it: dropped
+_CONFIDENCE = {"high": 2, "medium": 1, "low": 0}
 
 
 def _strength(detector: str) -> int:
     return _STRENGTH.get(detector, 2)
 
 
+def _rank(hit: Hit) -> tuple[int, int, int, int]:
+    """What makes one hit the finding when several rules match one value: its severity, then the
+    detector's evidence, then its confidence, then a rule's (detect-secrets' plugins are a second
+    source of rules)."""
+    own = not hit.rule_id.startswith("ds-")
+    return (hit.severity.rank, _strength(hit.detector), _CONFIDENCE.get(hit.confidence, 0), own)
+
+
 def _dedupe(hits: list[Hit]) -> list[Hit]:
-    """One hit per (rule, line, secret, encoding), and none weaker than another on the same value."""
-    out: dict[tuple[object, ...], Hit] = {}
+    """One hit per value at one place (line and encoding): the strongest, listing every other rule
+    that matched it in ``also`` (an .npmrc token is a known secret, an npm token and an .npmrc
+    auth token: one finding)."""
+    groups: dict[tuple[object, ...], list[Hit]] = {}
     for hit in hits:
-        out.setdefault((hit.rule_id, hit.line, hit.secret_sha256, hit.encoding, hit.secret_id), hit)
-    best: dict[tuple[int | None, str], int] = {}
-    for h in out.values():
-        key = (h.line, h.secret_sha256)
-        best[key] = max(best.get(key, 0), _strength(h.detector))
-    return [h for h in out.values() if _strength(h.detector) >= best[(h.line, h.secret_sha256)]]
+        groups.setdefault((hit.line, hit.secret_sha256, hit.encoding or "raw"), []).append(hit)
+    out = []
+    for group in groups.values():
+        best = max(group, key=_rank)
+        others = {r for h in group for r in (h.rule_id, *h.also)} - {best.rule_id}
+        out.append(dataclasses.replace(best, also=tuple(sorted(others))) if others != set(best.also) else best)
+    return out

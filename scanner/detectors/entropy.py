@@ -38,12 +38,79 @@ NAME_LITERALS = sorted({start + ending for start, _, endings in _NAME_PARTS for 
 _LITERALS = pass_for([[caseless_literal(lit) for lit in NAME_LITERALS]])
 
 
-_TAIL = re.compile(rb"[A-Za-z0-9_.\-]{0,40}[\"']?\s*(?::=|=>|=|:)\s*[\"']?([A-Za-z0-9+/=_\-.~!@#%^&*?]{12,256})")
+# the rest of the name, the operator, and a value: quoted (the quote is group 1, and must close
+# right after the value: a literal, not an expression), or bare where the format has bare values
+_TAIL = re.compile(rb"[A-Za-z0-9_.\-]{0,40}[\"']?\s*(?::=|=>|=|:)[ \t]*([\"'`]?)([A-Za-z0-9+/=_\-.~!@#%^&*?]{12,512})")
+_CAP = 512  # a quoted value this long is taken whole even when its closing quote lies beyond
+_BARE_END = frozenset(b" \t\r\n,;}]#&")
 _PLACEHOLDER = re.compile(
     rb"(?i)^(?:x+|\*+|\.+|(?:your|my|some|example|dummy|fake|test|sample)[_\-a-z]*|changeme\w*|none|null|true|false|undefined)$"
 )
 _WORDS = re.compile(rb"^_*[A-Za-z]+(?:[\-_.]+[A-Za-z]+)*[_()]*$")
 _HEX = re.compile(rb"^[0-9a-fA-F]+$")
+_BASE62 = re.compile(rb"^[A-Za-z0-9]+$")
+_BASE64 = re.compile(rb"^[A-Za-z0-9+/_\-]+=*$")
+# code, not a value: an identifier chain or a module path (.models.v1_secret, r.password), a path
+# of words (/run/secrets/db_password), an ALL-CAPS constant name
+_CHAIN = re.compile(rb"^\.*[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+$")
+_PATH = re.compile(rb"^[.~]?/?(?:[a-z0-9_.\-]+/)+[a-z0-9_.\-]*$")
+_CONSTANT = re.compile(rb"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$")
+# camelCase, PascalCase and snake_case words, digit runs: how an identifier is made
+_CLASSES = tuple(re.compile(c) for c in (rb"[a-z]", rb"[A-Z]", rb"[0-9]", rb"[^\w]"))
+_PIECES = re.compile(rb"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
+
+# Files whose values are expressions unless quoted: source code.  In every other file (config
+# formats, shell, .env, text), and in metadata (Env, labels), a bare value is a value.
+_CODE = frozenset(
+    (
+        *(".py", ".pyi", ".pyx", ".pyc", ".pyo", ".js", ".mjs", ".cjs", ".jsx", ".ts", ".tsx", ".mts", ".cts"),
+        *(".vue", ".svelte", ".map", ".java", ".class", ".kt", ".kts", ".scala", ".groovy", ".go", ".rb", ".php"),
+        *(".c", ".h", ".cc", ".cpp", ".cxx", ".hh", ".hpp", ".cs", ".fs", ".rs", ".swift", ".m", ".mm", ".lua"),
+        *(".pl", ".pm", ".r", ".dart", ".ex", ".exs", ".erl", ".clj", ".jl", ".coffee"),
+    )
+)
+
+
+def _is_code(path: str | None) -> bool:
+    if path is None:
+        return False
+    name = path.rpartition("!/")[2].rpartition("/")[2].lower()
+    dot = name.rfind(".")
+    return dot > 0 and name[dot:] in _CODE
+
+
+def wordlike(value: bytes) -> bool:
+    """An identifier or words (clientSecretValue, Ed25519PrivateKey, default_token_name): made of
+    letter runs averaging three letters or more, with few digits.  A random value of the same
+    alphabet breaks into runs of one or two letters."""
+    pieces = _PIECES.findall(value)
+    letters = [p for p in pieces if not p.isdigit()]
+    covered = sum(len(p) for p in pieces)
+    if not letters or covered < 0.8 * len(value):
+        return False
+    digits = covered - sum(len(p) for p in letters)
+    return sum(len(p) for p in letters) / len(letters) >= 3.2 and digits <= 0.25 * len(value)
+
+
+def not_a_value(value: bytes) -> str | None:
+    """Why ``value`` is code, a name or a placeholder rather than a secret (None: it may be one)."""
+    if _PLACEHOLDER.match(value) or value.isdigit():
+        return "placeholder"
+    if _CHAIN.match(value) or _CONSTANT.match(value) or _PATH.match(value):
+        return "identifier"
+    if not _HEX.match(value) and (_WORDS.match(value) or wordlike(value)):
+        return "words"
+    return None
+
+
+def entropy_needed(value: bytes) -> tuple[str, float]:
+    """The value's alphabet and the Shannon entropy a random value of it and of its length
+    reaches with room to spare: 0.85 of log2(the characters it can hold), hex at least 3.0."""
+    n = len(value)
+    if _HEX.match(value):
+        return "hex", max(3.0, 0.8 * math.log2(min(n, 16)))
+    kind, size = ("base62", 62) if _BASE62.match(value) else ("base64", 64) if _BASE64.match(value) else ("text", 90)
+    return kind, max(3.0, 0.85 * math.log2(min(n, size)))
 
 
 def shannon_entropy(data: bytes) -> float:
@@ -71,7 +138,7 @@ def _names(data: bytes, lowered: bytes) -> Iterator[re.Match[bytes]]:
 
 class EntropyDetector(PassDetector):
     name = "entropy"
-    max_match_len = 400
+    max_match_len = 600
 
     def __init__(self, threshold: float = 3.5, hex_threshold: float = 3.0) -> None:
         self.threshold = threshold
@@ -82,6 +149,7 @@ class EntropyDetector(PassDetector):
     def find_events(self, data: bytes, path: str | None, events: list[tuple[int, int, int]]) -> Iterator[Match]:
         if not events:
             return
+        code = _is_code(path)
         lowered = data.lower()
         last_end = -1
         for name in _names(data, lowered):
@@ -91,23 +159,38 @@ class EntropyDetector(PassDetector):
             if m is None:
                 continue
             last_end = m.end()
-            value = m.group(1).rstrip(b"\"',;")
-            if len(value) < 12 or _PLACEHOLDER.match(value):
+            value = self._literal(data, m, code)
+            if value is None or not_a_value(value) is not None:
                 continue
-            is_hex = bool(_HEX.match(value))
-            limit = self.hex_threshold if is_hex else self.threshold
-            if shannon_entropy(value) < limit:
+            kind, needed = entropy_needed(value)
+            needed = max(needed, self.hex_threshold if kind == "hex" else self.threshold if len(value) >= 16 else 0)
+            if shannon_entropy(value) < needed:
                 continue
-            if not is_hex and (_WORDS.match(value) or value.isdigit()):
-                continue  # identifiers and words joined by - _ . ("quoted-string", "Content-Type")
-            if shannon_entropy(value) < 0.75 * math.log2(min(len(value), 64)):
-                continue  # too repetitive for its length (base64 holds 6 bits a character at most: capped)
+            if (
+                kind != "hex"
+                and sum(bool(re.search(c, value)) for c in (rb"[a-z]", rb"[A-Z]", rb"[0-9]", rb"[^\w]")) < 2
+            ):
+                continue  # one class of characters (all lower case, all digits): a word, a number
             yield Match(
                 rule_id="high-entropy-assignment",
                 severity=Severity.MEDIUM,
-                description=f"high-entropy value assigned to a secret-like name ({'hex' if is_hex else 'text'})",
-                start=m.start(1),
-                end=m.start(1) + len(value),
+                description=f"high-entropy value assigned to a secret-like name ({kind})",
+                start=m.start(2),
+                end=m.start(2) + len(value),
                 secret=value,
                 confidence="low",
             )
+
+    @staticmethod
+    def _literal(data: bytes, m: re.Match[bytes], code: bool) -> bytes | None:
+        """The value when it is a literal: quoted and closed right after it (or too long to see its
+        end), or bare where bare values are values (not source code) and ended by a separator."""
+        quote, value, after = m.group(1), m.group(2), data[m.end() : m.end() + 1]
+        if quote:
+            if after == quote or len(value) == _CAP:
+                return value
+            return None
+        if code or (after and after[0] not in _BARE_END):
+            return None
+        value = value.rstrip(b".,;")
+        return value if len(value) >= 12 else None

@@ -38,13 +38,27 @@ def is_example(value: bytes) -> bool:
 
 
 # documentation, examples and tests, as packaged in images: credentials there are documented
-# samples far more often than leaks (and are still reported, at low severity)
-_DOCS_OR_TESTS = re.compile(
-    r"(?:^|/)(?:usr/share/(?:doc|man|info|gtk-doc|help)|(?:[^/]*[-_.])?(?:docs?|examples?|samples?|tests?|testing|testdata|"
-    r"test_data|fixtures?|__tests__|spec|specs|demo|demos)(?:[-_.][^/]*)?)/"
-    r"|(?:^|/)[^/]*examples?[-_.][^/]*$|\.(?:md|rst|adoc|html?|ipynb|1|3|5|7|8)(?:\.gz)?(?:!/|$)",
-    re.IGNORECASE,
+# samples far more often than leaks (and are still reported, at low severity).  By directory
+# (usr/share/doc, docs/, examples/, tests/, fixtures/, __tests__/, man pages' own directories) and
+# by the names test runners and documentation tools give files: test_x.py, x_test.py, conftest.py,
+# test.js, x.test.ts, x.spec.js, x_test.go, XTest.java, x_spec.rb, README.md, x.rst, x.example,
+# .env.sample.  A version number is not a man-page section: libgnutls.so.30.34.3 is a library.
+_DIRS = (
+    r"usr/share/(?:doc|man|info|gtk-doc|help)/"
+    r"|(?:[^/]*[-_.])?(?:docs?|examples?|samples?|tests?|testing|testdata|test_data|fixtures?|__tests__|__mocks__|"
+    r"spec|specs|demo|demos)(?:[-_.][^/]*)?/"
+    r"|man/man[1-9][a-z]*/|man[1-9][a-z]*/[^/]+\.[1-9][a-z]*(?:\.gz)?(?:!/|$)"
 )
+_NAMES = (
+    r"(?:test_[^/]*|[^/]*_tests?|conftest|tests?)\.py[ic]?"  # pytest, unittest
+    r"|(?:test_[^/]*|[^/]*_tests?)\.cpython-\d+(?:\.opt-\d)?\.pyc"  # their __pycache__ copies
+    r"|[^/]*[._\-](?:test|tests|spec|specs|e2e)\.[cm]?[jt]sx?|tests?\.[cm]?[jt]sx?"  # jest, mocha, vitest
+    r"|[^/]*_test\.(?:go|rb|exs?|dart|rs|cc|cpp|c)|test_[^/]*\.rb|[^/]*_spec\.rb"
+    r"|[^/]*(?:Test|Tests|IT|Spec)\.(?:java|kt|scala|groovy|class|cs)"
+    r"|[^/]*examples?[-_.][^/]*|[^/]*\.(?:example|sample|dist|template|tmpl)"
+    r"|[^/]*\.(?:md|markdown|rst|adoc|txt\.example|html?|ipynb)(?:\.gz)?"
+)
+_DOCS_OR_TESTS = re.compile(rf"(?:^|/|!/)(?:{_DIRS})|(?:^|/|!/)(?:{_NAMES})(?:!/|$)", re.IGNORECASE)
 
 
 def in_docs_or_tests(path: str) -> bool:

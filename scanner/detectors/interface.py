@@ -30,6 +30,8 @@ class Match:
     secret_id: str | None = None
     encoding: str | None = None
     confidence: str = "high"  # high: exact or checksum-proven; medium: format in context; low: heuristics
+    proven: bool = False  # a checksum in the value proves the vendor's format
+    downgrade: str | None = None  # why this match is weaker than its rule says (a demo login, expired)
 
     def __repr__(self) -> str:  # never show the plaintext, even in a traceback or a debugger
         return f"Match(rule_id={self.rule_id!r}, start={self.start}, end={self.end}, secret=<redacted>)"

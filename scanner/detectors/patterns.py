@@ -9,6 +9,7 @@ from ..models import Severity
 from .interface import Match
 from .prefilter import PassDetector, prefilter_expression
 from .rules import BUILTIN_RULES, Rule
+from .rules.model import random_shaped
 
 _WORD = [chr(c).isalnum() or c == ord("_") for c in range(128)] + [False] * 128
 
@@ -56,18 +57,20 @@ class PatternDetector(PassDetector):
                 secret = m.group(rule.group)
                 if not secret or (rule.validate is not None and not rule.validate(secret)):
                     continue
-                severity, confidence, description = rule.severity, rule.confidence, rule.description
-                if rule.verify is not None and rule.verify(secret):  # a checksum that holds proves the format
+                if rule.structure and not random_shaped(secret):
+                    continue  # a table, a run, the alphabet: not a token of any vendor
+                severity, confidence = rule.severity, rule.confidence
+                proven = rule.verify is not None and rule.verify(secret)
+                if proven:  # a checksum that holds proves the format
                     severity, confidence = Severity.CRITICAL, "high"
-                why = rule.downgrade(m.group(0)) if rule.downgrade is not None else None
-                if why:
-                    severity, confidence, description = Severity.LOW, "low", f"{description} ({why}: downgraded)"
                 yield Match(
                     rule_id=rule.id,
                     severity=severity,
-                    description=description,
+                    description=rule.description,
                     start=m.start(rule.group),
                     end=m.end(rule.group),
                     secret=secret,
                     confidence=confidence,
+                    proven=proven,
+                    downgrade=rule.downgrade(m.group(0)) if rule.downgrade is not None and not proven else None,
                 )

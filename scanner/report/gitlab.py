@@ -61,6 +61,7 @@ def _vulnerability(f: Finding, image: ImageReport | None, layer: LayerReport | N
     if f.secret_id:
         description += f" It is the build secret `{f.secret_id}` ({f.encoding})."
     description += f" Value {f.preview}, SHA-256 {f.secret_sha256}."
+    description += "".join(f" {note[0].upper()}{note[1:]}." for note in f.notes())
     details: dict[str, Any] = {
         "image": _text("Image", image.name if image else "archive"),
         "detector": _text("Detector", f.detector),
@@ -74,6 +75,10 @@ def _vulnerability(f: Finding, image: ImageReport | None, layer: LayerReport | N
         details["created_by"] = _text("Created by", layer.created_by or "-")
     if f.status is not None:
         details["status"] = _text("Status", f.status.value)
+    if f.package is not None:
+        details["package"] = _text("Package", f.package.describe())
+    if f.also_matched:
+        details["also_matched"] = _text("Also matched", ", ".join(f.also_matched))
     location: dict[str, Any] = {"file": file, "commit": {"sha": commit or NO_COMMIT}}
     if f.line:
         location.update(start_line=f.line, end_line=f.line)
@@ -93,7 +98,8 @@ def _vulnerability(f: Finding, image: ImageReport | None, layer: LayerReport | N
             {
                 "type": "flagged-as-likely-false-positive",
                 "origin": "leakscan",
-                "description": "A documented example, a placeholder or a file under docs/, examples/ or tests/.",
+                "description": f.downgrade_reason
+                or "A documented example, a placeholder or a file under docs/, examples/ or tests/.",
             }
         ]
     return vuln

@@ -7,7 +7,8 @@ from enum import StrEnum
 
 from ..models import ScanReport
 
-SCHEMA_VERSION = "1.2"  # 1.1: confidence, suppressed findings; 1.2: files_skipped[].limit
+SCHEMA_VERSION = "1.3"  # 1.1: confidence, suppressed findings; 1.2: files_skipped[].limit;
+# 1.3: also_matched, proven, downgraded_from, downgrade_reason, package, places
 
 
 class OutputFormat(StrEnum):

@@ -29,6 +29,20 @@ def finding_dict(f: Finding) -> dict[str, Any]:
         "preview": f.preview,
         "confidence": f.confidence,
         "fingerprint": f.fingerprint,
+        "also_matched": list(f.also_matched),
+        "proven": f.proven,
+        "downgraded_from": f.downgraded_from.value if f.downgraded_from else None,
+        "downgrade_reason": f.downgrade_reason,
+        "package": None
+        if f.package is None
+        else {
+            "manager": f.package.manager,
+            "name": f.package.name,
+            "version": f.package.version,
+            "state": f.package.state,
+            "text": f.package.describe(),
+        },
+        "places": list(f.places),
         **({"suppressed_by": f.suppressed_by} if f.suppressed_by else {}),
     }
 

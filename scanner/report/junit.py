@@ -15,7 +15,7 @@ def _failure(case: ET.Element, f: Finding) -> None:
     node.text = (
         f"{where}{':' + str(f.line) if f.line else ''} status={f.status.value if f.status else '-'} "
         f"value={f.preview} sha256={f.secret_sha256} fingerprint={f.fingerprint}"
-    )
+    ) + "".join(f"\n{note}" for note in f.notes())
 
 
 class JunitRenderer(Renderer):

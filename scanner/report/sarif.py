@@ -47,12 +47,18 @@ def _result(f: Finding, index: int, layer: LayerReport | None) -> dict[str, Any]
     if f.secret_id:
         text += f"; build secret {f.secret_id!r} as {f.encoding}"
     text += f"; value {f.preview}, sha256 {f.secret_sha256[:16]}"
+    text += "".join(f"; {note}" for note in f.notes())
     props: dict[str, Any] = {
         "detector": f.detector,
         "confidence": f.confidence,
         "secretSha256": f.secret_sha256,
         "status": f.status.value if f.status else None,
         "field": f.field,
+        "alsoMatched": list(f.also_matched) or None,
+        "downgradedFrom": f.downgraded_from.value if f.downgraded_from else None,
+        "downgradeReason": f.downgrade_reason,
+        "package": f.package.describe() if f.package else None,
+        "places": list(f.places) or None,
     }
     if layer is not None:
         props.update(layerIndex=layer.index, diffId=layer.diff_id, layerDigest=layer.digest, createdBy=layer.created_by)

@@ -44,7 +44,8 @@ def _finding_line(f: Finding) -> str:
     if f.secret_id is not None:
         what += f" {f.secret_id!r} ({f.encoding})"
     detail = f"{f.preview}  sha256:{f.secret_sha256[:16]}  {f.description}"
-    return f"    {f.severity.value.upper():8} {what:32} {where}\n{'':13}{detail}"
+    notes = "".join(f"\n{'':13}{note}" for note in f.notes())
+    return f"    {f.severity.value.upper():8} {what:32} {where}\n{'':13}{detail}{notes}"
 
 
 def summary_line(report: ScanReport) -> str:

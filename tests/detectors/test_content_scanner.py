@@ -91,7 +91,7 @@ def test_hashes_and_binary_base64_are_not_decoded_into_noise() -> None:
         "GITHUB_TOKEN=ghp_" + "x" * 36,
         "DB_PASSWORD=your_password_here_please",
         "DB_PASSWORD=changeme-in-production",
-        "sk_live_" + "0123456789abcdefghijklmn",
+        "STRIPE_SECRET_KEY=sk_live_" + "0123456789abcdefghijklmn",  # no Stripe key: the .env value is a placeholder
     ],
 )
 def test_examples_and_placeholders_are_downgraded_not_dropped(text: str) -> None:

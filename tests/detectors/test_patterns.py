@@ -111,7 +111,12 @@ def test_path_bound_rules_only_in_their_files(rule_id: str, path: str, text: str
 )
 def test_demo_credentials_and_expired_tokens_are_downgraded(text: str, why: str) -> None:
     matches = [m for m in DETECTOR.find(text.encode()) if m.rule_id in ("url-password", "azure-sas-token")]
-    assert matches and all(m.severity is Severity.LOW and why in m.description for m in matches)
+    assert matches and all(m.downgrade and why in m.downgrade for m in matches)
+    hits = [h for h in ContentScanner([DETECTOR]).scan_bytes(text.encode()) if h.rule_id == matches[0].rule_id]
+    assert hits and all(
+        h.severity is Severity.LOW and h.downgraded_from is Severity.HIGH and why in (h.downgrade_reason or "")
+        for h in hits
+    )
 
 
 def test_real_looking_url_password_stays_high() -> None:

@@ -396,6 +396,7 @@ CLOUD: tuple[Rule, ...] = (
         group=1,
         validate=not_placeholder,
         max_len=4096,
+        structure=False,
     ),
     R(
         "kubernetes-client-key-data",

@@ -262,6 +262,7 @@ CODE: tuple[Rule, ...] = (
         "//registry.npmjs.org/:_authToken=${{NPM_TOKEN}}",
         group=1,
         validate=not_placeholder,
+        structure=False,
     ),
     R(
         "npmrc-auth",
@@ -284,6 +285,7 @@ CODE: tuple[Rule, ...] = (
         "//registry.example/:_password=",
         group=1,
         confidence="medium",
+        structure=False,
     ),
     R(
         "yarnrc-auth-token",
@@ -295,6 +297,7 @@ CODE: tuple[Rule, ...] = (
         "npmAuthToken: ${{NPM_TOKEN}}",
         group=1,
         validate=not_placeholder,
+        structure=False,
     ),
     R(
         "pypi-token",
@@ -375,6 +378,7 @@ CODE: tuple[Rule, ...] = (
         validate=not_placeholder,
         confidence="medium",
         paths=("*.xml",),
+        structure=False,
     ),
     R(
         "gradle-credentials",
@@ -389,6 +393,7 @@ CODE: tuple[Rule, ...] = (
         validate=not_placeholder,
         confidence="medium",
         paths=("gradle.properties", "*.gradle", "*.gradle.kts", "*.properties"),
+        structure=False,
     ),
     R(
         "composer-auth",
@@ -403,5 +408,6 @@ CODE: tuple[Rule, ...] = (
         max_len=1024,
         confidence="medium",
         paths=("auth.json", "composer.json"),
+        structure=False,
     ),
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .model import C, H, I, M, R, Rule, demo_url, docker_auth, not_placeholder
+from .model import C, H, I, M, R, Rule, demo_basic_auth, demo_url, docker_auth, not_placeholder
 
 # a key is a header, a body and a footer: a header alone is code that parses keys, not a key
 _BODY = r"[ \t]*\r?\n(?:[A-Za-z0-9\-]+:[^\n]*\r?\n)*\s*[A-Za-z0-9+/=\r\n \t]{64,16384}?-----END KIND-----"
@@ -70,6 +70,7 @@ KEYS: tuple[Rule, ...] = (
         group=1,
         validate=not_placeholder,
         downgrade=demo_url,
+        structure=False,
     ),
     R(
         "jdbc-password",
@@ -83,6 +84,7 @@ KEYS: tuple[Rule, ...] = (
         flags=I,
         validate=not_placeholder,
         confidence="medium",
+        structure=False,
     ),
     R(
         "connection-string-password",
@@ -96,6 +98,7 @@ KEYS: tuple[Rule, ...] = (
         flags=I,
         validate=not_placeholder,
         confidence="medium",
+        structure=False,
     ),
     R(
         "basic-auth-header",
@@ -108,6 +111,8 @@ KEYS: tuple[Rule, ...] = (
         group=1,
         flags=I,
         validate=docker_auth,
+        downgrade=demo_basic_auth,
+        structure=False,
     ),
     R(
         "bearer-token-header",
@@ -119,6 +124,8 @@ KEYS: tuple[Rule, ...] = (
         "Authorization: Bearer short",
         group=1,
         flags=I,
+        validate=not_placeholder,
+        structure=False,
     ),
     R(
         "netrc-password",
@@ -131,6 +138,7 @@ KEYS: tuple[Rule, ...] = (
         group=1,
         validate=not_placeholder,
         paths=(".netrc", "_netrc", "*.netrc", ".authinfo", "*.authinfo"),
+        structure=False,
     ),
     R(
         "ini-password",
@@ -145,6 +153,7 @@ KEYS: tuple[Rule, ...] = (
         validate=not_placeholder,
         confidence="medium",
         paths=("*.ini", "*.cfg", "*.conf", ".pypirc", "*.pypirc", "pip.conf", "pip.ini", "*.properties", "*.cnf"),
+        structure=False,
     ),
     R(
         "dotenv-secret",
@@ -159,6 +168,7 @@ KEYS: tuple[Rule, ...] = (
         group=1,
         validate=not_placeholder,
         confidence="medium",
+        structure=False,
     ),
     R(
         "json-secret-field",
@@ -174,6 +184,7 @@ KEYS: tuple[Rule, ...] = (
         validate=not_placeholder,
         confidence="medium",
         paths=("*.json", "*.tfstate", "*.tfstate.backup", "*.json.bak"),
+        structure=False,
     ),
     R(
         "htpasswd-hash",
@@ -184,6 +195,7 @@ KEYS: tuple[Rule, ...] = (
         "admin:$apr1${a8}${a22}",
         "admin:x:0:0:root:/root:/bin/sh",
         group=1,
+        structure=False,
     ),
     R(
         "git-credentials",
@@ -197,5 +209,6 @@ KEYS: tuple[Rule, ...] = (
         validate=not_placeholder,
         confidence="medium",
         paths=(".git-credentials", "*credentials*", "*.git-credentials"),
+        structure=False,
     ),
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import fnmatch
+import itertools
 import posixpath
 import re
 import zlib
@@ -39,6 +40,10 @@ class Rule:
     prefilter: str | None = None  # a simpler regex for the Hyperscan pass (large bounded repeats explode there)
     # given the whole match, a reason to downgrade it to low (a demo credential, an expired token)
     downgrade: Callable[[bytes], str | None] | None = field(default=None, compare=False)
+    # a vendor token is random: a value that is not (one character over and over, a sorted table,
+    # the alphabet in order) is refused (``random_shaped``).  False for free-form values (passwords
+    # in URLs and config files), where such a value is a placeholder: reported, and downgraded.
+    structure: bool = True
 
     def applies_to(self, path: str | None) -> bool:
         if path is None:
@@ -77,10 +82,42 @@ _PLACEHOLDER = re.compile(
     rb"^(?:\$\{?\w+\}?|\{\{.*\}\}|<[^>]*>|%\w+%|\*+|x+|\.+|pass(?:word)?|secret|changeme|user|token|none|null)$",
     re.IGNORECASE,
 )
+# what a free-form value (a password in a URL, a config file, a connection string) is when it is
+# code or a template rather than a value: an identifier chain (r.password, tokenBody.clientToken,
+# self.settings.db_password), a call or an index (os.environ["X"], getenv('X')), a template
+# ($X, ${X}, {{x}}, <x>, %(x)s, %s), or an ALL-CAPS name (SAS_KEY, DB_PASSWORD, PASSWORD)
+_REFERENCE = re.compile(
+    rb"^(?:[A-Za-z_$][\w$]*(?:(?:\.|\?\.|->|::)[A-Za-z_$][\w$]*)+[;,]?"
+    rb"|[\w$.\-]*[(\[].*"
+    rb"|.*(?:\$\{|\{\{|\$\(|%\(\w+\)[sdr]).*"
+    rb"|\$[A-Za-z_]\w*|%[sd]|<[^>]*>|\{[\w.\-]*\}"
+    rb"|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|[A-Z]{4,})$",
+    re.DOTALL,
+)
 
 
 def not_placeholder(value: bytes) -> bool:
-    return not _PLACEHOLDER.match(value)
+    """A free-form value that is a value: not a placeholder, not code, not a template."""
+    return not _PLACEHOLDER.match(value) and not _REFERENCE.match(value)
+
+
+def random_shaped(value: bytes) -> bool:
+    """Whether ``value`` can be a randomly generated token: refuses one character over and over
+    (base64 of zero bytes: ``AAAA...``), a sorted table (``AAAABBBCCDDEEEE...``, a lookup table in
+    a binary), the alphabet or the digits in order, and too few distinct characters."""
+    n = len(value)
+    if n < 12:
+        return True
+    if max(value.count(c) for c in set(value)) > max(0.4 * n, 7):
+        return False
+    if n >= 16 and len(set(value)) < 6:
+        return False
+    rising = ascending = longest = 0
+    for a, b in itertools.pairwise(value):
+        rising += a <= b
+        ascending = ascending + 1 if b == a + 1 else 0
+        longest = max(longest, ascending)
+    return rising < 0.85 * (n - 1) and longest < 7  # 8 characters in alphabet order: never random
 
 
 def docker_auth(value: bytes) -> bool:
@@ -116,13 +153,36 @@ def demo_url(match: bytes) -> str | None:
     m = _URL_USERPASS.search(match)
     if m is None:
         return None
-    user, password = m.group(1).lower(), m.group(2).lower()
+    if why := _demo_login(m.group(1), m.group(2)):
+        return why
+    if _DEMO_HOSTS.search(match):
+        return "an example host"
+    return None
+
+
+# RFC 7617 (and 2617 before it): "Aladdin" with the password "open sesame"
+_RFC_BASIC = frozenset({(b"aladdin", b"open sesame")})
+
+
+def demo_basic_auth(match: bytes) -> str | None:
+    """An Authorization: Basic header whose login is a documented example or a demo login."""
+    encoded = match.rsplit(None, 1)[-1]
+    try:
+        decoded = base64.b64decode(encoded + b"=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    user, _, password = decoded.partition(b":")
+    if (user.lower(), password.lower()) in _RFC_BASIC:
+        return "the RFC's example"
+    return _demo_login(user, password)
+
+
+def _demo_login(user: bytes, password: bytes) -> str | None:
+    user, password = user.lower(), password.lower()
     if password in _DEMO_PASSWORDS or (user in (b"user", b"username", b"name", b"login") and len(password) < 10):
         return "a demo credential"
     if user == b"scott" or password.startswith(b"tiger"):  # Oracle's and SQLAlchemy's documented demo login
         return "a demo credential"
-    if _DEMO_HOSTS.search(match):
-        return "an example host"
     return None
 
 
@@ -140,6 +200,14 @@ def expired_sas(match: bytes) -> str | None:
     except ValueError:
         return None
     return "expired" if expiry < datetime.date.today() else None
+
+
+def twitter_bearer(value: bytes) -> bool:
+    """An app-only bearer token is a run of A (zero bytes, URL-safe base64) and then random text
+    of its own, about 110 characters in all (developer.x.com, "OAuth 2.0 Bearer Token"): base64 of
+    a binary full of zeros, or a sorted table, is a run of A that goes on as more of the same."""
+    body = value.lstrip(b"A")
+    return 60 <= len(value) <= 200 and len(body) >= 30 and random_shaped(body) and body.count(b"A") < 0.2 * len(body)
 
 
 def base62(n: int, alphabet: bytes = _B62[0], width: int = 6) -> bytes:
@@ -215,6 +283,7 @@ def _custom_rule(spec: object, where: str) -> Rule:
         severity=severity,
         group=int(spec.get("group", 0)),
         flags=I if spec.get("ignore_case") else 0,
+        structure=bool(spec.get("random", False)),  # the user's own format: refuse non-random values only if asked
     )
     try:
         compiled = rule.compile()

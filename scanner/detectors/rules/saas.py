@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...models import Severity
-from .model import C, H, I, L, M, R, Rule
+from .model import C, H, I, L, M, R, Rule, twitter_bearer
 
 _ASSIGN = r"[\"']?\s*[:=]\s*[\"']?"
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -559,6 +559,8 @@ SAAS: tuple[Rule, ...] = (
         H,
         "AAAAAAAAAAAAAAAAAAAAA{a80}",
         "AAAAAAAAAAAAAAAAAAAAA{a5}",
+        validate=twitter_bearer,
+        structure=False,  # its prefix is a run of A: twitter_bearer checks what follows it
     ),
     R(
         "facebook-access-token",

@@ -1,0 +1,72 @@
+"""The severity policy for a finding in a file, given who installed the file.
+
+The detectors set a finding's severity from the rule and lower it for what the value or its place
+shows on its own (detectors/__init__.py: a documented example or placeholder value, a
+documentation or test file by directory or by name, a demo login, an expired token).  Here the
+package managers' records in the image (provenance.py) add what only the whole image can tell.
+Every downgrade is visible: the finding keeps ``downgraded_from`` and ``downgrade_reason``.
+
+1. A known secret (``--secret``) is never downgraded, wherever it is: the user named it.
+2. A token whose checksum proves its format (GitHub, npm) is a leak wherever it is, package or
+   not: never downgraded.
+3. A file that no package owns keeps the severity its rule gives: that is where a build writes what
+   it leaks (an app directory, a home directory, /etc, a COPY'd file).
+4. A file that a package installed and whose bytes still match the package's recorded checksum
+   (dpkg's md5sums, pip's RECORD, apk's database) is what the package ships to everyone: a value
+   in it is public, not a leak of this build.  Downgraded to low, with the package named.
+5. A file whose bytes no longer match its package's record was changed after the package
+   installed it: never downgraded (a downgrade for its documentation or test path is undone), and
+   the change is said in the finding.
+6. A file that a package owns but whose bytes cannot be checked (npm and Maven record no per-file
+   checksum, pip none for compiled files; only files read whole, up to 1 MiB, are hashed) is
+   capped at medium: the package is a strong hint, not a proof, so it no longer fails a
+   ``--fail-on high`` gate but is still reported above the documented examples.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .detectors import IN_DOCS_OR_TESTS
+from .models import Finding, Package, Severity
+
+
+def apply(finding: Finding, package: Package | None) -> Finding:
+    if package is None:
+        return finding  # 3
+    finding = dataclasses.replace(finding, package=package)
+    if finding.detector == "known-secret" or finding.proven:
+        return finding  # 1, 2
+    if package.state == "modified":  # 5
+        if finding.downgrade_reason == IN_DOCS_OR_TESTS and finding.downgraded_from is not None:
+            finding = dataclasses.replace(
+                finding,
+                severity=finding.downgraded_from,
+                confidence="medium",
+                description=finding.description.replace(f" ({IN_DOCS_OR_TESTS}: downgraded)", ""),
+                downgraded_from=None,
+                downgrade_reason=None,
+            )
+        return dataclasses.replace(
+            finding, description=f"{finding.description} (in a file changed after {_who(package)} installed it)"
+        )
+    if package.state == "unmodified":  # 4
+        return _lower(finding, Severity.LOW, f"shipped unmodified by {_who(package)}")
+    return _lower(finding, Severity.MEDIUM, f"in a file of {_who(package)}, not verifiable")  # 6
+
+
+def _who(package: Package) -> str:
+    return f"{Package.MANAGERS.get(package.manager, package.manager)} {package.name} {package.version}".rstrip()
+
+
+def _lower(finding: Finding, to: Severity, reason: str) -> Finding:
+    if finding.severity.rank <= to.rank:
+        return finding
+    return dataclasses.replace(
+        finding,
+        severity=to,
+        confidence="low",
+        description=f"{finding.description} ({reason}: downgraded)",
+        downgraded_from=finding.downgraded_from or finding.severity,
+        downgrade_reason=reason,
+    )
