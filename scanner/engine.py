@@ -274,18 +274,25 @@ _COMPILED = re.compile(r"^(?:(.*/)__pycache__/)?([^/]+?)(?:\.cpython-\d+|\.pypy\
 
 def _fold_compiled(findings: list[Finding]) -> list[Finding]:
     """A value in a ``.py`` and in the ``.pyc`` compiled from it (``__pycache__/x.cpython-311.pyc``
-    or ``x.pyc``) is one finding: the source's, naming the compiled file among its places."""
+    or ``x.pyc``) is one finding: the source's, naming the compiled file among its places.  A
+    compiled file holds the source's literals and nothing else, so a finding of the same rule in
+    the source is the same value as written there (a quoted literal's match can end elsewhere)."""
     compiled: dict[int, str] = {}
     for k, f in enumerate(findings):
         if f.path is not None and (m := _COMPILED.match(f.path)) and "!/" not in f.path:
             compiled[k] = f"{m.group(1) or (f.path.rpartition('/')[0] + '/' if '/' in f.path else '')}{m.group(2)}.py"
     if not compiled:
         return findings
-    sources = {(f.path, f.secret_sha256): k for k, f in enumerate(findings) if k not in compiled}
+    sources: dict[tuple[str | None, str], int] = {}
+    for k, f in enumerate(findings):
+        if k not in compiled:
+            sources.setdefault((f.path, f.secret_sha256), k)
+            sources.setdefault((f.path, f.rule_id), k)  # the literal as written: quoting can change a match's ends
     places: dict[int, list[str]] = {}
     folded = set()
     for k, source in compiled.items():
-        if (target := sources.get((source, findings[k].secret_sha256))) is not None:
+        target = sources.get((source, findings[k].secret_sha256), sources.get((source, findings[k].rule_id)))
+        if target is not None:
             places.setdefault(target, []).append(findings[k].path or "")
             folded.add(k)
     return [

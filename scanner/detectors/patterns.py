@@ -60,6 +60,8 @@ class PatternDetector(PassDetector):
                 if rule.structure and not random_shaped(secret):
                     continue  # a table, a run, the alphabet: not a token of any vendor
                 severity, confidence = rule.severity, rule.confidence
+                if not rule.structure and confidence == "high":
+                    confidence = "medium"  # a free-form value in its context: a vendor's format says more
                 proven = rule.verify is not None and rule.verify(secret)
                 if proven:  # a checksum that holds proves the format
                     severity, confidence = Severity.CRITICAL, "high"

@@ -117,7 +117,8 @@ def random_shaped(value: bytes) -> bool:
         rising += a <= b
         ascending = ascending + 1 if b == a + 1 else 0
         longest = max(longest, ascending)
-    return rising < 0.85 * (n - 1) and longest < 7  # 8 characters in alphabet order: never random
+    sorted_ = rising >= 0.9 * (n - 1) if n >= 24 else rising == n - 1  # a short random value can rise by chance
+    return not sorted_ and longest < 7  # 8 characters in alphabet order: never random
 
 
 def docker_auth(value: bytes) -> bool:

@@ -1,0 +1,197 @@
+"""Package provenance and the severity policy (scanner/provenance.py, scanner/policy.py), on
+images whose package records are written by hand: dpkg, pip, npm and apk, a file changed after its
+package installed it, a file no package owns, a known secret and a checksum-proven token."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import random
+import string
+import zlib
+from pathlib import Path
+
+from scanner import ScanOptions, scan_image
+from scanner.detectors import KnownValue
+from scanner.detectors.rules.model import base62
+from scanner.models import Finding, Severity
+from scanner.report import OutputFormat, renderer_for
+from scanner.sources import open_source
+from tests.support.tars import docker_archive, layer_tar, zip_of
+
+rng = random.Random(os.urandom(8))
+
+
+def _token(n: int) -> str:
+    return "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(n))
+
+
+def _github_token(proven: bool) -> str:
+    body = _token(30)
+    check = base62(zlib.crc32(body.encode()) & 0xFFFFFFFF).decode() if proven else _token(6)
+    return f"ghp_{body}{check}"
+
+
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def _scan(tmp_path: Path, layers: list[bytes], known: tuple[KnownValue, ...] = ()) -> list[Finding]:
+    archive = tmp_path / "image.tar"
+    archive.write_bytes(docker_archive(layers))
+    report = scan_image(open_source(str(archive)), ScanOptions(known=known))
+    assert report.complete, report.problems
+    return list(report.findings)
+
+
+def _by_path(findings: list[Finding]) -> dict[str, Finding]:
+    out: dict[str, Finding] = {}
+    for f in findings:
+        assert f.path is not None
+        assert f.path not in out, f"two findings in {f.path}: {[g.rule_id for g in findings if g.path == f.path]}"
+        out[f.path] = f
+    return out
+
+
+def test_dpkg_files_verified_against_md5sums(tmp_path: Path) -> None:
+    shipped = f'AUTH = "Authorization: Bearer {_token(32)}"\n'.encode()
+    changed_before = b"# settings\n"
+    changed_after = changed_before + f"API_TOKEN={_github_token(False)}\n".encode()
+    proven = f"token = {_github_token(True)}\n".encode()
+    base = layer_tar(
+        [
+            ("usr/lib/python3/dist-packages/acme/auth.py", shipped),
+            ("usr/share/acme/settings.conf", changed_before),
+            ("usr/share/acme/proven.txt", proven),
+            ("usr/bin/acme-tool", shipped),  # dpkg records bin/acme-tool: Debian's merged /usr
+            (
+                "var/lib/dpkg/status",
+                b"Package: python3-acme\nStatus: install ok installed\nVersion: 2.1-3\n\n"
+                b"Package: unrelated\nStatus: install ok installed\nVersion: 1\n",
+            ),
+            (
+                "var/lib/dpkg/info/python3-acme.md5sums",
+                f"{_md5(shipped)}  usr/lib/python3/dist-packages/acme/auth.py\n"
+                f"{_md5(changed_before)}  usr/share/acme/settings.conf\n"
+                f"{_md5(proven)}  usr/share/acme/proven.txt\n"
+                f"{_md5(shipped)}  bin/acme-tool\n".encode(),
+            ),
+            ("var/lib/dpkg/info/python3-acme.list", b"/usr/lib/python3/dist-packages/acme/auth.py\n/bin/acme-tool\n"),
+        ]
+    )
+    app = f"GITHUB_TOKEN={_github_token(False)}\n".encode()
+    top = layer_tar([("usr/share/acme/settings.conf", changed_after), ("srv/app/.env", app)])
+    found = _by_path(_scan(tmp_path, [base, top]))
+
+    unmodified = found["usr/lib/python3/dist-packages/acme/auth.py"]
+    assert unmodified.severity is Severity.LOW and unmodified.downgraded_from is Severity.HIGH
+    assert unmodified.package is not None
+    assert unmodified.package.describe() == "Debian package python3-acme 2.1-3, unmodified"
+    assert unmodified.downgrade_reason == "shipped unmodified by Debian package python3-acme 2.1-3"
+    assert found["usr/bin/acme-tool"].package == unmodified.package
+
+    modified = found["usr/share/acme/settings.conf"]
+    assert modified.severity is Severity.HIGH and modified.downgraded_from is None
+    assert modified.package is not None and modified.package.state == "modified"
+    assert "changed after Debian package python3-acme 2.1-3 installed it" in modified.description
+
+    assert found["usr/share/acme/proven.txt"].severity is Severity.CRITICAL  # a proven token: wherever it is
+    assert found["usr/share/acme/proven.txt"].package is not None
+
+    unowned = found["srv/app/.env"]
+    assert unowned.severity is Severity.HIGH and unowned.package is None
+
+
+def test_a_known_secret_in_a_package_file_is_never_downgraded(tmp_path: Path) -> None:
+    secret = _token(24)
+    shipped = f"password = {secret}\n".encode()
+    layer = layer_tar(
+        [
+            ("etc/acme.conf", shipped),
+            ("var/lib/dpkg/status", b"Package: acme\nStatus: install ok installed\nVersion: 1.0\n"),
+            ("var/lib/dpkg/info/acme.md5sums", f"{_md5(shipped)}  etc/acme.conf\n".encode()),
+        ]
+    )
+    (finding,) = _scan(tmp_path, [layer], known=(KnownValue("db", "whole", secret.encode()),))
+    assert (finding.rule_id, finding.severity, finding.downgraded_from) == ("known-secret", Severity.CRITICAL, None)
+    assert finding.package is not None and finding.package.state == "unmodified"
+
+
+def test_pip_record_npm_package_and_maven_artifact(tmp_path: Path) -> None:
+    module = f'EXAMPLE_HEADER = "Authorization: Bearer {_token(32)}"\n'.encode()
+    digest = base64.urlsafe_b64encode(hashlib.sha256(module).digest()).rstrip(b"=").decode()
+    site = "opt/venv/lib/python3.11/site-packages"
+    bundle = f'const h = "Authorization: Bearer {_token(32)}";\n'.encode()
+    jar = zip_of(
+        {
+            "META-INF/maven/org.acme/acme-client/pom.properties": b"groupId=org.acme\nartifactId=acme-client\n"
+            b"version=4.2.0\n",
+            "org/acme/defaults.properties": f"auth.header=Authorization: Bearer {_token(32)}\n".encode(),
+        }
+    )
+    layer = layer_tar(
+        [
+            (f"{site}/acme/client.py", module),
+            (f"{site}/acme/__pycache__/client.cpython-311.pyc", b"\xa7\r\r\n" + bytes(12) + module),
+            (
+                f"{site}/acme_client-1.4.0.dist-info/RECORD",
+                f"acme/client.py,sha256={digest},{len(module)}\nacme/__pycache__/client.cpython-311.pyc,,\n".encode(),
+            ),
+            ("app/node_modules/acme-http/package.json", b'{"name": "acme-http", "version": "3.0.1"}'),
+            ("app/node_modules/acme-http/lib/index.js", bundle),
+            ("app/lib/acme-client.jar", jar),
+        ]
+    )
+    found = _by_path(_scan(tmp_path, [layer]))
+
+    py = found[f"{site}/acme/client.py"]
+    assert py.package is not None and py.package.describe() == "Python package acme-client 1.4.0, unmodified"
+    assert py.severity is Severity.LOW
+    assert py.places == (f"{site}/acme/__pycache__/client.cpython-311.pyc",)  # one finding, both places
+
+    js = found["app/node_modules/acme-http/lib/index.js"]  # npm records no checksum: capped at medium
+    assert (
+        js.package is not None
+        and js.package.describe() == "npm package acme-http 3.0.1, not verified: no checksum to compare with"
+    )
+    assert js.severity is Severity.MEDIUM and js.downgraded_from is Severity.HIGH
+
+    member = found["app/lib/acme-client.jar!/org/acme/defaults.properties"]
+    assert member.package is not None and (member.package.manager, member.package.name) == (
+        "maven",
+        "org.acme:acme-client",
+    )
+    assert member.severity is Severity.MEDIUM
+
+
+def test_every_format_shows_the_package(tmp_path: Path) -> None:
+    shipped = f"Authorization: Bearer {_token(32)}\n".encode()
+    layer = layer_tar(
+        [
+            ("usr/share/acme/headers.txt", shipped),
+            ("var/lib/dpkg/status", b"Package: acme\nStatus: install ok installed\nVersion: 1.0\n"),
+            ("var/lib/dpkg/info/acme.md5sums", f"{_md5(shipped)}  usr/share/acme/headers.txt\n".encode()),
+        ]
+    )
+    archive = tmp_path / "image.tar"
+    archive.write_bytes(docker_archive([layer]))
+    report = scan_image(open_source(str(archive)))
+    for fmt in OutputFormat:
+        text = renderer_for(fmt).render(report)
+        assert "Debian package acme 1.0, unmodified" in text, fmt
+        assert shipped.split()[-1].decode() not in text, fmt  # never the value
+
+
+def test_apk_database(tmp_path: Path) -> None:
+    shipped = f"Authorization: Bearer {_token(32)}\n".encode()
+    sha1 = base64.b64encode(hashlib.sha1(shipped).digest()).decode()
+    layer = layer_tar(
+        [
+            ("usr/share/acme/headers.txt", shipped),
+            ("lib/apk/db/installed", f"P:acme\nV:1.2-r0\nF:usr/share/acme\nR:headers.txt\nZ:Q1{sha1}\n\n".encode()),
+        ]
+    )
+    (finding,) = _scan(tmp_path, [layer])
+    assert finding.package is not None and finding.package.describe() == "Alpine package acme 1.2-r0, unmodified"
+    assert finding.severity is Severity.LOW
