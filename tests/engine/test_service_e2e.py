@@ -204,3 +204,37 @@ def test_redis_workers_share_jobs_and_layers_and_survive_a_kill(
             for w in workers:
                 w.kill(signal.SIGTERM)
         wait_for(lambda: all(w.proc is None or w.proc.poll() is not None for w in workers), 30, lambda: "workers")
+
+
+def test_a_registry_killed_mid_layer_ends_in_a_complete_report_after_it_returns(
+    engine: str, big_image: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Issue 21: the registry stops while a worker reads the big layer; the cut is transient, the
+    job is retried with backoff once the registry is back on the same port, and ends done and
+    complete (never done and incomplete because of the network)."""
+    require("docker-registry", *registry_available())
+    work = tmp_path_factory.mktemp("flaky")
+    port = free_port()
+    hook = (f"http://127.0.0.1:{port}/hooks/distribution", TOKEN)
+    addr = f"127.0.0.1:{free_port()}"
+    service: Service | None = None
+    try:
+        with run_registry(work / "registry", notify=hook, addr=addr) as reg:
+            config = write_config(work / "service.toml", work / "data", [reg.host], workers=1, retry_backoff=1.0)
+            service = start_service(work, config, port)
+            digest = push(big_image, reg, "team/flaky:1")
+            service.job_for(digest, timeout=120, states=("running",))
+            time.sleep(0.5)  # the manifests are read; the worker is inside the big layer
+            first = service.get(f"/api/v1/jobs/{digest}")
+            assert first["status"] == "running" and first["attempts"] == 1, first
+        # the registry is stopped here, in the middle of the download
+        time.sleep(1.0)
+        mid = service.get(f"/api/v1/jobs/{digest}")
+        assert mid["status"] in ("queued", "running") and mid["complete"] is None, mid
+        with run_registry(work / "registry", addr=addr):
+            job = service.job_for(digest, timeout=180)
+        assert job["status"] == "done" and job["complete"] is True, job
+        assert job["attempts"] >= 2 and job["error"] is None, job
+    finally:
+        if service is not None:
+            service.server.kill(signal.SIGTERM)
