@@ -77,14 +77,18 @@ class ServiceConfig:
     def allowed(self, host: str) -> RegistryEntry | None:
         return self.registries.get(host.lower())
 
-    def registry_options(self, host: str, credentials: Credentials | None = None) -> RegistryOptions:
-        """Options for one allow-listed registry; the Docker config of the machine is never read."""
+    def registry_options(
+        self, host: str, credentials: Credentials | None = None, authorization: str | None = None
+    ) -> RegistryOptions:
+        """Options for one allow-listed registry; the Docker config of the machine is never read.
+        ``credentials`` or ``authorization`` (a Harbor scan request's) replace the configured ones."""
         entry = self.registries[host.lower()]
         return RegistryOptions(
             all_platforms=True,
             insecure=(entry.host,) if entry.insecure else (),
-            credentials=credentials or entry.credentials,
+            credentials=credentials or (None if authorization else entry.credentials),
             config_dir=str(self.data_dir / "no-docker-config"),
+            authorization=authorization,
         )
 
 

@@ -7,8 +7,6 @@ execution, so a job whose worker keeps dying ends failed instead of looping.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import os
 import socket
@@ -24,10 +22,10 @@ from ..errors import LeakscanError, RegistryUnavailable
 from ..models import ScanReport
 from ..report import OutputFormat, renderer_for
 from ..report.json import summary_dict
-from ..sources.reference import Credentials
 from ..sources.registry import RegistrySource
 from . import notify
 from .config import ServiceConfig
+from .harbor import harbor_auth
 from .store import Job, JobResult, Store
 
 log = logging.getLogger("leakscan.service")
@@ -35,22 +33,6 @@ log = logging.getLogger("leakscan.service")
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 100000}"
-
-
-def harbor_credentials(authorization: str | None) -> Credentials | None:
-    """Harbor's ``registry.authorization``: ``Basic base64(robot:secret)``."""
-    if not authorization:
-        return None
-    scheme, _, value = authorization.partition(" ")
-    if scheme.lower() != "basic":
-        raise LeakscanError("the scan request's registry authorization is not Basic; only Basic is supported")
-    try:
-        user, sep, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        raise LeakscanError("the scan request's registry authorization is not base64 of user:password") from None
-    if not sep:
-        raise LeakscanError("the scan request's registry authorization is not base64 of user:password")
-    return Credentials(user, password)
 
 
 def summarize(report: ScanReport) -> dict[str, object]:
@@ -121,7 +103,8 @@ class Runner:
     def _scan(self, job: Job) -> JobResult:
         if self.config.allowed(job.registry) is None:  # checked on arrival too; the store may be older
             raise LeakscanError(f"registry {job.registry} is not on the allow-list")
-        options = self.config.registry_options(job.registry, harbor_credentials(job.auth))
+        auth = harbor_auth(job.auth)
+        options = self.config.registry_options(job.registry, auth.credentials, auth.authorization)
         source = RegistrySource(job.ref, options)
         report = scan_image(
             source,

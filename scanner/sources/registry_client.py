@@ -52,7 +52,7 @@ class Client:
         self.session.headers["User-Agent"] = "leakscan"
         self.session.trust_env = False  # no proxies or .netrc from the environment: only what we are told
         self.verify: bool | str = options.ca_bundle or not self.insecure
-        self.auth_header: str | None = None
+        self.auth_header: str | None = options.authorization
         self._creds: Credentials | None = None
         self._creds_loaded = False
         self.base = self._base_url()
