@@ -61,6 +61,7 @@ class ServiceConfig:
     secrets: tuple[str, ...] = ()  # --secret specs checked in every image
     scan_timeout: float = 1800.0
     scan_jobs: int = 1  # detector processes per scan (leakscan worker only; embedded workers scan in-process)
+    index_wait: float = 2.0  # an index job looks again this often while its platform images' jobs run
 
     def __repr__(self) -> str:  # the dataclass repr would print tokens and passwords
         where = f"data_dir={str(self.data_dir)!r}, registries={sorted(self.registries)}"
@@ -151,6 +152,7 @@ def load_config(path: Path | None, **overrides: Any) -> ServiceConfig:
         "max_body",
         "max_events",
         "public_url",
+        "index_wait",
     ):
         if key in svc:
             values[key] = type(getattr(ServiceConfig, key))(svc[key])

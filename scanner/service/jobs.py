@@ -29,6 +29,11 @@ from .harbor import harbor_auth
 from .store import Job, JobResult, Store
 
 log = logging.getLogger("leakscan.service")
+WAITING = ("queued", "running")
+
+
+class _Waiting(Exception):
+    """An index whose platform images are being scanned by jobs of their own: scanned after them."""
 
 
 def worker_name() -> str:
@@ -70,6 +75,11 @@ class Runner:
         beat.start()
         try:
             result = self._scan(job)
+        except _Waiting:
+            log.info("job %s: an index; waiting for its platform images' own jobs", job.id)
+            self.store.defer(job.id, self.config.index_wait)
+            self.requeue(job.id, self.config.index_wait)
+            return
         except RegistryUnavailable as exc:
             if job.attempts >= self.config.max_attempts:
                 self.store.fail(job.id, f"gave up after {job.attempts} attempts: {exc.message}")
@@ -106,6 +116,13 @@ class Runner:
         auth = harbor_auth(job.auth)
         options = self.config.registry_options(job.registry, auth.credentials, auth.authorization)
         source = RegistrySource(job.ref, options)
+        # One scan per platform image: an index waits for the jobs its images have of their own
+        # (the registry notifies each manifest of a multi-platform push), then takes their layers
+        # from the shared layer cache; an image without a job of its own is scanned here, once.
+        for digest in source.children():
+            child = self.store.by_digest(digest)
+            if child is not None and child.id != job.id and child.status in WAITING:
+                raise _Waiting
         report = scan_image(
             source,
             ScanOptions(

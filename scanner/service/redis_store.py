@@ -150,6 +150,14 @@ class RedisStore(Store):
             ),
         )
 
+    def defer(self, job_id: str, delay: float) -> None:
+        self._mutate(
+            job_id,
+            lambda j: dataclasses.replace(
+                j, status="queued", not_before=time.time() + delay, attempts=max(j.attempts - 1, 0), worker=None
+            ),
+        )
+
     def fail(self, job_id: str, reason: str) -> None:
         self._mutate(job_id, lambda j: dataclasses.replace(j, status="failed", error=reason, auth=None))
 

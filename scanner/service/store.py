@@ -113,6 +113,11 @@ class Store(ABC):
     def retry(self, job_id: str, delay: float, reason: str) -> None: ...
 
     @abstractmethod
+    def defer(self, job_id: str, delay: float) -> None:
+        """Back to the queue for ``delay`` seconds, the execution not counted (an index job waiting
+        for its platform images' own jobs)."""
+
+    @abstractmethod
     def fail(self, job_id: str, reason: str) -> None: ...
 
     @abstractmethod
@@ -284,6 +289,11 @@ class SqliteStore(Store):
 
     def retry(self, job_id: str, delay: float, reason: str) -> None:
         self._update(job_id, "status='queued', not_before=?, error=?, worker=NULL", time.time() + delay, reason)
+
+    def defer(self, job_id: str, delay: float) -> None:
+        self._update(
+            job_id, "status='queued', not_before=?, attempts=MAX(attempts-1, 0), worker=NULL", time.time() + delay
+        )
 
     def fail(self, job_id: str, reason: str) -> None:
         self._update(job_id, "status='failed', error=?, auth=NULL", reason)

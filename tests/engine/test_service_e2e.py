@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -19,9 +21,9 @@ import pytest
 from tests.support.expected import check_leaky_doc
 from tests.support.images import LeakyImage, ensure_base_image
 from tests.support.redis import redis_available, run_redis
-from tests.support.registry import Registry, registry_available, run_registry
+from tests.support.registry import Registry, multiarch_layout, registry_available, run_registry
 from tests.support.service import TOKEN, Proc, Service, free_port, start_service, wait_for, write_config
-from tests.support.services import docker_cli, require
+from tests.support.services import docker_cli, require, skopeo
 
 pytestmark = pytest.mark.engine
 BIG_TAG = "leakscan-test-big:1"
@@ -112,6 +114,53 @@ def test_a_push_gives_a_stored_report_within_seconds(embedded: Stack, leaky: Lea
     assert [j["id"] for j in jobs if j["digest"] == digest] == [job["id"]]
     metrics = embedded.service.request("/metrics")[1].decode()
     assert 'leakscan_webhooks_total{kind="distribution",outcome="202"}' in metrics
+
+
+def test_a_two_platform_push_is_scanned_once_per_platform(
+    engine: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Issue 21: skopeo pushes an index and its two images; the registry notifies all three, and
+    three workers could take them at once. Each image's job walks its layer; the index job waits
+    for them and takes both layers from the layer cache (no layer walked twice); its report covers
+    both platforms."""
+    require("docker-registry", *registry_available())
+    require("skopeo", shutil.which("skopeo") is not None, "skopeo is not installed")
+    work = tmp_path_factory.mktemp("multi")
+    gh = "ghp_" + secrets.token_hex(18)
+    slow = os.urandom(24 << 20)  # a layer that takes a worker a moment
+    layout = multiarch_layout(
+        work / "layout",
+        {
+            "linux/amd64": {"app/amd64.env": f"GITHUB_TOKEN={gh}\n".encode(), "data/a.bin": slow},
+            "linux/arm64": {"app/arm64.env": b"DEBUG=1\n", "data/b.bin": slow[::-1]},
+        },
+    )
+    port = free_port()
+    with run_registry(work / "registry", notify=(f"http://127.0.0.1:{port}/hooks/distribution", TOKEN)) as reg:
+        config = write_config(work / "service.toml", work / "data", [reg.host], workers=3, index_wait=0.5)
+        service = start_service(work, config, port)
+        try:
+            digest_file = work / "digest"
+            skopeo(
+                "copy", "--all", "--dest-tls-verify=false", "--digestfile", str(digest_file),
+                f"oci:{layout}:multi", f"docker://{reg.host}/team/multi:1",
+            )  # fmt: skip
+            index = digest_file.read_text().strip()
+            job = service.job_for(index, timeout=180)
+            assert job["status"] == "done" and job["complete"] is True, job
+            platforms = {p["platform"]: p["manifest_digest"] for p in job["summary"]["platforms"]}
+            assert set(platforms) == {"linux/amd64", "linux/arm64"}
+            children = [service.job_for(d, timeout=60) for d in platforms.values()]
+            assert all(c["status"] == "done" and c["complete"] for c in children), children
+            assert [c["summary"]["cached_layers"] for c in children] == [0, 0]  # each walked its own layer
+            assert job["summary"]["cached_layers"] == 2, job["summary"]  # the index walked none
+            status, body = service.request(f"/api/v1/jobs/{index}/report?format=json")
+            assert status == 200 and gh.encode() not in body
+            doc = json.loads(body)
+            found = {(i["platform"], f["path"]) for i in doc["images"] for la in i["layers"] for f in la["findings"]}
+            assert ("linux/amd64", "app/amd64.env") in found
+        finally:
+            service.server.kill(signal.SIGTERM)
 
 
 def test_a_worker_killed_mid_scan_loses_no_job(embedded: Stack, big_image: str) -> None:

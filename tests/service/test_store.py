@@ -125,3 +125,14 @@ def test_sqlite_claim_takes_due_jobs_and_expired_leases(tmp_path: Path) -> None:
     assert again is not None and again.attempts == 2
     # a second connection (another worker process) sees the same data
     assert SqliteStore(tmp_path / "db.sqlite3").get(job.id).worker == "w2"  # type: ignore[union-attr]
+
+
+def test_defer_requeues_without_counting_the_execution(store: Store) -> None:
+    job, _ = store.submit(E1, "distribution")
+    started = store.start(job.id, "w", 30)
+    assert started is not None and started.attempts == 1
+    store.defer(job.id, 60)
+    waiting = store.get(job.id)
+    assert waiting is not None and waiting.status == "queued" and waiting.attempts == 0
+    assert waiting.not_before > time.time() + 50 and waiting.worker is None
+    assert store.counts()["queued"] == 1 and store.counts()["running"] == 0
