@@ -7,6 +7,7 @@ execution, so a job whose worker keeps dying ends failed instead of looping.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -15,9 +16,9 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .. import __version__
 from ..cache import CacheBackend
-from ..detectors import KnownValue, SecretSpec, load_known_values
-from ..engine import ScanOptions, scan_image
+from ..engine import ScanOptions, ruleset_fingerprint, scan_image
 from ..errors import LeakscanError, RegistryUnavailable
 from ..models import ScanReport
 from ..report import OutputFormat, renderer_for
@@ -44,6 +45,7 @@ def summarize(report: ScanReport) -> dict[str, object]:
     return {
         **summary_dict(report),
         "rules": sorted({f.rule_id for f in report.findings}),
+        "fingerprints": sorted({f.fingerprint for f in report.findings}),  # hashes: what a rescan compares
         "platforms": [{"platform": i.platform, "manifest_digest": i.manifest_digest} for i in report.images],
     }
 
@@ -57,10 +59,12 @@ class Runner:
     store: Store
     cache: CacheBackend | None = None
     requeue: Callable[[str, float], None] = lambda job_id, delay: None
-    known: list[KnownValue] = field(default_factory=list)
+    options: ScanOptions = field(default_factory=ScanOptions)
+    ruleset: str = ""
 
     def __post_init__(self) -> None:
-        self.known = load_known_values([SecretSpec.parse(s) for s in self.config.secrets])
+        self.options = self.config.scan_options()
+        self.ruleset = ruleset_fingerprint(self.options)
 
     def backoff(self, attempts: int) -> float:
         return float(min(self.config.retry_backoff * 2 ** max(attempts - 1, 0), self.config.retry_backoff_max))
@@ -101,7 +105,17 @@ class Runner:
             stop.set()
         self.store.finish(job.id, result)
         if result.findings and self.config.notify_url:
-            notify.send(self.config, self.store.get(job.id) or job)
+            new = self._new_findings(job, result)
+            if new is None or new:  # a rescan alerts only for what its previous report did not have
+                notify.send(self.config, self.store.get(job.id) or job, new)
+
+    def _new_findings(self, job: Job, result: JobResult) -> list[str] | None:
+        """A rescan: the fingerprints of its findings that the report it replaces did not have."""
+        previous = self.store.get(job.previous) if job.previous else None
+        if previous is None:
+            return None
+        before = set(previous.summary.get("fingerprints", []))
+        return [f for f in result.summary.get("fingerprints", []) if f not in before]
 
     def _heartbeat(self, job_id: str, worker: str, stop: threading.Event) -> None:
         while not stop.wait(self.config.lease / 3):
@@ -125,8 +139,8 @@ class Runner:
                 raise _Waiting
         report = scan_image(
             source,
-            ScanOptions(
-                known=tuple(self.known),
+            dataclasses.replace(
+                self.options,
                 cache_dir=self.config.cache_dir if self.cache is None else None,
                 cache_backend=self.cache,
                 timeout=self.config.scan_timeout,
@@ -136,4 +150,4 @@ class Runner:
         if job.digest is None and len(report.images) == 1 and report.images[0].manifest_digest:
             self.store.set_digest(job.id, report.images[0].manifest_digest)
         reports = {fmt.value: renderer_for(fmt).render(report) for fmt in OutputFormat}
-        return JobResult(len(report.findings), report.complete, summarize(report), reports)
+        return JobResult(len(report.findings), report.complete, summarize(report), reports, self.ruleset, __version__)

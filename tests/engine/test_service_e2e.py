@@ -14,6 +14,7 @@ import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -287,3 +288,86 @@ def test_a_registry_killed_mid_layer_ends_in_a_complete_report_after_it_returns(
     finally:
         if service is not None:
             service.server.kill(signal.SIGTERM)
+
+
+ACME_RULE = """
+[rules]
+[[rules.custom]]
+id = "acme-deploy-token"
+description = "ACME deploy token"
+regex = "acmedeploy_[a-z]{24}"
+keywords = ["acmedeploy_"]
+severity = "high"
+"""
+
+
+def test_a_rule_change_rescans_stored_images_and_alerts_on_what_is_new(
+    engine: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Issue 21: an image scanned under the built-in rules holds a token only a custom rule knows.
+    The rule is added to the service's config; on restart the report is stale (API and /metrics),
+    a rescan is queued, finds the token, and the alert names it as new."""
+    from tests.test_registry_client import _Server  # a loopback HTTP server
+
+    require("docker-registry", *registry_available())
+    require("skopeo", shutil.which("skopeo") is not None, "skopeo is not installed")
+    work = tmp_path_factory.mktemp("rescan")
+    token = "acmedeploy_" + "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(24))
+    layout = multiarch_layout(work / "layout", {"linux/amd64": {"app/acme.env": f"ACME={token}\n".encode()}})
+    alerts: list[bytes] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            alerts.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(204)
+            self.end_headers()
+
+    receiver = _Server(Receiver)
+    port = free_port()
+    notify = f'\n[notify]\nurl = "http://{receiver.host}/alert"\n'
+    try:
+        with run_registry(work / "registry", notify=(f"http://127.0.0.1:{port}/hooks/distribution", TOKEN)) as reg:
+            config = write_config(work / "service.toml", work / "data", [reg.host], workers=1, rescan_per_minute=0)
+            config.write_text(config.read_text() + notify)
+            service = start_service(work, config, port)
+            try:
+                digest_file = work / "digest"
+                skopeo(
+                    "copy", "--dest-tls-verify=false", "--digestfile", str(digest_file),
+                    f"oci:{layout}:multi", f"docker://{reg.host}/team/acme:1",
+                )  # fmt: skip
+                digest = digest_file.read_text().strip()
+                first = service.job_for(digest)
+                assert first["status"] == "done" and "acme-deploy-token" not in first["summary"]["rules"], first
+                assert service.get("/api/v1/rescans")["stale"] == 0
+            finally:
+                service.server.kill(signal.SIGTERM)
+            # the rule is added; the service restarts without workers or rescans: the report is stale
+            config.write_text(config.read_text() + ACME_RULE)
+            service = start_service(work, config, port, "--workers", "0")
+            try:
+                assert service.get("/api/v1/rescans")["stale"] == 1
+                assert "leakscan_reports_stale 1.0" in service.request("/metrics")[1].decode()
+            finally:
+                service.server.kill(signal.SIGTERM)
+            config.write_text(config.read_text().replace("rescan_per_minute = 0", "rescan_per_minute = 60"))
+            service = start_service(work, config, port)
+            try:
+                wait_for(lambda: service.get(f"/api/v1/jobs/{digest}")["id"] != first["id"], 30, lambda: "no rescan")
+                job = service.job_for(digest, timeout=120)
+                assert job["status"] == "done" and job["source"] == "rescan" and job["previous"] == first["id"], job
+                assert "acme-deploy-token" in job["summary"]["rules"] and job["ruleset"] != first["ruleset"]
+                assert service.get("/api/v1/rescans")["stale"] == 0
+                status, body = service.request(f"/api/v1/jobs/{digest}/report?format=json")
+                assert status == 200 and token.encode() not in body
+                wait_for(lambda: len(alerts) >= 1, 30, lambda: f"alerts: {alerts}")
+                assert token.encode() not in b"".join(alerts) and token not in service.server.text()
+                doc = json.loads(alerts[-1])
+                assert doc["event"] == "leakscan.rescan.new_findings" and doc["new_findings"] == 1, doc
+            finally:
+                service.server.kill(signal.SIGTERM)
+    finally:
+        receiver.close()
