@@ -153,6 +153,12 @@ def _vouched_scans(source: ImageSource, cache: LayerCache | None) -> tuple[str, 
     return config_digest, scans
 
 
+def ruleset_fingerprint(options: ScanOptions) -> str:
+    """What a report depends on besides the image: leakscan's version and code, the rules, the
+    known values (as hashes of hashes) and the limits.  A report made under another is stale."""
+    return _cache_namespace(options)
+
+
 def _cache_namespace(options: ScanOptions) -> str:
     """Everything a layer's result depends on; secrets only as hashes of hashes."""
     return namespace(

@@ -59,6 +59,10 @@ class ExpansionLimit(Exception):
     pass
 
 
+MEMBER_FLOOR = 64 << 20  # what any file or member may expand to, whatever its ratio
+MEMBER_RESERVE = 64 << 20  # ... less this much (at most half of what is left), kept for its siblings
+
+
 class _Budget(RawReader):
     """Counts bytes read out of decompressors and archives against the file's budget."""
 
@@ -124,7 +128,7 @@ class _State:
     skips: list[Skip] = field(default_factory=list)
     files: int = 0
     expanded: int = 0
-    budget: int = 0
+    budget: int = 0  # ``expanded`` may not pass this: the limit of the innermost member being read
 
 
 WHOLE_MEMBER = 1 << 20  # a plain member up to this size (and the scanner's window) is read whole
@@ -145,7 +149,7 @@ class FileScanner:
             stream = io.BytesIO(data)
         budget = self.limits.max_expanded
         if size is not None:
-            budget = min(budget, max(64 << 20, self.limits.max_ratio * size))
+            budget = min(budget, max(MEMBER_FLOOR, self.limits.max_ratio * size))
         state = _State(self.limits, path, budget=budget)
         try:
             self._scan(stream, None, 0, state)
@@ -243,7 +247,7 @@ class FileScanner:
                 name = info.name.lstrip("./")
                 inner = f"{member}!/{name}" if member else name
                 size = info.size if info.sparse is None else None
-                self._scan(_Budget(tar.extract(info), state), inner, depth + 1, state, size)
+                self._member(tar.extract(info), inner, depth, state, info.size, size)
 
     def _zip(self, stream: RawReader, member: str | None, depth: int, state: _State) -> None:
         with tempfile.SpooledTemporaryFile(max_size=self.limits.spool_in_memory, prefix="leakscan-") as spool:
@@ -264,11 +268,39 @@ class FileScanner:
                         state.skips.append(Skip(self._where(inner, state), "encrypted zip member: not readable"))
                         continue
                     with zf.open(info) as f:
-                        self._scan(_Budget(f, state), inner, depth + 1, state, info.file_size)
+                        self._member(f, inner, depth, state, info.compress_size, info.file_size)
                 if artifact is not None:  # what this jar holds is the artifact's, unless a jar inside says otherwise
                     state.hits[first:] = [
                         f if f.maven else dataclasses.replace(f, maven=artifact) for f in state.hits[first:]
                     ]
+
+    def _member(self, data: Readable, inner: str, depth: int, state: _State, stored: int, size: int | None) -> None:
+        """One member of a zip or tar, under a budget of its own: what a file of its ``stored`` size
+        may expand to, less a reserve for the members after it.  A member over its budget (a bomb)
+        is a limit skip, and the walk goes on to the next member: the bomb costs only itself."""
+        outer = state.budget
+        left = outer - state.expanded
+        own = min(
+            outer - min(left // 2, MEMBER_RESERVE), state.expanded + max(MEMBER_FLOOR, self.limits.max_ratio * stored)
+        )
+        if own >= outer:  # nothing to keep back: the member shares its archive's budget
+            self._scan(_Budget(data, state), inner, depth + 1, state, size)
+            return
+        state.budget = own
+        try:
+            self._scan(_Budget(data, state), inner, depth + 1, state, size)
+        except ExpansionLimit:  # this member's own (an inner member's is caught where it is read)
+            state.expanded = own  # the read that went past it is not scanned: no charge to the siblings
+            state.skips.append(
+                Skip(
+                    self._where(inner, state),
+                    f"member expands beyond {own - (outer - left)} bytes (a decompression bomb?); the rest of"
+                    " this member is not scanned, the archive's other members are",
+                    limit=True,
+                )
+            )
+        finally:
+            state.budget = outer
 
 
 _POM = re.compile(r"^META-INF/maven/[^/]+/[^/]+/pom\.properties$")

@@ -159,6 +159,7 @@ class ZstdReader(RawReader):
         self._pending = memoryview(b"")
         self._step = self.BIG
         self._out = b""
+        self._at = 0  # read position in _out (slicing off the front would copy a bomb's output per read)
         self._done = False
 
     def _feed(self) -> None:
@@ -178,12 +179,13 @@ class ZstdReader(RawReader):
         if self._dobj.eof and self._dobj.unused_data:  # the rest belongs to the next frame
             self._pending = memoryview(bytes(self._dobj.unused_data) + bytes(self._pending))
         self._step = self.SMALL if len(out) > 64 * len(piece) else self.BIG
-        self._out = out
+        self._out, self._at = out, 0
 
     def _next(self, size: int) -> bytes:
-        while not self._out and not self._done:
+        while self._at >= len(self._out) and not self._done:
             self._feed()
-        data, self._out = self._out[:size], self._out[size:]
+        data = self._out[self._at : self._at + size]
+        self._at += len(data)
         return data
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import bz2
 import dataclasses
+import functools
 import gzip
 import hashlib
 import io
 import lzma
+import time
 import zipfile
 
 import pytest
@@ -157,3 +159,51 @@ def test_small_members_read_whole_are_scanned_as_the_stream_would_be(
     assert whole == streamed
     # 8 members (the gzip, zip and tar ones counted by the file inside) and deeper.zip's 4
     assert whole[2] == 12 and any(whole[0])
+
+
+@functools.cache
+def _bomb() -> bytes:
+    """100 MiB of zeros in a few KiB of zstd: over any member's budget in a small archive."""
+    return zstandard.ZstdCompressor(level=3).compress(bytes(100 << 20))
+
+
+@pytest.mark.parametrize("wrap", [zip_of, tar_of])
+def test_a_bomb_member_costs_only_itself(wrap) -> None:  # type: ignore[no-untyped-def]
+    """The sixth member blows its budget: a limit skip for it alone; the seventh is still scanned
+    (zip: from its central directory; tar: the stream goes on after the member)."""
+    files = {f"docs/{i}.txt": b"nothing here %d\n" % i for i in range(5)}
+    files["data/bomb.bin.zst"] = _bomb()
+    files["etc/app.env"] = b"KEY=" + SECRET + b"\n"
+    start = time.monotonic()
+    hits, skips, scanned = scanner().scan(io.BytesIO(wrap(files)), "opt/bundle")
+    assert {h.member for h in hits} == {"etc/app.env"}
+    assert [(s.where, s.limit) for s in skips] == [("opt/bundle!/data/bomb.bin.zst", True)]
+    assert "decompression bomb" in skips[0].reason and "other members are" in skips[0].reason
+    assert scanned == 6  # five docs and the env file; the bomb is a skip
+    assert time.monotonic() - start < 30
+
+
+@pytest.mark.parametrize("bombs", [12, 100])
+def test_many_bomb_members_are_bounded_by_the_file_budget(bombs: int) -> None:
+    """Each bomb may take at most half of what is left of the file's budget: a dozen of them still
+    leave room for the member after them, and a hundred cost no more than the one budget (what no
+    longer fits is a reported limit skip, never a silent one)."""
+    files = {f"b{i}.zst": _bomb() for i in range(bombs)} | {"z/last.env": b"KEY=" + SECRET}
+    data = zip_of(files)
+    start = time.monotonic()
+    hits, skips, _ = scanner().scan(io.BytesIO(data), "many.zip", len(data))
+    assert time.monotonic() - start < 30
+    assert skips and all(s.limit for s in skips)
+    assert {s.where for s in skips} >= {f"many.zip!/b{i}.zst" for i in range(min(bombs, 20))}
+    if bombs == 12:
+        assert {h.member for h in hits} == {"z/last.env"} and len(skips) == 12
+    else:
+        assert hits or any(s.where in ("many.zip", "many.zip!/z/last.env") for s in skips)
+
+
+def test_a_bomb_inside_a_nested_zip_costs_only_itself() -> None:
+    inner = zip_of({"a.zst": _bomb(), "b.env": b"KEY=" + SECRET})
+    outer = zip_of({"lib/inner.jar": inner, "README": b"hello"})
+    hits, skips, _ = scanner().scan(io.BytesIO(outer), "app.war")
+    assert {h.member for h in hits} == {"lib/inner.jar!/b.env"}
+    assert [s.where for s in skips] == ["app.war!/lib/inner.jar!/a.zst"]

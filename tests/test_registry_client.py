@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from scanner import ScanOptions, scan_image
-from scanner.errors import SourceError, UsageError
+from scanner.errors import RegistryUnavailable, SourceError, UsageError
 from scanner.sources import RegistryOptions, RegistrySource, open_source
 from scanner.sources.registry import Credentials, Reference, docker_config_credentials
 from tests.support.tars import layer_tar, oci_image, sha
@@ -45,7 +46,13 @@ class _Server:
 @pytest.fixture
 def servers() -> Iterator[dict[str, Any]]:
     """A registry that wants Bearer tokens and redirects blobs to a storage host; records headers."""
-    state: dict[str, Any] = {"storage_auth": [], "token_requests": [], "registry_auth": [], "corrupt": False}
+    state: dict[str, Any] = {
+        "storage_auth": [],
+        "token_requests": [],
+        "registry_auth": [],
+        "corrupt": False,
+        "cut": False,  # the storage host dies in the middle of the layer blob
+    }
 
     class Storage(BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
@@ -53,10 +60,16 @@ def servers() -> Iterator[dict[str, Any]]:
 
         def do_GET(self) -> None:
             state["storage_auth"].append(self.headers.get("Authorization"))
-            blob = _image(state["corrupt"]).get(self.path.lstrip("/"))
+            image = _image(state["corrupt"])
+            blob = image.get(self.path.lstrip("/"))
             self.send_response(200 if blob else 404)
             self.send_header("Content-Length", str(len(blob or b"")))
             self.end_headers()
+            if blob and state["cut"] and self.path.lstrip("/") == list(image)[-1]:  # the layer
+                self.wfile.write(blob[: len(blob) // 2])
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
             self.wfile.write(blob or b"")
 
     storage = _Server(Storage)
@@ -127,6 +140,14 @@ def test_bearer_token_and_no_credentials_on_the_redirect(servers: dict[str, Any]
 def test_a_blob_that_does_not_match_its_digest_is_an_error(servers: dict[str, Any]) -> None:
     servers["corrupt"] = True
     with pytest.raises(SourceError, match="does not match its digest"):
+        scan_image(RegistrySource(f"{servers['host']}/team/app:1"), ScanOptions())
+
+
+def test_a_blob_cut_short_is_transient_never_a_half_read_layer(servers: dict[str, Any]) -> None:
+    """Issue 21: a connection that ends in the middle of a layer raises RegistryUnavailable (the
+    service retries the whole scan), instead of a report with a layer read halfway."""
+    servers["cut"] = True
+    with pytest.raises(RegistryUnavailable, match=r"download cut short|bytes where the descriptor says"):
         scan_image(RegistrySource(f"{servers['host']}/team/app:1"), ScanOptions())
 
 

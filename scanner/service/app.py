@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .. import __version__
 from ..report import OutputFormat
 from ..sources.reference import has_registry_host
 from . import events, harbor
@@ -39,14 +40,19 @@ _MEDIA = {
 
 
 class _JobGauge(Collector):
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, store: Store, ruleset: str) -> None:
+        self.store, self.ruleset = store, ruleset
 
     def collect(self) -> Any:
         gauge = GaugeMetricFamily("leakscan_jobs", "Scan jobs in the store, by status", labels=["status"])
         for status, n in self.store.counts().items():
             gauge.add_metric([status], n)
         yield gauge
+        yield GaugeMetricFamily(
+            "leakscan_reports_stale",
+            "Newest reports of images made under another rule set or leakscan version (to be rescanned)",
+            value=self.store.count_stale(self.ruleset),
+        )
 
 
 class HttpError(Exception):
@@ -60,10 +66,13 @@ def create_app(
     store: Store,
     enqueue: Callable[[Job], None] = lambda job: None,
     ready: Callable[[], bool] = lambda: True,
+    ruleset: str | None = None,
 ) -> Starlette:
+    """``ruleset``: the fingerprint of the reports this service makes (config.fingerprint())."""
+    ruleset = ruleset or config.fingerprint()
     disable_created_metrics()  # type: ignore[no-untyped-call]
     registry = CollectorRegistry()
-    registry.register(_JobGauge(store))
+    registry.register(_JobGauge(store, ruleset))
     hooks = Counter("leakscan_webhooks", "Webhook requests by kind and outcome", ["kind", "outcome"], registry=registry)
     queued = Counter("leakscan_jobs_submitted", "Jobs created from notifications", ["kind"], registry=registry)
 
@@ -157,6 +166,9 @@ def create_app(
         limit = min(int(request.query_params.get("limit", "50") or 50), 1000)
         jobs = store.recent(limit, request.query_params.get("status"))
         return JSONResponse({"jobs": [j.public() for j in jobs]})
+
+    def rescans(request: Request) -> Response:
+        return JSONResponse({"ruleset": ruleset, "version": __version__, "stale": store.count_stale(ruleset)})
 
     @with_errors
     def get_job(request: Request) -> Response:
@@ -258,6 +270,7 @@ def create_app(
         Route("/hooks/dockerhub/{token}", webhook("dockerhub", events.dockerhub), methods=["POST"]),
         Route("/api/v1/jobs", api(list_jobs), methods=["GET"]),
         Route("/api/v1/jobs", submit_api, methods=["POST"]),
+        Route("/api/v1/rescans", api(rescans), methods=["GET"]),
         Route("/api/v1/jobs/{key}", api(get_job), methods=["GET"]),
         Route("/api/v1/jobs/{key}/report", api(get_report), methods=["GET"]),
         Route("/api/v1/metadata", harbor_metadata, methods=["GET"]),

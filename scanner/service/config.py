@@ -27,10 +27,13 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
 from ..sources.reference import Credentials, RegistryOptions
+
+if TYPE_CHECKING:
+    from ..engine import ScanOptions
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,9 @@ class ServiceConfig:
     secrets: tuple[str, ...] = ()  # --secret specs checked in every image
     scan_timeout: float = 1800.0
     scan_jobs: int = 1  # detector processes per scan (leakscan worker only; embedded workers scan in-process)
+    index_wait: float = 2.0  # an index job looks again this often while its platform images' jobs run
+    rules_path: Path | None = None  # a TOML file whose [rules] table changes the built-in rules (as --config)
+    rescan_per_minute: float = 6.0  # rescans of stale reports queued at most this often, only when idle (0: never)
 
     def __repr__(self) -> str:  # the dataclass repr would print tokens and passwords
         where = f"data_dir={str(self.data_dir)!r}, registries={sorted(self.registries)}"
@@ -74,17 +80,35 @@ class ServiceConfig:
     def cache_dir(self) -> Path:
         return self.data_dir / "layers"
 
+    def scan_options(self) -> ScanOptions:
+        """The scan every job runs (the cache and its timeouts aside): the rules, the known values."""
+        from ..detectors import BUILTIN_RULES, RuleSet, SecretSpec, load_known_values
+        from ..engine import ScanOptions
+
+        known = load_known_values([SecretSpec.parse(s) for s in self.secrets])
+        return ScanOptions(known=tuple(known), rules=RuleSet.load(BUILTIN_RULES, self.rules_path))
+
+    def fingerprint(self) -> str:
+        """The rule-set fingerprint of the reports this configuration makes (engine.ruleset_fingerprint)."""
+        from ..engine import ruleset_fingerprint
+
+        return ruleset_fingerprint(self.scan_options())
+
     def allowed(self, host: str) -> RegistryEntry | None:
         return self.registries.get(host.lower())
 
-    def registry_options(self, host: str, credentials: Credentials | None = None) -> RegistryOptions:
-        """Options for one allow-listed registry; the Docker config of the machine is never read."""
+    def registry_options(
+        self, host: str, credentials: Credentials | None = None, authorization: str | None = None
+    ) -> RegistryOptions:
+        """Options for one allow-listed registry; the Docker config of the machine is never read.
+        ``credentials`` or ``authorization`` (a Harbor scan request's) replace the configured ones."""
         entry = self.registries[host.lower()]
         return RegistryOptions(
             all_platforms=True,
             insecure=(entry.host,) if entry.insecure else (),
-            credentials=credentials or entry.credentials,
+            credentials=credentials or (None if authorization else entry.credentials),
             config_dir=str(self.data_dir / "no-docker-config"),
+            authorization=authorization,
         )
 
 
@@ -147,6 +171,8 @@ def load_config(path: Path | None, **overrides: Any) -> ServiceConfig:
         "max_body",
         "max_events",
         "public_url",
+        "index_wait",
+        "rescan_per_minute",
     ):
         if key in svc:
             values[key] = type(getattr(ServiceConfig, key))(svc[key])
@@ -154,6 +180,8 @@ def load_config(path: Path | None, **overrides: Any) -> ServiceConfig:
         values["scan_timeout"] = float(scan["timeout"])
     if "jobs" in scan:
         values["scan_jobs"] = max(1, int(scan["jobs"]))
+    if "rules" in doc:  # the service's own file carries the [rules] table, as the CLI's --config does
+        values["rules_path"] = path
     values.update({k: v for k, v in overrides.items() if v is not None})
     config = ServiceConfig(**values)
     if not config.tokens and not config.hmac_secret:

@@ -8,11 +8,16 @@ hash and the redacted preview.  Never the secret.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import __version__
+from ..errors import LeakscanError
+from ..sources.reference import Credentials
 from .events import PUSHED_TYPES, PayloadError, PushEvent, _event
 
 METADATA_TYPE = "application/vnd.scanner.adapter.metadata+json; version=1.1"
@@ -72,7 +77,44 @@ def parse_scan_request(doc: Any) -> tuple[PushEvent, str | None, dict[str, Any]]
     auth = registry.get("authorization")
     if auth is not None and not isinstance(auth, str):
         raise PayloadError("registry.authorization is not a string")
+    try:
+        harbor_auth(auth)
+    except LeakscanError as exc:
+        raise PayloadError(exc.message) from None
     return _event(m.group(2), repository, digest, tag, "artifact"), auth or None, artifact
+
+
+_B64TOKEN = re.compile(r"^[A-Za-z0-9._~+/-]+=*\Z")  # RFC 6750's b64token: nothing that could end a header
+
+
+@dataclass(frozen=True)
+class HarborAuth:
+    """Harbor's ``registry.authorization``: ``Basic base64(robot:secret)`` gives credentials (the
+    client answers the registry's challenge with them); ``Bearer <token>`` (the pull token Harbor
+    issues for the scan) is sent as it is."""
+
+    credentials: Credentials | None = None
+    authorization: str | None = field(default=None, repr=False)
+
+
+def harbor_auth(authorization: str | None) -> HarborAuth:
+    if not authorization:
+        return HarborAuth()
+    scheme, _, value = authorization.strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer":
+        if not _B64TOKEN.match(value):
+            raise LeakscanError("the scan request's registry authorization is not a Bearer token")
+        return HarborAuth(authorization=f"Bearer {value}")
+    if scheme.lower() != "basic":
+        raise LeakscanError("the scan request's registry authorization is neither Basic nor Bearer")
+    try:
+        user, sep, password = base64.b64decode(value, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise LeakscanError("the scan request's registry authorization is not base64 of user:password") from None
+    if not sep:
+        raise LeakscanError("the scan request's registry authorization is not base64 of user:password")
+    return HarborAuth(Credentials(user, password))
 
 
 def _findings(report: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any] | None, str | None]]:

@@ -7,8 +7,7 @@ execution, so a job whose worker keeps dying ends failed instead of looping.
 
 from __future__ import annotations
 
-import base64
-import binascii
+import dataclasses
 import logging
 import os
 import socket
@@ -17,46 +16,36 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .. import __version__
 from ..cache import CacheBackend
-from ..detectors import KnownValue, SecretSpec, load_known_values
-from ..engine import ScanOptions, scan_image
+from ..engine import ScanOptions, ruleset_fingerprint, scan_image
 from ..errors import LeakscanError, RegistryUnavailable
 from ..models import ScanReport
 from ..report import OutputFormat, renderer_for
 from ..report.json import summary_dict
-from ..sources.reference import Credentials
 from ..sources.registry import RegistrySource
 from . import notify
 from .config import ServiceConfig
+from .harbor import harbor_auth
 from .store import Job, JobResult, Store
 
 log = logging.getLogger("leakscan.service")
+WAITING = ("queued", "running")
+
+
+class _Waiting(Exception):
+    """An index whose platform images are being scanned by jobs of their own: scanned after them."""
 
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 100000}"
 
 
-def harbor_credentials(authorization: str | None) -> Credentials | None:
-    """Harbor's ``registry.authorization``: ``Basic base64(robot:secret)``."""
-    if not authorization:
-        return None
-    scheme, _, value = authorization.partition(" ")
-    if scheme.lower() != "basic":
-        raise LeakscanError("the scan request's registry authorization is not Basic; only Basic is supported")
-    try:
-        user, sep, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        raise LeakscanError("the scan request's registry authorization is not base64 of user:password") from None
-    if not sep:
-        raise LeakscanError("the scan request's registry authorization is not base64 of user:password")
-    return Credentials(user, password)
-
-
 def summarize(report: ScanReport) -> dict[str, object]:
     return {
         **summary_dict(report),
         "rules": sorted({f.rule_id for f in report.findings}),
+        "fingerprints": sorted({f.fingerprint for f in report.findings}),  # hashes: what a rescan compares
         "platforms": [{"platform": i.platform, "manifest_digest": i.manifest_digest} for i in report.images],
     }
 
@@ -70,10 +59,12 @@ class Runner:
     store: Store
     cache: CacheBackend | None = None
     requeue: Callable[[str, float], None] = lambda job_id, delay: None
-    known: list[KnownValue] = field(default_factory=list)
+    options: ScanOptions = field(default_factory=ScanOptions)
+    ruleset: str = ""
 
     def __post_init__(self) -> None:
-        self.known = load_known_values([SecretSpec.parse(s) for s in self.config.secrets])
+        self.options = self.config.scan_options()
+        self.ruleset = ruleset_fingerprint(self.options)
 
     def backoff(self, attempts: int) -> float:
         return float(min(self.config.retry_backoff * 2 ** max(attempts - 1, 0), self.config.retry_backoff_max))
@@ -88,6 +79,11 @@ class Runner:
         beat.start()
         try:
             result = self._scan(job)
+        except _Waiting:
+            log.info("job %s: an index; waiting for its platform images' own jobs", job.id)
+            self.store.defer(job.id, self.config.index_wait)
+            self.requeue(job.id, self.config.index_wait)
+            return
         except RegistryUnavailable as exc:
             if job.attempts >= self.config.max_attempts:
                 self.store.fail(job.id, f"gave up after {job.attempts} attempts: {exc.message}")
@@ -109,7 +105,17 @@ class Runner:
             stop.set()
         self.store.finish(job.id, result)
         if result.findings and self.config.notify_url:
-            notify.send(self.config, self.store.get(job.id) or job)
+            new = self._new_findings(job, result)
+            if new is None or new:  # a rescan alerts only for what its previous report did not have
+                notify.send(self.config, self.store.get(job.id) or job, new)
+
+    def _new_findings(self, job: Job, result: JobResult) -> list[str] | None:
+        """A rescan: the fingerprints of its findings that the report it replaces did not have."""
+        previous = self.store.get(job.previous) if job.previous else None
+        if previous is None:
+            return None
+        before = set(previous.summary.get("fingerprints", []))
+        return [f for f in result.summary.get("fingerprints", []) if f not in before]
 
     def _heartbeat(self, job_id: str, worker: str, stop: threading.Event) -> None:
         while not stop.wait(self.config.lease / 3):
@@ -121,12 +127,20 @@ class Runner:
     def _scan(self, job: Job) -> JobResult:
         if self.config.allowed(job.registry) is None:  # checked on arrival too; the store may be older
             raise LeakscanError(f"registry {job.registry} is not on the allow-list")
-        options = self.config.registry_options(job.registry, harbor_credentials(job.auth))
+        auth = harbor_auth(job.auth)
+        options = self.config.registry_options(job.registry, auth.credentials, auth.authorization)
         source = RegistrySource(job.ref, options)
+        # One scan per platform image: an index waits for the jobs its images have of their own
+        # (the registry notifies each manifest of a multi-platform push), then takes their layers
+        # from the shared layer cache; an image without a job of its own is scanned here, once.
+        for digest in source.children():
+            child = self.store.by_digest(digest)
+            if child is not None and child.id != job.id and child.status in WAITING:
+                raise _Waiting
         report = scan_image(
             source,
-            ScanOptions(
-                known=tuple(self.known),
+            dataclasses.replace(
+                self.options,
                 cache_dir=self.config.cache_dir if self.cache is None else None,
                 cache_backend=self.cache,
                 timeout=self.config.scan_timeout,
@@ -136,4 +150,4 @@ class Runner:
         if job.digest is None and len(report.images) == 1 and report.images[0].manifest_digest:
             self.store.set_digest(job.id, report.images[0].manifest_digest)
         reports = {fmt.value: renderer_for(fmt).render(report) for fmt in OutputFormat}
-        return JobResult(len(report.findings), report.complete, summarize(report), reports)
+        return JobResult(len(report.findings), report.complete, summarize(report), reports, self.ruleset, __version__)

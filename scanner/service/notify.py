@@ -19,10 +19,12 @@ log = logging.getLogger("leakscan.service")
 ATTEMPTS = 3
 
 
-def payload(config: ServiceConfig, job: Job) -> dict[str, object]:
+def payload(config: ServiceConfig, job: Job, new: list[str] | None = None) -> dict[str, object]:
+    """``new``: a rescan's findings that its previous report did not have (their fingerprints)."""
     link = f"{config.public_url.rstrip('/')}/api/v1/jobs/{job.id}" if config.public_url else None
+    extra: dict[str, object] = {} if new is None else {"new_findings": len(new), "new_fingerprints": new}
     return {
-        "event": "leakscan.findings",
+        "event": "leakscan.findings" if new is None else "leakscan.rescan.new_findings",
         "job": job.id,
         "image": job.ref,
         "registry": job.registry,
@@ -34,13 +36,14 @@ def payload(config: ServiceConfig, job: Job) -> dict[str, object]:
         "by_severity": job.summary.get("by_severity", {}),
         "rules": job.summary.get("rules", []),
         "report": link,
+        **extra,
     }
 
 
-def send(config: ServiceConfig, job: Job, attempts: int = ATTEMPTS) -> bool:
+def send(config: ServiceConfig, job: Job, new: list[str] | None = None, attempts: int = ATTEMPTS) -> bool:
     if not config.notify_url:
         return False
-    body = json.dumps(payload(config, job)).encode()
+    body = json.dumps(payload(config, job, new)).encode()
     headers = {"Content-Type": "application/json", "User-Agent": "leakscan"}
     if config.notify_token:
         headers["Authorization"] = f"Bearer {config.notify_token}"

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import redis
 
 from ..cache import CacheBackend
 from .events import PushEvent
-from .store import ACTIVE, STATUSES, Job, JobResult, Store, new_job
+from .store import ACTIVE, STATUSES, Job, JobResult, Store, new_job, rescan_of
 
 P = "leakscan:"
 CACHE_TTL = 30 * 86400
@@ -139,6 +140,8 @@ class RedisStore(Store):
                 summary=result.summary,
                 error=None,
                 auth=None,
+                ruleset=result.ruleset,
+                version=result.version,
             ),
         )
 
@@ -147,6 +150,14 @@ class RedisStore(Store):
             job_id,
             lambda j: dataclasses.replace(
                 j, status="queued", not_before=time.time() + delay, error=reason, worker=None
+            ),
+        )
+
+    def defer(self, job_id: str, delay: float) -> None:
+        self._mutate(
+            job_id,
+            lambda j: dataclasses.replace(
+                j, status="queued", not_before=time.time() + delay, attempts=max(j.attempts - 1, 0), worker=None
             ),
         )
 
@@ -159,6 +170,43 @@ class RedisStore(Store):
     def counts(self) -> dict[str, int]:
         raw = self.r.hgetall(f"{P}counts")
         return {s: 0 for s in STATUSES} | {str(_text(k)): int(v) for k, v in raw.items()}
+
+    def _newest(self) -> Iterator[Job]:
+        """Every job, newest first, in batches (O(jobs): a rescan sweep or a stale count reads them all)."""
+        start = 0
+        while ids := self.r.zrevrange(f"{P}jobs", start, start + 499):
+            start += len(ids)
+            yield from (j for j in (_load(t) for t in self.r.mget([f"{P}job:{_text(i)}" for i in ids])) if j)
+
+    def _stale(self, ruleset: str) -> Iterator[Job]:
+        for job in self._newest():
+            stale = job.status == "done" and job.digest and job.ruleset != ruleset
+            if stale and _text(self.r.get(f"{P}digest:{job.digest}")) == job.id:
+                yield job
+
+    def stale(self, ruleset: str, limit: int) -> list[Job]:
+        return list(itertools.islice(self._stale(ruleset), limit))
+
+    def count_stale(self, ruleset: str) -> int:
+        return sum(1 for _ in self._stale(ruleset))
+
+    def rescan(self, job: Job) -> Job | None:
+        index = f"{P}digest:{job.digest}"
+        out: list[Job | None] = [None]
+
+        def tx(pipe: Any) -> None:
+            if _text(pipe.get(index)) != job.id:
+                pipe.multi()
+                return
+            new = rescan_of(job)
+            pipe.multi()
+            self._put(pipe, new, None)
+            pipe.set(index, new.id)
+            pipe.zadd(f"{P}jobs", {new.id: new.created})
+            out[0] = new
+
+        self.r.transaction(tx, index)
+        return out[0]
 
     def ping(self) -> bool:
         try:

@@ -8,14 +8,17 @@ from typing import Any
 
 from .app import create_app
 from .config import ServiceConfig
+from .rescan import Rescanner
 from .store import Job, SqliteStore, Store
 from .workers import EmbeddedPool, dramatiq_actor, run_dramatiq_worker
 
 log = logging.getLogger("leakscan.service")
 
 
-def build(config: ServiceConfig) -> tuple[Any, Store, EmbeddedPool | None]:
-    """(ASGI app, store, embedded pool or None).  The pool is not started here."""
+def build(config: ServiceConfig) -> tuple[Any, Store, EmbeddedPool | None, Rescanner]:
+    """(ASGI app, store, embedded pool or None, rescanner).  Neither the pool nor the rescanner is
+    started here."""
+    ruleset = config.fingerprint()
     if config.redis_url:
         from .redis_store import RedisStore
 
@@ -30,24 +33,28 @@ def build(config: ServiceConfig) -> tuple[Any, Store, EmbeddedPool | None]:
         # send every queued job again (a duplicate message finds the job started or done and stops).
         for job in store.recent(10_000, "queued"):
             enqueue(job)
-        return create_app(config, store, enqueue), store, None
+        app = create_app(config, store, enqueue, ruleset=ruleset)
+        return app, store, None, Rescanner(config, store, enqueue, ruleset)
     store = SqliteStore(config.db_path)
     pool = EmbeddedPool(config)
-    return create_app(config, store, ready=lambda: pool.alive() > 0), store, pool
+    app = create_app(config, store, ready=lambda: pool.alive() > 0, ruleset=ruleset)
+    return app, store, pool, Rescanner(config, store, lambda job: None, ruleset)
 
 
 def serve(config: ServiceConfig, host: str, port: int) -> None:
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    app, _, pool = build(config)
+    app, _, pool, rescanner = build(config)
     if pool is not None:
         pool.start()
+    rescanner.start()
     mode = "redis" if config.redis_url else f"embedded ({config.workers} workers, {config.db_path})"
     log.info("leakscan serve on %s:%d, %s, registries: %s", host, port, mode, ", ".join(sorted(config.registries)))
     try:
         uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
     finally:
+        rescanner.stop()
         if pool is not None:
             pool.stop()
 

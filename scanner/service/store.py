@@ -7,6 +7,7 @@ them (an error, a retry, a worker that died), so a job that keeps killing its wo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import threading
@@ -44,6 +45,9 @@ class Job:
     complete: bool | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     auth: str | None = None  # Harbor adapter only: the request's robot credentials, erased when the job ends
+    ruleset: str | None = None  # the rule-set fingerprint the report was made with (engine.ruleset_fingerprint)
+    version: str | None = None  # ... and leakscan's version
+    previous: str | None = None  # a rescan: the job whose report it replaces
 
     def public(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -57,6 +61,18 @@ class JobResult:
     complete: bool
     summary: dict[str, Any]
     reports: dict[str, str]  # output format -> rendered report
+    ruleset: str | None = None
+    version: str | None = None
+
+
+def rescan_of(job: Job) -> Job:
+    """A new job for the image of a done one, to be scanned again under the current rules."""
+    now = time.time()
+    return dataclasses.replace(
+        job, id=uuid.uuid4().hex, source="rescan", status="queued", attempts=0, created=now, updated=now,
+        not_before=0.0, lease_until=0.0, worker=None, error=None, findings=None, complete=None, summary={},
+        auth=None, ruleset=None, version=None, previous=job.id,
+    )  # fmt: skip
 
 
 def new_job(event: PushEvent, source: str, auth: str | None = None) -> Job:
@@ -113,6 +129,11 @@ class Store(ABC):
     def retry(self, job_id: str, delay: float, reason: str) -> None: ...
 
     @abstractmethod
+    def defer(self, job_id: str, delay: float) -> None:
+        """Back to the queue for ``delay`` seconds, the execution not counted (an index job waiting
+        for its platform images' own jobs)."""
+
+    @abstractmethod
     def fail(self, job_id: str, reason: str) -> None: ...
 
     @abstractmethod
@@ -120,6 +141,18 @@ class Store(ABC):
 
     @abstractmethod
     def counts(self) -> dict[str, int]: ...
+
+    @abstractmethod
+    def stale(self, ruleset: str, limit: int) -> list[Job]:
+        """Done jobs, newest first, that are the newest job of their image and whose report was made
+        under another rule set: the reports a rule or version change left behind."""
+
+    @abstractmethod
+    def count_stale(self, ruleset: str) -> int: ...
+
+    @abstractmethod
+    def rescan(self, job: Job) -> Job | None:
+        """Queue the image of a stale done job again; None if it has a newer job already."""
 
     @abstractmethod
     def ping(self) -> bool: ...
@@ -160,6 +193,10 @@ class SqliteStore(Store):
                 " not_before REAL, lease_until REAL, worker TEXT, error TEXT, findings INTEGER, complete INTEGER,"
                 " summary TEXT, auth TEXT)"
             )
+            have = {r[1] for r in self._db.execute("PRAGMA table_info(jobs)")}
+            for column in ("ruleset", "version", "previous"):  # added by issue 21: older stores gain them
+                if column not in have:
+                    self._db.execute(f"ALTER TABLE jobs ADD COLUMN {column} TEXT")
             self._db.execute("CREATE INDEX IF NOT EXISTS jobs_digest ON jobs(digest, created)")
             self._db.execute("CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, not_before)")
             self._db.execute(
@@ -275,15 +312,28 @@ class SqliteStore(Store):
                 [(job_id, fmt, body) for fmt, body in result.reports.items()],
             )
             db.execute(
-                "UPDATE jobs SET status='done', findings=?, complete=?, summary=?, error=NULL, auth=NULL, updated=?"
-                " WHERE id=?",
-                (result.findings, int(result.complete), json.dumps(result.summary), time.time(), job_id),
+                "UPDATE jobs SET status='done', findings=?, complete=?, summary=?, error=NULL, auth=NULL, updated=?,"
+                " ruleset=?, version=? WHERE id=?",
+                (
+                    result.findings,
+                    int(result.complete),
+                    json.dumps(result.summary),
+                    time.time(),
+                    result.ruleset,
+                    result.version,
+                    job_id,
+                ),
             )
 
         self._tx(tx)
 
     def retry(self, job_id: str, delay: float, reason: str) -> None:
         self._update(job_id, "status='queued', not_before=?, error=?, worker=NULL", time.time() + delay, reason)
+
+    def defer(self, job_id: str, delay: float) -> None:
+        self._update(
+            job_id, "status='queued', not_before=?, attempts=MAX(attempts-1, 0), worker=NULL", time.time() + delay
+        )
 
     def fail(self, job_id: str, reason: str) -> None:
         self._update(job_id, "status='failed', error=?, auth=NULL", reason)
@@ -297,6 +347,38 @@ class SqliteStore(Store):
         with self._lock:
             rows = self._db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
         return {s: 0 for s in STATUSES} | {r[0]: r[1] for r in rows}
+
+    _STALE = (
+        " FROM jobs j WHERE status='done' AND digest IS NOT NULL AND (ruleset IS NULL OR ruleset != ?)"
+        " AND created = (SELECT MAX(created) FROM jobs k WHERE k.digest = j.digest)"
+    )
+
+    def stale(self, ruleset: str, limit: int) -> list[Job]:
+        with self._lock:
+            rows = self._db.execute(f"SELECT *{self._STALE} ORDER BY created DESC LIMIT ?", (ruleset, limit)).fetchall()
+        return [_job(r) for r in rows]
+
+    def count_stale(self, ruleset: str) -> int:
+        with self._lock:
+            return int(self._db.execute(f"SELECT COUNT(*){self._STALE}", (ruleset,)).fetchone()[0])
+
+    def rescan(self, job: Job) -> Job | None:
+        def tx(db: sqlite3.Connection) -> Job | None:
+            row = db.execute(
+                "SELECT id FROM jobs WHERE digest=? ORDER BY created DESC LIMIT 1", (job.digest,)
+            ).fetchone()
+            if row is None or row["id"] != job.id:
+                return None
+            new = rescan_of(job)
+            doc = _row(new)
+            db.execute(
+                f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})",
+                [doc[c] for c in _COLUMNS],
+            )
+            return new
+
+        out: Job | None = self._tx(tx)
+        return out
 
     def ping(self) -> bool:
         try:

@@ -11,7 +11,7 @@ import ipaddress
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -166,3 +166,6 @@ class RegistryOptions:
     credentials: Credentials | None = None  # overrides the Docker config
     config_dir: str | None = None
     ca_bundle: str | None = None
+    # a ready Authorization header for the registry ("Bearer <token>", as Harbor's scan requests
+    # carry): sent from the first request, never to another host; a 401 with it is final
+    authorization: str | None = field(default=None, repr=False)

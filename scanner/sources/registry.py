@@ -119,6 +119,28 @@ class RegistrySource(ImageSource):
         finally:
             client.close()
 
+    def children(self) -> list[str]:
+        """The image manifests an index lists (attestations aside), by digest; [] for an image.
+        One manifest request: the service asks it before a scan, to reuse the platform images'
+        own scans (see service/jobs.py)."""
+        client = Client(self.reference, self.options)
+        try:
+            body, media_type, _ = client.manifest(self.reference.reference)
+        finally:
+            client.close()
+        doc = json.loads(body)
+        if not isinstance(doc, dict) or not (media_type in INDEX_TYPES or "manifests" in doc):
+            return []
+        descs = doc.get("manifests")
+        return [
+            d["digest"]
+            for d in (descs if isinstance(descs, list) else [])
+            if isinstance(d, dict)
+            and isinstance(d.get("digest"), str)
+            and DIGEST.match(d["digest"])
+            and not _is_attestation_desc(d)
+        ]
+
     def _plan(self, client: Client) -> _Plan:
         plan = _Plan()
         ref = self.reference

@@ -52,7 +52,7 @@ class Client:
         self.session.headers["User-Agent"] = "leakscan"
         self.session.trust_env = False  # no proxies or .netrc from the environment: only what we are told
         self.verify: bool | str = options.ca_bundle or not self.insecure
-        self.auth_header: str | None = None
+        self.auth_header: str | None = options.authorization
         self._creds: Credentials | None = None
         self._creds_loaded = False
         self.base = self._base_url()
@@ -277,7 +277,9 @@ class VerifiedBlob:
         try:
             data = self._raw.read(None if n is None or n < 0 else n, decode_content=False)
         except Exception as exc:  # urllib3's errors: a cut connection is a read error, not a short layer
-            raise SourceError(f"{self._where}: download failed ({type(exc).__name__})") from None
+            # transient: the registry went away in the middle of the blob; the whole scan is worth
+            # trying again (the service retries it with backoff), never a layer reported half-read
+            raise RegistryUnavailable(f"{self._where}: download cut short ({type(exc).__name__})") from None
         if data:
             self._hash.update(data)
             self._count += len(data)
@@ -294,6 +296,8 @@ class VerifiedBlob:
             return
         self.done = True
         self._resp.close()
+        if self._size is not None and self._count < self._size:  # the connection ended early
+            raise RegistryUnavailable(f"{self._where}: {self._count} bytes where the descriptor says {self._size}")
         if self._size is not None and self._count != self._size:
             raise SourceError(f"{self._where}: {self._count} bytes where the descriptor says {self._size}")
         got = "sha256:" + self._hash.hexdigest()

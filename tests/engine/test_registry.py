@@ -216,6 +216,38 @@ def test_skopeo_multiplatform_index_with_zstd_layers(registry: Registry, tmp_pat
     assert proc.returncode == 3 and "linux/amd64, linux/arm64" in proc.stderr
 
 
+def test_a_zip_with_a_bomb_member_still_reports_the_token_in_its_next_member(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """Issue 21: a decompression bomb inside an archive costs only itself.  The sixth member of the
+    zip expands past its budget (a limit skip: the run is incomplete, exit 3); the seventh, listed
+    in the central directory, is scanned and its token reported."""
+    import io
+    import zipfile
+
+    import zstandard
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i in range(5):
+            zf.writestr(f"docs/{i}.txt", f"nothing to see {i}\n")
+        zf.writestr("data/bomb.bin.zst", zstandard.ZstdCompressor().compress(bytes(200 << 20)))
+        zf.writestr("etc/app.env", f"GITHUB_TOKEN={GH}\n")
+    layout = multiarch_layout(tmp_path / "layout", {"linux/amd64": {"app/bundle.zip": buf.getvalue()}})
+    target = f"{registry.host}/team/bomb:1"
+    skopeo("copy", "--all", "--dest-tls-verify=false", f"oci:{layout}:multi", f"docker://{target}")
+    proc = _scan(target)
+    assert GH not in proc.stdout + proc.stderr
+    assert proc.returncode == 3, proc.stderr[-1500:]
+    doc = json.loads(proc.stdout)
+    assert doc["summary"]["complete"] is False
+    layers = doc["images"][0]["layers"]
+    found = {(f["path"], f["rule_id"]) for layer in layers for f in layer["findings"]}
+    assert any(path == "app/bundle.zip!/etc/app.env" and "github" in rule for path, rule in found), found
+    skips = [s for layer in layers for s in layer["files_skipped"]]
+    assert [s["path"] for s in skips if "decompression bomb" in s["reason"]] == ["app/bundle.zip!/data/bomb.bin.zst"]
+
+
 def test_a_corrupted_blob_is_an_error_not_a_clean_scan(leaky: LeakyImage, registry: Registry) -> None:
     digest = _push(leaky, registry, "team/corrupt:1")
     manifest = registry.root / "docker/registry/v2/blobs/sha256" / digest[7:9] / digest[7:] / "data"

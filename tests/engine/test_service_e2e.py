@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
 import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -19,9 +22,9 @@ import pytest
 from tests.support.expected import check_leaky_doc
 from tests.support.images import LeakyImage, ensure_base_image
 from tests.support.redis import redis_available, run_redis
-from tests.support.registry import Registry, registry_available, run_registry
+from tests.support.registry import Registry, multiarch_layout, registry_available, run_registry
 from tests.support.service import TOKEN, Proc, Service, free_port, start_service, wait_for, write_config
-from tests.support.services import docker_cli, require
+from tests.support.services import docker_cli, require, skopeo
 
 pytestmark = pytest.mark.engine
 BIG_TAG = "leakscan-test-big:1"
@@ -114,6 +117,53 @@ def test_a_push_gives_a_stored_report_within_seconds(embedded: Stack, leaky: Lea
     assert 'leakscan_webhooks_total{kind="distribution",outcome="202"}' in metrics
 
 
+def test_a_two_platform_push_is_scanned_once_per_platform(
+    engine: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Issue 21: skopeo pushes an index and its two images; the registry notifies all three, and
+    three workers could take them at once. Each image's job walks its layer; the index job waits
+    for them and takes both layers from the layer cache (no layer walked twice); its report covers
+    both platforms."""
+    require("docker-registry", *registry_available())
+    require("skopeo", shutil.which("skopeo") is not None, "skopeo is not installed")
+    work = tmp_path_factory.mktemp("multi")
+    gh = "ghp_" + secrets.token_hex(18)
+    slow = os.urandom(24 << 20)  # a layer that takes a worker a moment
+    layout = multiarch_layout(
+        work / "layout",
+        {
+            "linux/amd64": {"app/amd64.env": f"GITHUB_TOKEN={gh}\n".encode(), "data/a.bin": slow},
+            "linux/arm64": {"app/arm64.env": b"DEBUG=1\n", "data/b.bin": slow[::-1]},
+        },
+    )
+    port = free_port()
+    with run_registry(work / "registry", notify=(f"http://127.0.0.1:{port}/hooks/distribution", TOKEN)) as reg:
+        config = write_config(work / "service.toml", work / "data", [reg.host], workers=3, index_wait=0.5)
+        service = start_service(work, config, port)
+        try:
+            digest_file = work / "digest"
+            skopeo(
+                "copy", "--all", "--dest-tls-verify=false", "--digestfile", str(digest_file),
+                f"oci:{layout}:multi", f"docker://{reg.host}/team/multi:1",
+            )  # fmt: skip
+            index = digest_file.read_text().strip()
+            job = service.job_for(index, timeout=180)
+            assert job["status"] == "done" and job["complete"] is True, job
+            platforms = {p["platform"]: p["manifest_digest"] for p in job["summary"]["platforms"]}
+            assert set(platforms) == {"linux/amd64", "linux/arm64"}
+            children = [service.job_for(d, timeout=60) for d in platforms.values()]
+            assert all(c["status"] == "done" and c["complete"] for c in children), children
+            assert [c["summary"]["cached_layers"] for c in children] == [0, 0]  # each walked its own layer
+            assert job["summary"]["cached_layers"] == 2, job["summary"]  # the index walked none
+            status, body = service.request(f"/api/v1/jobs/{index}/report?format=json")
+            assert status == 200 and gh.encode() not in body
+            doc = json.loads(body)
+            found = {(i["platform"], f["path"]) for i in doc["images"] for la in i["layers"] for f in la["findings"]}
+            assert ("linux/amd64", "app/amd64.env") in found
+        finally:
+            service.server.kill(signal.SIGTERM)
+
+
 def test_a_worker_killed_mid_scan_loses_no_job(embedded: Stack, big_image: str) -> None:
     digest = push(big_image, embedded.registry, "team/big:1")
     pid = killed_worker(embedded.service, digest)
@@ -204,3 +254,120 @@ def test_redis_workers_share_jobs_and_layers_and_survive_a_kill(
             for w in workers:
                 w.kill(signal.SIGTERM)
         wait_for(lambda: all(w.proc is None or w.proc.poll() is not None for w in workers), 30, lambda: "workers")
+
+
+def test_a_registry_killed_mid_layer_ends_in_a_complete_report_after_it_returns(
+    engine: str, big_image: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Issue 21: the registry stops while a worker reads the big layer; the cut is transient, the
+    job is retried with backoff once the registry is back on the same port, and ends done and
+    complete (never done and incomplete because of the network)."""
+    require("docker-registry", *registry_available())
+    work = tmp_path_factory.mktemp("flaky")
+    port = free_port()
+    hook = (f"http://127.0.0.1:{port}/hooks/distribution", TOKEN)
+    addr = f"127.0.0.1:{free_port()}"
+    service: Service | None = None
+    try:
+        with run_registry(work / "registry", notify=hook, addr=addr) as reg:
+            config = write_config(work / "service.toml", work / "data", [reg.host], workers=1, retry_backoff=1.0)
+            service = start_service(work, config, port)
+            digest = push(big_image, reg, "team/flaky:1")
+            service.job_for(digest, timeout=120, states=("running",))
+            time.sleep(0.5)  # the manifests are read; the worker is inside the big layer
+            first = service.get(f"/api/v1/jobs/{digest}")
+            assert first["status"] == "running" and first["attempts"] == 1, first
+        # the registry is stopped here, in the middle of the download
+        time.sleep(1.0)
+        mid = service.get(f"/api/v1/jobs/{digest}")
+        assert mid["status"] in ("queued", "running") and mid["complete"] is None, mid
+        with run_registry(work / "registry", addr=addr):
+            job = service.job_for(digest, timeout=180)
+        assert job["status"] == "done" and job["complete"] is True, job
+        assert job["attempts"] >= 2 and job["error"] is None, job
+    finally:
+        if service is not None:
+            service.server.kill(signal.SIGTERM)
+
+
+ACME_RULE = """
+[rules]
+[[rules.custom]]
+id = "acme-deploy-token"
+description = "ACME deploy token"
+regex = "acmedeploy_[a-z]{24}"
+keywords = ["acmedeploy_"]
+severity = "high"
+"""
+
+
+def test_a_rule_change_rescans_stored_images_and_alerts_on_what_is_new(
+    engine: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Issue 21: an image scanned under the built-in rules holds a token only a custom rule knows.
+    The rule is added to the service's config; on restart the report is stale (API and /metrics),
+    a rescan is queued, finds the token, and the alert names it as new."""
+    from tests.test_registry_client import _Server  # a loopback HTTP server
+
+    require("docker-registry", *registry_available())
+    require("skopeo", shutil.which("skopeo") is not None, "skopeo is not installed")
+    work = tmp_path_factory.mktemp("rescan")
+    token = "acmedeploy_" + "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(24))
+    layout = multiarch_layout(work / "layout", {"linux/amd64": {"app/acme.env": f"ACME={token}\n".encode()}})
+    alerts: list[bytes] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            alerts.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(204)
+            self.end_headers()
+
+    receiver = _Server(Receiver)
+    port = free_port()
+    notify = f'\n[notify]\nurl = "http://{receiver.host}/alert"\n'
+    try:
+        with run_registry(work / "registry", notify=(f"http://127.0.0.1:{port}/hooks/distribution", TOKEN)) as reg:
+            config = write_config(work / "service.toml", work / "data", [reg.host], workers=1, rescan_per_minute=0)
+            config.write_text(config.read_text() + notify)
+            service = start_service(work, config, port)
+            try:
+                digest_file = work / "digest"
+                skopeo(
+                    "copy", "--dest-tls-verify=false", "--digestfile", str(digest_file),
+                    f"oci:{layout}:multi", f"docker://{reg.host}/team/acme:1",
+                )  # fmt: skip
+                digest = digest_file.read_text().strip()
+                first = service.job_for(digest)
+                assert first["status"] == "done" and "acme-deploy-token" not in first["summary"]["rules"], first
+                assert service.get("/api/v1/rescans")["stale"] == 0
+            finally:
+                service.server.kill(signal.SIGTERM)
+            # the rule is added; the service restarts without workers or rescans: the report is stale
+            config.write_text(config.read_text() + ACME_RULE)
+            service = start_service(work, config, port, "--workers", "0")
+            try:
+                assert service.get("/api/v1/rescans")["stale"] == 1
+                assert "leakscan_reports_stale 1.0" in service.request("/metrics")[1].decode()
+            finally:
+                service.server.kill(signal.SIGTERM)
+            config.write_text(config.read_text().replace("rescan_per_minute = 0", "rescan_per_minute = 60"))
+            service = start_service(work, config, port)
+            try:
+                wait_for(lambda: service.get(f"/api/v1/jobs/{digest}")["id"] != first["id"], 30, lambda: "no rescan")
+                job = service.job_for(digest, timeout=120)
+                assert job["status"] == "done" and job["source"] == "rescan" and job["previous"] == first["id"], job
+                assert "acme-deploy-token" in job["summary"]["rules"] and job["ruleset"] != first["ruleset"]
+                assert service.get("/api/v1/rescans")["stale"] == 0
+                status, body = service.request(f"/api/v1/jobs/{digest}/report?format=json")
+                assert status == 200 and token.encode() not in body
+                wait_for(lambda: len(alerts) >= 1, 30, lambda: f"alerts: {alerts}")
+                assert token.encode() not in b"".join(alerts) and token not in service.server.text()
+                doc = json.loads(alerts[-1])
+                assert doc["event"] == "leakscan.rescan.new_findings" and doc["new_findings"] == 1, doc
+            finally:
+                service.server.kill(signal.SIGTERM)
+    finally:
+        receiver.close()

@@ -238,6 +238,14 @@ def test_harbor_adapter(h: Harness, sample_result: JobResult) -> None:
     elsewhere = {**request, "registry": {"url": "https://harbor.evil.example"}}
     assert h.client.post("/api/v1/scan", json=elsewhere, headers=AUTH).status_code == 422
     assert h.client.post("/api/v1/scan", content=b"nope", headers=AUTH).status_code == 400
+    # Harbor's pull token: accepted as it is; a scheme the registry client cannot use is refused up front
+    bearer = {**request, "registry": {"url": f"http://{REG}", "authorization": "Bearer eyJ0.eyJz.c2ln"}}
+    resp = h.client.post(
+        "/api/v1/scan", json={**bearer, "artifact": {"repository": "demo/app", "digest": D2}}, headers=AUTH
+    )
+    assert resp.status_code == 202 and h.store.get(resp.json()["id"]).auth == "Bearer eyJ0.eyJz.c2ln"  # type: ignore[union-attr]
+    digest = {**request, "registry": {"url": f"http://{REG}", "authorization": "Digest x"}}
+    assert h.client.post("/api/v1/scan", json=digest, headers=AUTH).status_code == 422
     assert h.client.post("/api/v1/scan", json={"registry": {}}, headers=AUTH).status_code == 422
     sbom_only = {**request, "enabled_capabilities": [{"type": "sbom"}]}
     assert h.client.post("/api/v1/scan", json=sbom_only, headers=AUTH).status_code == 501

@@ -20,13 +20,15 @@ import pytest
 
 from scanner.service.config import RegistryEntry, ServiceConfig
 from scanner.service.events import PushEvent
-from scanner.service.jobs import Runner, harbor_credentials
+from scanner.service.harbor import HarborAuth, harbor_auth
+from scanner.service.jobs import Runner
 from scanner.service.store import SqliteStore
 from scanner.sources.registry import Credentials
 from tests.conftest import SAMPLE_SECRET
 from tests.support.formats import skopeo_available
 from tests.support.registry import Registry, registry_available, run_registry
 from tests.support.services import require, skopeo
+from tests.support.token_server import token_server
 
 USER, PASSWORD = "robot$ci", "robot-" + secrets.token_urlsafe(16)
 
@@ -204,12 +206,69 @@ def test_registry_credentials_from_harbor_requests_and_from_configuration(
         assert store.get(job.id).status == "done"  # type: ignore[union-attr]
 
 
-def test_harbor_credentials_parsing() -> None:
-    assert harbor_credentials("Basic " + base64.b64encode(b"robot$x:p:w").decode()) == Credentials("robot$x", "p:w")
-    assert harbor_credentials(None) is None
-    for bad in ("Bearer abc", "Basic !!!", "Basic " + base64.b64encode(b"nocolon").decode()):
+def test_harbor_authorization_parsing() -> None:
+    basic = harbor_auth("Basic " + base64.b64encode(b"robot$x:p:w").decode())
+    assert basic == HarborAuth(Credentials("robot$x", "p:w"))
+    assert harbor_auth(None) == HarborAuth()
+    assert harbor_auth("Bearer eyJh.eyJz-_.sig+/=") == HarborAuth(authorization="Bearer eyJh.eyJz-_.sig+/=")
+    assert "eyJh" not in repr(harbor_auth("Bearer eyJh.eyJz.sig"))
+    for bad in (
+        "Digest abc",
+        "Bearer",
+        "Bearer a\r\nX-Evil: 1",
+        "Basic !!!",
+        "Basic " + base64.b64encode(b"nocolon").decode(),
+    ):
         with pytest.raises(Exception, match="authorization"):
-            harbor_credentials(bad)
+            harbor_auth(bad)
+
+
+def test_harbor_bearer_authorization_against_a_token_auth_registry(
+    sample_archives: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Harbor's scan request carries ``registry.authorization: Bearer <token>``, a pull token it
+    issued for the artifact: the worker sends it as it is (no token request of its own), and a
+    token without the grant fails the job with the registry's 401."""
+    require("docker-registry", *registry_available())
+    require("skopeo", skopeo_available(), "skopeo is not installed")
+    import urllib.request
+
+    tmp = tmp_path_factory.mktemp("harbor-bearer")
+    with (
+        token_server(tmp / "token", USER, PASSWORD) as tokens,
+        run_registry(tmp / "reg", token=(tokens.realm, tokens.cert)) as reg,
+    ):
+        digest_file = tmp / "digest"
+        skopeo(
+            "copy", "-q", "--dest-tls-verify=false", "--dest-creds", f"{USER}:{PASSWORD}",
+            "--digestfile", str(digest_file), f"docker-archive:{sample_archives['docker-legacy']}",
+            f"docker://{reg.host}/library/app:v1",
+        )  # fmt: skip
+        digest = digest_file.read_text().strip()
+
+        def pull_token(basic: str | None) -> str:  # what Harbor's token service hands the adapter
+            url = f"{tokens.realm}?service=leakscan-test-registry&scope=repository:library/app:pull"
+            headers = {"Authorization": basic} if basic else {}
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as resp:
+                return str(json.loads(resp.read())["token"])
+
+        granted = pull_token("Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode())
+        config = config_for(tmp, reg.host)  # no credentials configured: only the request's
+        store = SqliteStore(config.db_path)
+        runner = Runner(config, store)
+        event = PushEvent(reg.host, "library/app", digest, None)
+        job, _ = store.submit(event, "harbor-adapter", f"Bearer {pull_token(None)}")  # an empty grant
+        runner.execute(store.claim("w", 30), "w")  # type: ignore[arg-type]
+        refused = store.get(job.id)
+        assert refused is not None and refused.status == "failed" and "denied (HTTP 401)" in (refused.error or "")
+        before = len(tokens.requests)
+        job, created = store.submit(event, "harbor-adapter", f"Bearer {granted}")
+        assert created
+        runner.execute(store.claim("w", 30), "w")  # type: ignore[arg-type]
+        done = store.get(job.id)
+        assert done is not None and done.status == "done" and done.findings and done.complete, done
+        assert done.auth is None  # erased when the job ends
+        assert len(tokens.requests) == before  # the worker asked the token service for nothing
 
 
 class _Receiver(BaseHTTPRequestHandler):

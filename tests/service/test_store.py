@@ -125,3 +125,37 @@ def test_sqlite_claim_takes_due_jobs_and_expired_leases(tmp_path: Path) -> None:
     assert again is not None and again.attempts == 2
     # a second connection (another worker process) sees the same data
     assert SqliteStore(tmp_path / "db.sqlite3").get(job.id).worker == "w2"  # type: ignore[union-attr]
+
+
+def test_defer_requeues_without_counting_the_execution(store: Store) -> None:
+    job, _ = store.submit(E1, "distribution")
+    started = store.start(job.id, "w", 30)
+    assert started is not None and started.attempts == 1
+    store.defer(job.id, 60)
+    waiting = store.get(job.id)
+    assert waiting is not None and waiting.status == "queued" and waiting.attempts == 0
+    assert waiting.not_before > time.time() + 50 and waiting.worker is None
+    assert store.counts()["queued"] == 1 and store.counts()["running"] == 0
+
+
+def test_stale_reports_and_rescans(store: Store) -> None:
+    """A report made under another rule set is stale while it is the newest of its image; a rescan
+    is a new job for the same digest that points back at it."""
+    old, _ = store.submit(E1, "distribution")
+    store.start(old.id, "w", 30)
+    store.finish(old.id, JobResult(1, True, {"findings": 1}, {"json": "{}"}, ruleset="rules-a", version="1"))
+    other, _ = store.submit(PushEvent("127.0.0.1:5000", "demo/app", D2, None), "distribution")
+    store.start(other.id, "w", 30)
+    store.finish(other.id, JobResult(0, True, {"findings": 0}, {"json": "{}"}, ruleset="rules-b", version="1"))
+    assert [j.id for j in store.stale("rules-b", 10)] == [old.id] and store.count_stale("rules-b") == 1
+    assert [j.id for j in store.stale("rules-c", 10)] == [other.id, old.id]  # newest first
+    assert store.count_stale("rules-a") == 1 and [j.id for j in store.stale("rules-c", 1)] == [other.id]
+    done = store.get(old.id)
+    assert done is not None and done.ruleset == "rules-a" and done.version == "1"
+    new = store.rescan(done)
+    assert new is not None and new.status == "queued" and new.previous == old.id and new.source == "rescan"
+    assert new.digest == D1 and new.ref == old.ref and new.id != old.id
+    assert store.count_stale("rules-b") == 0  # the newest job of the image is the rescan
+    assert store.rescan(done) is None  # not twice
+    assert store.by_digest(D1).id == new.id  # type: ignore[union-attr]
+    assert store.submit(E1, "distribution") == (store.get(new.id), False)  # a push meanwhile: the same work
