@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +18,10 @@ from . import __version__
 from .cli_options import image_source, scan_options, scan_settings, split_options
 from .detectors import BUILTIN_RULES, RuleSet
 from .engine import scan_image
-from .errors import ExitCode, LeakscanError, UsageError
+from .errors import ExitCode, LeakscanError, UsageError, exit_code_lines
 from .models import Finding, ScanReport, Severity, Status
 from .report import OutputFormat, jsontext, renderer_for, summary_line
+from .report.files import check_writable, write_atomically
 from .service.commands import serve_cmd, worker_cmd
 from .streams import safe_reason
 from .suppress import Suppressions, baseline_document, load_baseline, load_ignore_file
@@ -27,7 +29,7 @@ from .suppress import Suppressions, baseline_document, load_baseline, load_ignor
 
 @dataclass(frozen=True)
 class Policy:
-    """Which findings fail the run, and with which exit code.  Errors always exit 3."""
+    """Which findings fail the run, and with which exit code.  Errors exit 2 (usage) or 3 (scan)."""
 
     fail_on: Severity = Severity.LOW
     fail_on_hidden: bool = True  # a deleted or overwritten file still ships in its layer
@@ -52,6 +54,7 @@ class _DefaultToScan(click.Group):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("-h", "--help", "--version"):
+            # an image called like a sub-command is still reachable: leakscan scan NAME
             args = ["scan", *args]
         return super().parse_args(ctx, args)
 
@@ -94,19 +97,46 @@ def _fail(exc: BaseException) -> None:
     sys.exit(int(ExitCode.SCAN_ERROR))
 
 
-@click.group(cls=_DefaultToScan, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+_EXIT_CODES = "\b\nExit codes:\n" + "\n".join(exit_code_lines())
+
+_MAIN_HELP = f"""Find leaked build secrets and credentials in container images, layer by layer.
+
+\b
+  leakscan IMAGE [OPTIONS]            scan (the same as: leakscan scan IMAGE)
+  leakscan baseline IMAGE > FILE      record today's findings, to pass to --baseline
+  leakscan fingerprint [FILE]         is this my secret? its fingerprint, to look for in a report
+  leakscan rules                      list the detection rules
+  leakscan serve --example-config     the scanning service (serve, worker)
+  leakscan help [COMMAND]             this help, or a command's
+
+{_EXIT_CODES}
+"""
+
+
+@click.group(
+    cls=_DefaultToScan,
+    help=_MAIN_HELP,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="leakscan")
 def main() -> None:
-    """Find leaked build secrets and credentials in container images, layer by layer.
+    pass
 
-    \b
-      leakscan IMAGE [OPTIONS]            scan (the same as: leakscan scan IMAGE)
-      leakscan baseline IMAGE > FILE      record today's findings, to pass to --baseline
-      leakscan rules                      list the detection rules
 
-    Exit codes: 0 no findings, 1 findings, 2 usage error, 3 the image could not be read or
-    scanned in full.
-    """
+@main.command("help")
+@click.argument("command", required=False)
+@click.pass_context
+def help_cmd(ctx: click.Context, command: str | None) -> None:
+    """Show leakscan's help, or a command's (leakscan help scan)."""
+    parent = ctx.parent or ctx
+    if command is None:
+        click.echo(parent.get_help())
+        return
+    cmd = main.get_command(parent, command)
+    if cmd is None:
+        _fail(UsageError(f"help: no command {command!r}; commands: {', '.join(sorted(main.list_commands(parent)))}"))
+        return
+    click.echo(cmd.get_help(click.Context(cmd, info_name=command, parent=parent)))
 
 
 @main.command(context_settings={"max_content_width": 100})
@@ -139,7 +169,7 @@ def main() -> None:
     type=click.IntRange(0, 255),
     default=int(ExitCode.FINDINGS),
     show_default=True,
-    help="The exit code when findings fail the run (0: report only). Errors always exit 3.",
+    help="The exit code when findings fail the run (0: report only). Errors keep theirs: 2 usage, 3 scan.",
 )
 @click.option(
     "--output",
@@ -199,13 +229,6 @@ def scan(
       leakscan image.tar --fail-on high --format table --format sarif=leakscan.sarif
       docker save app:1.2 | leakscan - --format gitlab=gl-secret-detection-report.json
       leakscan app:1.2 --baseline leakscan-baseline.json --exclude-path 'usr/share/doc/*'
-
-    \b
-    Exit codes:
-      0  no finding fails the policy, and the whole image was read
-      1  findings fail the policy (--fail-on, --fail-on-hidden; --exit-code N to change)
-      2  usage error
-      3  the image, or part of it, could not be read or scanned: never a silent 0
     """
     try:
         ignores = load_ignore_file(ignore_file, "--ignore-file") if ignore_file else ()
@@ -217,16 +240,20 @@ def scan(
             exclude_paths=exclude_path,
         )
         targets = _targets(formats, output)
+        for _, path in targets:
+            if path is not None:
+                check_writable(path)  # before any scan work
         source_kw, scan_kw = split_options(kw)
         report = scan_image(image_source(image, **source_kw), scan_settings(suppressions=suppressions, **scan_kw))
         if kw.get("verbose"):
             _log_report(report)
-        for fmt, path in targets:
-            text = renderer_for(fmt).render(report)
+        texts = [(path, renderer_for(fmt).render(report)) for fmt, path in targets]
+        for path, text in texts:  # the files first: a file that fails is an error before any output
+            if path is not None:
+                write_atomically(path, text)
+        for path, text in texts:
             if path is None:
                 sys.stdout.write(text)
-            else:
-                path.write_text(text, encoding="utf-8")
     except Exception as exc:
         _fail(exc)
     policy = Policy(Severity(fail_on), fail_on_hidden, exit_code, allow_incomplete)
@@ -238,6 +265,9 @@ def scan(
         line = f"{len(gating)} finding(s) failing the policy; written to {', '.join(written)}"
         click.echo(line if report.complete else line + f"; INCOMPLETE: {'; '.join(report.problems)[:400]}", err=True)
     sys.exit(policy.exit_code(report))
+
+
+scan.help = f"{inspect.cleandoc(scan.help or '')}\n\n{_EXIT_CODES}"
 
 
 def _targets(formats: tuple[str, ...], output: Path | None) -> list[tuple[OutputFormat, Path | None]]:
@@ -274,11 +304,13 @@ def baseline_cmd(image: str, output: Path | None, **kw: Any) -> None:
     """Scan IMAGE and write a baseline of its findings (JSON, fingerprints and hashes only), for
     later scans to pass to --baseline."""
     try:
+        if output is not None:
+            check_writable(output, "baseline")
         source_kw, scan_kw = split_options(kw)
         report = scan_image(image_source(image, **source_kw), scan_settings(**scan_kw))
         text = jsontext.dumps(baseline_document(report)) + "\n"
         if output is not None:
-            output.write_text(text, encoding="utf-8")
+            write_atomically(output, text, "baseline")
         else:
             sys.stdout.write(text)
     except Exception as exc:
