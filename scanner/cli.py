@@ -235,7 +235,8 @@ def scan(
         config = kw.get("config")
         config_ignores = load_ignore_file(config, "--config") if config else ()
         suppressions = Suppressions(
-            baseline=load_baseline(baseline) if baseline else frozenset(),
+            baseline=load_baseline(baseline) if baseline else (),
+            baseline_file=f"--baseline {baseline}",
             ignores=config_ignores + ignores,
             exclude_paths=exclude_path,
         )
@@ -260,6 +261,8 @@ def scan(
     gating = policy.gating(report)
     written = [str(p) for _, p in targets if p is not None]
     if not any(fmt is OutputFormat.TABLE and path is None for fmt, path in targets):
+        for warning in report.warnings:  # the table lists them (a stale ignore entry, say); others get them here
+            click.echo(f"leakscan: warning: {warning}", err=True)
         click.echo(summary_line(report), err=True)  # the table ends with it; other formats get it on stderr
     if written:
         line = f"{len(gating)} finding(s) failing the policy; written to {', '.join(written)}"
