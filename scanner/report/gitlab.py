@@ -126,7 +126,7 @@ class GitlabRenderer(Renderer):
             "start_time": _time(started),
             "end_time": _time(started + report.duration_s),
             "analyzer": _TOOL,
-            "scanner": {**_TOOL, "url": "https://pypi.org/project/leakscan/"},
+            "scanner": {**_TOOL, "url": "https://pypi.org/project/leakscan-image/"},
         }
         messages = _messages(report)
         if messages:

@@ -95,7 +95,7 @@ def _run(image: ImageReport, extra: tuple[Finding, ...]) -> dict[str, Any]:
                 "name": "leakscan",
                 "version": __version__,
                 "semanticVersion": __version__,
-                "informationUri": "https://pypi.org/project/leakscan/",
+                "informationUri": "https://pypi.org/project/leakscan-image/",
                 "rules": rule_docs,
             }
         },
