@@ -15,11 +15,13 @@ from typing import Any
 import click
 
 from . import __version__
+from .cache import default_dir as default_cache_dir
 from .cli_options import image_source, scan_options, scan_settings, split_options
 from .detectors import BUILTIN_RULES, RuleSet
 from .engine import scan_image
 from .errors import ExitCode, LeakscanError, UsageError, exit_code_lines
-from .models import Finding, ScanReport, Severity, Status
+from .fingerprint import load_key
+from .models import Finding, ScanReport, Severity, Status, keyed, sha256_hex
 from .report import OutputFormat, jsontext, renderer_for, summary_line
 from .report.files import check_writable, write_atomically
 from .service.commands import serve_cmd, worker_cmd
@@ -221,7 +223,8 @@ def scan(
     docker-archive:PATH[:REF], oci-archive:PATH[:REF], oci:DIR[:REF].
 
     Give the build's own --secret flags to find those exact values, raw or encoded (base64, hex,
-    URL, JSON or shell escaping). Findings never show a secret: a SHA-256 and a redacted preview.
+    URL, JSON or shell escaping). Findings never show a secret: a keyed fingerprint (leakscan
+    fingerprint) and a redacted preview.
 
     \b
     Examples:
@@ -304,8 +307,8 @@ def _targets(formats: tuple[str, ...], output: Path | None) -> list[tuple[Output
     help="Write the baseline to this file instead of standard output.",
 )
 def baseline_cmd(image: str, output: Path | None, **kw: Any) -> None:
-    """Scan IMAGE and write a baseline of its findings (JSON, fingerprints and hashes only), for
-    later scans to pass to --baseline."""
+    """Scan IMAGE and write a baseline of its findings (JSON, keyed fingerprints only), for later
+    scans to pass to --baseline (with the same fingerprint key: LEAKSCAN_FINGERPRINT_KEY in CI)."""
     try:
         if output is not None:
             check_writable(output, "baseline")
@@ -341,6 +344,35 @@ def rules_cmd(config: Path | None) -> None:
         f"{len(rules.rules)} rules; detect-secrets plugins {'on' if rules.detect_secrets else 'off'}; "
         "also: known-secret, high-entropy-assignment, build-arg-secret, metadata-secret-name"
     )
+
+
+@main.command("fingerprint")
+@click.argument("file", required=False, type=click.File("rb"), default="-")
+@click.option("--config", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="As for scan.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="As for scan.")
+def fingerprint_cmd(file: Any, config: Path | None, cache_dir: Path | None) -> None:
+    """Is this my secret? Print the fingerprint of a value, read from FILE or standard input (never
+    from the command line, where other users and the shell history would see it), to look for in a
+    report's secret_fingerprint (the table's fp:...). It uses the scan's key: the same
+    LEAKSCAN_FINGERPRINT_KEY, --config or --cache-dir. Leading and trailing whitespace is ignored.
+
+    \b
+      leakscan fingerprint ~/.npmrc-token
+      printf %s "$TOKEN" | leakscan fingerprint
+    """
+    try:
+        if file.name == "<stdin>" and sys.stdin.isatty():
+            value = click.prompt("value (not shown)", hide_input=True, err=True).encode()
+        else:
+            value = file.read()
+        value = value.strip()
+        if not value:
+            raise UsageError("fingerprint: no value given (FILE or standard input is empty)")
+        key = load_key(cache_dir or default_cache_dir(), config)
+    except Exception as exc:
+        _fail(exc)
+    click.echo(keyed(key.key, sha256_hex(value)))
+    click.echo(f"leakscan: fingerprint made with the {key.source}", err=True)
 
 
 main.add_command(serve_cmd)

@@ -23,7 +23,7 @@ from typing import Any
 from .errors import UsageError
 from .models import Finding, ScanReport
 
-BASELINE_VERSION = "1.0"
+BASELINE_VERSION = "2.0"  # 2.0: fingerprints keyed with the user's key (scanner.fingerprint)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -220,7 +220,7 @@ def baseline_document(report: ScanReport) -> dict[str, Any]:
                 "rule_id": f.rule_id,
                 "path": f.path,
                 "field": f.field,
-                "secret_sha256": f.secret_sha256,
+                "secret_fingerprint": f.secret_fingerprint,
             },
         )
     return {

@@ -7,7 +7,9 @@ from enum import StrEnum
 
 from ..models import ScanReport
 
-SCHEMA_VERSION = "1.2"  # 1.1: confidence, suppressed findings; 1.2: files_skipped[].limit
+# 1.1: confidence, suppressed findings; 1.2: files_skipped[].limit; 2.0: secret_sha256 replaced by the keyed
+# secret_fingerprint (a plain hash let readers test guesses), instruction/base_image/origin/remediation, dockerfile
+SCHEMA_VERSION = "2.0"
 
 
 class OutputFormat(StrEnum):

@@ -21,6 +21,7 @@ from ..cache import CacheBackend
 from ..detectors import KnownValue, SecretSpec, load_known_values
 from ..engine import ScanOptions, scan_image
 from ..errors import LeakscanError, RegistryUnavailable
+from ..fingerprint import load_key
 from ..models import ScanReport
 from ..report import OutputFormat, renderer_for
 from ..report.json import summary_dict
@@ -131,6 +132,7 @@ class Runner:
                 cache_backend=self.cache,
                 timeout=self.config.scan_timeout,
                 jobs=self.config.scan_jobs,
+                fingerprint_key=load_key(self.config.data_dir).key,  # LEAKSCAN_FINGERPRINT_KEY first
             ),
         )
         if job.digest is None and len(report.images) == 1 and report.images[0].manifest_digest:
