@@ -1,4 +1,5 @@
 # leakscan as a container image: multi-stage, pinned dependencies (requirements.lock), non-root.
+# It installs this checkout as the distribution leakscan-image (the command is leakscan).
 #
 #   docker build -t leakscan .
 #   docker run --rm -v "$PWD/image.tar:/scan/image.tar:ro" leakscan /scan/image.tar
@@ -20,6 +21,7 @@ RUN set -eu; \
     python3 -m venv /opt/leakscan; \
     /opt/leakscan/bin/pip install "$@" --require-virtualenv -r /src/requirements.lock; \
     /opt/leakscan/bin/pip install "$@" --require-virtualenv --no-deps /src; \
+    /opt/leakscan/bin/pip show -q leakscan-image >/dev/null; \
     /opt/leakscan/bin/pip uninstall -y setuptools wheel packaging; \
     find /opt/leakscan -name __pycache__ -prune -exec rm -rf {} +; \
     /opt/leakscan/bin/python -m compileall -q /opt/leakscan/lib >/dev/null

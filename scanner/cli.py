@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,12 +15,15 @@ from typing import Any
 import click
 
 from . import __version__
+from .cache import default_dir as default_cache_dir
 from .cli_options import image_source, scan_options, scan_settings, split_options
 from .detectors import BUILTIN_RULES, RuleSet
 from .engine import scan_image
-from .errors import ExitCode, LeakscanError, UsageError
-from .models import Finding, ScanReport, Severity, Status
+from .errors import ExitCode, LeakscanError, UsageError, exit_code_lines
+from .fingerprint import load_key
+from .models import Finding, ScanReport, Severity, Status, keyed, sha256_hex
 from .report import OutputFormat, jsontext, renderer_for, summary_line
+from .report.files import check_writable, write_atomically
 from .service.commands import serve_cmd, worker_cmd
 from .streams import safe_reason
 from .suppress import Suppressions, baseline_document, load_baseline, load_ignore_file
@@ -27,7 +31,7 @@ from .suppress import Suppressions, baseline_document, load_baseline, load_ignor
 
 @dataclass(frozen=True)
 class Policy:
-    """Which findings fail the run, and with which exit code.  Errors always exit 3."""
+    """Which findings fail the run, and with which exit code.  Errors exit 2 (usage) or 3 (scan)."""
 
     fail_on: Severity = Severity.LOW
     fail_on_hidden: bool = True  # a deleted or overwritten file still ships in its layer
@@ -52,6 +56,7 @@ class _DefaultToScan(click.Group):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("-h", "--help", "--version"):
+            # an image called like a sub-command is still reachable: leakscan scan NAME
             args = ["scan", *args]
         return super().parse_args(ctx, args)
 
@@ -94,19 +99,46 @@ def _fail(exc: BaseException) -> None:
     sys.exit(int(ExitCode.SCAN_ERROR))
 
 
-@click.group(cls=_DefaultToScan, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+_EXIT_CODES = "\b\nExit codes:\n" + "\n".join(exit_code_lines())
+
+_MAIN_HELP = f"""Find leaked build secrets and credentials in container images, layer by layer.
+
+\b
+  leakscan IMAGE [OPTIONS]            scan (the same as: leakscan scan IMAGE)
+  leakscan baseline IMAGE > FILE      record today's findings, to pass to --baseline
+  leakscan fingerprint [FILE]         is this my secret? its fingerprint, to look for in a report
+  leakscan rules                      list the detection rules
+  leakscan serve --example-config     the scanning service (serve, worker)
+  leakscan help [COMMAND]             this help, or a command's
+
+{_EXIT_CODES}
+"""
+
+
+@click.group(
+    cls=_DefaultToScan,
+    help=_MAIN_HELP,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="leakscan")
 def main() -> None:
-    """Find leaked build secrets and credentials in container images, layer by layer.
+    pass
 
-    \b
-      leakscan IMAGE [OPTIONS]            scan (the same as: leakscan scan IMAGE)
-      leakscan baseline IMAGE > FILE      record today's findings, to pass to --baseline
-      leakscan rules                      list the detection rules
 
-    Exit codes: 0 no findings, 1 findings, 2 usage error, 3 the image could not be read or
-    scanned in full.
-    """
+@main.command("help")
+@click.argument("command", required=False)
+@click.pass_context
+def help_cmd(ctx: click.Context, command: str | None) -> None:
+    """Show leakscan's help, or a command's (leakscan help scan)."""
+    parent = ctx.parent or ctx
+    if command is None:
+        click.echo(parent.get_help())
+        return
+    cmd = main.get_command(parent, command)
+    if cmd is None:
+        _fail(UsageError(f"help: no command {command!r}; commands: {', '.join(sorted(main.list_commands(parent)))}"))
+        return
+    click.echo(cmd.get_help(click.Context(cmd, info_name=command, parent=parent)))
 
 
 @main.command(context_settings={"max_content_width": 100})
@@ -139,7 +171,7 @@ def main() -> None:
     type=click.IntRange(0, 255),
     default=int(ExitCode.FINDINGS),
     show_default=True,
-    help="The exit code when findings fail the run (0: report only). Errors always exit 3.",
+    help="The exit code when findings fail the run (0: report only). Errors keep theirs: 2 usage, 3 scan.",
 )
 @click.option(
     "--output",
@@ -191,7 +223,8 @@ def scan(
     docker-archive:PATH[:REF], oci-archive:PATH[:REF], oci:DIR[:REF].
 
     Give the build's own --secret flags to find those exact values, raw or encoded (base64, hex,
-    URL, JSON or shell escaping). Findings never show a secret: a SHA-256 and a redacted preview.
+    URL, JSON or shell escaping). Findings never show a secret: a keyed fingerprint (leakscan
+    fingerprint) and a redacted preview.
 
     \b
     Examples:
@@ -199,45 +232,48 @@ def scan(
       leakscan image.tar --fail-on high --format table --format sarif=leakscan.sarif
       docker save app:1.2 | leakscan - --format gitlab=gl-secret-detection-report.json
       leakscan app:1.2 --baseline leakscan-baseline.json --exclude-path 'usr/share/doc/*'
-
-    \b
-    Exit codes:
-      0  no finding fails the policy, and the whole image was read
-      1  findings fail the policy (--fail-on, --fail-on-hidden; --exit-code N to change)
-      2  usage error
-      3  the image, or part of it, could not be read or scanned: never a silent 0
     """
     try:
         ignores = load_ignore_file(ignore_file, "--ignore-file") if ignore_file else ()
         config = kw.get("config")
         config_ignores = load_ignore_file(config, "--config") if config else ()
         suppressions = Suppressions(
-            baseline=load_baseline(baseline) if baseline else frozenset(),
+            baseline=load_baseline(baseline) if baseline else (),
+            baseline_file=f"--baseline {baseline}",
             ignores=config_ignores + ignores,
             exclude_paths=exclude_path,
         )
         targets = _targets(formats, output)
+        for _, path in targets:
+            if path is not None:
+                check_writable(path)  # before any scan work
         source_kw, scan_kw = split_options(kw)
         report = scan_image(image_source(image, **source_kw), scan_settings(suppressions=suppressions, **scan_kw))
         if kw.get("verbose"):
             _log_report(report)
-        for fmt, path in targets:
-            text = renderer_for(fmt).render(report)
+        texts = [(path, renderer_for(fmt).render(report)) for fmt, path in targets]
+        for path, text in texts:  # the files first: a file that fails is an error before any output
+            if path is not None:
+                write_atomically(path, text)
+        for path, text in texts:
             if path is None:
                 sys.stdout.write(text)
-            else:
-                path.write_text(text, encoding="utf-8")
     except Exception as exc:
         _fail(exc)
     policy = Policy(Severity(fail_on), fail_on_hidden, exit_code, allow_incomplete)
     gating = policy.gating(report)
     written = [str(p) for _, p in targets if p is not None]
     if not any(fmt is OutputFormat.TABLE and path is None for fmt, path in targets):
+        for warning in report.warnings:  # the table lists them (a stale ignore entry, say); others get them here
+            click.echo(f"leakscan: warning: {warning}", err=True)
         click.echo(summary_line(report), err=True)  # the table ends with it; other formats get it on stderr
     if written:
         line = f"{len(gating)} finding(s) failing the policy; written to {', '.join(written)}"
         click.echo(line if report.complete else line + f"; INCOMPLETE: {'; '.join(report.problems)[:400]}", err=True)
     sys.exit(policy.exit_code(report))
+
+
+scan.help = f"{inspect.cleandoc(scan.help or '')}\n\n{_EXIT_CODES}"
 
 
 def _targets(formats: tuple[str, ...], output: Path | None) -> list[tuple[OutputFormat, Path | None]]:
@@ -271,14 +307,16 @@ def _targets(formats: tuple[str, ...], output: Path | None) -> list[tuple[Output
     help="Write the baseline to this file instead of standard output.",
 )
 def baseline_cmd(image: str, output: Path | None, **kw: Any) -> None:
-    """Scan IMAGE and write a baseline of its findings (JSON, fingerprints and hashes only), for
-    later scans to pass to --baseline."""
+    """Scan IMAGE and write a baseline of its findings (JSON, keyed fingerprints only), for later
+    scans to pass to --baseline (with the same fingerprint key: LEAKSCAN_FINGERPRINT_KEY in CI)."""
     try:
+        if output is not None:
+            check_writable(output, "baseline")
         source_kw, scan_kw = split_options(kw)
         report = scan_image(image_source(image, **source_kw), scan_settings(**scan_kw))
         text = jsontext.dumps(baseline_document(report)) + "\n"
         if output is not None:
-            output.write_text(text, encoding="utf-8")
+            write_atomically(output, text, "baseline")
         else:
             sys.stdout.write(text)
     except Exception as exc:
@@ -306,6 +344,35 @@ def rules_cmd(config: Path | None) -> None:
         f"{len(rules.rules)} rules; detect-secrets plugins {'on' if rules.detect_secrets else 'off'}; "
         "also: known-secret, high-entropy-assignment, build-arg-secret, metadata-secret-name"
     )
+
+
+@main.command("fingerprint")
+@click.argument("file", required=False, type=click.File("rb"), default="-")
+@click.option("--config", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="As for scan.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="As for scan.")
+def fingerprint_cmd(file: Any, config: Path | None, cache_dir: Path | None) -> None:
+    """Is this my secret? Print the fingerprint of a value, read from FILE or standard input (never
+    from the command line, where other users and the shell history would see it), to look for in a
+    report's secret_fingerprint (the table's fp:...). It uses the scan's key: the same
+    LEAKSCAN_FINGERPRINT_KEY, --config or --cache-dir. Leading and trailing whitespace is ignored.
+
+    \b
+      leakscan fingerprint ~/.npmrc-token
+      printf %s "$TOKEN" | leakscan fingerprint
+    """
+    try:
+        if file.name == "<stdin>" and sys.stdin.isatty():
+            value = click.prompt("value (not shown)", hide_input=True, err=True).encode()
+        else:
+            value = file.read()
+        value = value.strip()
+        if not value:
+            raise UsageError("fingerprint: no value given (FILE or standard input is empty)")
+        key = load_key(cache_dir or default_cache_dir(), config)
+    except Exception as exc:
+        _fail(exc)
+    click.echo(keyed(key.key, sha256_hex(value)))
+    click.echo(f"leakscan: fingerprint made with the {key.source}", err=True)
 
 
 main.add_command(serve_cmd)

@@ -14,8 +14,10 @@ import click
 
 from .cache import default_dir as default_cache_dir
 from .detectors import BUILTIN_RULES, DEFAULT_MIN_LENGTH, RuleSet, SecretSpec, load_known_values
+from .dockerfile import Dockerfile, parse
 from .engine import ScanOptions
 from .errors import UsageError
+from .fingerprint import load_key
 from .nested import NestedLimits
 from .parallel import default_jobs
 from .sources import ImageSource, RegistryOptions, open_source
@@ -40,6 +42,12 @@ def scan_options(fn: F) -> F:
             "--config",
             type=click.Path(dir_okay=False, exists=True, path_type=Path),
             help="TOML file: [rules] disable / custom rules, [[ignore]] entries (see README).",
+        ),
+        click.option(
+            "--dockerfile",
+            type=click.Path(dir_okay=False, exists=True, path_type=Path),
+            help="The Dockerfile the image was built from: each layer and finding is tied to its instruction and "
+            "line (SARIF results point at it). Default: the Dockerfile in the image's BuildKit provenance, if any.",
         ),
         click.option(
             "--min-secret-length",
@@ -132,10 +140,12 @@ def scan_settings(
     timeout: float = 3600.0,
     jobs: int = 1,
     suppressions: Suppressions | None = None,
+    dockerfile: Path | None = None,
 ) -> ScanOptions:
     specs = [SecretSpec.parse(s) for s in secrets]
     known = tuple(load_known_values(specs, min_secret_length))
     rules = RuleSet.load(BUILTIN_RULES, config)
+    key = load_key(cache_dir or default_cache_dir(), config)  # with --no-cache too: baselines need one key
     return ScanOptions(
         known=known,
         rules=rules,
@@ -147,7 +157,20 @@ def scan_settings(
         progress=None if quiet or not sys.stderr.isatty() else progress_bar(),
         timeout=timeout,
         jobs=jobs,
+        dockerfile=read_dockerfile(dockerfile) if dockerfile is not None else None,
+        fingerprint_key=key.key,
     )
+
+
+def read_dockerfile(path: Path) -> Dockerfile:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--dockerfile {path}: cannot be read ({type(exc).__name__})") from None
+    dockerfile = parse(text, str(path))
+    if not dockerfile.stages:
+        raise UsageError(f"--dockerfile {path}: no FROM instruction; is it a Dockerfile?")
+    return dockerfile
 
 
 def image_source(

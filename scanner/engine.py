@@ -12,8 +12,9 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from . import policy, suppress
 from .archive import MetaDoc, ResolvedArchive, ResolvedImage, iter_json_strings, resolve
@@ -27,10 +28,13 @@ from .detectors import (
     build_detectors,
     known_fingerprint,
 )
+from .dockerfile import Dockerfile, ImageMap, from_provenance, masked_text
+from .fingerprint import load_key
 from .models import (
     Finding,
     Hit,
     ImageReport,
+    Instruction,
     LayerReport,
     LayerScan,
     Readable,
@@ -64,6 +68,8 @@ class ScanOptions:
     max_ratio: int = WalkLimits().max_ratio
     jobs: int = 1  # >1: the detectors run in this many forked processes (scanner.parallel)
     progress: Callable[[int], None] | None = field(default=None, compare=False)
+    dockerfile: Dockerfile | None = None  # None: the one a BuildKit provenance attestation carries, if any
+    fingerprint_key: bytes | None = field(default=None, repr=False)  # None: fingerprint.load_key(cache_dir)
 
 
 class _Lazy:
@@ -120,13 +126,19 @@ def scan_image(source: ImageSource, options: ScanOptions | None = None) -> ScanR
         if cache is not None and identity is not None and archive.proven != proofs and source.identity() == identity:
             cache.put_proofs(identity, archive.proven)  # the file did not change while it was read
     resolved = resolve(archive, source.select)
-    meta = _MetadataResults.of(resolved, lazy, cache)
+    key = options.fingerprint_key or load_key(options.cache_dir).key
+    dockerfiles = [options.dockerfile or from_provenance([d.doc for d in image.metadata]) for image in resolved.images]
+    instructions = sorted({masked_text(i) for d in dockerfiles if d is not None for i in d.final_chain()})
+    meta = _MetadataResults.of(resolved, lazy, cache, instructions)
     report = ScanReport(
         source_kind=source.kind,
         source_ref=source.ref,
         archive_format=resolved.format,
-        images=tuple(_image_report(image, meta) for image in resolved.images),
-        metadata_findings=tuple(meta.findings(resolved.metadata)),
+        images=tuple(
+            _image_report(image, meta, key, dockerfile)
+            for image, dockerfile in zip(resolved.images, dockerfiles, strict=True)
+        ),
+        metadata_findings=tuple(meta.findings(resolved.metadata, key, ImageMap(None, None))),
         warnings=tuple(resolved.warnings),
         errors=tuple(resolved.errors),
         duration_s=time.monotonic() - started,
@@ -186,10 +198,12 @@ class _MetadataResults:
         self.hits, self.shown = hits, shown
 
     @classmethod
-    def of(cls, resolved: ResolvedArchive, lazy: _Lazy, cache: LayerCache | None) -> _MetadataResults:
+    def of(cls, resolved: ResolvedArchive, lazy: _Lazy, cache: LayerCache | None, extra: list[str]) -> _MetadataResults:
+        """``extra``: more texts to display masked (the Dockerfile's instructions)."""
         docs = resolved.metadata + [d for image in resolved.images for d in image.metadata]
         texts = sorted({text for d in docs for _, text in iter_json_strings(d.doc, d.prefix)})
-        steps = sorted({mask_build_args(s) for image in resolved.images for s in _created_by(image)[0] if s})
+        made = {mask_build_args(s) for image in resolved.images for s in _created_by(image)[0] if s}
+        steps = sorted(made | {mask_build_args(s) for s in extra})
         key = "meta:" + sha256_hex(json.dumps([texts, steps]).encode("utf-8", "surrogateescape"))
         doc = cache.get_doc(key) if cache is not None else None
         if doc is not None:
@@ -212,14 +226,29 @@ class _MetadataResults:
             )
         return found
 
-    def findings(self, docs: list[MetaDoc]) -> Iterator[Finding]:
+    def findings(self, docs: list[MetaDoc], key: bytes, image: ImageMap) -> Iterator[Finding]:
         for doc in docs:
             for field_name, text in iter_json_strings(doc.doc, doc.prefix):
                 for hit in self.hits[text]:
-                    yield Finding.from_hit(hit, field=field_name, line=None)
+                    instruction, base = image.for_field(field_name)
+                    yield Finding.from_hit(
+                        hit,
+                        key,
+                        field=field_name,
+                        line=None,
+                        description=image.describe(field_name, hit.rule_id, hit.description),
+                        instruction=self.instruction(instruction),
+                        base_image=base,
+                    )
 
     def display(self, created_by: str | None) -> str | None:
         return None if created_by is None else self.shown[mask_build_args(created_by)]
+
+    def instruction(self, instruction: Instruction | None) -> Instruction | None:
+        """The instruction with its text as reports may show it."""
+        if instruction is None:
+            return None
+        return replace(instruction, text=self.shown[mask_build_args(masked_text(instruction))])
 
 
 _BUILD_ARGS = re.compile(r"^(RUN )?\|(\d+) ")
@@ -254,7 +283,7 @@ def _created_by(image: ResolvedImage) -> tuple[list[str | None], list[str]]:
     return [str(s) if s is not None else None for s in steps], []
 
 
-def _hard_link_findings(image: ResolvedImage, vis: Visibility, i: int) -> Iterator[Finding]:
+def _hard_link_findings(image: ResolvedImage, vis: Visibility, i: int, **common: Any) -> Iterator[Finding]:
     """A hard link shows its target's content under its own path (same or lower layer)."""
     scan = image.layers[i].scan
     for entry in hard_links(scan.entries) if scan else ():
@@ -271,7 +300,13 @@ def _hard_link_findings(image: ResolvedImage, vis: Visibility, i: int) -> Iterat
             path = f"{entry.path}!/{fh.member}" if fh.member else entry.path
             for hit in fh.hits:
                 yield Finding.from_hit(
-                    hit, layer_index=i, path=path, status=status, hidden_by_layer=by, link_target=entry.link_target
+                    hit,
+                    layer_index=i,
+                    path=path,
+                    status=status,
+                    hidden_by_layer=by,
+                    link_target=entry.link_target,
+                    **common,
                 )
 
 
@@ -292,12 +327,12 @@ def _fold_compiled(findings: list[Finding]) -> list[Finding]:
     sources: dict[tuple[str | None, str], int] = {}
     for k, f in enumerate(findings):
         if k not in compiled:
-            sources.setdefault((f.path, f.secret_sha256), k)
+            sources.setdefault((f.path, f.secret_fingerprint), k)
             sources.setdefault((f.path, f.rule_id), k)  # the literal as written: quoting can change a match's ends
     places: dict[int, list[str]] = {}
     folded = set()
     for k, source in compiled.items():
-        target = sources.get((source, findings[k].secret_sha256), sources.get((source, findings[k].rule_id)))
+        target = sources.get((source, findings[k].secret_fingerprint), sources.get((source, findings[k].rule_id)))
         if target is not None:
             places.setdefault(target, []).append(findings[k].path or "")
             folded.add(k)
@@ -308,10 +343,15 @@ def _fold_compiled(findings: list[Finding]) -> list[Finding]:
     ]
 
 
-def _image_report(image: ResolvedImage, meta: _MetadataResults) -> ImageReport:
+def _image_report(
+    image: ResolvedImage, meta: _MetadataResults, key: bytes, dockerfile: Dockerfile | None
+) -> ImageReport:
     vis = Visibility([ref.scan for ref in image.layers])
     owners = Owners([ref.scan for ref in image.layers])
     steps, warnings = _created_by(image)
+    mapped = ImageMap(image.config, dockerfile)
+    warnings += mapped.warnings
+    made_by = [mapped.for_layer(i, len(image.layers)) for i in range(len(image.layers))]
     created_by = [meta.display(step) for step in steps]
     diff_ids = (image.config or {}).get("rootfs", {}).get("diff_ids") or []
     errors: list[str] = []
@@ -333,23 +373,32 @@ def _image_report(image: ResolvedImage, meta: _MetadataResults) -> ImageReport:
                     skips=(Skip(ref.path or "?", ref.missing or "not scanned"),),
                     findings=(),
                     scanned=False,
+                    instruction=meta.instruction(made_by[i][0]),
+                    base_image=made_by[i][1],
                 )
             )
             continue
         if i < len(diff_ids) and diff_ids[i] != scan.diff_id:
             errors.append(f"layer {i}: diff_id in the config does not match the layer content")
         findings: list[Finding] = []
+        common: dict[str, Any] = {
+            "key": key,
+            "instruction": meta.instruction(made_by[i][0]),
+            "base_image": made_by[i][1],
+        }
         for fh in scan.files:
             status, by = (Status.OVERWRITTEN, i) if fh.replaced else vis.hider(i, fh.path)
             package = owners.package(i, fh) if owners else None
             findings.extend(
                 policy.apply(
-                    Finding.from_hit(h, layer_index=i, path=fh.display_path, status=status, hidden_by_layer=by),
+                    Finding.from_hit(
+                        h, layer_index=i, path=fh.display_path, status=status, hidden_by_layer=by, **common
+                    ),
                     package,
                 )
                 for h in fh.hits
             )
-        findings.extend(_hard_link_findings(image, vis, i))
+        findings.extend(_hard_link_findings(image, vis, i, **common))
         findings = _fold_compiled(findings)
         layers.append(
             LayerReport(
@@ -366,6 +415,8 @@ def _image_report(image: ResolvedImage, meta: _MetadataResults) -> ImageReport:
                 findings=tuple(findings),
                 scanned=scan.error is None,
                 error=scan.error,
+                instruction=common["instruction"],
+                base_image=made_by[i][1],
             )
         )
     return ImageReport(
@@ -375,7 +426,8 @@ def _image_report(image: ResolvedImage, meta: _MetadataResults) -> ImageReport:
         manifest_digest=image.manifest_digest,
         platform=image.platform,
         layers=tuple(layers),
-        metadata_findings=tuple(meta.findings(image.metadata)),
+        metadata_findings=tuple(meta.findings(image.metadata, key, mapped)),
         warnings=tuple(image.warnings + warnings),
         errors=tuple(errors),
+        dockerfile=dockerfile.path if dockerfile is not None else None,
     )

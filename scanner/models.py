@@ -1,12 +1,15 @@
 """Frozen data that flows between the pipeline stages.
 
-Nothing here ever holds the plaintext of a secret: a :class:`Finding` carries its SHA-256 and a
-redacted preview, built by :func:`redact` inside the detector stage.
+Nothing here ever holds the plaintext of a secret: a :class:`Hit` carries its SHA-256 (internal:
+the detectors' dedupe and the layer cache) and a redacted preview, built by :func:`redact` inside
+the detector stage; a :class:`Finding`, which reports print, carries a fingerprint keyed with the
+user's own key instead (:func:`keyed`), which no reader of a report can test guesses against.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -241,12 +244,29 @@ class LayerScan:
 
 
 @dataclass(frozen=True, slots=True)
+class Instruction:
+    """A Dockerfile instruction: where it is and what it says (``text`` masked once in a report:
+    ENV, ARG and LABEL values, and anything a detector matches)."""
+
+    file: str
+    line: int
+    keyword: str  # RUN, COPY, ENV, ...
+    text: str
+    stage: str | None = None  # the stage's name, or its index
+    from_stage: str | None = None  # COPY --from=STAGE
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True, slots=True)
 class Finding:
     rule_id: str
     detector: str
     severity: Severity
     description: str
-    secret_sha256: str
+    secret_fingerprint: str  # keyed (see keyed()): a reader without the key cannot test guesses
     preview: str
     layer_index: int | None = None
     path: str | None = None
@@ -265,15 +285,17 @@ class Finding:
     downgrade_reason: str | None = None
     package: Package | None = None  # the package that installed the file, if any
     places: tuple[str, ...] = ()  # other files holding the same value, compiled from this one (.pyc)
+    instruction: Instruction | None = None  # the Dockerfile instruction that put it there
+    base_image: bool = False  # in a layer (or config) no instruction of the given Dockerfile made
 
     @classmethod
-    def from_hit(cls, hit: Hit, **where: object) -> Finding:
+    def from_hit(cls, hit: Hit, key: bytes, **where: object) -> Finding:
         fields: dict[str, object] = {
             "rule_id": hit.rule_id,
             "detector": hit.detector,
             "severity": hit.severity,
             "description": hit.description,
-            "secret_sha256": hit.secret_sha256,
+            "secret_fingerprint": keyed(key, hit.secret_sha256),
             "preview": hit.preview,
             "line": hit.line,
             "secret_id": hit.secret_id,
@@ -301,9 +323,10 @@ class Finding:
 
     @property
     def fingerprint(self) -> str:
-        """Stable across rebuilds of the same content: no layer digests, no timestamps."""
+        """Stable across rebuilds of the same content (and keyed as the secret's fingerprint is): no
+        layer digests, no timestamps."""
         place = self.path if self.path is not None else (self.field or "")
-        raw = f"{self.rule_id}\0{place}\0{self.secret_sha256}"
+        raw = f"{self.rule_id}\0{place}\0{self.secret_fingerprint}"
         return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
@@ -323,6 +346,8 @@ class LayerReport:
     scanned: bool = True  # False: not read at all, or read only in part (see error)
     error: str | None = None
     suppressed: tuple[Finding, ...] = ()
+    instruction: Instruction | None = None  # the Dockerfile instruction that made the layer
+    base_image: bool = False  # a Dockerfile was given and none of its instructions made this layer
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,6 +362,7 @@ class ImageReport:
     warnings: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()
     suppressed_metadata: tuple[Finding, ...] = ()
+    dockerfile: str | None = None  # the Dockerfile its history was mapped to (path, or from provenance)
 
     @property
     def findings(self) -> tuple[Finding, ...]:
@@ -396,6 +422,14 @@ class ScanReport:
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def keyed(key: bytes, secret_sha256: str) -> str:
+    """A secret's fingerprint in reports: HMAC-SHA256 under the user's key of the value's SHA-256.
+    Stable for one key (baselines, correlation across runs); without the key, a reader of a report
+    cannot test guesses at a short password offline.  ``leakscan fingerprint`` computes it from a
+    value the user has, with the same key."""
+    return hmac.new(key, b"leakscan-secret\0" + secret_sha256.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def redact(secret: bytes) -> str:

@@ -2,13 +2,19 @@
 
 A suppressed finding is never dropped: it moves to the report's ``suppressed`` lists with the
 reason, and the summary counts it.  Matching is by fingerprint (stable across rebuilds of the same
-content: rule, path or field, secret hash), by rule id, and by path or field glob.
+content: rule, path or field, secret fingerprint), by rule id, and by path or field glob.
+
+Globs match literally except ``*`` (any run of characters, ``/`` included) and ``?`` (one
+character): a ``[`` is a bracket, so ``history[*].created_by`` means what it says.  Every ignore
+entry and every baseline entry that matched no finding is reported as a warning: a stale
+suppression is visible, never a silent no-op.
 """
 
 from __future__ import annotations
 
-import fnmatch
+import functools
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,7 +23,17 @@ from typing import Any
 from .errors import UsageError
 from .models import Finding, ScanReport
 
-BASELINE_VERSION = "1.0"
+BASELINE_VERSION = "2.0"  # 2.0: fingerprints keyed with the user's key (scanner.fingerprint)
+
+
+@functools.lru_cache(maxsize=1024)
+def _glob(pattern: str) -> re.Pattern[str]:
+    """``*`` and ``?`` are wildcards; every other character, ``[`` and ``]`` included, is itself."""
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern), re.S)
+
+
+def glob_match(text: str, pattern: str) -> bool:
+    return _glob(pattern).fullmatch(text) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,15 +43,16 @@ class IgnoreRule:
     path: str | None = None  # glob on the in-image path (leading / optional)
     field: str | None = None  # glob on the metadata field
     reason: str = ""
+    where: str = ""  # the file and entry it came from, for a warning when it matches nothing
 
     def matches(self, f: Finding) -> bool:
         if self.fingerprint is not None and f.fingerprint != self.fingerprint:
             return False
         if self.rule is not None and f.rule_id != self.rule:
             return False
-        if self.path is not None and (f.path is None or not fnmatch.fnmatchcase(f.path, self.path.lstrip("/"))):
+        if self.path is not None and (f.path is None or not glob_match(f.path, self.path.lstrip("/"))):
             return False
-        return self.field is None or (f.field is not None and fnmatch.fnmatchcase(f.field, self.field))
+        return self.field is None or (f.field is not None and glob_match(f.field, self.field))
 
     def describe(self) -> str:
         parts = [
@@ -51,28 +68,61 @@ class IgnoreRule:
         return "ignore " + " ".join(parts) + (f" ({self.reason})" if self.reason else "")
 
 
+@dataclass(frozen=True, slots=True)
+class BaselineEntry:
+    fingerprint: str
+    about: str = ""  # rule and place, as the baseline file records them
+
+
 @dataclass(frozen=True)
 class Suppressions:
-    baseline: frozenset[str] = frozenset()
+    baseline: tuple[BaselineEntry, ...] = ()
     ignores: tuple[IgnoreRule, ...] = ()
     exclude_paths: tuple[str, ...] = ()
+    baseline_file: str = "--baseline"  # named in the warning about entries that matched nothing
 
     def __bool__(self) -> bool:
         return bool(self.baseline or self.ignores or self.exclude_paths)
 
+
+class _Matcher:
+    """One scan's suppressions, counting which entries matched something."""
+
+    def __init__(self, s: Suppressions) -> None:
+        self.s = s
+        self.baseline = {e.fingerprint for e in s.baseline}
+        self.used_baseline: set[str] = set()
+        self.used_ignores: set[int] = set()
+
     def reason(self, f: Finding) -> str | None:
+        reasons: list[str] = []
         if f.fingerprint in self.baseline:
-            return "baseline"
-        for rule in self.ignores:
+            self.used_baseline.add(f.fingerprint)
+            reasons.append("baseline")
+        for n, rule in enumerate(self.s.ignores):
             if rule.matches(f):
-                return rule.describe()
-        for glob in self.exclude_paths:
-            if f.path is not None and fnmatch.fnmatchcase(f.path, glob.lstrip("/")):
-                return f"exclude-path {glob}"
-        return None
+                self.used_ignores.add(n)
+                reasons.append(rule.describe())
+        for glob in self.s.exclude_paths:
+            if f.path is not None and glob_match(f.path, glob.lstrip("/")):
+                reasons.append(f"exclude-path {glob}")
+        return reasons[0] if reasons else None
+
+    def warnings(self) -> list[str]:
+        out = [
+            f"{rule.where or 'ignore entry'} ({rule.describe()}) matched no finding"
+            for n, rule in enumerate(self.s.ignores)
+            if n not in self.used_ignores
+        ]
+        unused = [e for e in self.s.baseline if e.fingerprint not in self.used_baseline]
+        out += [
+            f"{self.s.baseline_file}: entry {e.fingerprint}{f' ({e.about})' if e.about else ''} matched no finding"
+            for e in unused
+        ]
+        return out
 
 
-def load_baseline(path: Path) -> frozenset[str]:
+def load_baseline(path: Path) -> tuple[BaselineEntry, ...]:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -83,7 +133,13 @@ def load_baseline(path: Path) -> frozenset[str]:
             f"--baseline {path}: not a leakscan baseline (no findings list)",
             remedy="make one with: leakscan baseline IMAGE > .leakscan-baseline.json",
         )
-    return frozenset(str(e["fingerprint"]) for e in entries if isinstance(e, dict) and "fingerprint" in e)
+    out: dict[str, BaselineEntry] = {}
+    for e in entries:
+        if isinstance(e, dict) and "fingerprint" in e:
+            place = e.get("path") or e.get("field") or ""
+            about = " ".join(str(x) for x in (e.get("rule_id"), place) if x)
+            out.setdefault(str(e["fingerprint"]), BaselineEntry(str(e["fingerprint"]), about))
+    return tuple(out.values())
 
 
 def parse_ignores(entries: Any, where: str) -> tuple[IgnoreRule, ...]:
@@ -98,7 +154,7 @@ def parse_ignores(entries: Any, where: str) -> tuple[IgnoreRule, ...]:
             raise UsageError(
                 f"{where}: ignore[{n}] needs fingerprint, rule, path or field (and only those, plus reason)"
             )
-        rules.append(IgnoreRule(**{k: str(v) for k, v in e.items()}))
+        rules.append(IgnoreRule(**{k: str(v) for k, v in e.items()}, where=f"{where} ignore[{n}]"))
     return tuple(rules)
 
 
@@ -113,7 +169,7 @@ def load_ignore_file(path: Path, flag: str) -> tuple[IgnoreRule, ...]:
     return parse_ignores(doc.get("ignore", []), f"{flag} {path}")
 
 
-def _split(findings: Iterable[Finding], s: Suppressions) -> tuple[tuple[Finding, ...], tuple[Finding, ...]]:
+def _split(findings: Iterable[Finding], s: _Matcher) -> tuple[tuple[Finding, ...], tuple[Finding, ...]]:
     kept, suppressed = [], []
     for f in findings:
         reason = s.reason(f)
@@ -124,9 +180,10 @@ def _split(findings: Iterable[Finding], s: Suppressions) -> tuple[tuple[Finding,
     return tuple(kept), tuple(suppressed)
 
 
-def apply(report: ScanReport, s: Suppressions) -> ScanReport:
-    if not s:
+def apply(report: ScanReport, suppressions: Suppressions) -> ScanReport:
+    if not suppressions:
         return report
+    s = _Matcher(suppressions)
     images = []
     for image in report.images:
         layers = []
@@ -148,6 +205,7 @@ def apply(report: ScanReport, s: Suppressions) -> ScanReport:
         images=tuple(images),
         metadata_findings=kept_archive,
         suppressed_metadata=report.suppressed_metadata + gone_archive,
+        warnings=report.warnings + tuple(s.warnings()),
     )
 
 
@@ -162,7 +220,7 @@ def baseline_document(report: ScanReport) -> dict[str, Any]:
                 "rule_id": f.rule_id,
                 "path": f.path,
                 "field": f.field,
-                "secret_sha256": f.secret_sha256,
+                "secret_fingerprint": f.secret_fingerprint,
             },
         )
     return {

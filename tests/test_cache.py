@@ -21,12 +21,12 @@ from tests.support.tars import docker_archive, layer_tar, sha
 def _opts(cache: Path, **kw: object) -> ScanOptions:
     specs = [SecretSpec.parse(f"id=demo,src={SAMPLE / 'demo-secret.txt'}"), SecretSpec.parse("id=DEPLOY_TOKEN")]
     known = tuple(load_known_values(specs, environ={"DEPLOY_TOKEN": SAMPLE_DEPLOY_TOKEN}))
-    return ScanOptions(known=known, cache_dir=cache, **kw)  # type: ignore[arg-type]
+    return ScanOptions(known=known, cache_dir=cache, fingerprint_key=b"a test key of 16+ bytes", **kw)  # type: ignore[arg-type]
 
 
 def _key(report):  # type: ignore[no-untyped-def]
     return sorted(
-        ((f.layer_index or -1), f.path or "", f.field or "", f.rule_id, f.secret_sha256) for f in report.findings
+        ((f.layer_index or -1), f.path or "", f.field or "", f.rule_id, f.secret_fingerprint) for f in report.findings
     )
 
 

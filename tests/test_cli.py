@@ -15,13 +15,16 @@ from tests.conftest import SAMPLE, SAMPLE_DEPLOY_TOKEN, SAMPLE_ENV_PASSWORD, SAM
 from tests.support.tars import docker_archive, layer_tar
 
 
-def run(*args: str, env: dict[str, str] | None = None, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, env: dict[str, str] | None = None, stdin: bytes | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [sys.executable, "-m", "scanner", *args],
         capture_output=True,
         input=stdin,
         env={**os.environ, **(env or {})},
         timeout=300,
+        cwd=cwd,
     )
     return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode())
 
@@ -44,7 +47,7 @@ def test_findings_exit_1_and_no_secret_in_any_format(fmt: str, sample_archives: 
     assert_no_canary(proc.stdout, proc.stderr)
     if fmt == "json":
         doc = json.loads(proc.stdout)
-        assert doc["schema_version"] == "1.3"
+        assert doc["schema_version"] == "2.0"
         assert doc["summary"]["complete"] is True
         assert doc["summary"]["by_severity"]["critical"] >= 3
     else:
@@ -120,7 +123,11 @@ def test_build_arg_values_are_redacted_even_without_any_secret_flag(fmt: str, sa
     proc = run(str(sample_archives["docker-legacy"]), "--format", fmt)
     assert proc.returncode == 1
     assert SAMPLE_DEPLOY_TOKEN not in proc.stdout and SAMPLE_ENV_PASSWORD not in proc.stdout
-    assert "DEPLOY_TOKEN=<redacted>" in proc.stdout
+    if fmt == "json":  # created_by kept whole, its values masked
+        assert "RUN |1 DEPLOY_TOKEN=<redacted> /bin/sh -c" in proc.stdout
+    else:  # the instruction, not the |N ARG=... prefix
+        assert "build argument DEPLOY_TOKEN" in proc.stdout and "RUN rm /tmp/demo-token" in proc.stdout
+        assert "RUN |1" not in proc.stdout
 
 
 def test_verbose_logs_skips_and_never_a_secret(tmp_path: Path) -> None:

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+import pytest
+
+from scanner.suppress import glob_match
 from tests.conftest import SAMPLE, SAMPLE_DEPLOY_TOKEN, SAMPLE_SECRET
-from tests.test_cli import run
+from tests.test_cli import assert_no_canary, run
+
+ROOT = Path(__file__).resolve().parents[1]
 
 ARGS = ("--secret", f"id=demo,src={SAMPLE / 'demo-secret.txt'}")
 
@@ -96,3 +102,71 @@ def test_rules_command_lists_every_rule() -> None:
     assert "github-token" in proc.stdout and "private-key-openssh" in proc.stdout
     count = int(proc.stdout.strip().splitlines()[-1].split()[0])
     assert count >= 150
+
+
+def _readme_ignore_example() -> str:
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", text, re.S)
+    return next(b for b in blocks if "[[ignore]]" in b and "history[*].created_by" in b)
+
+
+def test_the_readmes_ignore_example_suppresses_the_history_findings(
+    sample_archives: dict[str, Path], tmp_path: Path
+) -> None:
+    ignore = tmp_path / ".leakscan-ignore.toml"
+    ignore.write_text(_readme_ignore_example())
+    proc = run(str(sample_archives["docker-legacy"]), *ARGS, "--ignore-file", str(ignore), "--format", "json")
+    image = _json(proc.stdout)["images"][0]
+    assert not any((f["field"] or "").startswith("history[") for f in image["metadata_findings"])
+    gone = [f for f in image["suppressed_metadata_findings"] if f["field"].startswith("history[")]
+    assert len(gone) == 2 and {f["suppressed_by"] for f in gone} == {"ignore field=history[*].created_by"}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text", "matches"),
+    [
+        ("history[*].created_by", "history[4].created_by", True),
+        ("history[4].created_by", "history[4].created_by", True),  # exact, brackets and all
+        ("history[4].created_by", "history4.created_by", False),  # a [ is a bracket, not a class
+        ("history[45]", "history4", False),
+        ("history[?].created_by", "history[7].created_by", True),
+        ("history[?].created_by", "history[12].created_by", False),
+        ('config.Labels["org.*"]', 'config.Labels["org.example.key"]', True),
+        ("usr/lib/python3*/site-packages/*", "usr/lib/python3.11/site-packages/a/b.py", True),
+        ("etc/*.conf", "etc/deploy.conf", True),
+        ("etc/*.conf", "etc/deployxconf", False),  # a . is a dot
+        ("etc/[!a]*", "etc/b", False),
+    ],
+)
+def test_globs_are_literal_except_star_and_question_mark(pattern: str, text: str, matches: bool) -> None:
+    assert glob_match(text, pattern) is matches
+
+
+def test_ignore_and_baseline_entries_that_match_nothing_are_warnings(
+    sample_archives: dict[str, Path], tmp_path: Path
+) -> None:
+    image = str(sample_archives["docker-legacy"])
+    ignore = tmp_path / "ignore.toml"
+    ignore.write_text(
+        '[[ignore]]\nrule = "no-such-rule"\n\n[[ignore]]\npath = "etc/*"\n\n'
+        '[[ignore]]\nfield = "history[99].created_by"\nreason = "stale"\n'
+    )
+    baseline = tmp_path / "baseline.json"
+    doc = json.loads(run("baseline", image, *ARGS).stdout)
+    doc["findings"].append({"fingerprint": "0" * 32, "rule_id": "github-token", "path": "gone/file", "field": None})
+    baseline.write_text(json.dumps(doc))
+    args = (image, *ARGS, "--ignore-file", str(ignore), "--baseline", str(baseline))
+    proc = run(*args, "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    warnings = _json(proc.stdout)["warnings"]
+    assert f"--ignore-file {ignore} ignore[0] (ignore rule=no-such-rule) matched no finding" in warnings
+    assert f"--ignore-file {ignore} ignore[2] (ignore field=history[99].created_by (stale)) matched no finding" in (
+        warnings
+    )
+    assert not any("ignore[1]" in w for w in warnings)  # etc/* matched (shadowed by the baseline, still used)
+    assert f"--baseline {baseline}: entry {'0' * 32} (github-token gone/file) matched no finding" in warnings
+    assert len(warnings) == 3
+    assert all(f"warning: {w}" in proc.stderr for w in warnings)  # on stderr too when stdout is JSON
+    table = run(*args)
+    assert "ignore[0] (ignore rule=no-such-rule) matched no finding" in table.stdout
+    assert_no_canary(proc.stdout, proc.stderr, table.stdout)

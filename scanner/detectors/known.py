@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import hyperscan
 
-from ..errors import SecretSpecError
+from ..errors import SecretReadError, SecretSpecError
 from ..models import Severity
 from .interface import Detector, Match
 
@@ -77,13 +77,16 @@ class SecretSpec:
             try:
                 return Path(self.src).expanduser().read_bytes()
             except OSError as exc:
-                raise SecretSpecError(
+                raise SecretReadError(
                     f"--secret {self.id}: cannot read {self.src}: {exc.strerror or exc.__class__.__name__}"
                 ) from None
         env = os.environ if environ is None else environ
         assert self.env is not None
         if self.env not in env:
-            raise SecretSpecError(f"--secret {self.id}: environment variable {self.env} is not set")
+            raise SecretReadError(
+                f"--secret {self.id}: environment variable {self.env} is not set",
+                remedy=f"export {self.env} before running leakscan (in CI: map the secret into the job's environment)",
+            )
         return os.fsencode(env[self.env])
 
 

@@ -7,8 +7,10 @@ GitLab knows repositories, not images, so the mapping is:
   digest, else ``0000000``, as FORMATS.md suggests for scans that are not of a git commit.
 - ``id``: a UUID derived from the finding's fingerprint and layer, so that the same finding has the
   same id across runs and two copies of a file in two layers are two vulnerabilities.
-- ``details``: layer index, diff_id, the instruction that created the layer (redacted), the status
-  (present, deleted, overwritten), the secret's SHA-256 and preview.
+- ``details``: layer index, diff_id, the instruction that created the layer (redacted), the
+  Dockerfile line that put the secret there (``--dockerfile`` or provenance), the status (present,
+  deleted, overwritten), the secret's keyed fingerprint and preview.
+- ``solution``: what to change, by how the secret got there (scanner.report.remediation).
 - ``raw_source_code_extract`` is the redacted preview.  GitLab's own analyzer puts the secret there;
   a report that is uploaded as a CI artifact must not hold it.
 - Low-confidence findings (documented examples, placeholders, test paths) carry GitLab's
@@ -28,6 +30,8 @@ from .. import __version__
 from ..models import Finding, ImageReport, LayerReport, ScanReport, Severity
 from . import jsontext
 from .interface import Renderer
+from .remediation import remedy
+from .remediation import where as made_by_of
 
 VERSION = "15.0.7"
 SCHEMA = "https://gitlab.com/gitlab-org/security-products/security-report-schemas/-/raw/v15.0.7/dist/secret-detection-report-format.json"
@@ -35,11 +39,6 @@ SEVERITY = {Severity.CRITICAL: "Critical", Severity.HIGH: "High", Severity.MEDIU
 NO_COMMIT = "0000000"
 _NAMESPACE = uuid.UUID("6c65616b-7363-616e-2d67-69746c616221")  # fixed: ids stay stable across versions
 _TOOL = {"id": "leakscan", "name": "leakscan", "version": __version__, "vendor": {"name": "leakscan"}}
-SOLUTION = (
-    "Treat the secret as exposed: revoke and rotate it. Then rebuild the image without it: pass build secrets "
-    "with RUN --mount=type=secret instead of ARG, ENV, COPY or a file written in a RUN step. Deleting the file "
-    "in a later layer does not remove it from the image, whose lower layers still carry it."
-)
 
 
 def _time(epoch: float) -> str:
@@ -60,15 +59,20 @@ def _vulnerability(f: Finding, image: ImageReport | None, layer: LayerReport | N
         description += f" The file is {f.status.value}{hidden}, but the layer still ships it."
     if f.secret_id:
         description += f" It is the build secret `{f.secret_id}` ({f.encoding})."
-    description += f" Value {f.preview}, SHA-256 {f.secret_sha256}."
+    made_by = made_by_of(f)
+    if made_by is not None:
+        description += f" Put there by `{made_by[:300]}`."
+    description += f" Value {f.preview}, fingerprint {f.secret_fingerprint}."
     description += "".join(f" {note[0].upper()}{note[1:]}." for note in f.notes())
     details: dict[str, Any] = {
         "image": _text("Image", image.name if image else "archive"),
         "detector": _text("Detector", f.detector),
         "confidence": _text("Confidence", f.confidence),
-        "secret_sha256": _text("Secret SHA-256", f.secret_sha256),
+        "secret_fingerprint": _text("Secret fingerprint (keyed)", f.secret_fingerprint),
         "preview": _text("Redacted value", f.preview),
     }
+    if made_by is not None:
+        details["dockerfile"] = _text("Dockerfile", made_by)
     if layer is not None:
         details["layer_index"] = _text("Layer index", layer.index)
         details["diff_id"] = _text("Layer diff_id", layer.diff_id or "-")
@@ -87,7 +91,7 @@ def _vulnerability(f: Finding, image: ImageReport | None, layer: LayerReport | N
         "name": f.description.split(" (")[0][:255],
         "description": description,
         "severity": SEVERITY[f.severity],
-        "solution": SOLUTION,
+        "solution": remedy(f, layer.created_by if layer is not None else None).text,
         "identifiers": [{"type": "leakscan_rule_id", "name": f"leakscan rule {f.rule_id}", "value": f.rule_id}],
         "location": location,
         "details": details,
@@ -132,7 +136,7 @@ class GitlabRenderer(Renderer):
             "start_time": _time(started),
             "end_time": _time(started + report.duration_s),
             "analyzer": _TOOL,
-            "scanner": {**_TOOL, "url": "https://pypi.org/project/leakscan/"},
+            "scanner": {**_TOOL, "url": "https://pypi.org/project/leakscan-image/"},
         }
         messages = _messages(report)
         if messages:

@@ -7,8 +7,10 @@ from enum import StrEnum
 
 from ..models import ScanReport
 
-SCHEMA_VERSION = "1.3"  # 1.1: confidence, suppressed findings; 1.2: files_skipped[].limit;
-# 1.3: also_matched, proven, downgraded_from, downgrade_reason, package, places
+# 1.1: confidence, suppressed findings; 1.2: files_skipped[].limit; 2.0: secret_sha256 replaced by the keyed
+# secret_fingerprint (a plain hash let readers test guesses), instruction/base_image/origin/remediation, dockerfile;
+# also_matched, proven, downgraded_from, downgrade_reason, package (who installed the file), places
+SCHEMA_VERSION = "2.0"
 
 
 class OutputFormat(StrEnum):

@@ -5,12 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 from .. import __version__
-from ..models import Finding, ImageReport, LayerReport, ScanReport, Severity
+from ..models import Finding, ImageReport, Instruction, LayerReport, ScanReport, Severity
 from . import jsontext
 from .interface import SCHEMA_VERSION, Renderer
+from .remediation import origin, remedy
 
 
-def finding_dict(f: Finding) -> dict[str, Any]:
+def instruction_dict(i: Instruction | None) -> dict[str, Any] | None:
+    if i is None:
+        return None
+    return {
+        "file": i.file,
+        "line": i.line,
+        "keyword": i.keyword,
+        "text": i.text,
+        "stage": i.stage,
+        "from_stage": i.from_stage,
+    }
+
+
+def finding_dict(f: Finding, created_by: str | None = None) -> dict[str, Any]:
     return {
         "rule_id": f.rule_id,
         "detector": f.detector,
@@ -25,7 +39,7 @@ def finding_dict(f: Finding) -> dict[str, Any]:
         "link_target": f.link_target,
         "secret_id": f.secret_id,
         "encoding": f.encoding,
-        "secret_sha256": f.secret_sha256,
+        "secret_fingerprint": f.secret_fingerprint,
         "preview": f.preview,
         "confidence": f.confidence,
         "fingerprint": f.fingerprint,
@@ -43,6 +57,10 @@ def finding_dict(f: Finding) -> dict[str, Any]:
             "text": f.package.describe(),
         },
         "places": list(f.places),
+        "instruction": instruction_dict(f.instruction),
+        "base_image": f.base_image,
+        "origin": origin(f, created_by),
+        "remediation": remedy(f, created_by).text,
         **({"suppressed_by": f.suppressed_by} if f.suppressed_by else {}),
     }
 
@@ -61,8 +79,10 @@ def layer_dict(layer: LayerReport) -> dict[str, Any]:
         "error": layer.error,
         "files_scanned": layer.files_scanned,
         "files_skipped": [{"path": s.where, "reason": s.reason, "limit": s.limit} for s in layer.skips],
-        "findings": [finding_dict(f) for f in layer.findings],
-        "suppressed": [finding_dict(f) for f in layer.suppressed],
+        "findings": [finding_dict(f, layer.created_by) for f in layer.findings],
+        "suppressed": [finding_dict(f, layer.created_by) for f in layer.suppressed],
+        "instruction": instruction_dict(layer.instruction),
+        "base_image": layer.base_image,
     }
 
 
@@ -73,6 +93,7 @@ def image_dict(image: ImageReport) -> dict[str, Any]:
         "config_digest": image.config_digest,
         "manifest_digest": image.manifest_digest,
         "platform": image.platform,
+        "dockerfile": image.dockerfile,
         "layers": [layer_dict(layer) for layer in image.layers],
         "metadata_findings": [finding_dict(f) for f in image.metadata_findings],
         "suppressed_metadata_findings": [finding_dict(f) for f in image.suppressed_metadata],

@@ -7,15 +7,22 @@ import xml.etree.ElementTree as ET
 
 from ..models import Finding, ScanReport
 from .interface import Renderer
+from .remediation import remedy, where
 
 
-def _failure(case: ET.Element, f: Finding) -> None:
-    where = f.path if f.path is not None else f.field
-    node = ET.SubElement(case, "failure", message=f"{f.severity.value}: {f.description}", type=f.rule_id)
+def _failure(case: ET.Element, f: Finding, created_by: str | None = None) -> None:
+    place = f.path if f.path is not None else f.field
+    fix = remedy(f, created_by)
+    message = f"{f.severity.value}: {f.description}. Fix: {fix.summary}"
+    node = ET.SubElement(case, "failure", message=message, type=f.rule_id)
+    made_by = where(f)
     node.text = (
-        f"{where}{':' + str(f.line) if f.line else ''} status={f.status.value if f.status else '-'} "
-        f"value={f.preview} sha256={f.secret_sha256} fingerprint={f.fingerprint}"
-    ) + "".join(f"\n{note}" for note in f.notes())
+        f"{place}{':' + str(f.line) if f.line else ''} status={f.status.value if f.status else '-'} "
+        f"value={f.preview} secret_fingerprint={f.secret_fingerprint} fingerprint={f.fingerprint}"
+        + (f"\nmade by: {made_by}" if made_by else "")
+        + f"\nfix: {fix.text}"
+        + "".join(f"\n{note}" for note in f.notes())
+    )
 
 
 class JunitRenderer(Renderer):
@@ -31,7 +38,7 @@ class JunitRenderer(Renderer):
                 )
                 cases += 1
                 for f in layer.findings:
-                    _failure(case, f)
+                    _failure(case, f, layer.created_by)
                     failures += 1
                 if not layer.scanned:
                     ET.SubElement(case, "error", message=layer.error or "layer not scanned")

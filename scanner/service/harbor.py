@@ -148,7 +148,7 @@ def vulnerability_report(report: dict[str, Any], artifact: dict[str, Any], gener
                 "links": [],
                 "vendor_attributes": {
                     "detector": f.get("detector"),
-                    "secret_sha256": f.get("secret_sha256"),
+                    "secret_fingerprint": f.get("secret_fingerprint"),
                     "preview": f.get("preview"),
                     "layer_index": f.get("layer_index"),
                     "status": f.get("status"),

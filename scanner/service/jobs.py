@@ -20,6 +20,7 @@ from .. import __version__
 from ..cache import CacheBackend
 from ..engine import ScanOptions, ruleset_fingerprint, scan_image
 from ..errors import LeakscanError, RegistryUnavailable
+from ..fingerprint import load_key
 from ..models import ScanReport
 from ..report import OutputFormat, renderer_for
 from ..report.json import summary_dict
@@ -145,6 +146,7 @@ class Runner:
                 cache_backend=self.cache,
                 timeout=self.config.scan_timeout,
                 jobs=self.config.scan_jobs,
+                fingerprint_key=load_key(self.config.data_dir).key,  # LEAKSCAN_FINGERPRINT_KEY first
             ),
         )
         if job.digest is None and len(report.images) == 1 and report.images[0].manifest_digest:

@@ -102,6 +102,12 @@ class Credentials:
         return f"Credentials({self.username!r}, <hidden>)"
 
 
+_CONFIG_REMEDY = (
+    "fix the Docker config (DOCKER_CONFIG or ~/.docker/config.json: docker login writes it), or give "
+    "--registry-username with the password in LEAKSCAN_REGISTRY_PASSWORD"
+)
+
+
 def _helper(name: str, host: str) -> Credentials | None:
     import subprocess  # only for a credential helper
 
@@ -110,14 +116,18 @@ def _helper(name: str, host: str) -> Credentials | None:
             [f"docker-credential-{name}", "get"], input=host.encode(), capture_output=True, timeout=30
         )
     except (OSError, subprocess.TimeoutExpired):
-        raise SourceError(f"credential helper docker-credential-{name} could not be run") from None
+        raise SourceError(
+            f"credential helper docker-credential-{name} could not be run", remedy=_CONFIG_REMEDY
+        ) from None
     if proc.returncode != 0:
         return None  # "credentials not found in native keychain"
     try:
         doc = json.loads(proc.stdout)
         return Credentials(str(doc["Username"]), str(doc["Secret"]))
     except (ValueError, KeyError, TypeError):
-        raise SourceError(f"credential helper docker-credential-{name} gave an unreadable answer") from None
+        raise SourceError(
+            f"credential helper docker-credential-{name} gave an unreadable answer", remedy=_CONFIG_REMEDY
+        ) from None
 
 
 def docker_config_credentials(registry: str, config_dir: str | None = None) -> Credentials | None:
@@ -129,7 +139,7 @@ def docker_config_credentials(registry: str, config_dir: str | None = None) -> C
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
-        raise SourceError(f"{path}: not readable as JSON") from None
+        raise SourceError(f"{path}: not readable as JSON", remedy=_CONFIG_REMEDY) from None
     if not isinstance(doc, dict):
         return None
     keys = [DOCKER_HUB_CONFIG_KEY, "docker.io", "index.docker.io"] if registry == "docker.io" else [registry]
@@ -148,7 +158,9 @@ def docker_config_credentials(registry: str, config_dir: str | None = None) -> C
                     try:
                         user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
                     except (ValueError, UnicodeDecodeError):
-                        raise SourceError(f"{path}: auths[{key!r}].auth is not base64 of user:password") from None
+                        raise SourceError(
+                            f"{path}: auths[{key!r}].auth is not base64 of user:password", remedy=_CONFIG_REMEDY
+                        ) from None
                     return Credentials(user, password)
                 if entry.get("username"):
                     return Credentials(str(entry["username"]), str(entry.get("password", "")))

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import SourceError
+from ..errors import RegistryError
 from .interface import (
     BODY_SHAPE,
     DESC_SHAPE,
@@ -147,9 +147,9 @@ class RegistrySource(ImageSource):
         body, media_type, digest = client.manifest(ref.reference)
         doc = json.loads(body)
         if not isinstance(doc, dict):
-            raise SourceError(f"registry {client.host}: manifest {ref.reference} is not a JSON object")
+            raise RegistryError(f"registry {client.host}: manifest {ref.reference} is not a JSON object")
         if (bad := bad_shape(doc, BODY_SHAPE)) is not None:
-            raise SourceError(f"registry {client.host}: manifest {ref.reference}: {bad}")
+            raise RegistryError(f"registry {client.host}: manifest {ref.reference}: {bad}")
         name_ann = {"org.opencontainers.image.ref.name": ref.tag or digest, "io.containerd.image.name": str(ref)}
         if media_type in INDEX_TYPES or "manifests" in doc:
             plan.docs[digest] = body  # the index itself: its annotations are scanned as metadata
@@ -160,16 +160,18 @@ class RegistrySource(ImageSource):
                 {"mediaType": media_type or OCI_MANIFEST, "digest": digest, "size": len(body), "annotations": name_ann}
             )
         else:
-            raise SourceError(f"registry {client.host}: unknown manifest type {media_type[:80]!r}")
+            raise RegistryError(f"registry {client.host}: unknown manifest type {media_type[:80]!r}")
         return plan
 
     def _from_index(self, client: Client, doc: dict[str, Any], plan: _Plan, name_ann: dict[str, str]) -> None:
         descs = doc.get("manifests") or []
         for desc in descs:
             if not isinstance(desc, dict) or not isinstance(desc.get("digest"), str):
-                raise SourceError(f"registry {client.host}: an index entry without a digest")  # never skipped silently
+                raise RegistryError(
+                    f"registry {client.host}: an index entry without a digest"
+                )  # never skipped silently
             if (bad := bad_shape(desc, DESC_SHAPE)) is not None:
-                raise SourceError(f"registry {client.host}: index entry {desc['digest'][:80]!r}: {bad}")
+                raise RegistryError(f"registry {client.host}: index entry {desc['digest'][:80]!r}: {bad}")
         images = [d for d in descs if not _is_attestation_desc(d)]
         if self.options.all_platforms:
             chosen = images
@@ -179,7 +181,7 @@ class RegistrySource(ImageSource):
                 chosen = images
             if not chosen:
                 have = ", ".join(sorted({_platform_of(d) for d in images})) or "none"
-                raise SourceError(
+                raise RegistryError(
                     f"registry {client.host}: {self.reference} has no {self.options.platform} image (it has: {have})",
                     remedy="pass --platform OS/ARCH, or --all-platforms",
                 )
@@ -192,14 +194,14 @@ class RegistrySource(ImageSource):
         ]
         for desc in chosen + attestations:
             if not DIGEST.match(desc["digest"]):
-                raise SourceError(f"registry {client.host}: index entry with a bad digest {desc['digest'][:80]!r}")
+                raise RegistryError(f"registry {client.host}: index entry with a bad digest {desc['digest'][:80]!r}")
             body, _, digest = client.manifest(desc["digest"])
             sub = json.loads(body)
             if not isinstance(sub, dict) or "layers" not in sub:
                 plan.notes.append(f"{digest}: not an image manifest; not scanned")
                 continue
             if (bad := bad_shape(sub, BODY_SHAPE)) is not None:
-                raise SourceError(f"registry {client.host}: manifest {digest}: {bad}")
+                raise RegistryError(f"registry {client.host}: manifest {digest}: {bad}")
             is_attestation = desc in attestations
             self._add_manifest(client, digest, body, sub, plan, layers=not is_attestation)
             entry = dict(desc)
@@ -218,9 +220,9 @@ class RegistrySource(ImageSource):
             plan.docs[cdigest] = self._small_blob(client, cdigest, size, "config")
         for layer in doc.get("layers") or []:
             if not isinstance(layer, dict) or not isinstance(layer.get("digest"), str):
-                raise SourceError(f"registry {client.host}: a layer entry without a digest")  # not a silent gap
+                raise RegistryError(f"registry {client.host}: a layer entry without a digest")  # not a silent gap
             if not DIGEST.match(layer["digest"]):
-                raise SourceError(f"registry {client.host}: layer with a bad digest {layer['digest'][:80]!r}")
+                raise RegistryError(f"registry {client.host}: layer with a bad digest {layer['digest'][:80]!r}")
             if layer.get("urls") or "nondistributable" in str(layer.get("mediaType", "")):
                 continue  # foreign layers: reported as not in the archive by the resolver
             size = layer.get("size") if isinstance(layer.get("size"), int) else None
@@ -233,11 +235,11 @@ class RegistrySource(ImageSource):
         """A config or attestation statement: read whole, digest-checked, at most MAX_CONFIG bytes."""
         where = f"registry {client.host}: {what} {digest[:19]}"
         if size is not None and size > MAX_CONFIG:
-            raise SourceError(f"{where} is {size} bytes; refused")
+            raise RegistryError(f"{where} is {size} bytes; refused")
         blob = VerifiedBlob(client.blob(digest), digest, size, where)
         data = bytearray()
         while chunk := blob.read(CHUNK):
             data += chunk
             if len(data) > MAX_CONFIG:
-                raise SourceError(f"{where} is over {MAX_CONFIG} bytes")
+                raise RegistryError(f"{where} is over {MAX_CONFIG} bytes")
         return bytes(data)

@@ -19,7 +19,7 @@ import re
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from ..errors import RegistryUnavailable, SourceError
+from ..errors import RegistryError, RegistryUnavailable
 from .interface import INDEX_TYPES, MANIFEST_TYPES
 from .reference import Credentials, Reference, RegistryOptions, docker_config_credentials, is_loopback
 
@@ -75,13 +75,13 @@ class Client:
             return f"https://{self.host}"
         except self.requests.exceptions.SSLError:
             if not plain_ok:
-                raise SourceError(
+                raise RegistryError(
                     f"registry {self.host}: TLS failed",
                     remedy="pass --insecure-registry HOST only for a registry you trust on this network",
                 ) from None
         except self.requests.exceptions.ConnectionError:
             if not plain_ok:
-                raise SourceError(
+                raise RegistryError(
                     f"registry {self.host} cannot be reached over HTTPS",
                     remedy="check the registry's name and this machine's network; a registry you trust that "
                     "only speaks HTTP needs --insecure-registry HOST",
@@ -105,7 +105,7 @@ class Client:
             return False  # a token was already refused
         realm = params["realm"]
         if not realm.startswith("https://") and not (realm.startswith("http://") and self._plain_realm_ok(realm)):
-            raise SourceError(f"registry {self.host}: refusing a token realm over plain HTTP ({realm[:80]})")
+            raise RegistryError(f"registry {self.host}: refusing a token realm over plain HTTP ({realm[:80]})")
         query = {"scope": f"repository:{self.ref.repository}:pull"}
         if "service" in params:
             query["service"] = params["service"]
@@ -131,7 +131,7 @@ class Client:
             why = type(exc).__name__
             raise RegistryUnavailable(f"registry {self.host}: token service unreachable ({why})") from None
         if tresp.status_code in (401, 403):
-            raise SourceError(
+            raise RegistryError(
                 f"registry {self.host}: the token service refused {'the credentials' if creds else 'anonymous access'}",
                 remedy="docker login, or pass --registry-username with LEAKSCAN_REGISTRY_PASSWORD",
             )
@@ -143,7 +143,7 @@ class Client:
         except ValueError:
             pass
         if not isinstance(token, str) or not token:
-            raise SourceError(f"registry {self.host}: the token service gave no token (HTTP {tresp.status_code})")
+            raise RegistryError(f"registry {self.host}: the token service gave no token (HTTP {tresp.status_code})")
         self.auth_header = f"Bearer {token}"
         return True
 
@@ -163,12 +163,12 @@ class Client:
                 resp.close()
                 if self._authenticate(resp):
                     continue
-                raise SourceError(
+                raise RegistryError(
                     f"registry {self.host}: access to {self.ref.repository} denied (HTTP 401)",
                     remedy="docker login, or pass --registry-username with LEAKSCAN_REGISTRY_PASSWORD",
                 )
             return resp
-        raise SourceError(f"registry {self.host}: authentication failed")
+        raise RegistryError(f"registry {self.host}: authentication failed")
 
     def _follow(self, url: str, headers: dict[str, str], stream: bool) -> Any:
         origin = urlsplit(url).netloc
@@ -184,14 +184,14 @@ class Client:
             location = resp.headers.get("Location")
             resp.close()
             if not location:
-                raise SourceError(f"registry {self.host}: redirect without a Location")
+                raise RegistryError(f"registry {self.host}: redirect without a Location")
             url = urljoin(url, location)
             target = urlsplit(url)
             if target.scheme == "http" and not (is_loopback(target.netloc) or target.netloc in self.options.insecure):
-                raise SourceError(f"registry {self.host}: refusing a redirect to plain HTTP ({target.netloc})")
+                raise RegistryError(f"registry {self.host}: refusing a redirect to plain HTTP ({target.netloc})")
             if target.netloc != origin:
                 headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
-        raise SourceError(f"registry {self.host}: too many redirects")
+        raise RegistryError(f"registry {self.host}: too many redirects")
 
     def manifest(self, reference: str) -> tuple[bytes, str, str]:
         """(body, media type, digest) of a manifest or index, digest-checked."""
@@ -201,15 +201,15 @@ class Client:
             body = read_limited(resp, MAX_MANIFEST, f"manifest {reference}")
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
         if reference.startswith("sha256:") and digest != reference:
-            raise SourceError(f"registry {self.host}: manifest {reference} does not match its digest (got {digest})")
+            raise RegistryError(f"registry {self.host}: manifest {reference} does not match its digest (got {digest})")
         header = resp.headers.get("Docker-Content-Digest")
         if header and header.startswith("sha256:") and header != digest:
-            raise SourceError(f"registry {self.host}: manifest digest {digest} differs from the header's {header}")
+            raise RegistryError(f"registry {self.host}: manifest digest {digest} differs from the header's {header}")
         media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
         try:
             doc = json.loads(body)
         except ValueError:
-            raise SourceError(f"registry {self.host}: manifest {reference} is not JSON") from None
+            raise RegistryError(f"registry {self.host}: manifest {reference} is not JSON") from None
         if isinstance(doc, dict) and isinstance(doc.get("mediaType"), str):
             media_type = doc["mediaType"]
         return body, media_type, digest
@@ -224,10 +224,10 @@ class Client:
             return
         resp.close()
         if resp.status_code == 404:
-            raise SourceError(f"registry {self.host}: {self.ref.repository}: {what} not found")
+            raise RegistryError(f"registry {self.host}: {self.ref.repository}: {what} not found")
         if resp.status_code in (429, 500, 502, 503, 504):
             raise RegistryUnavailable(f"registry {self.host}: {what}: HTTP {resp.status_code} (try again later)")
-        raise SourceError(f"registry {self.host}: {what}: HTTP {resp.status_code}")
+        raise RegistryError(f"registry {self.host}: {what}: HTTP {resp.status_code}")
 
 
 def read_limited(resp: Any, limit: int, what: str) -> bytes:
@@ -235,7 +235,7 @@ def read_limited(resp: Any, limit: int, what: str) -> bytes:
     for chunk in resp.raw.stream(CHUNK, decode_content=False):
         out += chunk
         if len(out) > limit:
-            raise SourceError(f"{what} is larger than {limit} bytes; refused")
+            raise RegistryError(f"{what} is larger than {limit} bytes; refused")
     return bytes(out)
 
 
@@ -284,7 +284,7 @@ class VerifiedBlob:
             self._hash.update(data)
             self._count += len(data)
             if self._size is not None and self._count > self._size:
-                raise SourceError(f"{self._where}: larger than its descriptor's {self._size} bytes")
+                raise RegistryError(f"{self._where}: larger than its descriptor's {self._size} bytes")
             if n is None or n < 0:
                 self._finish()
             return bytes(data)
@@ -299,10 +299,10 @@ class VerifiedBlob:
         if self._size is not None and self._count < self._size:  # the connection ended early
             raise RegistryUnavailable(f"{self._where}: {self._count} bytes where the descriptor says {self._size}")
         if self._size is not None and self._count != self._size:
-            raise SourceError(f"{self._where}: {self._count} bytes where the descriptor says {self._size}")
+            raise RegistryError(f"{self._where}: {self._count} bytes where the descriptor says {self._size}")
         got = "sha256:" + self._hash.hexdigest()
         if got != self._digest:
-            raise SourceError(f"{self._where}: content does not match its digest (got {got})")
+            raise RegistryError(f"{self._where}: content does not match its digest (got {got})")
 
     def drain(self) -> None:
         while self.read(CHUNK):

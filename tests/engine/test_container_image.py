@@ -89,6 +89,8 @@ def test_the_image_is_small_non_root_and_runs_leakscan(image: str) -> None:
     assert _offline(image, "-u", entrypoint="id").stdout.strip() == UID
     version = _offline(image, "--version")
     assert version.returncode == 0 and "leakscan, version" in version.stdout
+    ours = "import importlib.metadata as m; print(m.distribution('leakscan-image').entry_points['leakscan'].value)"
+    assert _offline(image, "-c", ours, entrypoint="/opt/leakscan/bin/python").stdout.strip() == "scanner.cli:main"
     # the service runs from the same image: leakscan serve / leakscan worker and their libraries
     imports = "import scanner.service.app, scanner.service.redis_store, scanner.service.workers, uvicorn"
     probe_service = _offline(image, "-c", imports, entrypoint="/opt/leakscan/bin/python")

@@ -15,7 +15,7 @@ import pytest
 
 from scanner import ScanOptions, scan_image
 from scanner.detectors import SecretSpec, load_known_values
-from scanner.models import ScanReport
+from scanner.models import ScanReport, keyed
 from scanner.report import OutputFormat, renderer_for
 from scanner.sources import DaemonSource, open_source
 from tests.support.expected import EXPECTED_FILES
@@ -33,10 +33,13 @@ CREATED_BY = {
 }
 
 
+TEST_KEY = b"leakscan-test-fingerprint-key"
+
+
 def options(leaky: LeakyImage) -> ScanOptions:
     specs = [SecretSpec.parse(flag) for flag in leaky.secret_flags]
     specs += [SecretSpec.parse(f"id={name}") for name in leaky.env]
-    return ScanOptions(known=tuple(load_known_values(specs, environ=leaky.env)))
+    return ScanOptions(known=tuple(load_known_values(specs, environ=leaky.env)), fingerprint_key=TEST_KEY)
 
 
 def check_report(report: ScanReport, leaky: LeakyImage) -> None:
@@ -63,10 +66,10 @@ def check_report(report: ScanReport, leaky: LeakyImage) -> None:
         fld and fld.startswith("history[") and fld.endswith("created_by") and sid == "BUILD_TOKEN"
         for fld, sid in fields
     )
-    sha = {f.secret_id: f.secret_sha256 for f in image.findings if f.secret_id}
+    prints = {f.secret_id: f.secret_fingerprint for f in image.findings if f.secret_id}
     import hashlib
 
-    assert sha["token"] == hashlib.sha256(leaky.values["token"].encode()).hexdigest()
+    assert prints["token"] == keyed(TEST_KEY, hashlib.sha256(leaky.values["token"].encode()).hexdigest())
     for layer in image.layers:  # nothing skipped, every file counted
         assert layer.scanned and not layer.skips
     assert image.layers[0].files_scanned >= 1
@@ -132,7 +135,7 @@ def test_a_daemon_rescan_leaves_every_cached_layer_unread(
 
 
 def _key(f):  # type: ignore[no-untyped-def]
-    return (f.layer_index or -1, f.path or "", f.field or "", f.rule_id, f.secret_sha256, f.status)
+    return (f.layer_index or -1, f.path or "", f.field or "", f.rule_id, f.secret_fingerprint, f.status)
 
 
 def test_daemon_missing_image_is_a_clear_error(engine: str) -> None:

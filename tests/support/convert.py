@@ -9,6 +9,7 @@ platform whose blobs are missing).
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import io
@@ -100,9 +101,12 @@ def to_docker25(legacy: Path, out: Path) -> None:
     _write(out, members)
 
 
-def to_containerd(legacy: Path, out: Path, provenance_args: dict[str, str] | None = None) -> None:
+def to_containerd(
+    legacy: Path, out: Path, provenance_args: dict[str, str] | None = None, dockerfile: bytes | None = None
+) -> None:
     """containerd store export: gzip layers, index.json -> image index -> {amd64, arm64 (missing),
-    attestation}, and manifest.json with only Config, RepoTags and Layers."""
+    attestation}, and manifest.json with only Config, RepoTags and Layers.  ``dockerfile``: put in
+    the provenance's source infos, as BuildKit's mode=max does."""
     manifest, files = read_legacy(legacy)
     item = manifest[0]
     members: dict[str, bytes] = {"oci-layout": b'{"imageLayoutVersion": "1.0.0"}'}
@@ -137,6 +141,21 @@ def to_containerd(legacy: Path, out: Path, provenance_args: dict[str, str] | Non
                         "secrets": [{"id": "npmrc"}],
                     }
                 },
+                "metadata": {
+                    "https://mobyproject.org/buildkit@v1#metadata": {
+                        "source": {
+                            "infos": [
+                                {
+                                    "filename": "Dockerfile",
+                                    "language": "Dockerfile",
+                                    "data": base64.b64encode(dockerfile).decode(),
+                                }
+                            ]
+                        }
+                    }
+                }
+                if dockerfile is not None
+                else {},
             },
         }
     ).encode()

@@ -1,0 +1,57 @@
+"""Report files: checked before a scan starts, written whole or not at all.
+
+A report path that cannot be written is a usage error (exit 2) that names the file, found before
+any scan work when the path can be checked first; a report is written to a temporary file in the
+same directory and renamed over the target, so a reader (a CI upload step, say) never sees half a
+report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from ..errors import ReportWriteError
+
+
+def check_writable(path: Path, what: str = "report") -> None:
+    """Raise ReportWriteError (naming ``path``) when a file cannot be made there."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise ReportWriteError(f"{what} file {path}: is a directory")
+    if not parent.is_dir():
+        raise ReportWriteError(f"{what} file {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ReportWriteError(f"{what} file {path}: directory {parent} is not writable")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ReportWriteError(f"{what} file {path}: not writable")
+
+
+def write_atomically(path: Path, text: str, what: str = "report") -> None:
+    """Replace ``path`` with ``text`` whole; ReportWriteError (naming ``path``) when it cannot."""
+    tmp: str | None = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        raise ReportWriteError(
+            f"{what} file {path}: cannot be written ({exc.strerror or type(exc).__name__})"
+        ) from None
+    except UnicodeError:  # a name from the image that is not text; the report is left as it was
+        raise ReportWriteError(f"{what} file {path}: cannot be written (the text is not valid UTF-8)") from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
