@@ -124,6 +124,7 @@ def test_a_service_job_that_hits_an_internal_error_logs_no_secret(
         raise RuntimeError(f"while reading {SECRET!r}")
 
     monkeypatch.setattr(jobs, "scan_image", explode)
+    monkeypatch.setattr(jobs.RegistrySource, "children", lambda self: [])  # no registry here: not an index
     reg = "127.0.0.1:5000"
     config = ServiceConfig(data_dir=tmp_path, tokens=("t",), registries={reg: RegistryEntry(reg)})
     store = SqliteStore(config.db_path)
