@@ -37,9 +37,9 @@ layer cache.  The output: per image its size, files, findings by severity and by
 critical and high finding, and a sample of the medium ones; then totals.  Findings carry only a
 redacted preview and a SHA-256, and that is all that is printed.  ``--json OUT`` writes the same
 figures (and every critical/high/medium finding) as JSON, to diff before/after a change.
-``--compare GITREV`` also scans each image with leakscan at that revision (a temporary git worktree
-under the work directory, run as ``python -m scanner ARCHIVE --no-cache --format json``) and prints
-the counts by severity side by side.
+``--compare GITREV`` also scans each image with leakscan at that revision (a git worktree of that
+commit under the work directory, kept for the next run; run as ``python -m scanner ARCHIVE --no-cache
+--format json``) and prints the counts by severity side by side.
 """
 
 from __future__ import annotations
@@ -641,6 +641,7 @@ def main() -> None:
         sys.exit(f"needs a Docker Engine (DOCKER_HOST): {why}")
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
+    code = code_state()  # now, near when scanner/ was imported: the builds can take minutes
 
     archives: dict[str, Path] = {}
     builds: dict[str, float] = {}
@@ -653,7 +654,7 @@ def main() -> None:
             print(f"could not build {name}: {exc}", file=sys.stderr)
     names = [n for n in names if n in archives]
 
-    print(f"# leakscan precision on real images ({', '.join(names)})\n\ncode scanned in this process: {code_state()}")
+    print(f"# leakscan precision on real images ({', '.join(names)})\n\ncode scanned in this process: {code}")
     for name, why in failed.items():
         print(f"\nnot built: {name}:\n```\n{why.rstrip()}\n```")
     results = []
@@ -667,16 +668,17 @@ def main() -> None:
 
     then: dict[str, Result] = {}
     if args.compare:
-        tree = _worktree(args.compare, work)
-        out_dir = Path(tempfile.mkdtemp(dir=work, prefix="compare-"))
-        for name in names:
-            print(f"scanning {name} with {args.compare} ...", file=sys.stderr, flush=True)
-            then[name] = scan_at(tree, name, archives[name], out_dir)
+        commit = _run(["git", "-C", str(ROOT), "rev-parse", "--short", f"{args.compare}^{{commit}}"]).strip()
+        tree = _worktree(commit, work)  # by commit: a worktree kept for "HEAD" would go stale
+        with tempfile.TemporaryDirectory(dir=work, prefix="compare-") as out_dir:
+            for name in names:
+                print(f"scanning {name} with {args.compare} ...", file=sys.stderr, flush=True)
+                then[name] = scan_at(tree, name, archives[name], Path(out_dir))
         print_compare(args.compare, results, then)
 
     if args.json:
         doc: dict[str, Any] = {
-            "code": code_state(),
+            "code": code,
             "images": {r.image: r.to_json(builds[r.image], archives[r.image]) for r in results},
             "totals": {s: sum(r.by_severity[s] for r in results) for s in SEVERITIES},
         }
