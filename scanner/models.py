@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import posixpath
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -85,7 +87,9 @@ class Package:
     manager: str  # dpkg, pip, npm, maven, apk
     name: str
     version: str
-    state: str  # unmodified (the file's bytes match the record), modified (they do not), unverified
+    # unmodified (the file's bytes match the record), modified (they do not), unverified (no checksum
+    # recorded), unhashed (one is, but the file was read in chunks and not hashed)
+    state: str
 
     MANAGERS: ClassVar[dict[str, str]] = {
         "dpkg": "Debian package",
@@ -101,29 +105,79 @@ class Package:
             "unmodified": "unmodified",
             "modified": "modified: its bytes differ from the package's record",
             "unverified": "not verified: no checksum to compare with",
+            "unhashed": "not verified: the file is larger than leakscan hashes (1 MiB)",
         }.get(self.state, self.state)
         return f"{self.MANAGERS.get(self.manager, self.manager)} {self.name} {self.version}".rstrip() + f", {what}"
+
+
+_RECORD_LINE = re.compile(r"(?m)^([^,\n]+),(sha256=[^,\n]*|)")
+_RECORD_OUTSIDE = re.compile(r'(?m)^(?:\.\./|/|")[^\n]*')  # ../../bin/x, /x, "quoted"
+
+
+def record_files(site: str, k: int, text: str) -> dict[str, tuple[int, str]]:
+    """pip's RECORD (``path,sha256=<urlsafe base64>,size`` a line, paths relative to ``site``):
+    each path with its checksum as written (decoded only when a file is checked)."""
+    lines = _RECORD_LINE.findall(text)
+    files = {site + rel: (k, digest) for rel, digest in lines if rel[0] not in './"' and "/." not in rel}
+    for rel, digest in lines:  # ../../bin/x, ./x, /x, a/./b, "quoted": resolved one by one
+        if rel[0] in './"' or "/." in rel:
+            path = posixpath.normpath(posixpath.join(site, rel.strip('"'))).lstrip("/")
+            if not path.startswith("../"):
+                files[path] = (k, digest)
+    return files
 
 
 @dataclass(frozen=True, slots=True)
 class PackageRecords:
     """What the package managers' records that one layer writes say (dpkg's status and info files,
     pip's RECORD, npm's package.json, apk's installed database): the packages, and for each file
-    they installed its package and the checksum recorded for it ("md5:<hex>", "sha256:<hex>",
-    "sha1:<hex>", or "" where none is recorded); npm's packages by their directory."""
+    they installed its package and the checksum recorded for it ("md5:<hex>", "sha1:<hex>", pip's
+    "sha256=<base64>" as written, or "" where none is recorded); npm's packages by their directory.
+
+    pip's RECORD files are kept as written (``pip``: site directory, package index, text) and
+    searched at each lookup: an image holds their lines by the ten thousand, and a lookup happens
+    only for a file with findings."""
 
     packages: tuple[tuple[str, str, str], ...] = ()  # (manager, name, version)
     files: dict[str, tuple[int, str]] = field(default_factory=dict)  # path -> (package index, checksum)
     roots: dict[str, int] = field(default_factory=dict)  # a package's directory -> package index
+    pip: list[tuple[str, int, str]] = field(default_factory=list)  # RECORD texts, as written
+    outside: list[dict[str, tuple[int, str]]] = field(default_factory=list, compare=False)  # made at need
 
     def __bool__(self) -> bool:
         return bool(self.packages)
+
+    def file(self, path: str) -> tuple[int, str] | None:
+        """The package index and recorded checksum of ``path``, if a record names it.  A RECORD is
+        searched for the path's own line when the path lies in its site directory (most lookups),
+        and read whole only for the few paths outside it (``../../bin/x``)."""
+        if (entry := self.files.get(path)) is not None or not self.pip:
+            return entry
+        for site, k, text in self.pip:
+            if path.startswith(site):
+                key = path[len(site) :] + ","
+                if text.startswith(key):
+                    at = len(key)
+                elif (at := text.find("\n" + key)) >= 0:
+                    at += 1 + len(key)
+                else:
+                    continue
+                end = text.find("\n", at)
+                digest = text[at : end if end >= 0 else len(text)].partition(",")[0]
+                return (k, digest if digest.startswith("sha256=") else "")
+        if not self.outside:  # once: the lines that name files outside their site directory
+            self.outside.append({})
+            for site, k, text in self.pip:
+                for line in _RECORD_OUTSIDE.findall(text):
+                    self.outside[0].update(record_files(site, k, line))
+        return self.outside[0].get(path)
 
     def to_json(self) -> dict[str, object]:
         return {
             "packages": [list(p) for p in self.packages],
             "files": [[path, k, digest] for path, (k, digest) in self.files.items()],
             "roots": [[path, k] for path, k in self.roots.items()],
+            "pip": [list(p) for p in self.pip],
         }
 
     @classmethod
@@ -131,11 +185,11 @@ class PackageRecords:
         packages = tuple((str(m), str(n), str(v)) for m, n, v in doc["packages"])
         files = {str(p): (int(k), str(d)) for p, k, d in doc["files"]}  # type: ignore[call-overload]
         roots = {str(p): int(k) for p, k in doc["roots"]}  # type: ignore[call-overload]
-        if any(not 0 <= k < len(packages) for k, _ in files.values()) or any(
-            not 0 <= k < len(packages) for k in roots.values()
-        ):
+        pip = [(str(site), int(k), str(text)) for site, k, text in doc["pip"]]  # type: ignore[call-overload]
+        indexes = [k for k, _ in files.values()] + list(roots.values()) + [k for _, k, _ in pip]
+        if any(not 0 <= k < len(packages) for k in indexes):
             raise ValueError("package records point at no package")
-        return cls(packages, files, roots)
+        return cls(packages, files, roots, pip)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,9 +18,9 @@ Every downgrade is visible: the finding keeps ``downgraded_from`` and ``downgrad
    installed it: never downgraded (a downgrade for its documentation or test path is undone), and
    the change is said in the finding.
 6. A file that a package owns but whose bytes cannot be checked (npm and Maven record no per-file
-   checksum, pip none for compiled files; only files read whole, up to 1 MiB, are hashed) is
-   capped at medium: the package is a strong hint, not a proof, so it no longer fails a
-   ``--fail-on high`` gate but is still reported above the documented examples.
+   checksum, pip none for compiled files: ``unverified``; only files read whole, up to 1 MiB, are
+   hashed: ``unhashed``) is capped at medium: the package is a strong hint, not a proof, so it no
+   longer fails a ``--fail-on high`` gate but is still reported above the documented examples.
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ def apply(finding: Finding, package: Package | None) -> Finding:
         )
     if package.state == "unmodified":  # 4
         return _lower(finding, Severity.LOW, f"shipped unmodified by {_who(package)}")
-    return _lower(finding, Severity.MEDIUM, f"in a file of {_who(package)}, not verifiable")  # 6
+    why = "too large to hash" if package.state == "unhashed" else "not verifiable"
+    return _lower(finding, Severity.MEDIUM, f"in a file of {_who(package)}, {why}")  # 6
 
 
 def _who(package: Package) -> str:

@@ -33,6 +33,8 @@ _DPKG_STATUS = re.compile(r"^var/lib/dpkg/(?:status|status\.d/[^/]+)$")
 _PIP_RECORD = re.compile(r"^(.*/)?([^/]+)-([^/-]+)\.dist-info/RECORD$")
 _NPM_PACKAGE = re.compile(r"^(?:.*/)?node_modules/(?:@[^/]+/)?[^/@][^/]*/package\.json$")
 _APK = "lib/apk/db/installed"
+# the last character of every record's name (.list .md5sums RECORD .json installed status; status.d/ any)
+RECORD_LAST = frozenset("tsDnd")
 _ENDINGS = (".list", ".md5sums", "/RECORD", "/package.json", "/installed", "/status")
 
 
@@ -75,6 +77,7 @@ class RecordCollector:
         self._roots: dict[str, int] = {}
         self._dpkg_lists: list[tuple[str, bytes]] = []
         self._dpkg_sums: list[tuple[str, bytes]] = []
+        self._pip_texts: list[tuple[str, int, str]] = []
 
     def _package(self, manager: str, name: str, version: str = "") -> int:
         key = (manager, name)
@@ -110,21 +113,8 @@ class RecordCollector:
                     self._files[parts[0].lstrip("/")] = (k, "md5:" + parts[1])
 
     def _pip(self, site: str, name: str, version: str, data: bytes) -> None:
-        k = self._package("pip", name.replace("_", "-"), version)
-        for line in _text(data).splitlines():
-            rel, _, rest = line.partition(",")
-            digest = ""
-            hashed, _, _ = rest.partition(",")
-            if hashed.startswith("sha256="):
-                try:
-                    raw = base64.urlsafe_b64decode(hashed[7:] + "=" * (-len(hashed[7:]) % 4))
-                    digest = "sha256:" + raw.hex() if len(raw) == 32 else ""
-                except (binascii.Error, ValueError):
-                    digest = ""
-            if rel:
-                path = posixpath.normpath(posixpath.join(site, rel.strip('"'))).lstrip("/")
-                if not path.startswith("../"):
-                    self._files[path] = (k, digest)
+        """Kept as written: PackageRecords reads it at the first lookup (record_files)."""
+        self._pip_texts.append((site, self._package("pip", name.replace("_", "-"), version), _text(data)))
 
     def _npm(self, root: str, data: bytes) -> None:
         try:
@@ -177,13 +167,21 @@ class RecordCollector:
             return None
         order = sorted(self._packages.items(), key=lambda item: item[1])
         packages = tuple((m, n, self._versions.get((m, n), "")) for (m, n), _ in order)
-        return PackageRecords(packages, self._files, self._roots)
+        return PackageRecords(packages, self._files, self._roots, self._pip_texts)
 
 
 def _state(recorded: str, digests: tuple[str, str, str] | None) -> str:
+    if recorded.startswith("sha256="):  # pip's RECORD, as written: URL-safe base64 without padding
+        b64 = recorded[7:]
+        try:
+            recorded = "sha256:" + base64.urlsafe_b64decode(b64 + "=" * (-len(b64) % 4)).hex()
+        except (binascii.Error, ValueError):
+            return "unverified"
     algo, _, expected = recorded.partition(":")
-    if not expected or digests is None:
+    if not expected:
         return "unverified"
+    if digests is None:
+        return "unhashed"  # a checksum is recorded, but the file was streamed, not hashed
     actual = {"md5": digests[0], "sha1": digests[1], "sha256": digests[2]}.get(algo)
     if actual is None:
         return "unverified"
@@ -221,7 +219,7 @@ class Owners:
             if not records:
                 continue
             for candidate in _usr_aliases(path):
-                if (entry := records.files.get(candidate)) is not None:
+                if (entry := records.file(candidate)) is not None:
                     return self._make(i, records.packages[entry[0]], _state(entry[1], digests))
             if records.roots and (root := _root(records.roots, path)) is not None:
                 return self._make(i, records.packages[root], "unverified")

@@ -24,7 +24,7 @@ from .detectors import ContentScanner
 from .models import EntryKind, FileHits, LayerEntry, LayerScan, Readable, Skip
 from .nested import FileScanner, NestedLimits
 from .parallel import FilePool, WorkerLost
-from .provenance import MAX_RECORD, RecordCollector, is_record
+from .provenance import MAX_RECORD, RECORD_LAST, RecordCollector, is_record
 from .streams import (
     GZIP_ERRORS,
     READ_SIZE,
@@ -196,7 +196,7 @@ class LayerWalker:
                     skips.append(Skip(path, f"file larger than --max-file-size ({member.size} bytes)"))
                     continue
                 fobj = tar.extract(member)
-                if is_record(path):  # a package manager's record: parsed here, and scanned as any file
+                if (path[-1] in RECORD_LAST or "status.d/" in path) and is_record(path):  # a package record
                     if member.size <= MAX_RECORD:
                         data = fobj.read(member.size)
                         records.add(path, data)

@@ -195,3 +195,21 @@ def test_apk_database(tmp_path: Path) -> None:
     (finding,) = _scan(tmp_path, [layer])
     assert finding.package is not None and finding.package.describe() == "Alpine package acme 1.2-r0, unmodified"
     assert finding.severity is Severity.LOW
+
+
+def test_a_package_file_too_large_to_hash_is_capped_not_lowered(tmp_path: Path) -> None:
+    """Files are hashed when read whole (up to 1 MiB); a larger one with a recorded checksum is
+    'unhashed': the package is a hint, not a proof, so its findings stop at medium."""
+    big = os.urandom(1 << 20) + f"\nAuthorization: Bearer {_token(32)}\n".encode()
+    layer = layer_tar(
+        [
+            ("usr/lib/libacme.so.3", big),
+            ("var/lib/dpkg/status", b"Package: libacme3\nStatus: install ok installed\nVersion: 3.1\n"),
+            ("var/lib/dpkg/info/libacme3:amd64.md5sums", f"{_md5(big)}  usr/lib/libacme.so.3\n".encode()),
+        ]
+    )
+    found = [f for f in _scan(tmp_path, [layer]) if f.rule_id == "bearer-token-header"]
+    assert len(found) == 1 and found[0].package is not None
+    assert found[0].package.state == "unhashed"
+    assert found[0].package.describe().endswith("larger than leakscan hashes (1 MiB)")
+    assert found[0].severity is Severity.MEDIUM and found[0].downgraded_from is Severity.HIGH

@@ -298,6 +298,8 @@ def _dedupe(hits: list[Hit]) -> list[Hit]:
     """One hit per value at one place (line and encoding): the strongest, listing every other rule
     that matched it in ``also`` (an .npmrc token is a known secret, an npm token and an .npmrc
     auth token: one finding)."""
+    if len(hits) < 2:
+        return hits  # most windows: nothing to merge
     groups: dict[tuple[object, ...], list[Hit]] = {}
     for hit in hits:
         groups.setdefault((hit.line, hit.secret_sha256, hit.encoding or "raw"), []).append(hit)
