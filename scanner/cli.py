@@ -248,7 +248,8 @@ def scan(
             if path is not None:
                 check_writable(path)  # before any scan work
         source_kw, scan_kw = split_options(kw)
-        report = scan_image(image_source(image, **source_kw), scan_settings(suppressions=suppressions, **scan_kw))
+        source = image_source(image, **source_kw)
+        report = scan_image(source, scan_settings(suppressions=suppressions, size_hint=source.size_hint, **scan_kw))
         if kw.get("verbose"):
             _log_report(report)
         texts = [(path, renderer_for(fmt).render(report)) for fmt, path in targets]

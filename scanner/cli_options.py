@@ -141,6 +141,7 @@ def scan_settings(
     jobs: int = 1,
     suppressions: Suppressions | None = None,
     dockerfile: Path | None = None,
+    size_hint: Callable[[], int | None] = lambda: None,
 ) -> ScanOptions:
     specs = [SecretSpec.parse(s) for s in secrets]
     known = tuple(load_known_values(specs, min_secret_length))
@@ -154,7 +155,7 @@ def scan_settings(
         archive_depth=archive_depth,
         suppressions=suppressions or Suppressions(),
         cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
-        progress=None if quiet or not sys.stderr.isatty() else progress_bar(),
+        progress=None if quiet or not sys.stderr.isatty() else progress_bar(size_hint()),
         timeout=timeout,
         jobs=jobs,
         dockerfile=read_dockerfile(dockerfile) if dockerfile is not None else None,
@@ -202,11 +203,12 @@ def split_options(kw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return {k: v for k, v in kw.items() if k in _SOURCE_KEYS}, {k: v for k, v in kw.items() if k not in _SOURCE_KEYS}
 
 
-def progress_bar() -> Callable[[int], None]:
-    """A tqdm bar of the bytes of files scanned, on a terminal only."""
+def progress_bar(total: int | None = None) -> Callable[[int], None]:
+    """A tqdm bar of the bytes of files scanned, on a terminal only; with the total (and so an
+    ETA) when the source knows it beforehand (ImageSource.size_hint)."""
     from tqdm import tqdm
 
-    bar = tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc="scanning", leave=False, file=sys.stderr)
+    bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc="scanning", leave=False, file=sys.stderr)
 
     def advance(n: int) -> None:
         bar.update(n)

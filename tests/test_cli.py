@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SAMPLE, SAMPLE_DEPLOY_TOKEN, SAMPLE_ENV_PASSWORD, SAMPLE_SECRET
+from tests.support.report_schema import validate_json_reports
 from tests.support.tars import docker_archive, layer_tar
 
 
@@ -26,7 +27,9 @@ def run(
         timeout=300,
         cwd=cwd,
     )
-    return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+    out = subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+    validate_json_reports(args, out.stdout, cwd)  # every JSON report against docs/report.schema.json
+    return out
 
 
 SAMPLE_ARGS = ("--secret", f"id=demo,src={SAMPLE / 'demo-secret.txt'}", "--secret", "id=DEPLOY_TOKEN")

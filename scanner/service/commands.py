@@ -14,7 +14,7 @@ _CONFIG = click.option(
     "--config",
     "config_path",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help='Service TOML: [service], [auth], [registries."HOST"], [notify], [scan] (see README).',
+    help='Service TOML: [service], [auth], [registries."HOST"], [notify], [scan] (leakscan serve --example-config).',
 )
 
 
@@ -36,11 +36,24 @@ def _load(config_path: Path | None, **overrides: object) -> ServiceConfig:
 @click.option("--workers", type=click.IntRange(0, 64), help="Embedded worker processes (default: [service] workers).")
 @click.option("--redis", "redis_url", help="Redis URL: queue jobs for `leakscan worker` processes instead.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Store and layer cache.")
+@click.option("--example-config", is_flag=True, help="Print a config to start from (docs/service.md) and exit.")
 def serve_cmd(
-    config_path: Path | None, host: str, port: int, workers: int | None, redis_url: str | None, data_dir: Path | None
+    config_path: Path | None,
+    host: str,
+    port: int,
+    workers: int | None,
+    redis_url: str | None,
+    data_dir: Path | None,
+    example_config: bool,
 ) -> None:
     """Run the webhook scanning service: registries notify it of pushes, it scans each new image
     digest and serves the reports over a REST API (and the Harbor scanner adapter API).
+
+    \b
+    Start here (docs/service.md):
+      leakscan serve --example-config > leakscan-service.toml
+      export LEAKSCAN_WEBHOOK_TOKENS=$(openssl rand -hex 16)
+      leakscan serve --config leakscan-service.toml
 
     \b
     Webhooks:  POST /hooks/distribution | /hooks/harbor | /hooks/dockerhub/TOKEN
@@ -48,6 +61,11 @@ def serve_cmd(
     Harbor:    GET /api/v1/metadata, POST /api/v1/scan, GET /api/v1/scan/{id}/report
     Probes:    GET /healthz, /readyz, /metrics
     """
+    if example_config:
+        from .config import EXAMPLE
+
+        click.echo(EXAMPLE, nl=False)
+        return
     from .server import serve
 
     config = _load(config_path, workers=workers, redis_url=redis_url, data_dir=data_dir)

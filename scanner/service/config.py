@@ -35,6 +35,33 @@ from ..sources.reference import Credentials, RegistryOptions
 if TYPE_CHECKING:
     from ..engine import ScanOptions
 
+# `leakscan serve --example-config`: a config that works as it is for a registry on this machine
+# (docs/service.md: the registry's side, and the three commands).
+EXAMPLE = """\
+# leakscan-service.toml (leakscan serve --example-config > leakscan-service.toml)
+[service]
+data_dir = "leakscan-data"              # SQLite store, layer cache and fingerprint key
+workers = 2                             # embedded worker processes
+# redis_url = "redis://127.0.0.1:6379/0"  # scale out: `leakscan worker` processes on Redis
+
+[auth]                                  # every sender (registry, API client) must present a token
+tokens_env = "LEAKSCAN_WEBHOOK_TOKENS"  # comma-separated bearer tokens, from the environment
+
+# The allow-list: the registries the service may contact, as HOST[:PORT] exactly as in image names.
+# A loopback registry (localhost, 127.0.0.1) may answer over plain HTTP without `insecure`.
+[registries."localhost:5000"]
+# username = "scanner"
+# password_env = "REGISTRY_PASSWORD"
+# insecure = true                       # plain HTTP / unverified TLS, for a non-loopback host you trust
+
+# [notify]                              # POST a JSON alert when a scan finds something
+# url = "https://alerts.example.com/hooks/leakscan"
+# token_env = "ALERT_TOKEN"
+
+# [scan]
+# secrets = ["id=deploy,env=DEPLOY_TOKEN"]  # known values to look for in every image (--secret syntax)
+"""
+
 
 @dataclass(frozen=True)
 class RegistryEntry:

@@ -117,6 +117,11 @@ class DaemonSource(ImageSource):
             return None
         return str(image_id), [str(d) for d in layers]
 
+    def size_hint(self) -> int | None:
+        """The engine's own figure: the image's uncompressed size, its layers' contents."""
+        size = self._inspect()[1].get("Size")
+        return size if isinstance(size, int) and size > 0 else None
+
     def members(self) -> Iterator[Member]:
         import docker.errors
 

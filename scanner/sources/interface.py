@@ -54,6 +54,11 @@ class ImageSource(ABC):
         Docker Engine), known before any member is read; None if the source cannot vouch for them."""
         return None
 
+    def size_hint(self) -> int | None:
+        """The bytes of layer content a scan will read, when the source knows them before reading
+        (the progress bar's total and ETA); None when it does not."""
+        return None
+
     def identity(self) -> str | None:
         """Something that changes whenever the bytes this source yields may have changed (a file's
         stat), or None: results proven on those bytes then hold for the same identity later."""

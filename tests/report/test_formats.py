@@ -11,6 +11,7 @@ import jsonschema
 import pytest
 
 from tests.conftest import SAMPLE, SAMPLE_DEPLOY_TOKEN, SAMPLE_ENV_PASSWORD, SAMPLE_SECRET
+from tests.support.report_schema import validate_json_reports, validate_report
 from tests.support.tars import docker_archive, layer_tar
 from tests.test_cli import SAMPLE_ARGS, SAMPLE_ENV, assert_no_canary, run
 
@@ -163,3 +164,19 @@ def test_every_run_ends_with_a_one_line_summary(sample_archives: dict[str, Path]
     (line,) = [x for x in proc.stderr.splitlines() if "finding(s) (" in x]
     assert line.startswith("leakscan-sample:1: ") and "4 layer(s)" in line and "complete" in line
     assert_no_canary(proc.stderr)
+
+
+def test_the_json_report_validates_against_its_published_schema(outputs: dict[str, str]) -> None:
+    doc = json.loads(outputs["json"])
+    validate_report(doc)
+    doc["images"][0]["layers"][0]["surprise"] = 1  # the schema is strict: a field it does not know fails
+    with pytest.raises(jsonschema.ValidationError):
+        validate_report(doc)
+
+
+def test_the_cli_test_helper_validates_json_reports(tmp_path: Path) -> None:
+    bad = tmp_path / "r.json"
+    bad.write_text('{"schema_version": "1.2"}')
+    with pytest.raises(jsonschema.ValidationError):
+        validate_json_reports(("x.tar", "--format", f"json={bad}"), "", None)
+    assert validate_json_reports(("x.tar", "--format", "table"), "not json", None) == 0

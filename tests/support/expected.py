@@ -11,6 +11,7 @@ from typing import Any
 from scanner.models import Status
 
 from .images import LeakyImage
+from .report_schema import validate_report
 
 P, D, OV = Status.PRESENT, Status.DELETED, Status.OVERWRITTEN
 
@@ -35,6 +36,7 @@ EXPECTED_FILES = {
 
 def check_leaky_doc(doc: dict[str, Any]) -> dict[str, Any]:
     """Checks a JSON report of the leaky image scanned with its --secret flags; returns the image."""
+    validate_report(doc)
     assert doc["summary"]["complete"] is True, doc["summary"]["problems"]
     (img,) = doc["images"]
     found = {
