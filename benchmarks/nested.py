@@ -4,7 +4,7 @@ figure (not a timed test), with small members read whole (the default) and throu
     python benchmarks/nested.py
 
 A wheel or a jar holds hundreds of small members; each is read whole and scanned as one window
-when its header says it fits one (scanner.nested.WHOLE_MEMBER), with the same results as the
+when its header says it fits one (scanner.layers.nested.WHOLE_MEMBER), with the same results as the
 stream path (tests/test_nested.py).
 """
 
@@ -19,8 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scanner import nested  # noqa: E402
 from scanner.detectors import ContentScanner, build_detectors  # noqa: E402
+from scanner.layers import nested  # noqa: E402
 
 
 def main() -> None:

@@ -31,15 +31,15 @@ import zstandard
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scanner.sources.tarball import tar_members  # noqa: E402
-from scanner.streams import (  # noqa: E402
+from scanner.layers.streams import (  # noqa: E402
     READ_SIZE,
     RawReader,
     decompressor,
     looks_like_tar,
     sniff,
 )
-from scanner.tarstream import TarStream  # noqa: E402
+from scanner.layers.tarstream import TarStream  # noqa: E402
+from scanner.sources.tarball import tar_members  # noqa: E402
 
 # The scans run as an installed leakscan does: pip compiles its bytecode when it installs it.  A
 # machine that sets PYTHONDONTWRITEBYTECODE would otherwise compile every module from source on
@@ -124,7 +124,7 @@ def stage_breakdown(layer_tar: Path, known: Path) -> list[tuple[str, float]]:
     """Where one process's time goes (``--jobs 1``), stage by stage, on the uncompressed layer:
     each stage is timed around its own calls, file by file."""
     from scanner.detectors import ContentScanner, SecretSpec, build_detectors, load_known_values
-    from scanner.nested import FileScanner
+    from scanner.layers.nested import FileScanner
 
     detectors = build_detectors(load_known_values([SecretSpec.parse(f"id=k,src={known}")]))
     content = ContentScanner(detectors)

@@ -20,13 +20,13 @@ from .cli_options import image_source, scan_options, scan_settings, split_option
 from .detectors import BUILTIN_RULES, RuleSet
 from .engine import scan_image
 from .errors import ExitCode, LeakscanError, UsageError, exit_code_lines
-from .fingerprint import load_key
+from .findings.fingerprint import load_key
+from .findings.suppress import Suppressions, baseline_document, load_baseline, load_ignore_file
+from .layers.streams import safe_reason
 from .models import Finding, ScanReport, Severity, Status, keyed, sha256_hex
 from .report import OutputFormat, jsontext, renderer_for, summary_line
 from .report.files import check_writable, write_atomically
 from .service.commands import serve_cmd, worker_cmd
-from .streams import safe_reason
-from .suppress import Suppressions, baseline_document, load_baseline, load_ignore_file
 
 
 @dataclass(frozen=True)

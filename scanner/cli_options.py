@@ -14,15 +14,15 @@ import click
 
 from .cache import default_dir as default_cache_dir
 from .detectors import BUILTIN_RULES, DEFAULT_MIN_LENGTH, RuleSet, SecretSpec, load_known_values
-from .dockerfile import Dockerfile, parse
 from .engine import ScanOptions
 from .errors import UsageError
-from .fingerprint import load_key
-from .nested import NestedLimits
-from .parallel import default_jobs
+from .findings.dockerfile import Dockerfile, parse
+from .findings.fingerprint import load_key
+from .findings.suppress import Suppressions
+from .layers.nested import NestedLimits
+from .layers.parallel import default_jobs
 from .sources import ImageSource, RegistryOptions, open_source
 from .sources.reference import Credentials
-from .suppress import Suppressions
 
 F = TypeVar("F", bound=Callable[..., Any])
 

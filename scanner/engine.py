@@ -16,10 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import policy, suppress
-from .archive import MetaDoc, ResolvedArchive, ResolvedImage, iter_json_strings, resolve
 from .cache import CacheBackend, DirBackend, LayerCache, hit_from_json, namespace
-from .collect import attach_vouched, collect
 from .detectors import (
     BUILTIN_RULES,
     ContentScanner,
@@ -28,8 +25,17 @@ from .detectors import (
     build_detectors,
     known_fingerprint,
 )
-from .dockerfile import Dockerfile, ImageMap, from_provenance, masked_text
-from .fingerprint import load_key
+from .findings import policy, suppress
+from .findings.dockerfile import Dockerfile, ImageMap, from_provenance, masked_text
+from .findings.fingerprint import load_key
+from .findings.suppress import Suppressions
+from .layers.archive import MetaDoc, ResolvedArchive, ResolvedImage, iter_json_strings, resolve
+from .layers.collect import attach_vouched, collect
+from .layers.nested import FileScanner, NestedLimits
+from .layers.parallel import FilePool
+from .layers.provenance import Owners
+from .layers.visibility import Visibility
+from .layers.walk import LayerWalker, WalkLimits
 from .models import (
     Finding,
     Hit,
@@ -44,13 +50,7 @@ from .models import (
     hard_links,
     sha256_hex,
 )
-from .nested import FileScanner, NestedLimits
-from .parallel import FilePool
-from .provenance import Owners
 from .sources import ImageSource
-from .suppress import Suppressions
-from .visibility import Visibility
-from .walk import LayerWalker, WalkLimits
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class ScanOptions:
     timeout: float | None = 3600.0  # seconds for the whole image; a layer cut short makes the scan incomplete
     max_layer_bytes: int = WalkLimits().max_layer_bytes
     max_ratio: int = WalkLimits().max_ratio
-    jobs: int = 1  # >1: the detectors run in this many forked processes (scanner.parallel)
+    jobs: int = 1  # >1: the detectors run in this many forked processes (scanner.layers.parallel)
     progress: Callable[[int], None] | None = field(default=None, compare=False)
     dockerfile: Dockerfile | None = None  # None: the one a BuildKit provenance attestation carries, if any
     fingerprint_key: bytes | None = field(default=None, repr=False)  # None: fingerprint.load_key(cache_dir)

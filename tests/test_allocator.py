@@ -11,7 +11,7 @@ import pytest
 # which holds a window, its carry and a decoded copy at once.
 _CHURN = """
 import resource, sys
-from scanner.streams import tune_allocator
+from scanner.layers.streams import tune_allocator
 if sys.argv[1] == "tuned":
     assert tune_allocator() is True
     assert tune_allocator() is True  # once per process; a second call changes nothing
@@ -40,10 +40,10 @@ def test_freed_windows_are_reused_not_faulted_in_again() -> None:
 
 
 def test_the_walker_and_the_pool_tune_before_they_allocate() -> None:
-    from scanner import parallel, walk
     from scanner.detectors import ContentScanner, build_detectors
-    from scanner.nested import FileScanner
-    from scanner.streams import tune_allocator
+    from scanner.layers import parallel, walk
+    from scanner.layers.nested import FileScanner
+    from scanner.layers.streams import tune_allocator
 
     tune_allocator.cache_clear()
     walk.LayerWalker(ContentScanner(build_detectors([])))

@@ -108,8 +108,9 @@ def test_a_legacy_docker_save_on_disk_is_a_cache_hit(sample_archives: dict[str, 
 
 class _Counted:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        from scanner import engine, streams
-        from scanner.walk import LayerWalker
+        from scanner import engine
+        from scanner.layers import streams
+        from scanner.layers.walk import LayerWalker
 
         self.walks = self.hashes = self.builds = 0
         real_walk, real_drain, real_build = LayerWalker.walk, streams.HashingReader.drain, engine.build_detectors
@@ -269,7 +270,7 @@ def test_a_vouched_config_that_does_not_parse_leaves_its_layers_not_scanned() ->
     scanned, never a crash."""
     import json
 
-    from scanner.collect import Archive, BlobRecord, attach_vouched
+    from scanner.layers.collect import Archive, BlobRecord, attach_vouched
     from scanner.models import sha256_hex
 
     for config in (b"[" * 100_000 + b"]" * 100_000, b'{"rootfs": {}}'):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from scanner.errors import UsageError
-from scanner.fingerprint import FILE_NAME, load_key
+from scanner.findings.fingerprint import FILE_NAME, load_key
 from tests.conftest import SAMPLE, SAMPLE_DEPLOY_TOKEN, SAMPLE_ENV_PASSWORD, SAMPLE_SECRET
 from tests.test_cli import SAMPLE_ARGS, SAMPLE_ENV, run
 

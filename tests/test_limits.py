@@ -14,9 +14,9 @@ from pathlib import Path
 from scanner import ScanOptions, scan_image
 from scanner.cli import Policy
 from scanner.detectors import ContentScanner, build_detectors
-from scanner.nested import NestedLimits
+from scanner.layers.nested import NestedLimits
+from scanner.layers.walk import LayerWalker, WalkLimits
 from scanner.sources import TarballSource
-from scanner.walk import LayerWalker, WalkLimits
 from tests.support.tars import compress, docker_archive, layer_tar
 
 

@@ -18,7 +18,7 @@ import zstandard
 
 from scanner.detectors import ContentScanner, build_detectors
 from scanner.detectors.known import KnownValue
-from scanner.nested import FileScanner, NestedLimits, utf16_encoding
+from scanner.layers.nested import FileScanner, NestedLimits, utf16_encoding
 from tests.support.tars import tar_of, zip_of
 
 SECRET = b"nested-test-secret-0451"
@@ -147,7 +147,7 @@ def test_small_members_read_whole_are_scanned_as_the_stream_would_be(
     """A wheel or a jar holds hundreds of small members: each is read whole and scanned as one
     window, with the same hits, skips and counts as the stream path (every kind of small file,
     an archive inside an archive included)."""
-    from scanner import nested
+    from scanner.layers import nested
 
     members = {f"m/{i}": data for i, data in enumerate(SMALL_FILES)}
     members["deeper.zip"] = zip_of(dict(list(members.items())[:4]))

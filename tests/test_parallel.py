@@ -15,11 +15,11 @@ import pytest
 
 from scanner import ScanOptions, scan_image
 from scanner.detectors import ContentScanner, build_detectors
-from scanner.nested import FileScanner
-from scanner.parallel import FilePool
+from scanner.layers.nested import FileScanner
+from scanner.layers.parallel import FilePool
+from scanner.layers.walk import LayerWalker
 from scanner.report import OutputFormat, renderer_for
 from scanner.sources import TarballSource
-from scanner.walk import LayerWalker
 from tests.conftest import ARCHIVES
 from tests.support.tars import compress, docker_archive, layer_tar
 
@@ -120,7 +120,7 @@ def test_a_file_read_through_the_pipe_comes_out_whole_whatever_the_read_sizes() 
     import multiprocessing
     import random
 
-    from scanner.parallel import _PipeReader
+    from scanner.layers.parallel import _PipeReader
 
     rng = random.Random(11)
     for _ in range(40):

@@ -7,9 +7,9 @@ import io
 
 import pytest
 
-from scanner import nested, streams, walk
-from scanner.nested import ExpansionLimit, NestedLimits, _Budget, _State, _Utf16
-from scanner.streams import HashingReader, RawReader, ZstdReader
+from scanner.layers import nested, streams, walk
+from scanner.layers.nested import ExpansionLimit, NestedLimits, _Budget, _State, _Utf16
+from scanner.layers.streams import HashingReader, RawReader, ZstdReader
 
 
 def _all_subclasses(cls: type) -> set[type]:

@@ -21,7 +21,7 @@ CHILD = textwrap.dedent(
     """
     import json, re, sys, time
     from scanner.detectors import ContentScanner, build_detectors
-    from scanner.walk import LayerWalker
+    from scanner.layers.walk import LayerWalker
     start = time.monotonic()
     with open(sys.argv[1], "rb") as fh:
         scan = LayerWalker(ContentScanner(build_detectors([]))).walk(fh)

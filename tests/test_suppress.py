@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scanner.suppress import glob_match
+from scanner.findings.suppress import glob_match
 from tests.conftest import SAMPLE, SAMPLE_DEPLOY_TOKEN, SAMPLE_SECRET
 from tests.test_cli import assert_no_canary, run
 

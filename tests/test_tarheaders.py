@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scanner.detectors import ContentScanner, build_detectors
-from scanner.streams import FastTarInfo
-from scanner.walk import LayerWalker
+from scanner.layers.streams import FastTarInfo
+from scanner.layers.walk import LayerWalker
 from tests.fuzz.test_fuzz import FUZZ
 from tests.support.tars import layer_tar
 

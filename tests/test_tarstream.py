@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scanner.streams import FastTarInfo
-from scanner.tarstream import TarStream, check_tar_end
+from scanner.layers.streams import FastTarInfo
+from scanner.layers.tarstream import TarStream, check_tar_end
 from tests.fuzz.test_fuzz import FUZZ
 
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
+from scanner.layers.visibility import Visibility
 from scanner.models import EntryKind, LayerEntry, LayerScan, Status
-from scanner.visibility import Visibility
 
 
 def layer(*entries: tuple[str, EntryKind] | tuple[str, EntryKind, str]) -> LayerScan:

@@ -6,8 +6,8 @@ import pytest
 
 from scanner.detectors import ContentScanner, build_detectors
 from scanner.detectors.known import KnownValue
+from scanner.layers.walk import LayerWalker, WalkLimits, looks_like_tar, normalize, sniff
 from scanner.models import EntryKind, sha256_hex
-from scanner.walk import LayerWalker, WalkLimits, looks_like_tar, normalize, sniff
 from tests.support.tars import compress, layer_tar
 
 SECRET = b"walk-test-secret-value-0042"

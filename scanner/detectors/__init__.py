@@ -1,16 +1,13 @@
-"""Detectors and the content scanner that runs them over files and metadata.
+"""Detectors: known secrets, pattern rules, detect-secrets' plugins, build arguments, entropy and
+base64-decoded blobs, run over files and metadata by the content scanner (content.py).
 
-The plaintext of a match never leaves this package: :class:`ContentScanner` turns every
+The plaintext of a match never leaves this package: the content scanner turns every
 :class:`~.interface.Match` into a redacted :class:`~scanner.models.Hit` (hash + preview).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterable
-from dataclasses import dataclass
-
-from ..models import Hit, Readable, Severity, redact, sha256_hex
+from .content import CHUNK_SIZE, IN_DOCS_OR_TESTS, ContentScanner, build_detectors, downgrade
 from .interface import Detector, DetectorError, Match
 from .known import (
     DEFAULT_MIN_LENGTH,
@@ -28,7 +25,9 @@ from .rules import BUILTIN_RULES, Rule, RuleSet
 
 __all__ = [
     "BUILTIN_RULES",
+    "CHUNK_SIZE",
     "DEFAULT_MIN_LENGTH",
+    "IN_DOCS_OR_TESTS",
     "ContentScanner",
     "Detector",
     "DetectorError",
@@ -39,273 +38,7 @@ __all__ = [
     "RuleSet",
     "SecretSpec",
     "build_detectors",
+    "downgrade",
     "known_fingerprint",
     "load_known_values",
 ]
-
-CHUNK_SIZE = 1 << 20
-
-
-def build_detectors(
-    known: list[KnownValue], *, entropy: bool = True, detect_secrets: bool = True, rules: Iterable[Rule] = BUILTIN_RULES
-) -> list[Detector]:
-    from .detect_secrets_plugins import DetectSecretsDetector
-    from .entropy import EntropyDetector
-    from .patterns import PatternDetector
-
-    detectors: list[Detector] = [KnownSecretsDetector(known), PatternDetector(rules)]
-    if detect_secrets:
-        detectors.append(DetectSecretsDetector())
-    if entropy:
-        detectors.append(EntropyDetector())
-    return detectors
-
-
-IN_DOCS_OR_TESTS = "in documentation, examples or tests"
-
-
-def downgrade(hit: Hit, reason: str) -> Hit:
-    """``hit`` at low severity and confidence, with what it was and why it is no longer: a
-    downgrade is always visible.  Never for a known secret (what the user named) or a token whose
-    checksum proves it (a leak wherever it is)."""
-    if hit.detector == "known-secret" or hit.proven or hit.severity is Severity.LOW:
-        return hit
-    return dataclasses.replace(
-        hit,
-        severity=Severity.LOW,
-        confidence="low",
-        description=f"{hit.description} ({reason}: downgraded)",
-        downgraded_from=hit.severity,
-        downgrade_reason=reason,
-    )
-
-
-def _to_hit(detector: Detector, match: Match, line: int | None, path: str | None = None) -> Hit:
-    hit = Hit(
-        rule_id=match.rule_id,
-        detector=detector.name,
-        severity=match.severity,
-        description=match.description,
-        secret_sha256=sha256_hex(match.secret),
-        preview=redact(match.secret),
-        line=line,
-        secret_id=match.secret_id,
-        encoding=match.encoding,
-        confidence=match.confidence,
-        proven=match.proven,
-    )
-    if detector.name == "known-secret" or match.proven or match.severity is Severity.LOW:
-        return hit
-    from .examples import in_docs_or_tests, is_example
-
-    if match.downgrade:
-        return downgrade(hit, match.downgrade)
-    if is_example(match.secret):
-        return downgrade(hit, "an example or placeholder value")
-    if path is not None and in_docs_or_tests(path):
-        return downgrade(hit, IN_DOCS_OR_TESTS)
-    return hit
-
-
-@dataclass(frozen=True, slots=True)
-class _Seen:
-    rule_id: str
-    start: int
-    encoding: str | None
-
-
-class ContentScanner:
-    """Runs every detector over a stream in chunks that overlap by the longest possible match.
-
-    A match is reported once, with its 1-based line number, even when it spans a chunk boundary
-    or lies in the overlap that two windows share.
-    """
-
-    def __init__(
-        self,
-        detectors: Iterable[Detector],
-        chunk_size: int = CHUNK_SIZE,
-        metadata_detectors: Iterable[Detector] | None = None,  # None: build arguments and secret-like names
-    ) -> None:
-        from .buildargs import BuildArgDetector, SecretNameDetector
-        from .decoded import Base64Decoded
-        from .prefilter import pass_for
-
-        if metadata_detectors is None:
-            metadata_detectors = (BuildArgDetector(), SecretNameDetector())
-        self.detectors = list(detectors)
-        self.metadata_detectors = self.detectors + list(metadata_detectors)
-        self.decoded = Base64Decoded(self.detectors)
-        self.overlap = max((d.max_match_len for d in self.detectors), default=1)
-        self.chunk_size = max(chunk_size, self.overlap)
-        # One Hyperscan pass per window for every detector that has expressions (rule prefilters,
-        # detect-secrets' and the entropy gates), instead of one pass each.  The known-secret
-        # literals keep a database of their own: this one is kept on disk (prefilter), and the
-        # literals are the secrets.  Base64 runs have their own gated pass (decoded.GATE).
-        shared = [d for d in self.detectors if d.expressions()]
-        self._group = {id(d): k for k, d in enumerate(shared)}
-        self._pass = pass_for([d.expressions() for d in shared])
-
-    def _found(
-        self, detectors: Iterable[Detector], data: bytes, path: str | None, events: list[list[tuple[int, int, int]]]
-    ) -> list[tuple[Detector, Match]]:
-        found: list[tuple[Detector, Match]] = []
-        for d in detectors:
-            k = self._group.get(id(d))
-            if k is None:
-                found.extend((d, m) for m in d.find(data, path))
-            elif events[k]:  # a gated detector finds nothing without an event (PassDetector): not called
-                found.extend((d, m) for m in d.find_events(data, path, events[k]))
-        return found
-
-    def _decoded_text(self, text: bytes, path: str | None) -> list[tuple[Detector, Match]]:
-        return self._found(self.decoded.detectors, text, path, self._pass.scan(text))
-
-    def _matches(self, data: bytes, metadata: bool = False, path: str | None = None) -> list[tuple[Detector, Match]]:
-        """Every detector's matches; a weak match (a secret-like name, entropy) inside a stronger match's
-        span is dropped: it is a part of what that match reports."""
-        if metadata:
-            found = [(d, m) for d in self.metadata_detectors for m in d.find(data, path)]
-            found.extend(self.decoded.find(data, path))
-        else:
-            found = self._found(self.detectors, data, path, self._pass.scan(data))
-            found.extend(self.decoded.find(data, path, matcher=self._decoded_text))
-        if not any(d.name in _WEAK for d, _ in found):
-            return found
-        spans = [(m.start, m.end, _WEAK.get(d.name, 2)) for d, m in found]
-        return [
-            (d, m)
-            for d, m in found
-            if not any(s <= m.start and m.end <= e and k > _WEAK.get(d.name, 2) for s, e, k in spans)
-        ]
-
-    def scan_bytes(self, data: bytes, metadata: bool = False, path: str | None = None) -> list[Hit]:
-        """Scan one string; ``metadata`` adds the detectors of named values (build args, Env)."""
-        hits = [_to_hit(d, m, data.count(b"\n", 0, m.start) + 1, path) for d, m in self._matches(data, metadata, path)]
-        return _dedupe(hits)
-
-    def mask(self, text: str) -> str:
-        """``text`` with every span a detector matches replaced, for display (e.g. created_by)."""
-        data = text.encode("utf-8", "surrogateescape")
-        spans = sorted((m.start, m.end) for _, m in self._matches(data, metadata=True))
-        out, pos = bytearray(), 0
-        for start, end in spans:
-            if end <= pos:
-                continue
-            out += data[pos : max(start, pos)] + b"<redacted>"
-            pos = end
-        out += data[pos:]
-        return out.decode("utf-8", "replace")
-
-    def scan_stream(self, stream: Readable, limit: int | None = None, path: str | None = None) -> list[Hit]:
-        """Scan ``stream`` to its end (or ``limit`` bytes)."""
-        hits: list[Hit] = []
-        seen: set[_Seen] = set()
-        carry = b""
-        window_start = 0  # absolute offset of window[0]
-        lines_before = 0  # newlines before window[0]
-        remaining = limit
-
-        def next_chunk() -> bytes:
-            nonlocal remaining
-            size = self.chunk_size if remaining is None else min(self.chunk_size, remaining)
-            chunk = _read_full(stream, size)
-            if remaining is not None:
-                remaining -= len(chunk)
-            return chunk
-
-        chunk = next_chunk()
-        while chunk:
-            window = carry + chunk if carry else chunk
-            self._window_hits(window, len(carry), window_start, lines_before, seen, path, hits)
-            chunk = next_chunk()
-            if not chunk:
-                break  # the last window: its lines are counted only for a next one (a pass over it)
-            keep = min(self.overlap, len(window))
-            cut = len(window) - keep
-            lines_before += window.count(b"\n", 0, cut)
-            window_start += cut
-            carry = window[cut:]
-            if len(seen) > 4096:
-                seen = {s for s in seen if s.start >= window_start}
-        return _dedupe(hits)
-
-    def scan_window(self, data: bytes, path: str | None = None) -> list[Hit]:
-        """What :meth:`scan_stream` finds in ``data`` when it is one window (at most chunk_size
-        bytes: a small file, read whole), without the stream."""
-        hits: list[Hit] = []
-        if data:
-            self._window_hits(data, 0, 0, 0, set(), path, hits)
-        return _dedupe(hits)
-
-    def _window_hits(
-        self,
-        window: bytes,
-        fresh_from: int,
-        window_start: int,
-        lines_before: int,
-        seen: set[_Seen],
-        path: str | None,
-        hits: list[Hit],
-    ) -> None:
-        for detector, match in self._matches(window, path=path):
-            if match.end <= fresh_from:
-                continue  # wholly inside the overlap: the previous window had it
-            key = _Seen(match.rule_id, window_start + match.start, match.encoding)
-            if key in seen:
-                continue
-            seen.add(key)
-            line = lines_before + window.count(b"\n", 0, match.start) + 1
-            hits.append(_to_hit(detector, match, line, path))
-
-
-def _read_full(stream: Readable, size: int) -> bytes:
-    """``size`` bytes, or fewer at the end: a short read (a put-back file head, a pipe) would
-    otherwise make a window of its own, and every window costs a pass of every detector."""
-    if size <= 0:
-        return b""
-    chunk = stream.read(size)
-    if not chunk or len(chunk) == size:
-        return chunk
-    parts = [chunk]
-    have = len(chunk)
-    while have < size and (more := stream.read(size - have)):
-        parts.append(more)
-        have += len(more)
-    return b"".join(parts)
-
-
-# Weaker evidence (a secret-like name, entropy) about a value that stronger evidence (an exact
-# known-secret match, a vendor format) already reports adds nothing of its own: one finding.
-_STRENGTH = {"known-secret": 3, "build-arg": 1, "entropy": 0}
-_WEAK = {"build-arg": 1, "entropy": 0}  # inside a stronger match's span, a weak match is part of it: dropped
-_CONFIDENCE = {"high": 2, "medium": 1, "low": 0}
-
-
-def _strength(detector: str) -> int:
-    return _STRENGTH.get(detector, 2)
-
-
-def _rank(hit: Hit) -> tuple[int, int, int, int]:
-    """What makes one hit the finding when several rules match one value: its severity, then the
-    detector's evidence, then its confidence, then a rule's (detect-secrets' plugins are a second
-    source of rules)."""
-    own = not hit.rule_id.startswith("ds-")
-    return (hit.severity.rank, _strength(hit.detector), _CONFIDENCE.get(hit.confidence, 0), own)
-
-
-def _dedupe(hits: list[Hit]) -> list[Hit]:
-    """One hit per value at one place (line and encoding): the strongest, listing every other rule
-    that matched it in ``also`` (an .npmrc token is a known secret, an npm token and an .npmrc
-    auth token: one finding)."""
-    if len(hits) < 2:
-        return hits  # most windows: nothing to merge
-    groups: dict[tuple[object, ...], list[Hit]] = {}
-    for hit in hits:
-        groups.setdefault((hit.line, hit.secret_sha256, hit.encoding or "raw"), []).append(hit)
-    out = []
-    for group in groups.values():
-        best = max(group, key=_rank)
-        others = {r for h in group for r in (h.rule_id, *h.also)} - {best.rule_id}
-        out.append(dataclasses.replace(best, also=tuple(sorted(others))) if others != set(best.also) else best)
-    return out

@@ -38,7 +38,7 @@ class BuildArgDetector(Detector):
     max_match_len = 4096
 
     def find(self, data: bytes, path: str | None = None) -> Iterator[Match]:
-        # metadata strings come as key=value (see scanner.archive.iter_json_strings)
+        # metadata strings come as key=value (see scanner.layers.archive.iter_json_strings)
         m = _PREFIX.match(data, len(_FIELD) if data.startswith(_FIELD) else 0)
         if not m:
             return

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..dockerfile import history_keyword
+from ..findings.dockerfile import history_keyword
 from ..models import Finding, Status
 
 ROTATE = (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..dockerfile import shown_instruction
+from ..findings.dockerfile import shown_instruction
 from ..models import Finding, LayerReport, ScanReport, Status
 from . import remediation
 from .interface import Renderer

@@ -20,7 +20,7 @@ from .. import __version__
 from ..cache import CacheBackend
 from ..engine import ScanOptions, ruleset_fingerprint, scan_image
 from ..errors import LeakscanError, RegistryUnavailable
-from ..fingerprint import load_key
+from ..findings.fingerprint import load_key
 from ..models import ScanReport
 from ..report import OutputFormat, renderer_for
 from ..report.json import summary_dict

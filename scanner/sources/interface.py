@@ -2,7 +2,7 @@
 
 Every source, whether a ``docker save`` stream from the engine, a tarball on disk or an OCI layout
 directory, is read as a sequence of :class:`Member` objects in whatever order the producer wrote
-them; :mod:`scanner.collect` classifies and walks them.  A member's stream is only valid until the
+them; :mod:`scanner.layers.collect` classifies and walks them.  A member's stream is only valid until the
 iterator advances.
 """
 

@@ -1,6 +1,7 @@
 """A ``docker save`` / ``podman save`` / OCI archive tarball, from a file or standard input.
 
-Read as a stream (:class:`~scanner.tarstream.TarStream`), optionally compressed as a whole (``docker save | gzip``).
+Read as a stream (:class:`~scanner.layers.tarstream.TarStream`), optionally compressed as a whole
+(``docker save | gzip``).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..layers.streams import READ_SIZE, HashingReader, RawReader, decompressor, normalize, read_head, sniff
+from ..layers.tarstream import TarStream, check_tar_end
 from ..models import Readable
-from ..streams import READ_SIZE, HashingReader, RawReader, decompressor, normalize, read_head, sniff
-from ..tarstream import TarStream, check_tar_end
 from .interface import ImageSource, Member, SourceError, file_identity
 
 

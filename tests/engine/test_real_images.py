@@ -108,8 +108,8 @@ def test_a_daemon_rescan_leaves_every_cached_layer_unread(
     twice.  The engine's own diff_ids (inspect) find every layer in the cache, so a rescan takes
     their results without walking or hashing them, and the config in the export must be the image
     the engine vouched for."""
-    from scanner import streams
-    from scanner.walk import LayerWalker
+    from scanner.layers import streams
+    from scanner.layers.walk import LayerWalker
 
     opts = dataclasses.replace(options(leaky), cache_dir=tmp_path)
     first = scan_image(DaemonSource(leaky.tag), opts)

@@ -20,12 +20,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scanner import ScanOptions, scan_image
-from scanner.archive import Archive, BlobRecord, resolve
 from scanner.detectors import ContentScanner, build_detectors
 from scanner.errors import LeakscanError
-from scanner.nested import FileScanner
+from scanner.layers.archive import Archive, BlobRecord, resolve
+from scanner.layers.nested import FileScanner
+from scanner.layers.walk import LayerWalker
 from scanner.sources import TarballSource
-from scanner.walk import LayerWalker
 from tests.support.tars import compress, docker_archive, layer_tar
 
 EXAMPLES = int(os.environ.get("LEAKSCAN_FUZZ_EXAMPLES", "150"))

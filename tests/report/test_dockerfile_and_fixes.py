@@ -14,7 +14,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from scanner.dockerfile import history_keyword, map_history, parse, shown_instruction
+from scanner.findings.dockerfile import history_keyword, map_history, parse, shown_instruction
 from tests.conftest import SAMPLE
 from tests.support.convert import to_containerd
 from tests.support.tars import docker_archive, layer_tar

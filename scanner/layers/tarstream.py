@@ -21,7 +21,7 @@ import re
 import tarfile
 from collections.abc import Iterator
 
-from .models import Readable
+from ..models import Readable
 from .streams import READ_SIZE, FastTarInfo, checksum_ok, tar_number
 
 _H = tarfile  # tarfile's header errors are not in its __all__

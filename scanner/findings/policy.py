@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from .detectors import IN_DOCS_OR_TESTS
-from .models import Finding, Package, Severity
+from ..detectors import IN_DOCS_OR_TESTS
+from ..models import Finding, Package, Severity
 
 
 def apply(finding: Finding, package: Package | None) -> Finding:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .models import Instruction
+from ..models import Instruction
 
 _DIRECTIVE = re.compile(r"^#\s*(\w+)\s*=\s*(.*?)\s*$")
 _HEREDOC = re.compile(r"<<-?\s*([\"']?)([A-Za-z_][A-Za-z0-9_]*)\1")

@@ -11,7 +11,7 @@ import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .models import EntryKind, LayerScan, Status
+from ..models import EntryKind, LayerScan, Status
 from .walk import WHITEOUT_PREFIX
 
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
-from .models import Finding, ScanReport
+from ..errors import UsageError
+from ..models import Finding, ScanReport
 
-BASELINE_VERSION = "2.0"  # 2.0: fingerprints keyed with the user's key (scanner.fingerprint)
+BASELINE_VERSION = "2.0"  # 2.0: fingerprints keyed with the user's key (scanner.findings.fingerprint)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -16,7 +16,7 @@ from typing import Self
 import zstandard
 from isal import igzip, igzip_lib
 
-from .models import Readable
+from ..models import Readable
 
 READ_SIZE = 1 << 20
 # what a corrupt gzip raises through ISA-L (next to zlib.error, EOFError and OSError)

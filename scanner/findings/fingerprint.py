@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UsageError
+from ..errors import UsageError
 
 ENV = "LEAKSCAN_FINGERPRINT_KEY"
 FILE_NAME = "fingerprint.key"

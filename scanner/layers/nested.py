@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 
 import zstandard
 
-from .detectors import ContentScanner
-from .models import FileHits, Hit, Readable, Skip
+from ..detectors import ContentScanner
+from ..models import FileHits, Hit, Readable, Skip
 from .streams import GZIP_ERRORS, READ_SIZE, RawReader, decompressor, looks_like_tar, read_head, sniff
 from .tarstream import TarStream
 

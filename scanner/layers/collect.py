@@ -2,7 +2,7 @@
 
 Layer blobs (recognised by their magic bytes, never by name) are walked at once, or taken from
 the layer cache once their bytes (or the source) prove their digest; everything else that is small
-enough is kept for :func:`scanner.archive.resolve`, which reads the manifests once the stream has
+enough is kept for :func:`scanner.layers.archive.resolve`, which reads the manifests once the stream has
 ended.
 """
 
@@ -13,10 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from .cache import LayerCache, Proofs, claimed_digest
-from .errors import FormatError
-from .models import LayerScan, Readable, sha256_hex
-from .sources.interface import Member
+from ..cache import LayerCache, Proofs, claimed_digest
+from ..errors import FormatError
+from ..models import LayerScan, Readable, sha256_hex
+from ..sources.interface import Member
 from .streams import HashingReader, read_head, safe_reason
 from .walk import READ_ERRORS, looks_like_tar, sniff
 

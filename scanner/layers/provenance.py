@@ -24,7 +24,7 @@ import posixpath
 import re
 from collections.abc import Sequence
 
-from .models import FileHits, LayerScan, Package, PackageRecords
+from ..models import FileHits, LayerScan, Package, PackageRecords
 
 MAX_RECORD = 64 << 20  # a record file larger than this is scanned, not parsed (reported by the walk)
 

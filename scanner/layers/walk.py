@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import zstandard
 
-from .detectors import ContentScanner
-from .models import EntryKind, FileHits, LayerEntry, LayerScan, Readable, Skip
+from ..detectors import ContentScanner
+from ..models import EntryKind, FileHits, LayerEntry, LayerScan, Readable, Skip
 from .nested import FileScanner, NestedLimits
 from .parallel import FilePool, WorkerLost
 from .provenance import MAX_RECORD, RECORD_LAST, RecordCollector, is_record

@@ -1,4 +1,4 @@
-"""Image archive -> images: resolve the manifests of the members :mod:`scanner.collect` kept.
+"""Image archive -> images: resolve the manifests of the members :mod:`scanner.layers.collect` kept.
 
 ``collect`` walks every member once, in the producer's order: layer blobs (recognised by their
 magic bytes, never by name) are walked at once; everything else that is small enough is kept for
@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import FormatError, SourceError
+from ..models import LayerScan, sha256_hex
+from ..sources.interface import BODY_SHAPE, DESC_SHAPE, INDEX_TYPES, MANIFEST_TYPES, bad_shape
 from .collect import Archive, BlobRecord, parse_json
-from .errors import FormatError, SourceError
-from .models import LayerScan, sha256_hex
-from .sources.interface import BODY_SHAPE, DESC_SHAPE, INDEX_TYPES, MANIFEST_TYPES, bad_shape
 
 __all__ = ["Archive", "BlobRecord", "MetaDoc", "ResolvedArchive", "ResolvedImage", "iter_json_strings", "resolve"]
 

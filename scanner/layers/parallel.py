@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .models import FileHits, Readable, Skip
+from ..models import FileHits, Readable, Skip
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
