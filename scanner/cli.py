@@ -334,15 +334,22 @@ def baseline_cmd(image: str, output: Path | None, **kw: Any) -> None:
     help="Apply this config's [rules] table (disabled and custom rules).",
 )
 def rules_cmd(config: Path | None) -> None:
-    """List the pattern rules: id, severity, confidence, description."""
+    """List the pattern rules: id, severity, confidence, vendor, description, the reference of the format."""
     try:
         rules = RuleSet.load(BUILTIN_RULES, config)
     except Exception as exc:
         _fail(exc)
     for rule in sorted(rules.rules, key=lambda r: r.id):
-        click.echo(f"{rule.id:40} {rule.severity.value:9} {rule.confidence:7} {rule.description}")
+        vendor = rule.vendor or "-"
+        click.echo(
+            f"{rule.id:40} {rule.severity.value:9} {rule.confidence:7} {vendor:24} {rule.description}"
+            + (f"  <{rule.reference}>" if rule.reference else "")
+        )
+    formats = [r for r in rules.rules if r.vendor and r.vendor != "generic"]
     click.echo(
-        f"{len(rules.rules)} rules; detect-secrets plugins {'on' if rules.detect_secrets else 'off'}; "
+        f"{len(rules.rules)} rules: {len(formats)} vendor formats of {len({r.vendor for r in formats})} vendors, "
+        f"{len(rules.rules) - len(formats)} generic or custom; "
+        f"detect-secrets plugins {'on' if rules.detect_secrets else 'off'}; "
         "also: known-secret, high-entropy-assignment, build-arg-secret, metadata-secret-name"
     )
 

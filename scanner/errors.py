@@ -58,6 +58,12 @@ class UsageError(LeakscanError):
     exit_code = ExitCode.USAGE
 
 
+class RuleError(UsageError):
+    """A rule file (built in, or a user's --config) that cannot load: refused, never skipped."""
+
+    remedy = "fix the rule named above: docs/detection.md lists the keys of a rule"
+
+
 class SecretSpecError(UsageError):
     """A ``--secret`` flag could not be parsed or its value could not be loaded."""
 

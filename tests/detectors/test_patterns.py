@@ -4,6 +4,7 @@ expanded with fresh random characters on every run), plus hand-written edge case
 from __future__ import annotations
 
 import base64
+import re
 import zlib
 
 import pytest
@@ -29,24 +30,109 @@ def sample_path(rule) -> str | None:  # type: ignore[no-untyped-def]
     return rule.paths[0].replace("*", "app") if rule.paths else None
 
 
-@pytest.mark.parametrize("rule", BUILTIN_RULES, ids=lambda r: r.id)
+EXAMPLES = [(r, n) for r in BUILTIN_RULES for n in range(len(r.examples))]
+NEGATIVES = [(r, n) for r in BUILTIN_RULES for n in range(len(r.negatives))]
+
+
+@pytest.mark.parametrize(("rule", "n"), EXAMPLES, ids=lambda x: x.id if hasattr(x, "id") else str(x))
 @pytest.mark.parametrize("run", range(8))
-def test_rule_flags_its_sample(rule, run: int) -> None:  # type: ignore[no-untyped-def]
-    text = expand(rule.sample)
+def test_rule_flags_its_examples(rule, n: int, run: int) -> None:  # type: ignore[no-untyped-def]
+    text = expand(rule.examples[n])
     assert rule.id in found(text, sample_path(rule)), text
 
 
-@pytest.mark.parametrize("rule", BUILTIN_RULES, ids=lambda r: r.id)
-def test_rule_ignores_its_negative(rule) -> None:  # type: ignore[no-untyped-def]
-    assert rule.id not in found(expand(rule.negative), sample_path(rule))
+@pytest.mark.parametrize(("rule", "n"), NEGATIVES, ids=lambda x: x.id if hasattr(x, "id") else str(x))
+def test_rule_ignores_its_negatives(rule, n: int) -> None:  # type: ignore[no-untyped-def]
+    assert rule.id not in found(expand(rule.negatives[n]), sample_path(rule))
 
 
-def test_at_least_150_rules_each_with_sample_and_negative() -> None:
+# --- mutations of every example: what a rule's shape promises beyond its own templates -----------
+
+_END = r"\)?(?:\\b|\(\?!\[[^\]]*\]\))$"  # then \b or (?![...]): the token ends there
+_TAIL_EXACT = re.compile(r"\[[^\]]*\]\{(\d+)\}" + _END)  # a fixed-length tail: [...]{n}
+_TAIL_BOUNDED = re.compile(r"\[[^\]]*\]\{(\d+),(\d+)\}" + _END)  # a bounded tail: [...]{m,n}
+
+
+def _alone(rule, text: str) -> list[bytes]:  # type: ignore[no-untyped-def]
+    """The secrets ``rule`` alone finds in ``text``."""
+    return [m.secret for m in PatternDetector([rule]).find(("x = 1\n" + text + "\n").encode(), sample_path(rule))]
+
+
+def _simple_prefix(rule) -> bool:  # type: ignore[no-untyped-def]
+    """A vendor token found by its own prefix alone (no context, no path, no validator of its own)."""
+    return (
+        rule.word_start
+        and rule.group == 0
+        and not rule.paths
+        and not rule.flags
+        and rule.validate is None
+        and rule.structure
+        and "|" not in rule.regex
+        and re.match(r"\\b[A-Za-z0-9]", rule.regex) is not None
+    )
+
+
+EXACT = [r for r in BUILTIN_RULES if _TAIL_EXACT.search(r.regex) and r.structure and "|" not in r.regex]
+PREFIXED = [r for r in BUILTIN_RULES if _simple_prefix(r)]
+BOUNDED = [r for r in BUILTIN_RULES if _TAIL_BOUNDED.search(r.regex) and r.structure and "|" not in r.regex]
+
+
+@pytest.mark.parametrize("rule", EXACT, ids=lambda r: r.id)
+def test_mutation_one_character_short(rule) -> None:  # type: ignore[no-untyped-def]
+    """A fixed-length tail ({n}, then a boundary): the example less its last character is no token."""
+    for template in rule.examples:
+        text = expand(template)
+        secrets = _alone(rule, text)
+        assert secrets, text
+        line = next(line for line in text.splitlines() if secrets[0].decode() in line)
+        short = text.replace(line, line.replace(secrets[0].decode(), secrets[0].decode()[:-1]))
+        assert all(len(s) != len(secrets[0]) - 1 for s in _alone(rule, short)), short
+
+
+@pytest.mark.parametrize("rule", PREFIXED, ids=lambda r: r.id)
+def test_mutation_glued_to_a_longer_token(rule) -> None:  # type: ignore[no-untyped-def]
+    """A prefix anchored at a word start: the token glued to the end of another word is not found."""
+    for template in rule.examples:
+        text = expand(template)
+        secret = _alone(rule, text)[0].decode()
+        assert not _alone(rule, text.replace(secret, "Zq9" + secret)), text
+
+
+@pytest.mark.parametrize("rule", PREFIXED, ids=lambda r: r.id)
+def test_mutation_inside_a_url_or_a_string(rule) -> None:  # type: ignore[no-untyped-def]
+    for template in rule.examples:
+        secret = _alone(rule, expand(template))[0].decode()
+        for text in (f"https://x.example/?k={secret}&v=1", f'"{secret}"', f"key: '{secret}'", f"TOKEN={secret}"):
+            assert _alone(rule, text) == [secret.encode()], text
+
+
+@pytest.mark.parametrize("rule", BOUNDED, ids=lambda r: r.id)
+def test_mutation_longer_than_the_upper_bound(rule) -> None:  # type: ignore[no-untyped-def]
+    """A bounded tail ({m,n}, then a boundary): a run longer than n is not one token of the format."""
+    m = _TAIL_BOUNDED.search(rule.regex)
+    assert m is not None
+    upper = int(m.group(2))
+    for template in rule.examples:
+        secret = _alone(rule, expand(template))[0].decode()
+        longer = secret + expand("{l" + str(upper + 1) + "}")  # the tail is now over its bound
+        assert _alone(rule, longer) == [], longer
+
+
+def test_at_least_150_rules_each_with_examples_negatives_and_a_reference() -> None:
     assert len(BUILTIN_RULES) >= 150
     for rule in BUILTIN_RULES:
-        assert rule.sample and rule.negative, rule.id
+        assert rule.examples and rule.negatives, rule.id
+        assert rule.sample == rule.examples[0] and rule.negative == rule.negatives[0], rule.id
+        assert rule.vendor and rule.reference.startswith("https://"), rule.id
         assert all(k == k.lower() for k in rule.keywords), rule.id
         assert rule.keywords, rule.id
+
+
+def test_builtin_regexes_compile_with_their_groups() -> None:
+    """At run time their regexes are compiled lazily; here every one is checked as the loader would."""
+    from scanner.detectors.rules.loader import builtin_rules
+
+    assert [r.id for r in builtin_rules(check_regexes=True)] == [r.id for r in BUILTIN_RULES]
 
 
 def test_rule_ids_are_unique() -> None:

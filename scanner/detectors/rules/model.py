@@ -44,6 +44,10 @@ class Rule:
     # the alphabet in order) is refused (``random_shaped``).  False for free-form values (passwords
     # in URLs and config files), where such a value is a placeholder: reported, and downgraded.
     structure: bool = True
+    vendor: str = ""  # whose credential: "generic" for a standard format (a PEM key, a password in a URL)
+    reference: str = ""  # the vendor's documentation of the format (an RFC or a man page for a standard one)
+    examples: tuple[str, ...] = ()  # every template the tests expand: flagged (``sample`` is the first)
+    negatives: tuple[str, ...] = ()  # ... and not flagged (``negative`` is the first)
 
     def applies_to(self, path: str | None) -> bool:
         if path is None:
@@ -61,19 +65,6 @@ class Rule:
     def compile(self) -> re.Pattern[bytes]:
         regex = self.regex[2:] if self.word_start else self.regex
         return re.compile(regex.encode(), self.flags)
-
-
-def R(
-    id: str,
-    description: str,
-    regex: str,
-    keywords: tuple[str, ...],
-    severity: Severity,
-    sample: str,
-    negative: str,
-    **kw: object,
-) -> Rule:
-    return Rule(id, description, regex, keywords, severity, sample, negative, **kw)  # type: ignore[arg-type]
 
 
 # --- validators ----------------------------------------------------------------------------------
@@ -230,9 +221,32 @@ def crc32_base62_checksum(token: bytes) -> bool:
     return any(base62(crc, alphabet) == check for alphabet in _B62)
 
 
-# --- a rule set ----------------------------------------------------------------------------------
+# --- the names rule files use --------------------------------------------------------------------
 
-SEVERITIES = {s.value: s for s in Severity}
+# ``random_shaped`` is not called through ``Rule.validate``: it sets ``Rule.structure``, which the
+# pattern detector checks itself (and which also says whether a value is free-form)
+VALIDATORS: dict[str, Callable[[bytes], bool]] = {
+    "random_shaped": random_shaped,
+    "not_placeholder": not_placeholder,
+    "docker_auth": docker_auth,
+    "twitter_bearer": twitter_bearer,
+}
+VERIFIERS: dict[str, Callable[[bytes], bool]] = {"crc32_base62": crc32_base62_checksum}
+DOWNGRADES: dict[str, Callable[[bytes], str | None]] = {
+    "demo_url": demo_url,
+    "demo_basic_auth": demo_basic_auth,
+    "expired_sas": expired_sas,
+}
+
+
+def all_of(checks: tuple[Callable[[bytes], bool], ...]) -> Callable[[bytes], bool] | None:
+    """One validator from several: none, the one itself, or all of them in turn."""
+    if len(checks) < 2:
+        return checks[0] if checks else None
+    return lambda value: all(check(value) for check in checks)
+
+
+# --- a rule set ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -259,37 +273,17 @@ class RuleSet:
             if rule_id not in rules:
                 raise UsageError(f"--config {config}: cannot disable unknown rule {rule_id!r}")
             del rules[rule_id]
-        for n, spec in enumerate(table.get("custom", [])):
-            rule = _custom_rule(spec, f"--config {config}: rules.custom[{n}]")
+        from .loader import load_files, rule_from  # the loader builds rules: it imports this module
+
+        files = table.get("files", [])
+        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+            raise UsageError(f"--config {config}: [rules] files must be a list of paths")
+        added = load_files((config.parent / f for f in files), taken=rules)
+        added += tuple(
+            rule_from(spec, f"--config {config}: rules.custom[{n}]") for n, spec in enumerate(table.get("custom", []))
+        )
+        for rule in added:
             if rule.id in rules:
                 raise UsageError(f"--config {config}: rule id {rule.id!r} is already taken")
             rules[rule.id] = rule
         return cls(tuple(rules.values()), detect_secrets=bool(table.get("detect_secrets_plugins", True)))
-
-
-def _custom_rule(spec: object, where: str) -> Rule:
-    if not isinstance(spec, dict):
-        raise UsageError(f"{where}: must be a table")
-    missing = {"id", "regex"} - set(spec)
-    if missing:
-        raise UsageError(f"{where}: missing {', '.join(sorted(missing))}")
-    severity = SEVERITIES.get(str(spec.get("severity", "high")))
-    if severity is None:
-        raise UsageError(f"{where}: severity must be one of {', '.join(SEVERITIES)}")
-    rule = Rule(
-        id=str(spec["id"]),
-        description=str(spec.get("description", spec["id"])),
-        regex=str(spec["regex"]),
-        keywords=tuple(str(k).lower() for k in spec.get("keywords", [])),
-        severity=severity,
-        group=int(spec.get("group", 0)),
-        flags=I if spec.get("ignore_case") else 0,
-        structure=bool(spec.get("random", False)),  # the user's own format: refuse non-random values only if asked
-    )
-    try:
-        compiled = rule.compile()
-    except re.error as exc:
-        raise UsageError(f"{where}: bad regex: {exc}") from None
-    if rule.group > compiled.groups:
-        raise UsageError(f"{where}: group {rule.group} but the regex has {compiled.groups}")
-    return rule
