@@ -335,6 +335,8 @@ def baseline_cmd(image: str, output: Path | None, **kw: Any) -> None:
 )
 def rules_cmd(config: Path | None) -> None:
     """List the pattern rules: id, severity, confidence, description."""
+    from .detectors.vendor_context import builtin_vendors
+
     try:
         rules = RuleSet.load(BUILTIN_RULES, config)
     except Exception as exc:
@@ -343,7 +345,8 @@ def rules_cmd(config: Path | None) -> None:
         click.echo(f"{rule.id:40} {rule.severity.value:9} {rule.confidence:7} {rule.description}")
     click.echo(
         f"{len(rules.rules)} rules; detect-secrets plugins {'on' if rules.detect_secrets else 'off'}; "
-        "also: known-secret, high-entropy-assignment, build-arg-secret, metadata-secret-name"
+        "also: known-secret, high-entropy-assignment, build-arg-secret, metadata-secret-name, "
+        f"vendor-context-<vendor> ({len({v.slug for v in builtin_vendors()})} vendors)"
     )
 
 
