@@ -70,3 +70,17 @@ def test_connection_strings_already_found() -> None:
         "DATABASE_URL=postgresql+psycopg2://app:{a16}@db/app",
     ):
         assert any(s in STRONG for _, s, _ in _hits(expand(text), "app/settings.conf")), text
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "https://hooks.slack.com/services/T{U8}/B{U8}/{a24}",
+        "https://discord.com/api/webhooks/{d18}/{u68}",
+        "https://contoso.webhook.office.com/webhookb2/{uuid}@{uuid}/IncomingWebhook/{h32}/{uuid}",
+        "https://chat.googleapis.com/v1/spaces/AAAA{a7}/messages?key={u39}&token={u43}",
+    ],
+)
+def test_a_webhook_with_its_scheme_is_left_to_the_vendors_rule(template: str) -> None:
+    hits = _hits("url: " + expand(template) + "\n", "app/notify.yaml")
+    assert not [r for r, _, also in hits if r.endswith("-no-scheme") or any(a.endswith("-no-scheme") for a in also)]
