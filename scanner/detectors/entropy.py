@@ -50,6 +50,7 @@ _PLACEHOLDER = re.compile(
 )
 _WORDS = re.compile(rb"^_*[A-Za-z]+(?:[\-_.]+[A-Za-z]+)*[_()]*$")
 _HEX = re.compile(rb"^[0-9a-fA-F]+$")
+_UUID4 = re.compile(rb"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$")
 _BASE62 = re.compile(rb"^[A-Za-z0-9]+$")
 _BASE64 = re.compile(rb"^[A-Za-z0-9+/_\-]+=*$")
 # code, not a value: an identifier chain or a module path (.models.v1_secret, r.password), a path
@@ -168,6 +169,8 @@ class EntropyDetector(PassDetector):
         if not events:
             return
         for a in self.assignments(data, path):
+            if a.kind == "uuid":
+                continue
             yield Match(
                 rule_id="high-entropy-assignment",
                 severity=Severity.MEDIUM,
@@ -221,7 +224,12 @@ class EntropyDetector(PassDetector):
         return None if kind is None else (m.start(2), value, kind)
 
     def passes_bar(self, value: bytes) -> str | None:
-        """The value's alphabet when it is random enough for its alphabet and length (None: not)."""
+        """The value's alphabet when it is random enough for its alphabet and length (None: not).
+        A random (version 4) UUID is random by construction but below the bar of its length: its
+        kind is "uuid", which only the vendor-context detector takes (a UUID under a name is an
+        id as often as a key: a vendor's name is needed too)."""
+        if _UUID4.match(value):
+            return "uuid"
         kind, needed = entropy_needed(value)
         needed = max(needed, self.hex_threshold if kind == "hex" else self.threshold if len(value) >= 16 else 0)
         if shannon_entropy(value) < needed:

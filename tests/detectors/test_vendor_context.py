@@ -95,6 +95,10 @@ POSITIVES = [
     ("CROWDIN_PERSONAL_TOKEN={h80}", ".env", "crowdin"),
     ("LOKALISE_API_TOKEN={h40}", ".env", "lokalise"),
     ("ZEROBOUNCE_API_KEY={h32}", ".env", "zerobounce"),
+    ("BRAZE_API_KEY={uuid}", ".env", "braze"),
+    ("COINMARKETCAP_API_KEY={uuid}", ".env", "coinmarketcap"),
+    ("saucelabs.accessKey: {uuid}", "application.yml", "sauce-labs"),
+    ("MONGODB_ATLAS_PRIVATE_KEY={uuid}", ".env", "mongodb-atlas"),
 ]
 
 
@@ -106,7 +110,8 @@ def _random_value(template: str) -> str:
     """``template`` with its one value field filled by a value that passes the entropy bar (the
     detector's precondition; a random draw misses it a few times in a hundred)."""
     field = _FIELD.search(template)
-    assert field is not None, template
+    if field is None:
+        return template  # a UUID
     for _ in range(100):
         value = expand(field.group(0))
         if _ENTROPY.passes_bar(value.encode()) is not None and not_a_value(value.encode()) is None:
@@ -164,6 +169,12 @@ def test_it_replaces_the_entropy_finding_and_a_vendor_format_leads() -> None:
 def test_not_a_vendor_credential(template: str, path: str) -> None:
     text = expand(template)
     assert not [r for r in _found(text, path) if r.startswith("vendor-context-")], text
+
+
+def test_a_uuid_needs_a_vendor_name() -> None:
+    for text in ("API_TOKEN={uuid}", "request_id_token: {uuid}", "SENDBIRD_APP_ID={uuid}"):
+        hits = SCANNER.scan_bytes(expand(text).encode(), path="app/config.yml")
+        assert not [h for h in hits if h.detector in ("vendor-context", "entropy")], text
 
 
 def test_a_credential_word_without_a_known_vendor_stays_entropy() -> None:
