@@ -1,7 +1,16 @@
-"""Detection benchmark: recall per leak vector on engine-built leaky images, false positives per
+"""Detection benchmark: recall per vendor family on every rule's examples and false alarms on its
+negatives (no Docker), recall per leak vector on engine-built leaky images, false positives per
 rule on engine-built clean images, and throughput on the clean images.  Prints figures.
 
-    DOCKER_HOST=... python benchmarks/detection.py [--compare GIT_REV] [--work DIR]
+    DOCKER_HOST=... python benchmarks/detection.py [--compare GIT_REV] [--work DIR] [--rules-only]
+
+Rule examples: every built-in rule's examples and negatives (the family files of
+scanner/detectors/rules/data, through the loader), expanded with fresh random characters, each
+in a file under a neutral name (or the name the rule asks for), scanned by the content scanner
+with every detector.  Printed: recall per family (found by the rule itself, found at all), what
+names each positive's finding (a vendor's format, vendor-context, a generic key=value rule, the
+entropy fallback), the same for a `<VENDOR>_API_KEY = "..."` line per vendor of vendors.txt, and
+every negative reported at critical or high (there should be none).
 
 Leaky images: tests' leaky and deep images (testdata/leaky, testdata/deep), one vector per layer,
 fresh random secrets.  Clean images, built with the real engine from real packages:
@@ -41,6 +50,8 @@ from tests.engine.test_deep_image import EXPECTED as DEEP_EXPECTED  # noqa: E402
 from tests.engine.test_real_images import EXPECTED_FILES as LEAKY_EXPECTED  # noqa: E402
 from tests.support.images import build_deep_image, build_leaky_image, ensure_base_image  # noqa: E402
 from tests.support.services import docker_cli, engine_available  # noqa: E402
+
+RULE_SAMPLES = 3  # expansions of each example and negative template
 
 PY_PACKAGES = [
     "requests",
@@ -247,11 +258,100 @@ def _worktree(rev: str, work: Path) -> Path:
     return path
 
 
+def _naming(hit_rule: str, detector: str) -> str:
+    from scanner.detectors.content import GENERIC_RULES
+
+    if detector == "vendor-context":
+        return "vendor-context"
+    if detector == "entropy":
+        return "entropy (generic)"
+    if detector == "pattern" and hit_rule not in GENERIC_RULES:
+        return "vendor rule"
+    return "generic rule"
+
+
+def rule_examples(samples: int = RULE_SAMPLES) -> None:
+    """Recall per family on every rule's examples, who names the findings, and false alarms."""
+    from scanner.detectors import ContentScanner, build_detectors
+    from scanner.detectors.vendor_context import builtin_vendors
+    from tests.detectors.rule_table import all_rules, cases, where
+    from tests.detectors.samples import expand
+
+    table = cases()
+    scanner = ContentScanner(build_detectors([], rules=all_rules(table)))
+    own: collections.Counter[str] = collections.Counter()
+    anywhere: collections.Counter[str] = collections.Counter()
+    total: collections.Counter[str] = collections.Counter()
+    naming: collections.Counter[str] = collections.Counter()
+    negatives: collections.Counter[str] = collections.Counter()
+    alarms: list[tuple[str, str, str, str]] = []
+    for case in table:
+        path = where(case.rule)
+        for template in case.examples:
+            for _ in range(samples):
+                hits = scanner.scan_bytes(("x = 1\n" + expand(template) + "\n").encode(), path=path)
+                total[case.family] += 1
+                mine = [h for h in hits if case.rule.id in (h.rule_id, *h.also)]
+                own[case.family] += bool(mine)
+                anywhere[case.family] += bool(hits)
+                lead = max(mine or hits, key=lambda h: h.severity.rank, default=None)
+                naming["missed" if lead is None else _naming(lead.rule_id, lead.detector)] += 1
+        for template in case.negatives:
+            for _ in range(samples):
+                negatives[case.family] += 1
+                for h in scanner.scan_bytes(("x = 1\n" + expand(template) + "\n").encode(), path=path):
+                    if h.severity.value in ("critical", "high"):
+                        by = "its own rule" if case.rule.id in (h.rule_id, *h.also) else h.rule_id
+                        alarms.append((case.family, case.rule.id, by, h.severity.value))
+    print("## Rule examples: recall per vendor family (content scanner, every detector)\n")
+    print("| family | rules | positives | found by the rule | found at all | negatives | critical/high on negatives |")
+    print("|---|---|---|---|---|---|---|")
+    rules = collections.Counter(c.family for c in table)
+    per_family_alarms = collections.Counter(a[0] for a in alarms)
+    for family in sorted(total):
+        print(
+            f"| {family} | {rules[family]} | {total[family]} | {own[family] / total[family]:.1%} | "
+            f"{anywhere[family] / total[family]:.1%} | {negatives[family]} | {per_family_alarms[family]} |"
+        )
+    print(f"\nrules: {len(table)}; positives: {sum(total.values())}; found by their rule: {sum(own.values())}")
+    print("\n## What names a positive's finding\n")
+    print("| named by | positives |\n|---|---|")
+    for name, n in naming.most_common():
+        print(f"| {name} | {n} |")
+    vendors = {v.slug: v for v in builtin_vendors()}
+    by_vendor: collections.Counter[str] = collections.Counter()
+    for vendor in vendors.values():
+        name = vendor.name.upper()
+        value = expand("{a8}") + expand("{d2}") + expand("{a22}")
+        hits = scanner.scan_bytes(f'{name}_API_KEY = "{value}"\n'.encode(), path="app/settings.conf")
+        lead = max(hits, key=lambda h: h.severity.rank, default=None)
+        by_vendor["missed" if lead is None else _naming(lead.rule_id, lead.detector)] += 1
+    print(f'\n## `<VENDOR>_API_KEY = "..."` for each of the {len(vendors)} vendors of vendors.txt\n')
+    print("| named by | findings |\n|---|---|")
+    for name, n in by_vendor.most_common():
+        print(f"| {name} | {n} |")
+    print(f"\n## Negatives reported at critical/high: {len(alarms)} (of {sum(negatives.values())})\n")
+    print(
+        f"by their own rule: {sum(a[2] == 'its own rule' for a in alarms)} (a rule's failure); by another "
+        "rule: the rest (a negative of one rule that another reads as a credential, e.g. a key of the "
+        "wrong length under a credential name)\n"
+    )
+    if alarms:
+        print("| family | negative of | reported as | severity | count |\n|---|---|---|---|---|")
+        for (family, rule, got, sev), n in sorted(collections.Counter(alarms).items()):
+            print(f"| {family} | {rule} | {got} | {sev} | {n} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--compare", help="a git revision to compare throughput with")
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "leakscan-bench"))
+    ap.add_argument("--rules-only", action="store_true", help="only the rule examples (no Docker needed)")
     args = ap.parse_args()
+    rule_examples()
+    if args.rules_only:
+        return
+    print()
     ok, why = engine_available()
     if not ok:
         sys.exit(f"needs a Docker Engine (DOCKER_HOST): {why}")

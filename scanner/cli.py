@@ -335,6 +335,8 @@ def baseline_cmd(image: str, output: Path | None, **kw: Any) -> None:
 )
 def rules_cmd(config: Path | None) -> None:
     """List the pattern rules: id, severity, confidence, vendor, description, the reference of the format."""
+    from .detectors.vendor_context import builtin_vendors
+
     try:
         rules = RuleSet.load(BUILTIN_RULES, config)
     except Exception as exc:
@@ -350,7 +352,8 @@ def rules_cmd(config: Path | None) -> None:
         f"{len(rules.rules)} rules: {len(formats)} vendor formats of {len({r.vendor for r in formats})} vendors, "
         f"{len(rules.rules) - len(formats)} generic or custom; "
         f"detect-secrets plugins {'on' if rules.detect_secrets else 'off'}; "
-        "also: known-secret, high-entropy-assignment, build-arg-secret, metadata-secret-name"
+        "also: known-secret, high-entropy-assignment, build-arg-secret, metadata-secret-name, "
+        f"vendor-context-<vendor> ({len({v.slug for v in builtin_vendors()})} vendors)"
     )
 
 

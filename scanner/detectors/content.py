@@ -25,12 +25,17 @@ def build_detectors(
     from .detect_secrets_plugins import DetectSecretsDetector
     from .entropy import EntropyDetector
     from .patterns import PatternDetector
+    from .vendor_context import VendorContextDetector
 
     detectors: list[Detector] = [KnownSecretsDetector(known), PatternDetector(rules)]
     if detect_secrets:
         detectors.append(DetectSecretsDetector())
+    # the vendor-context detector names the vendor of what the entropy detector finds (one pass of
+    # the work for both); it runs with --no-entropy too: a named vendor credential is not a guess
+    found = EntropyDetector()
+    detectors.append(VendorContextDetector(found))
     if entropy:
-        detectors.append(EntropyDetector())
+        detectors.append(found)
     return detectors
 
 
@@ -145,11 +150,14 @@ class ContentScanner:
             found.extend(self.decoded.find(data, path, matcher=self._decoded_text))
         if not any(d.name in _WEAK for d, _ in found):
             return found
-        spans = [(m.start, m.end, _WEAK.get(d.name, 2)) for d, m in found]
+        spans = [(m.start, m.end, d.name, _weight(d.name, m.rule_id)) for d, m in found]
         return [
             (d, m)
             for d, m in found
-            if not any(s <= m.start and m.end <= e and k > _WEAK.get(d.name, 2) for s, e, k in spans)
+            if not any(
+                s <= m.start and m.end <= e and _drops(outer, k, d.name, _weight(d.name, m.rule_id))
+                for s, e, outer, k in spans
+            )
         ]
 
     def scan_bytes(self, data: bytes, metadata: bool = False, path: str | None = None) -> list[Hit]:
@@ -250,13 +258,33 @@ def _read_full(stream: Readable, size: int) -> bytes:
 
 # Weaker evidence (a secret-like name, entropy) about a value that stronger evidence (an exact
 # known-secret match, a vendor format) already reports adds nothing of its own: one finding.
-_STRENGTH = {"known-secret": 3, "build-arg": 1, "entropy": 0}
-_WEAK = {"build-arg": 1, "entropy": 0}  # inside a stronger match's span, a weak match is part of it: dropped
+# The order: an exact known secret, a vendor's format (a pattern rule), a vendor named by the name
+# a value is assigned to (vendor-context), a generic key=value rule that names no vendor, a build
+# argument's secret-like name, entropy.
+_STRENGTH = {"known-secret": 5, "pattern": 4, "vendor-context": 3, "build-arg": 1, "entropy": 0}
+_GENERIC_STRENGTH = 2
+# pattern rules that say "a secret under a secret-like key" and name no vendor: vendor-context says more
+GENERIC_RULES = frozenset(r.id for r in BUILTIN_RULES if r.vendor == "generic")  # from the rules' own data
+# inside a stronger match's span, a weak match is part of it: dropped.  Entropy inside a
+# vendor-context match (the same value: the same span) is kept, to be merged into it as ``also``.
+_WEAK = {"build-arg": 1, "vendor-context": 1, "entropy": 0}
 _CONFIDENCE = {"high": 2, "medium": 1, "low": 0}
 
 
-def _strength(detector: str) -> int:
-    return _STRENGTH.get(detector, 2)
+def _weight(detector: str, rule_id: str) -> int:
+    if detector == "pattern" and rule_id in GENERIC_RULES:
+        return 1
+    return _WEAK.get(detector, 2)
+
+
+def _drops(outer: str, outer_weight: int, inner: str, inner_weight: int) -> bool:
+    return outer_weight > inner_weight and not (outer == "vendor-context" and inner == "entropy")
+
+
+def _strength(detector: str, rule_id: str = "") -> int:
+    if detector == "pattern" and rule_id in GENERIC_RULES:
+        return _GENERIC_STRENGTH
+    return _STRENGTH.get(detector, 4)
 
 
 def _rank(hit: Hit) -> tuple[int, int, int, int]:
@@ -264,7 +292,7 @@ def _rank(hit: Hit) -> tuple[int, int, int, int]:
     detector's evidence, then its confidence, then a rule's (detect-secrets' plugins are a second
     source of rules)."""
     own = not hit.rule_id.startswith("ds-")
-    return (hit.severity.rank, _strength(hit.detector), _CONFIDENCE.get(hit.confidence, 0), own)
+    return (hit.severity.rank, _strength(hit.detector, hit.rule_id), _CONFIDENCE.get(hit.confidence, 0), own)
 
 
 def _dedupe(hits: list[Hit]) -> list[Hit]:

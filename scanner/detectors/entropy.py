@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from ..models import Severity
 from .interface import Match
@@ -48,6 +50,7 @@ _PLACEHOLDER = re.compile(
 )
 _WORDS = re.compile(rb"^_*[A-Za-z]+(?:[\-_.]+[A-Za-z]+)*[_()]*$")
 _HEX = re.compile(rb"^[0-9a-fA-F]+$")
+_UUID4 = re.compile(rb"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$")
 _BASE62 = re.compile(rb"^[A-Za-z0-9]+$")
 _BASE64 = re.compile(rb"^[A-Za-z0-9+/_\-]+=*$")
 # code, not a value: an identifier chain or a module path (.models.v1_secret, r.password), a path
@@ -136,6 +139,21 @@ def _names(data: bytes, lowered: bytes) -> Iterator[re.Match[bytes]]:
             last = m.end()
 
 
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """A literal assigned to a secret-like name: where the name's secret-like word lies, where the
+    value starts, the value (plaintext: it stays in the detectors) and its alphabet."""
+
+    name_start: int
+    name_end: int
+    start: int
+    value: bytes
+    kind: str
+
+    def __repr__(self) -> str:  # never the plaintext
+        return f"Assignment(name_start={self.name_start}, start={self.start}, kind={self.kind!r})"
+
+
 class EntropyDetector(PassDetector):
     name = "entropy"
     max_match_len = 600
@@ -145,10 +163,37 @@ class EntropyDetector(PassDetector):
         self.hex_threshold = hex_threshold
         name_then_value = "(?:" + _NAME.pattern.decode() + ")" + _TAIL.pattern.decode()
         self._expressions = [prefilter_expression(name_then_value, re.IGNORECASE)]
+        self._memo = threading.local()
 
     def find_events(self, data: bytes, path: str | None, events: list[tuple[int, int, int]]) -> Iterator[Match]:
         if not events:
             return
+        for a in self.assignments(data, path):
+            if a.kind == "uuid":
+                continue
+            yield Match(
+                rule_id="high-entropy-assignment",
+                severity=Severity.MEDIUM,
+                description=f"high-entropy value assigned to a secret-like name ({a.kind})",
+                start=a.start,
+                end=a.start + len(a.value),
+                secret=a.value,
+                confidence="low",
+            )
+
+    def assignments(self, data: bytes, path: str | None) -> list[Assignment]:
+        """Every literal in ``data`` assigned to a secret-like name that passes the entropy bar.
+        The vendor-context detector asks for the same window right after (or before) this one:
+        the last window's answer is kept (per thread), so the work is done once."""
+        memo = self._memo
+        if getattr(memo, "data", None) is data and memo.path == path:
+            found: list[Assignment] = memo.found
+            return found
+        found = list(self._assignments(data, path))
+        memo.data, memo.path, memo.found = data, path, found
+        return found
+
+    def _assignments(self, data: bytes, path: str | None) -> Iterator[Assignment]:
         code = _is_code(path)
         lowered = data.lower()
         last_end = -1
@@ -162,24 +207,36 @@ class EntropyDetector(PassDetector):
             value = self._literal(data, m, code)
             if value is None or not_a_value(value) is not None:
                 continue
-            kind, needed = entropy_needed(value)
-            needed = max(needed, self.hex_threshold if kind == "hex" else self.threshold if len(value) >= 16 else 0)
-            if shannon_entropy(value) < needed:
-                continue
-            if (
-                kind != "hex"
-                and sum(bool(re.search(c, value)) for c in (rb"[a-z]", rb"[A-Z]", rb"[0-9]", rb"[^\w]")) < 2
-            ):
-                continue  # one class of characters (all lower case, all digits): a word, a number
-            yield Match(
-                rule_id="high-entropy-assignment",
-                severity=Severity.MEDIUM,
-                description=f"high-entropy value assigned to a secret-like name ({kind})",
-                start=m.start(2),
-                end=m.start(2) + len(value),
-                secret=value,
-                confidence="low",
-            )
+            kind = self.passes_bar(value)
+            if kind is not None:
+                yield Assignment(name.start(), name.end(), m.start(2), value, kind)
+
+    def literal_at(self, data: bytes, at: int, path: str | None) -> tuple[int, bytes, str] | None:
+        """The literal assigned right after a name ending at ``at`` (its start, itself, its alphabet)
+        when it passes what :meth:`assignments` asks of a value."""
+        m = _TAIL.match(data, at)
+        if m is None:
+            return None
+        value = self._literal(data, m, _is_code(path))
+        if value is None or not_a_value(value) is not None:
+            return None
+        kind = self.passes_bar(value)
+        return None if kind is None else (m.start(2), value, kind)
+
+    def passes_bar(self, value: bytes) -> str | None:
+        """The value's alphabet when it is random enough for its alphabet and length (None: not).
+        A random (version 4) UUID is random by construction but below the bar of its length: its
+        kind is "uuid", which only the vendor-context detector takes (a UUID under a name is an
+        id as often as a key: a vendor's name is needed too)."""
+        if _UUID4.match(value):
+            return "uuid"
+        kind, needed = entropy_needed(value)
+        needed = max(needed, self.hex_threshold if kind == "hex" else self.threshold if len(value) >= 16 else 0)
+        if shannon_entropy(value) < needed:
+            return None
+        if kind != "hex" and sum(bool(c.search(value)) for c in _CLASSES) < 2:
+            return None  # one class of characters (all lower case, all digits): a word, a number
+        return kind
 
     @staticmethod
     def _literal(data: bytes, m: re.Match[bytes], code: bool) -> bytes | None:

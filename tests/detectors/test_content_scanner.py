@@ -157,11 +157,17 @@ def test_a_gated_detector_finds_nothing_without_an_event() -> None:
         + b"\n"
         + b"-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----\n"
         b"mailchimp_key = 9f8e7d6c5b4a39281706f5e4d3c2b1a0-us12\n"
+        b"SENDBIRD_API_TOKEN=q8Zr2v2Lp0xW7m4TzK1p\n"
     )
     scanner = ContentScanner(build_detectors([]))
     events = scanner._pass.scan(window)
     gated = [d for d in scanner.detectors if isinstance(d, PassDetector)]
-    assert {type(d).__name__ for d in gated} == {"PatternDetector", "EntropyDetector", "DetectSecretsDetector"}
+    assert {type(d).__name__ for d in gated} == {
+        "PatternDetector",
+        "EntropyDetector",
+        "DetectSecretsDetector",
+        "VendorContextDetector",
+    }
     for d in gated:
         k = scanner._group[id(d)]
         what = type(d).__name__

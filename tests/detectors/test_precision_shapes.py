@@ -177,7 +177,7 @@ def test_entropy_finds_nearly_every_random_value() -> None:
 
 
 def test_a_bare_value_in_source_code_is_an_expression() -> None:
-    value = _token(24)
+    value = "Zq8wR3tY7uI9oP1aS4dFg6Hj"  # fixed: the entropy bar refuses about 4 % of random values
     assert not list(EntropyDetector().find(f"api_key = {value}\n".encode(), "app/settings.py"))
     assert list(EntropyDetector().find(f"api_key = {value}\n".encode(), "app/settings.ini"))
 
