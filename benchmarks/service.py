@@ -11,6 +11,17 @@ image, layers served by the shared cache). Pipeline: docker-registry notifying `
 while the N images are pushed one after another by the real engine (images per minute from the
 first push to the last stored report, and push-to-report latency from the end of each
 ``docker push`` to the job's completion in the store).
+
+    python benchmarks/service.py --sustained 200 --minutes 5
+
+Sustained pushes (no Docker Engine needed): N images, each the shared base layer plus a small
+layer of its own with a planted token, written as one OCI layout and pushed by ``skopeo copy`` at
+an even pace over the given minutes to docker-registry, which notifies ``leakscan serve``; for the
+embedded default and for Redis with two ``leakscan worker`` processes it prints push-to-report
+latency (p50/p99/max, from the end of each push to the job's completion in the store), checks
+that every pushed digest has exactly one job and that it is done (walking every page of
+``/api/v1/jobs``), and samples the RSS of each process (serve, its embedded workers, the Redis
+workers, docker-registry, redis-server) every two seconds.
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.sustained import sustained  # noqa: E402
 from tests.support.images import ensure_base_image  # noqa: E402
 from tests.support.redis import run_redis  # noqa: E402
 from tests.support.registry import run_registry  # noqa: E402
@@ -115,7 +127,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=12)
     ap.add_argument("--base", type=Path, default=Path("/usr/lib/python3.11"))
+    ap.add_argument("--sustained", type=int, metavar="N", help="sustained mode: N images pushed at an even pace")
+    ap.add_argument("--minutes", type=float, default=5.0, help="sustained mode: over this many minutes")
+    ap.add_argument("--only", choices=("embedded", "redis"), help="sustained mode: one setup only")
     args = ap.parse_args()
+    if args.sustained:
+        sustained(args.sustained, args.minutes, args.base, [args.only] if args.only else ["embedded", "redis"])
+        return
     if not os.environ.get("DOCKER_HOST"):
         print("set DOCKER_HOST to a running engine (scripts/with-services python benchmarks/service.py)")
     with tempfile.TemporaryDirectory(prefix="leakscan-bench-") as tmp:

@@ -118,7 +118,7 @@ def test_a_service_job_that_hits_an_internal_error_logs_no_secret(
     import scanner.service.jobs as jobs
     from scanner.service.config import RegistryEntry, ServiceConfig
     from scanner.service.events import PushEvent
-    from scanner.service.store import SqliteStore
+    from scanner.service.sqlite_store import SqliteStore
 
     def explode(*args: object, **kwargs: object) -> object:
         raise RuntimeError(f"while reading {SECRET!r}")

@@ -27,7 +27,7 @@ from ..report import OutputFormat
 from ..sources.reference import has_registry_host
 from . import events, harbor
 from .config import ServiceConfig
-from .store import Job, Store
+from .store import STATUSES, Cursor, CursorError, Job, Store
 
 log = logging.getLogger("leakscan.service")
 _MEDIA = {
@@ -163,9 +163,19 @@ def create_app(
 
     @with_errors
     def list_jobs(request: Request) -> Response:
-        limit = min(int(request.query_params.get("limit", "50") or 50), 1000)
-        jobs = store.recent(limit, request.query_params.get("status"))
-        return JSONResponse({"jobs": [j.public() for j in jobs]})
+        """Newest first, a page at a time: ``next`` is the opaque ``?cursor=`` of the next page."""
+        query = request.query_params
+        limit_text, status, text = query.get("limit") or "50", query.get("status") or None, query.get("cursor")
+        if not limit_text.isdigit():
+            raise HttpError(400, "limit must be a number (at most 1000)")
+        if status is not None and status not in STATUSES:
+            raise HttpError(400, f"status must be one of {', '.join(STATUSES)}")
+        try:
+            cursor = Cursor.decode(text) if text else None
+        except CursorError:
+            raise HttpError(400, "malformed cursor (pass back the `next` of a previous page)") from None
+        page = store.page(min(max(int(limit_text), 1), 1000), cursor, status, query.get("repository") or None)
+        return JSONResponse({"jobs": [j.public() for j in page.jobs], "next": page.next and page.next.encode()})
 
     def rescans(request: Request) -> Response:
         return JSONResponse({"ruleset": ruleset, "version": __version__, "stale": store.count_stale(ruleset)})

@@ -18,6 +18,11 @@ password_env = "REGISTRY_PASSWORD"
 [notify]
 url = "https://alerts.example.com/leakscan"
 token_env = "ALERT_TOKEN"
+
+[retention]                           # off unless set; the newest report of each tag is always kept
+max_age_days = 90
+keep_per_repository = 500
+interval_minutes = 60
 ```
 """
 
@@ -31,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
 from ..sources.reference import Credentials, RegistryOptions
+from .retention import RetentionPolicy
 
 if TYPE_CHECKING:
     from ..engine import ScanOptions
@@ -60,6 +66,11 @@ tokens_env = "LEAKSCAN_WEBHOOK_TOKENS"  # comma-separated bearer tokens, from th
 
 # [scan]
 # secrets = ["id=deploy,env=DEPLOY_TOKEN"]  # known values to look for in every image (--secret syntax)
+
+# [retention]                           # jobs and reports are kept forever unless this is set
+# max_age_days = 90                     # delete what is older...
+# keep_per_repository = 500             # ...or past the 500 newest of its repository;
+# interval_minutes = 60                 # the newest report of each tag is always kept
 """
 
 
@@ -94,6 +105,7 @@ class ServiceConfig:
     index_wait: float = 2.0  # an index job looks again this often while its platform images' jobs run
     rules_path: Path | None = None  # a TOML file whose [rules] table changes the built-in rules (as --config)
     rescan_per_minute: float = 6.0  # rescans of stale reports queued at most this often, only when idle (0: never)
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
 
     def __repr__(self) -> str:  # the dataclass repr would print tokens and passwords
         where = f"data_dir={str(self.data_dir)!r}, registries={sorted(self.registries)}"
@@ -158,6 +170,23 @@ def _table(doc: dict[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
+def _retention(table: dict[str, Any]) -> RetentionPolicy:
+    unknown = set(table) - set(RetentionPolicy.__dataclass_fields__)
+    if unknown:
+        raise UsageError(f"service config: [retention] has unknown keys {sorted(unknown)}")
+    try:
+        policy = RetentionPolicy(
+            max_age_days=float(table.get("max_age_days", 0)),
+            keep_per_repository=int(table.get("keep_per_repository", 0)),
+            interval_minutes=float(table.get("interval_minutes", 60)),
+        )
+    except (TypeError, ValueError):
+        raise UsageError("service config: [retention] values must be numbers") from None
+    if policy.max_age_days < 0 or policy.keep_per_repository < 0 or policy.interval_minutes <= 0:
+        raise UsageError("service config: [retention] values must be positive (0: no limit)")
+    return policy
+
+
 def load_config(path: Path | None, **overrides: Any) -> ServiceConfig:
     doc: dict[str, Any] = {}
     if path is not None:
@@ -165,7 +194,7 @@ def load_config(path: Path | None, **overrides: Any) -> ServiceConfig:
             doc = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise UsageError(f"{path}: not a readable TOML file ({type(exc).__name__})") from None
-    svc, auth, notify, scan = (_table(doc, k) for k in ("service", "auth", "notify", "scan"))
+    svc, auth, notify, scan, keep = (_table(doc, k) for k in ("service", "auth", "notify", "scan", "retention"))
     tokens: list[str] = [str(t) for t in auth.get("tokens", [])]
     if "tokens_env" in auth:
         tokens += [t.strip() for t in (_secret(auth, "tokens", "[auth]") or "").split(",") if t.strip()]
@@ -187,6 +216,7 @@ def load_config(path: Path | None, **overrides: Any) -> ServiceConfig:
         "notify_url": notify.get("url"),
         "notify_token": _secret(notify, "token", "[notify]"),
         "secrets": tuple(str(s) for s in scan.get("secrets", [])),
+        "retention": _retention(keep),
     }
     for key in (
         "workers",

@@ -5,26 +5,34 @@ when the actor returns, keeps each worker's unacknowledged messages under a hear
 a dead worker's messages to the living.  That is the at-least-once delivery a scanner needs; what
 Dramatiq cannot know (attempt counting across worker deaths, backoff on registry outages) is in
 jobs.Runner, the same for both queues.  The store only holds state; it carries no queue protocol.
+
+Keys (prefix ``leakscan:``): ``job:ID`` (JSON), ``report:ID`` (hash of formats), ``digest:D`` (the
+newest job of a digest), ``counts`` (jobs by status).  Indexes, sorted sets scored by ``created``
+so that listing, filtering and counting never read every job: ``jobs`` (all), ``status:S``,
+``repo:R`` (with the set ``repos``), and ``current:RULESET``, the done jobs that are the newest of
+their digest, by the rule set of their report (with the set ``rulesets``): a stale count is a few
+ZCARDs.  A store written before these indexes is indexed once when a process first opens it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import itertools
+import heapq
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import redis
 
 from ..cache import CacheBackend
 from .events import PushEvent
-from .store import ACTIVE, STATUSES, Job, JobResult, Store, new_job, rescan_of
+from .store import ACTIVE, ENDED, STATUSES, Cursor, Job, JobResult, Page, Store, new_job, rescan_of
 
 P = "leakscan:"
 CACHE_TTL = 30 * 86400
+SCHEMA = "2"  # 2: the status, repository and current-report indexes
 
 
 def _text(value: Any) -> str | None:
@@ -35,16 +43,59 @@ def _load(text: Any) -> Job | None:
     return Job(**json.loads(text)) if text else None
 
 
+def _scored(raw: Any) -> list[tuple[str, float]]:
+    """A sorted set's (member, score) pairs as redis-py returns them ``withscores``."""
+    return [(str(_text(member)), float(score)) for member, score in raw]
+
+
+def _current(ruleset: str | None) -> str:
+    return f"{P}current:{ruleset or ''}"
+
+
 class RedisStore(Store):
     def __init__(self, url: str) -> None:
+        self.url = url
         self.r = redis.Redis.from_url(url)
+        if _text(self.r.get(f"{P}schema")) != SCHEMA:
+            self._reindex()
 
-    def _put(self, pipe: Any, job: Job, old: Job | None) -> None:
+    def _put(self, pipe: Any, job: Job, old: Job | None, current: bool = False) -> None:
+        """Write ``job`` (``old``: as it was, None if new) and its index entries; ``current``: it is
+        the newest job of its digest."""
         pipe.set(f"{P}job:{job.id}", json.dumps(dataclasses.asdict(job)))
+        if old is None:
+            pipe.zadd(f"{P}jobs", {job.id: job.created})
+            pipe.zadd(f"{P}repo:{job.repository}", {job.id: job.created})
+            pipe.sadd(f"{P}repos", job.repository)
         if old is None or old.status != job.status:
             if old is not None:
                 pipe.hincrby(f"{P}counts", old.status, -1)
+                pipe.zrem(f"{P}status:{old.status}", job.id)
             pipe.hincrby(f"{P}counts", job.status, 1)
+            pipe.zadd(f"{P}status:{job.status}", {job.id: job.created})
+        if current and old is not None and old.status == "done":
+            pipe.zrem(_current(old.ruleset), job.id)
+        if current and job.status == "done":
+            pipe.zadd(_current(job.ruleset), {job.id: job.created})
+            pipe.sadd(f"{P}rulesets", job.ruleset or "")
+
+    def _reindex(self) -> None:
+        """Index a store written before the indexes existed (idempotent)."""
+        start = 0
+        while ids := [str(_text(i)) for i in self.r.zrange(f"{P}jobs", start, start + 499)]:
+            start += len(ids)
+            jobs = [j for j in (_load(t) for t in self.r.mget([f"{P}job:{i}" for i in ids])) if j]
+            newest = self.r.mget([f"{P}digest:{j.digest}" for j in jobs]) if jobs else []
+            pipe = self.r.pipeline(transaction=False)
+            for job, top in zip(jobs, newest, strict=True):
+                pipe.zadd(f"{P}repo:{job.repository}", {job.id: job.created})
+                pipe.sadd(f"{P}repos", job.repository)
+                pipe.zadd(f"{P}status:{job.status}", {job.id: job.created})
+                if job.status == "done" and job.digest and _text(top) == job.id:
+                    pipe.zadd(_current(job.ruleset), {job.id: job.created})
+                    pipe.sadd(f"{P}rulesets", job.ruleset or "")
+            pipe.execute()
+        self.r.set(f"{P}schema", SCHEMA)
 
     def _mutate(self, job_id: str, change: Callable[[Job], Job | None]) -> Job | None:
         key = f"{P}job:{job_id}"
@@ -53,9 +104,13 @@ class RedisStore(Store):
         def tx(pipe: Any) -> None:
             old = _load(pipe.get(key))
             new = change(old) if old is not None else None
+            current = False
+            if old is not None and new is not None and old.digest and "done" in (old.status, new.status):
+                pipe.watch(f"{P}digest:{old.digest}")
+                current = _text(pipe.get(f"{P}digest:{old.digest}")) == job_id
             pipe.multi()
             if old is not None and new is not None:
-                self._put(pipe, dataclasses.replace(new, updated=time.time()), old)
+                self._put(pipe, dataclasses.replace(new, updated=time.time()), old, current)
             out[0] = new
 
         self.r.transaction(tx, key)
@@ -77,7 +132,6 @@ class RedisStore(Store):
             pipe.multi()
             self._put(pipe, job, None)
             pipe.set(index, job.id)
-            pipe.zadd(f"{P}jobs", {job.id: job.created})
             result.append((job, True))
 
         self.r.transaction(tx, index)
@@ -90,17 +144,76 @@ class RedisStore(Store):
         job_id = _text(self.r.get(f"{P}digest:{digest}"))
         return self.get(job_id) if job_id else None
 
-    def recent(self, limit: int = 50, status: str | None = None) -> list[Job]:
+    def _after(self, key: str, cursor: Cursor | None, count: int) -> list[tuple[str, float]]:
+        """Up to ``count`` (id, created) of the index ``key`` after ``cursor``, newest first."""
+        if cursor is None:
+            return _scored(self.r.zrevrangebyscore(key, "+inf", "-inf", start=0, num=count, withscores=True))
+        bound = repr(cursor.created)
+        ties = [str(_text(m)) for m in self.r.zrangebyscore(key, bound, bound)]
+        out = [(m, cursor.created) for m in sorted(ties, reverse=True) if m < cursor.id][:count]
+        if len(out) == count:
+            return out
+        older = self.r.zrevrangebyscore(key, f"({bound}", "-inf", start=0, num=count - len(out), withscores=True)
+        return out + _scored(older)
+
+    def page(
+        self, limit: int, cursor: Cursor | None = None, status: str | None = None, repository: str | None = None
+    ) -> Page:
+        # The narrower index is read; the other filter, if any, is applied to what it yields.
+        key = f"{P}repo:{repository}" if repository is not None else f"{P}status:{status}" if status else f"{P}jobs"
         out: list[Job] = []
-        start = 0
-        while len(out) < limit:
-            ids = self.r.zrevrange(f"{P}jobs", start, start + 199)
-            if not ids:
+        while len(out) <= limit:
+            batch = self._after(key, cursor, max(limit + 1 - len(out), 50))
+            if not batch:
                 break
-            start += len(ids)
-            jobs = [_load(t) for t in self.r.mget([f"{P}job:{_text(i)}" for i in ids])]
-            out += [j for j in jobs if j is not None and (status is None or j.status == status)]
-        return out[:limit]
+            cursor = Cursor(batch[-1][1], batch[-1][0])
+            loaded = (_load(t) for t in self.r.mget([f"{P}job:{i}" for i, _ in batch]))
+            out += [j for j in loaded if j is not None and (status is None or j.status == status)]
+        jobs = out[:limit]
+        return Page(jobs, Cursor(jobs[-1].created, jobs[-1].id) if len(out) > limit else None)
+
+    def repositories(self) -> list[str]:
+        return sorted(str(_text(m)) for m in self.r.smembers(f"{P}repos"))
+
+    def delete(self, job_ids: Iterable[str]) -> int:
+        return sum(self._delete(job_id) for job_id in job_ids)
+
+    def _delete(self, job_id: str) -> bool:
+        key = f"{P}job:{job_id}"
+        out: list[str | None] = [None]  # the repository of the deleted job
+
+        def tx(pipe: Any) -> None:
+            job = _load(pipe.get(key))
+            if job is None or job.status not in ENDED:
+                pipe.multi()
+                return
+            index = f"{P}digest:{job.digest}"
+            pipe.watch(index)
+            newest = _text(pipe.get(index)) == job.id
+            pipe.multi()
+            pipe.delete(key, f"{P}report:{job_id}")
+            for zset in (f"{P}jobs", f"{P}status:{job.status}", f"{P}repo:{job.repository}", _current(job.ruleset)):
+                pipe.zrem(zset, job_id)
+            pipe.hincrby(f"{P}counts", job.status, -1)
+            if newest:  # the digest has no job left: its next push is scanned
+                pipe.delete(index)
+            out[0] = job.repository
+
+        self.r.transaction(tx, key)
+        if out[0] is not None:
+            self._forget_if_empty(out[0])
+        return out[0] is not None
+
+    def _forget_if_empty(self, repository: str) -> None:
+        index = f"{P}repo:{repository}"
+
+        def tx(pipe: Any) -> None:
+            empty = pipe.zcard(index) == 0
+            pipe.multi()
+            if empty:
+                pipe.srem(f"{P}repos", repository)
+
+        self.r.transaction(tx, index)
 
     def start(self, job_id: str, worker: str, lease: float) -> Job | None:
         now = time.time()
@@ -125,8 +238,24 @@ class RedisStore(Store):
         )
 
     def set_digest(self, job_id: str, digest: str) -> None:
-        if self._mutate(job_id, lambda j: dataclasses.replace(j, digest=digest)) is not None:
-            self.r.set(f"{P}digest:{digest}", job_id)
+        key, index = f"{P}job:{job_id}", f"{P}digest:{digest}"
+
+        def tx(pipe: Any) -> None:
+            job = _load(pipe.get(key))
+            before = _text(pipe.get(index))
+            replaced = _load(pipe.get(f"{P}job:{before}")) if before and before != job_id else None
+            pipe.multi()
+            if job is None:
+                return
+            if replaced is not None and replaced.status == "done":  # no longer the newest of its digest
+                pipe.zrem(_current(replaced.ruleset), replaced.id)
+            self._put(pipe, dataclasses.replace(job, digest=digest, updated=time.time()), job)
+            if job.status == "done":
+                pipe.zadd(_current(job.ruleset), {job.id: job.created})
+                pipe.sadd(f"{P}rulesets", job.ruleset or "")
+            pipe.set(index, job_id)
+
+        self.r.transaction(tx, key, index)
 
     def finish(self, job_id: str, result: JobResult) -> None:
         self.r.hset(f"{P}report:{job_id}", mapping=dict(result.reports.items()))
@@ -171,24 +300,19 @@ class RedisStore(Store):
         raw = self.r.hgetall(f"{P}counts")
         return {s: 0 for s in STATUSES} | {str(_text(k)): int(v) for k, v in raw.items()}
 
-    def _newest(self) -> Iterator[Job]:
-        """Every job, newest first, in batches (O(jobs): a rescan sweep or a stale count reads them all)."""
-        start = 0
-        while ids := self.r.zrevrange(f"{P}jobs", start, start + 499):
-            start += len(ids)
-            yield from (j for j in (_load(t) for t in self.r.mget([f"{P}job:{_text(i)}" for i in ids])) if j)
-
-    def _stale(self, ruleset: str) -> Iterator[Job]:
-        for job in self._newest():
-            stale = job.status == "done" and job.digest and job.ruleset != ruleset
-            if stale and _text(self.r.get(f"{P}digest:{job.digest}")) == job.id:
-                yield job
+    def _stale_sets(self, ruleset: str) -> list[str]:
+        return [_current(r) for r in sorted(str(_text(m)) for m in self.r.smembers(f"{P}rulesets")) if r != ruleset]
 
     def stale(self, ruleset: str, limit: int) -> list[Job]:
-        return list(itertools.islice(self._stale(ruleset), limit))
+        newest = [
+            [(sc, m) for m, sc in _scored(self.r.zrevrange(key, 0, limit - 1, withscores=True))]
+            for key in self._stale_sets(ruleset)
+        ]
+        ids = [i for _, i in heapq.merge(*newest, reverse=True)][:limit]
+        return [j for j in (_load(t) for t in self.r.mget([f"{P}job:{i}" for i in ids])) if j] if ids else []
 
     def count_stale(self, ruleset: str) -> int:
-        return sum(1 for _ in self._stale(ruleset))
+        return sum(int(self.r.zcard(key)) for key in self._stale_sets(ruleset))
 
     def rescan(self, job: Job) -> Job | None:
         index = f"{P}digest:{job.digest}"
@@ -202,7 +326,7 @@ class RedisStore(Store):
             pipe.multi()
             self._put(pipe, new, None)
             pipe.set(index, new.id)
-            pipe.zadd(f"{P}jobs", {new.id: new.created})
+            pipe.zrem(_current(job.ruleset), job.id)  # no longer the newest of its digest
             out[0] = new
 
         self.r.transaction(tx, index)

@@ -9,7 +9,9 @@ from typing import Any
 from .app import create_app
 from .config import ServiceConfig
 from .rescan import Rescanner
-from .store import Job, SqliteStore, Store
+from .retention import Pruner
+from .sqlite_store import SqliteStore
+from .store import Job, Store
 from .workers import EmbeddedPool, dramatiq_actor, run_dramatiq_worker
 
 log = logging.getLogger("leakscan.service")
@@ -31,7 +33,7 @@ def build(config: ServiceConfig) -> tuple[Any, Store, EmbeddedPool | None, Resca
 
         # A notification accepted just before a crash is in the store but maybe not on the queue:
         # send every queued job again (a duplicate message finds the job started or done and stops).
-        for job in store.recent(10_000, "queued"):
+        for job in list(store.walk(status="queued")):
             enqueue(job)
         app = create_app(config, store, enqueue, ruleset=ruleset)
         return app, store, None, Rescanner(config, store, enqueue, ruleset)
@@ -45,15 +47,18 @@ def serve(config: ServiceConfig, host: str, port: int) -> None:
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    app, _, pool, rescanner = build(config)
+    app, store, pool, rescanner = build(config)
+    pruner = Pruner(config.retention, store)
     if pool is not None:
         pool.start()
     rescanner.start()
+    pruner.start()
     mode = "redis" if config.redis_url else f"embedded ({config.workers} workers, {config.db_path})"
     log.info("leakscan serve on %s:%d, %s, registries: %s", host, port, mode, ", ".join(sorted(config.registries)))
     try:
         uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
     finally:
+        pruner.stop()
         rescanner.stop()
         if pool is not None:
             pool.stop()

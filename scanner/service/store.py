@@ -1,4 +1,5 @@
-"""Durable jobs and reports.  The seam: :class:`Store`; SQLite here (embedded), Redis in redis_store.
+"""Durable jobs and reports.  The seam: :class:`Store`; SQLite in sqlite_store (embedded), Redis in
+redis_store, both held to one contract (tests/service/test_store.py).
 
 A job is one image to scan.  Jobs are idempotent by manifest digest: a push notification for a
 digest that is queued, running or done adds nothing.  ``attempts`` counts executions whatever ended
@@ -7,21 +8,22 @@ them (an error, a retry, a worker that died), so a job that keeps killing its wo
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import json
-import sqlite3
-import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .events import PushEvent
 
 ACTIVE = ("queued", "running", "done")
 STATUSES = ("queued", "running", "done", "failed")
+ENDED = ("done", "failed")  # the only jobs retention may delete
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,44 @@ class JobResult:
     version: str | None = None
 
 
+class CursorError(ValueError):
+    """A ``?cursor=`` that this service did not hand out."""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page of jobs ended: the last job's (created, id).  Jobs are listed newest first by
+    (created, id), a key no job ever changes, so a walk sees each job that existed when it began
+    exactly once, whatever is inserted (or deleted) meanwhile; a job inserted during the walk may
+    appear on its first page or not at all, never twice."""
+
+    created: float
+    id: str
+
+    def encode(self) -> str:
+        return base64.urlsafe_b64encode(json.dumps([self.created, self.id]).encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor:
+        try:
+            created, job_id = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        except (binascii.Error, ValueError, TypeError) as exc:
+            raise CursorError("malformed cursor") from exc
+        if not isinstance(created, int | float) or not isinstance(job_id, str) or len(job_id) > 64:
+            raise CursorError("malformed cursor")
+        return cls(float(created), job_id)
+
+    def after(self, job: Job) -> bool:
+        """Whether ``job`` comes after this cursor, newest first."""
+        return (job.created, job.id) < (self.created, self.id)
+
+
+@dataclass(frozen=True)
+class Page:
+    jobs: list[Job]
+    next: Cursor | None  # None: the last page
+
+
 def rescan_of(job: Job) -> Job:
     """A new job for the image of a done one, to be scanned again under the current rules."""
     now = time.time()
@@ -104,7 +144,33 @@ class Store(ABC):
         """The newest job for a digest."""
 
     @abstractmethod
-    def recent(self, limit: int = 50, status: str | None = None) -> list[Job]: ...
+    def page(
+        self, limit: int, cursor: Cursor | None = None, status: str | None = None, repository: str | None = None
+    ) -> Page:
+        """Jobs newest first by (created, id), after ``cursor``, filtered by status and repository
+        (both indexed)."""
+
+    def recent(self, limit: int = 50, status: str | None = None) -> list[Job]:
+        return self.page(limit, None, status).jobs
+
+    def walk(self, status: str | None = None, repository: str | None = None, batch: int = 200) -> Iterator[Job]:
+        """Every job, newest first, page by page."""
+        cursor: Cursor | None = None
+        while True:
+            page = self.page(batch, cursor, status, repository)
+            yield from page.jobs
+            if page.next is None:
+                return
+            cursor = page.next
+
+    @abstractmethod
+    def repositories(self) -> list[str]:
+        """The repositories that have jobs."""
+
+    @abstractmethod
+    def delete(self, job_ids: Iterable[str]) -> int:
+        """Delete these jobs and their reports, each only if it has ended (done or failed); how many
+        were deleted."""
 
     @abstractmethod
     def start(self, job_id: str, worker: str, lease: float) -> Job | None:
@@ -156,234 +222,3 @@ class Store(ABC):
 
     @abstractmethod
     def ping(self) -> bool: ...
-
-
-_COLUMNS = [f for f in Job.__dataclass_fields__]
-
-
-def _row(job: Job) -> dict[str, Any]:
-    doc = asdict(job)
-    doc["summary"] = json.dumps(job.summary)
-    doc["complete"] = None if job.complete is None else int(job.complete)
-    return doc
-
-
-def _job(row: sqlite3.Row | dict[str, Any]) -> Job:
-    doc = dict(row)
-    doc["summary"] = json.loads(doc["summary"] or "{}")
-    doc["complete"] = None if doc["complete"] is None else bool(doc["complete"])
-    return Job(**doc)
-
-
-class SqliteStore(Store):
-    """One file, WAL mode: the service and its worker processes each open their own connection."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
-        self._lock = threading.Lock()
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")  # an acknowledged notification survives a power cut
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, ref TEXT, registry TEXT, repository TEXT,"
-                " digest TEXT, tag TEXT, source TEXT, status TEXT, attempts INTEGER, created REAL, updated REAL,"
-                " not_before REAL, lease_until REAL, worker TEXT, error TEXT, findings INTEGER, complete INTEGER,"
-                " summary TEXT, auth TEXT)"
-            )
-            have = {r[1] for r in self._db.execute("PRAGMA table_info(jobs)")}
-            for column in ("ruleset", "version", "previous"):  # added by issue 21: older stores gain them
-                if column not in have:
-                    self._db.execute(f"ALTER TABLE jobs ADD COLUMN {column} TEXT")
-            self._db.execute("CREATE INDEX IF NOT EXISTS jobs_digest ON jobs(digest, created)")
-            self._db.execute("CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, not_before)")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS reports (job TEXT, format TEXT, body TEXT, PRIMARY KEY(job, format))"
-            )
-
-    def _tx(self, fn: Any) -> Any:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                out = fn(self._db)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-            return out
-
-    def _one(self, sql: str, *args: Any) -> Job | None:
-        with self._lock:
-            row = self._db.execute(sql, args).fetchone()
-        return _job(row) if row else None
-
-    def submit(self, event: PushEvent, source: str, auth: str | None = None) -> tuple[Job, bool]:
-        def tx(db: sqlite3.Connection) -> tuple[Job, bool]:
-            if event.digest:
-                row = db.execute(
-                    "SELECT * FROM jobs WHERE digest=? ORDER BY created DESC LIMIT 1", (event.digest,)
-                ).fetchone()
-            else:  # a tag: only a job still waiting for the same tag is the same work
-                row = db.execute(
-                    "SELECT * FROM jobs WHERE ref=? AND status='queued' ORDER BY created DESC LIMIT 1", (event.ref,)
-                ).fetchone()
-            if row is not None and row["status"] in ACTIVE:
-                if auth and row["status"] != "done" and not row["auth"]:
-                    db.execute("UPDATE jobs SET auth=? WHERE id=?", (auth, row["id"]))
-                return _job(row), False
-            job = new_job(event, source, auth)
-            doc = _row(job)
-            db.execute(
-                f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})",
-                [doc[c] for c in _COLUMNS],
-            )
-            return job, True
-
-        result: tuple[Job, bool] = self._tx(tx)
-        return result
-
-    def get(self, job_id: str) -> Job | None:
-        return self._one("SELECT * FROM jobs WHERE id=?", job_id)
-
-    def by_digest(self, digest: str) -> Job | None:
-        return self._one("SELECT * FROM jobs WHERE digest=? ORDER BY created DESC LIMIT 1", digest)
-
-    def recent(self, limit: int = 50, status: str | None = None) -> list[Job]:
-        with self._lock:
-            if status:
-                rows = self._db.execute(
-                    "SELECT * FROM jobs WHERE status=? ORDER BY created DESC LIMIT ?", (status, limit)
-                ).fetchall()
-            else:
-                rows = self._db.execute("SELECT * FROM jobs ORDER BY created DESC LIMIT ?", (limit,)).fetchall()
-        return [_job(r) for r in rows]
-
-    def claim(self, worker: str, lease: float) -> Job | None:
-        """The next runnable job: queued and due, or running under a lease that ran out (its worker died)."""
-        now = time.time()
-
-        def tx(db: sqlite3.Connection) -> Job | None:
-            row = db.execute(
-                "SELECT id FROM jobs WHERE (status='queued' AND not_before<=?) OR (status='running' AND lease_until<?)"
-                " ORDER BY not_before, created LIMIT 1",
-                (now, now),
-            ).fetchone()
-            return self._start(db, row["id"], worker, lease) if row else None
-
-        job: Job | None = self._tx(tx)
-        return job
-
-    def _start(self, db: sqlite3.Connection, job_id: str, worker: str, lease: float) -> Job | None:
-        now = time.time()
-        cur = db.execute(
-            "UPDATE jobs SET status='running', attempts=attempts+1, worker=?, lease_until=?, updated=?"
-            " WHERE id=? AND (status='queued' OR (status='running' AND lease_until<?))",
-            (worker, now + lease, now, job_id, now),
-        )
-        if cur.rowcount == 0:
-            return None
-        row = db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
-        return _job(row)
-
-    def start(self, job_id: str, worker: str, lease: float) -> Job | None:
-        job: Job | None = self._tx(lambda db: self._start(db, job_id, worker, lease))
-        return job
-
-    def _update(self, job_id: str, sql: str, *args: Any) -> None:
-        self._tx(lambda db: db.execute(f"UPDATE jobs SET {sql}, updated=? WHERE id=?", (*args, time.time(), job_id)))
-
-    def heartbeat(self, job_id: str, worker: str, lease: float) -> None:
-        self._tx(
-            lambda db: db.execute(
-                "UPDATE jobs SET lease_until=? WHERE id=? AND worker=? AND status='running'",
-                (time.time() + lease, job_id, worker),
-            )
-        )
-
-    def set_digest(self, job_id: str, digest: str) -> None:
-        self._update(job_id, "digest=?", digest)
-
-    def finish(self, job_id: str, result: JobResult) -> None:
-        def tx(db: sqlite3.Connection) -> None:
-            db.executemany(
-                "INSERT OR REPLACE INTO reports (job, format, body) VALUES (?, ?, ?)",
-                [(job_id, fmt, body) for fmt, body in result.reports.items()],
-            )
-            db.execute(
-                "UPDATE jobs SET status='done', findings=?, complete=?, summary=?, error=NULL, auth=NULL, updated=?,"
-                " ruleset=?, version=? WHERE id=?",
-                (
-                    result.findings,
-                    int(result.complete),
-                    json.dumps(result.summary),
-                    time.time(),
-                    result.ruleset,
-                    result.version,
-                    job_id,
-                ),
-            )
-
-        self._tx(tx)
-
-    def retry(self, job_id: str, delay: float, reason: str) -> None:
-        self._update(job_id, "status='queued', not_before=?, error=?, worker=NULL", time.time() + delay, reason)
-
-    def defer(self, job_id: str, delay: float) -> None:
-        self._update(
-            job_id, "status='queued', not_before=?, attempts=MAX(attempts-1, 0), worker=NULL", time.time() + delay
-        )
-
-    def fail(self, job_id: str, reason: str) -> None:
-        self._update(job_id, "status='failed', error=?, auth=NULL", reason)
-
-    def report(self, job_id: str, fmt: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT body FROM reports WHERE job=? AND format=?", (job_id, fmt)).fetchone()
-        return str(row[0]) if row else None
-
-    def counts(self) -> dict[str, int]:
-        with self._lock:
-            rows = self._db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
-        return {s: 0 for s in STATUSES} | {r[0]: r[1] for r in rows}
-
-    _STALE = (
-        " FROM jobs j WHERE status='done' AND digest IS NOT NULL AND (ruleset IS NULL OR ruleset != ?)"
-        " AND created = (SELECT MAX(created) FROM jobs k WHERE k.digest = j.digest)"
-    )
-
-    def stale(self, ruleset: str, limit: int) -> list[Job]:
-        with self._lock:
-            rows = self._db.execute(f"SELECT *{self._STALE} ORDER BY created DESC LIMIT ?", (ruleset, limit)).fetchall()
-        return [_job(r) for r in rows]
-
-    def count_stale(self, ruleset: str) -> int:
-        with self._lock:
-            return int(self._db.execute(f"SELECT COUNT(*){self._STALE}", (ruleset,)).fetchone()[0])
-
-    def rescan(self, job: Job) -> Job | None:
-        def tx(db: sqlite3.Connection) -> Job | None:
-            row = db.execute(
-                "SELECT id FROM jobs WHERE digest=? ORDER BY created DESC LIMIT 1", (job.digest,)
-            ).fetchone()
-            if row is None or row["id"] != job.id:
-                return None
-            new = rescan_of(job)
-            doc = _row(new)
-            db.execute(
-                f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})",
-                [doc[c] for c in _COLUMNS],
-            )
-            return new
-
-        out: Job | None = self._tx(tx)
-        return out
-
-    def ping(self) -> bool:
-        try:
-            with self._lock:
-                self._db.execute("SELECT 1").fetchone()
-            return True
-        except sqlite3.Error:
-            return False

@@ -14,7 +14,8 @@ from typing import Any
 
 from .config import ServiceConfig
 from .jobs import Runner, worker_name
-from .store import SqliteStore, Store
+from .sqlite_store import SqliteStore
+from .store import Store
 
 log = logging.getLogger("leakscan.service")
 QUEUE = "leakscan"

@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 
 from scanner.service.app import create_app
 from scanner.service.config import RegistryEntry, ServiceConfig
-from scanner.service.store import SqliteStore
+from scanner.service.sqlite_store import SqliteStore
 from tests.fuzz.test_fuzz import CUT, EDITS, FUZZ, mutate
 
 REG = "127.0.0.1:5000"

@@ -19,7 +19,8 @@ from scanner.report import OutputFormat, renderer_for
 from scanner.service.app import create_app
 from scanner.service.config import RegistryEntry, ServiceConfig
 from scanner.service.jobs import summarize
-from scanner.service.store import Job, JobResult, SqliteStore
+from scanner.service.sqlite_store import SqliteStore
+from scanner.service.store import Job, JobResult
 from scanner.sources import open_source
 from tests.conftest import ARCHIVES, SAMPLE_SECRET
 
@@ -261,3 +262,26 @@ def test_probes_and_metrics(h: Harness, tmp_path: Path) -> None:
     assert 'leakscan_webhooks_total{kind="distribution",outcome="202"} 1.0' in text
     assert 'leakscan_webhooks_total{kind="distribution",outcome="400"} 1.0' in text
     assert Harness(tmp_path / "down", ready=False).client.get("/readyz").status_code == 503
+
+
+def test_the_job_list_is_paged_by_an_opaque_cursor(h: Harness) -> None:
+    from scanner.service.events import PushEvent
+
+    ids = [h.store.submit(PushEvent(REG, f"team/r{n % 2}", f"sha256:{n:064x}", None), "api")[0].id for n in range(7)]
+    seen, cursor, pages = [], "", 0
+    while True:
+        resp = h.client.get(f"/api/v1/jobs?limit=3&cursor={cursor}", headers=AUTH)
+        assert resp.status_code == 200
+        doc = resp.json()
+        seen += [j["id"] for j in doc["jobs"]]
+        pages += 1
+        if doc["next"] is None:
+            break
+        cursor = doc["next"]
+        h.store.submit(PushEvent(REG, "team/r0", f"sha256:{100 + pages:064x}", None), "api")  # a push meanwhile
+    assert seen == ids[::-1] and pages == 3
+    resp = h.client.get("/api/v1/jobs?repository=team/r1&status=queued", headers=AUTH)
+    assert [j["repository"] for j in resp.json()["jobs"]] == ["team/r1"] * 3 and resp.json()["next"] is None
+    for query, message in (("cursor=bogus", "malformed cursor"), ("status=lost", "status must"), ("limit=x", "limit")):
+        resp = h.client.get(f"/api/v1/jobs?{query}", headers=AUTH)
+        assert resp.status_code == 400 and message in resp.json()["error"], query

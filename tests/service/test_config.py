@@ -78,8 +78,19 @@ def test_a_full_config(tmp_path: Path, env: None) -> None:
         ('[auth]\ntokens_env = "UNSET_VAR_X"\n[registries."r.io"]\n', "UNSET_VAR_X"),
         ("[auth\n", "not a readable TOML file"),
         ('auth = "x"\n', "[auth] must be a table"),
+        ('[auth]\ntokens = ["t"]\n[registries."r.io"]\n[retention]\nkeep = 3\n', "unknown keys ['keep']"),
+        ('[auth]\ntokens = ["t"]\n[registries."r.io"]\n[retention]\nmax_age_days = -1\n', "must be positive"),
+        ('[auth]\ntokens = ["t"]\n[registries."r.io"]\n[retention]\nmax_age_days = "x"\n', "must be numbers"),
     ],
 )
 def test_refusals(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(UsageError, match=message.replace("[", r"\[").replace("]", r"\]")):
         load_config(write(tmp_path, text))
+
+
+def test_retention_is_off_unless_configured(tmp_path: Path) -> None:
+    base = '[auth]\ntokens = ["t"]\n[registries."r.io"]\n'
+    assert not load_config(write(tmp_path, base)).retention.active
+    policy = load_config(write(tmp_path, base + "[retention]\nmax_age_days = 30\nkeep_per_repository = 5\n")).retention
+    assert policy.active and policy.max_age_days == 30 and policy.keep_per_repository == 5
+    assert policy.interval_minutes == 60

@@ -22,7 +22,7 @@ from scanner.service.config import RegistryEntry, ServiceConfig
 from scanner.service.events import PushEvent
 from scanner.service.harbor import HarborAuth, harbor_auth
 from scanner.service.jobs import Runner
-from scanner.service.store import SqliteStore
+from scanner.service.sqlite_store import SqliteStore
 from scanner.sources.registry import Credentials
 from tests.conftest import SAMPLE_SECRET
 from tests.support.formats import skopeo_available

@@ -1,41 +1,18 @@
-"""Both stores, one contract: idempotent submit, leases, attempts, retries, failures, reports."""
+"""Both stores, one contract: idempotent submit, leases, attempts, retries, failures, reports
+(the ``store`` fixture, tests/service/conftest.py, gives each test SQLite and a real Redis)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from scanner.service.events import PushEvent
-from scanner.service.store import JobResult, SqliteStore, Store
-from tests.support.redis import redis_available, run_redis
-from tests.support.services import require
+from scanner.service.sqlite_store import SqliteStore
+from scanner.service.store import JobResult, Store
 
 D1 = "sha256:" + "a" * 64
 D2 = "sha256:" + "b" * 64
 E1 = PushEvent("127.0.0.1:5000", "demo/app", D1, "v1")
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    require("redis-server", *redis_available())
-    with run_redis(tmp_path_factory.mktemp("redis")) as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    if request.param == "sqlite":
-        return SqliteStore(tmp_path / "db.sqlite3")
-    import redis
-
-    from scanner.service.redis_store import RedisStore
-
-    url = request.getfixturevalue("redis_url")
-    redis.Redis.from_url(url).flushdb()
-    return RedisStore(url)
 
 
 def result(findings: int = 1) -> JobResult:

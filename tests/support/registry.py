@@ -130,3 +130,21 @@ def multiarch_layout(out: Path, files: dict[str, dict[str, bytes]]) -> Path:
     (out / "index.json").write_text(json.dumps(top))
     (out / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
     return out
+
+
+def image_layout(out: Path, files: dict[str, bytes], ref: str = "img") -> Path:
+    """An OCI layout (ref ``ref``) of one single-platform image of ``files`` ({path: content})."""
+    blobs = out / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    manifest, config, gz = oci_image(layer_tar(list(files.items())))
+    for data in (manifest, config, gz):
+        (blobs / sha(data).removeprefix("sha256:")).write_bytes(data)
+    entry = {
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": sha(manifest),
+        "size": len(manifest),
+        "annotations": {"org.opencontainers.image.ref.name": ref},
+    }
+    (out / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
+    (out / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    return out
