@@ -330,7 +330,8 @@ def rule_examples(samples: int = RULE_SAMPLES) -> None:
     print("| named by | findings |\n|---|---|")
     for name, n in by_vendor.most_common():
         print(f"| {name} | {n} |")
-    print(f"\n## Negatives reported at critical/high: {len(alarms)} (of {sum(negatives.values())})\n")
+    non_credentials(scanner, sorted({c.rule.vendor for c in table if c.rule.vendor not in ("", "generic")}))
+    print(f"\n## Rules' own negatives reported at critical/high: {len(alarms)} (of {sum(negatives.values())})\n")
     print(
         f"by their own rule: {sum(a[2] == 'its own rule' for a in alarms)} (a rule's failure); by another "
         "rule: the rest (a negative of one rule that another reads as a credential, e.g. a key of the "
@@ -340,6 +341,67 @@ def rule_examples(samples: int = RULE_SAMPLES) -> None:
         print("| family | negative of | reported as | severity | count |\n|---|---|---|---|---|")
         for (family, rule, got, sev), n in sorted(collections.Counter(alarms).items()):
             print(f"| {family} | {rule} | {got} | {sev} | {n} |")
+
+
+# What configs, code and docs hold under a vendor's name that is not a credential: a placeholder,
+# a reference to where the secret lives, an empty value, a public identifier, an endpoint, a version.
+# Each is written as the vendors' own docs and config samples write them; none may be high or critical.
+NON_CREDENTIALS = [
+    ("{U}_API_KEY=${{{U}_API_KEY}}", ".env"),
+    ("{U}_API_KEY=<your-{l}-api-key>", ".env"),
+    ("{U}_SECRET_KEY=changeme", ".env"),
+    ("{U}_TOKEN=", ".env"),
+    ("{U}_SECRET=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", ".env"),
+    ("{U}_API_TOKEN=your_{l}_api_token_here", ".env"),
+    ('{l}_api_key = os.environ["{U}_API_KEY"]', "settings.py"),
+    ("{l}_secret = settings.{U}_SECRET", "settings.py"),
+    ("  {c}ApiKey: process.env.{U}_API_KEY,", "config.js"),
+    ('{{"{l}": {{"apiKey": "YOUR_API_KEY", "secret": "{{{{ .Values.secret }}}}"}}}}', "config.json"),
+    ('{l}:\n  apiKey: ""\n  existingSecret: {l}-credentials\n', "values.yaml"),
+    ("{U}_TOKEN_FILE=/run/secrets/{l}_token", ".env"),
+    ("{U}_REQUEST_ID={{uuid}}", ".env"),
+    ("{U}_API_VERSION=2024-06-01", ".env"),
+    ("{U}_API_URL=https://api.{l}.com/v1/", ".env"),
+    ("# Set {U}_API_KEY to the key from your {N} dashboard.", "README"),
+]
+
+
+def non_credentials(scanner: object, rule_vendors: list[str]) -> None:
+    """Every vendor named by a rule or by vendors.txt, in every shape of NON_CREDENTIALS."""
+    import re
+
+    from scanner.detectors import ContentScanner
+    from scanner.detectors.vendor_context import builtin_vendors
+    from tests.detectors.samples import expand
+
+    assert isinstance(scanner, ContentScanner)
+    names = sorted(set(rule_vendors) | {v.name for v in builtin_vendors()})
+    alarms: collections.Counter[tuple[str, str]] = collections.Counter()
+    total = 0
+    for name in names:
+        word = re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")
+        if not word:
+            continue
+        fields = {"U": word.upper(), "l": word.lower(), "c": word[0].lower() + word[1:], "N": name}
+        for template, path in NON_CREDENTIALS:
+            text = expand(template.format(**fields))
+            total += 1
+            for h in scanner.scan_bytes(("x = 1\n" + text + "\n").encode(), path=f"app/{path}"):
+                if h.severity.value in ("critical", "high"):
+                    alarms[(template, h.rule_id)] += 1
+    print(
+        f"\n## Non-credentials under {len(names)} vendors' names: {sum(alarms.values())} "
+        f"at critical/high (of {total})\n"
+    )
+    print(
+        "placeholders, references, empty values, public ids, endpoints, versions: "
+        + "; ".join(t for t, _ in NON_CREDENTIALS[:4])
+        + " ..."
+    )
+    if alarms:
+        print("\n| shape | reported as | count |\n|---|---|---|")
+        for (template, rule), n in alarms.most_common(40):
+            print(f"| `{template}` | {rule} | {n} |")
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ DOCUMENTED_EXAMPLES = frozenset(
 )
 _WORDS = re.compile(
     rb"example|sample|dummy|placeholder|changeme|change_me|your[_\-]?(?:token|key|secret|password|api)|"
+    rb"^your[_\-]|[_\-]here$|^(?:enter|put|paste|insert)[_\-]|"
     rb"xxxxxx|fake|not[_\-]?a[_\-]?real|notreal|redacted|insert[_\-]?here|replace[_\-]?me",
     re.IGNORECASE,
 )

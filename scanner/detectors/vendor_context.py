@@ -127,7 +127,7 @@ class VendorContextDetector(PassDetector):
             found = found + self._keyed(data, path, events, {a.start for a in found})
         for a in found:
             vendor = self.vendor_of(data, a)
-            if vendor is None:
+            if vendor is None or self._word_in_vendor(data, a, vendor):
                 continue
             yield Match(
                 rule_id=f"vendor-context-{vendor.slug}",
@@ -178,6 +178,22 @@ class VendorContextDetector(PassDetector):
             return None
         key = next(g for g in openers[-1].groups() if g is not None)
         return self._lookup(key)
+
+    @staticmethod
+    def _word_in_vendor(data: bytes, a: Assignment, vendor: Vendor) -> bool:
+        """Whether the credential word is only a part of the vendor's own name (1PASSWORD_REQUEST_ID,
+        SUPERTOKENS_API_URL): the name then says which vendor, not that the value is a credential."""
+        word = data[a.name_start : a.name_end].lower()
+        start = a.name_start
+        while start > 0 and data[start - 1] in _NAME_CHARS:
+            start -= 1
+        end = _NAME_AFTER.match(data, a.name_end)
+        name = data[start : end.end() if end else a.name_end].lower().replace(b"-", b"_").replace(b".", b"_")
+        spelled = vendor.name.encode()
+        if word not in spelled:
+            return False
+        rest = name.replace(spelled, b" ", 1)
+        return not any(w in rest for w in _CREDENTIAL_START)
 
     def _lookup(self, name: bytes) -> Vendor | None:
         text = name.lower().replace(b"-", b"_").replace(b".", b"_")

@@ -76,13 +76,18 @@ _PLACEHOLDER = re.compile(
 # what a free-form value (a password in a URL, a config file, a connection string) is when it is
 # code or a template rather than a value: an identifier chain (r.password, tokenBody.clientToken,
 # self.settings.db_password), a call or an index (os.environ["X"], getenv('X')), a template
-# ($X, ${X}, {{x}}, <x>, %(x)s, %s), or an ALL-CAPS name (SAS_KEY, DB_PASSWORD, PASSWORD)
+# ($X, ${X}, {{x}}, <x>, %(x)s, %s), an ALL-CAPS name (SAS_KEY, DB_PASSWORD, PASSWORD), a path,
+# a URL without a login, a date or a version
 _REFERENCE = re.compile(
     rb"^(?:[A-Za-z_$][\w$]*(?:(?:\.|\?\.|->|::)[A-Za-z_$][\w$]*)+[;,]?"
     rb"|[\w$.\-]*[(\[].*"
     rb"|.*(?:\$\{|\{\{|\$\(|%\(\w+\)[sdr]).*"
     rb"|\$[A-Za-z_]\w*|%[sd]|<[^>]*>|\{[\w.\-]*\}"
-    rb"|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|[A-Z]{4,})$",
+    rb"|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|[A-Z]{4,}"
+    # where a secret lives, or what is plainly not one: a file path (/run/secrets/db_password),
+    # a URL without a login, a date, a version
+    rb"|(?:~|\.{1,2})/[a-z0-9_.\-/]+|/[a-z0-9_.\-]+/[a-z0-9_.\-/]*|[a-z][a-z0-9+.\-]*://[^@\s]*"
+    rb"|\d{4}-\d\d-\d\d(?:[T ][\d:.]+Z?)?|v?\d+(?:\.\d+){1,3}(?:[-+][\w.]+)?)$",
     re.DOTALL,
 )
 
