@@ -264,7 +264,9 @@ def _read_full(stream: Readable, size: int) -> bytes:
 _STRENGTH = {"known-secret": 5, "pattern": 4, "vendor-context": 3, "build-arg": 1, "entropy": 0}
 _GENERIC_STRENGTH = 2
 # pattern rules that say "a secret under a secret-like key" and name no vendor: vendor-context says more
-GENERIC_RULES = frozenset(r.id for r in BUILTIN_RULES if r.vendor == "generic")  # from the rules' own data
+# (from the rules' own data: a standard format with a free-form value, such as .env, JSON and INI
+# secrets, a password in a URL, a YAML token: line; not a structured one such as a PEM key)
+GENERIC_RULES = frozenset(r.id for r in BUILTIN_RULES if r.vendor == "generic" and not r.structure)
 # inside a stronger match's span, a weak match is part of it: dropped.  Entropy inside a
 # vendor-context match (the same value: the same span) is kept, to be merged into it as ``also``.
 _WEAK = {"build-arg": 1, "vendor-context": 1, "entropy": 0}

@@ -3,21 +3,38 @@
 A report path that cannot be written is a usage error (exit 2) that names the file, found before
 any scan work when the path can be checked first; a report is written to a temporary file in the
 same directory and renamed over the target, so a reader (a CI upload step, say) never sees half a
-report.
+report.  What is not a regular file is written to as it is, never replaced: a device
+(``-o /dev/null``, ``/dev/stdout``), a FIFO or a socket (a rename over /dev/null, as root, had
+turned the machine's /dev/null into a regular file); a symbolic link is followed to its file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 
 from ..errors import ReportWriteError
 
 
+def _special(path: Path) -> bool:
+    """An existing file that is not a regular file or a directory (a device, a FIFO, a socket)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
 def check_writable(path: Path, what: str = "report") -> None:
     """Raise ReportWriteError (naming ``path``) when a file cannot be made there."""
+    if _special(path):
+        if not os.access(path, os.W_OK):
+            raise ReportWriteError(f"{what} file {path}: not writable")
+        return
+    path = Path(os.path.realpath(path)) if path.is_symlink() else path
     parent = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
         raise ReportWriteError(f"{what} file {path}: is a directory")
@@ -31,6 +48,16 @@ def check_writable(path: Path, what: str = "report") -> None:
 
 def write_atomically(path: Path, text: str, what: str = "report") -> None:
     """Replace ``path`` with ``text`` whole; ReportWriteError (naming ``path``) when it cannot."""
+    if _special(path):  # a device, a FIFO, a socket: written to, never replaced
+        try:
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise ReportWriteError(
+                f"{what} file {path}: cannot be written ({exc.strerror or type(exc).__name__})"
+            ) from None
+        return
+    shown, path = path, Path(os.path.realpath(path)) if path.is_symlink() else path
     tmp: str | None = None
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
@@ -41,10 +68,10 @@ def write_atomically(path: Path, text: str, what: str = "report") -> None:
         tmp = None
     except OSError as exc:
         raise ReportWriteError(
-            f"{what} file {path}: cannot be written ({exc.strerror or type(exc).__name__})"
+            f"{what} file {shown}: cannot be written ({exc.strerror or type(exc).__name__})"
         ) from None
     except UnicodeError:  # a name from the image that is not text; the report is left as it was
-        raise ReportWriteError(f"{what} file {path}: cannot be written (the text is not valid UTF-8)") from None
+        raise ReportWriteError(f"{what} file {shown}: cannot be written (the text is not valid UTF-8)") from None
     finally:
         if tmp is not None:
             with contextlib.suppress(OSError):
