@@ -24,10 +24,11 @@ def build_detectors(
 ) -> list[Detector]:
     from .detect_secrets_plugins import DetectSecretsDetector
     from .entropy import EntropyDetector
+    from .keystore import KeystoreDetector
     from .patterns import PatternDetector
     from .vendor_context import VendorContextDetector
 
-    detectors: list[Detector] = [KnownSecretsDetector(known), PatternDetector(rules)]
+    detectors: list[Detector] = [KnownSecretsDetector(known), PatternDetector(rules), KeystoreDetector()]
     if detect_secrets:
         detectors.append(DetectSecretsDetector())
     # the vendor-context detector names the vendor of what the entropy detector finds (one pass of

@@ -1,0 +1,95 @@
+"""Binary keystores that hold a private key: PKCS#12 (.p12, .pfx, Java's default keystore type),
+Java's JKS and JCEKS.  A keystore is key material whether or not its password is known (they are
+attacked offline), so it is reported at critical, like a PEM key.
+
+A truststore is not: every JVM image ships ``cacerts`` (trusted certificates only), and a
+PKCS#12 file of certificates alone is common too.  So a keystore counts only when it holds a key:
+- JKS (magic FE ED FE ED) and JCEKS (CE CE CE CE): their entries are walked, and a private-key
+  entry (tag 1), or a JCEKS secret-key entry (tag 3), is what makes them key material;
+- PKCS#12: a PFX (a DER SEQUENCE whose version is 3) that holds a key bag or a PKCS#8 shrouded key
+  bag (OIDs 1.2.840.113549.1.12.10.1.1 and .2) where it can be seen, that is outside an encrypted
+  SafeContents, which is where OpenSSL and Java's keytool put the key.  A PFX whose every
+  SafeContents is encrypted cannot be told from a truststore without its password: not reported.
+
+Only a file's first bytes say what it is, so only a window that starts a file (or a member of an
+archive) is looked at: a file read whole is one window, a streamed file's first window starts it.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+
+from ..models import Severity
+from .interface import Detector, Match
+
+_JKS, _JCEKS = b"\xfe\xed\xfe\xed", b"\xce\xce\xce\xce"
+_KEY_BAGS = (
+    b"\x06\x0b\x2a\x86\x48\x86\xf7\x0d\x01\x0c\x0a\x01\x02",  # pkcs8ShroudedKeyBag
+    b"\x06\x0b\x2a\x86\x48\x86\xf7\x0d\x01\x0c\x0a\x01\x01",  # keyBag
+)
+_HEAD = 512  # what the finding's hash and preview are made of: the keystore's first bytes
+_MAX_ENTRIES = 4096
+
+
+class KeystoreDetector(Detector):
+    name = "keystore"
+    max_match_len = _HEAD
+
+    def find(self, data: bytes, path: str | None = None) -> Iterator[Match]:
+        head = data[:4]
+        if head in (_JKS, _JCEKS):
+            kind = "JKS" if head == _JKS else "JCEKS"
+            if _java_keystore_has_key(data, jceks=head == _JCEKS):
+                yield _match(data, f"Java {kind} keystore holding a private key")
+        elif head[:1] == b"\x30" and _is_pfx(data) and any(bag in data for bag in _KEY_BAGS):
+            yield _match(data, "PKCS#12 keystore holding a private key")
+
+
+def _match(data: bytes, what: str) -> Match:
+    return Match(
+        rule_id="keystore-private-key",
+        severity=Severity.CRITICAL,
+        description=f"{what} (key material: crackable offline without the keystore password)",
+        start=0,
+        end=min(len(data), _HEAD),
+        secret=data[:_HEAD],
+    )
+
+
+def _is_pfx(data: bytes) -> bool:
+    """A DER SEQUENCE (short or long length) whose first element is INTEGER 3: PFX's version."""
+    if len(data) < 8:
+        return False
+    first = data[1]
+    at = 2 if first < 0x80 else 2 + (first & 0x7F)
+    return first != 0x80 and (first & 0x7F) <= 4 and data[at : at + 3] == b"\x02\x01\x03"
+
+
+def _java_keystore_has_key(data: bytes, *, jceks: bool) -> bool:
+    """Walk a JKS / JCEKS keystore's entries (magic, version, count; each entry a tag, an alias,
+    a date and its data) until a key entry; a damaged or cut keystore ends the walk (not a key)."""
+    try:
+        version, count = struct.unpack_from(">II", data, 4)
+        if version not in (1, 2):
+            return False
+        at = 12
+        for _ in range(min(count, _MAX_ENTRIES)):
+            (tag,) = struct.unpack_from(">I", data, at)
+            if tag == 1 or (jceks and tag == 3):
+                return True
+            if tag != 2:
+                return False
+            at = _skip_utf(data, at + 4) + 8  # alias, date
+            if version == 2:
+                at = _skip_utf(data, at)  # certificate type
+            (length,) = struct.unpack_from(">I", data, at)
+            at += 4 + length
+    except struct.error:
+        return False
+    return False
+
+
+def _skip_utf(data: bytes, at: int) -> int:
+    length: int = struct.unpack_from(">H", data, at)[0]
+    return at + 2 + length
