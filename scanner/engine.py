@@ -30,7 +30,7 @@ from .findings.dockerfile import Dockerfile, ImageMap, from_provenance, masked_t
 from .findings.fingerprint import load_key
 from .findings.suppress import Suppressions
 from .layers.archive import MetaDoc, ResolvedArchive, ResolvedImage, iter_json_strings, resolve
-from .layers.collect import attach_vouched, collect
+from .layers.collect import Archive, archive_from_shell, attach_vouched, collect, export_shell
 from .layers.nested import FileScanner, NestedLimits
 from .layers.parallel import FilePool
 from .layers.provenance import Owners
@@ -120,9 +120,15 @@ def scan_image(source: ImageSource, options: ScanOptions | None = None) -> ScanR
         identity = source.identity() if cache is not None else None
         proofs = cache.proofs(identity) if cache is not None and identity is not None else {}
         vouched = _vouched_scans(source, cache)
-        archive = collect(source.members(), lazy, cache=cache, proofs=proofs, defer=vouched is not None)
-        if cache is not None and vouched is not None:
-            cache.hits += attach_vouched(archive, *vouched)
+        shell = cache.get_doc(f"export:{vouched[0]}") if cache is not None and vouched is not None else None
+        archive = archive_from_shell(shell, *vouched) if shell is not None and vouched is not None else None
+        if archive is None:
+            archive = collect(source.members(), lazy, cache=cache, proofs=proofs, defer=vouched is not None)
+            if cache is not None and vouched is not None:
+                archive.attached = attach_vouched(archive, *vouched)
+            _keep_export(source, cache, archive)
+        if cache is not None:
+            cache.hits += archive.attached
         if cache is not None and identity is not None and archive.proven != proofs and source.identity() == identity:
             cache.put_proofs(identity, archive.proven)  # the file did not change while it was read
     resolved = resolve(archive, source.select)
@@ -133,7 +139,7 @@ def scan_image(source: ImageSource, options: ScanOptions | None = None) -> ScanR
     report = ScanReport(
         source_kind=source.kind,
         source_ref=source.ref,
-        archive_format=resolved.format,
+        archive_format=resolved.format if archive.exported else f"{resolved.format}, from cache, not exported",
         images=tuple(
             _image_report(image, meta, key, dockerfile)
             for image, dockerfile in zip(resolved.images, dockerfiles, strict=True)
@@ -146,6 +152,15 @@ def scan_image(source: ImageSource, options: ScanOptions | None = None) -> ScanR
         started_at=started_at,
     )
     return suppress.apply(report, options.suppressions)
+
+
+def _keep_export(source: ImageSource, cache: LayerCache | None, archive: Archive) -> None:
+    """After an export by a source that vouches for its image (the local engine: see
+    docs/how-it-works.md, the trust model), its documents, for a rescan with no export."""
+    vouched = source.vouched_image() if cache is not None else None
+    shell = export_shell(archive, vouched[0]) if vouched is not None else None
+    if cache is not None and vouched is not None and shell is not None:
+        cache.put_doc(f"export:{vouched[0]}", shell)
 
 
 def _vouched_scans(source: ImageSource, cache: LayerCache | None) -> tuple[str, dict[str, LayerScan]] | None:

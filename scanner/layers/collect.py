@@ -8,6 +8,8 @@ ended.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -41,6 +43,8 @@ class Archive:
     records: dict[str, BlobRecord] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     proven: Proofs = field(default_factory=dict)  # this scan's proofs
+    attached: int = 0  # layers given a cached result by the diff_ids the source vouched for
+    exported: bool = True  # False: rebuilt from an earlier export's documents (archive_from_shell)
 
     def lookup(self, path: str) -> BlobRecord | None:
         for _ in range(MAX_LINK_HOPS):
@@ -194,3 +198,54 @@ def attach_vouched(archive: Archive, config_digest: str, scans: dict[str, LayerS
         if rec.deferred:
             rec.note = "left unread for a cached result, but the export is not the image the engine vouched for"
     return attached
+
+
+SHELL_LIMIT = 4 << 20  # the documents of an export kept for a rescan without one (configs are small)
+
+
+def export_shell(archive: Archive, config_digest: str) -> dict[str, Any] | None:
+    """What an engine's export holds besides its layers (manifest.json, the config, repositories),
+    and its layers' and links' names: enough to answer a rescan of the same image from the layer
+    cache without exporting it again.  None unless the export is the image the engine vouched for
+    (its config hashes to the inspected image id) and its documents are small."""
+    members: list[list[Any]] = []
+    total, vouched = 0, False
+    for rec in archive.records.values():
+        if rec.link is not None:
+            members.append([rec.path, "link", rec.link])
+        elif rec.layer is not None or rec.deferred:
+            members.append([rec.path, "layer", rec.size])
+        elif rec.data is not None:
+            total += len(rec.data)
+            vouched = vouched or f"sha256:{sha256_hex(rec.data)}" == config_digest
+            members.append([rec.path, "doc", base64.b64encode(rec.data).decode()])
+    if not vouched or total > SHELL_LIMIT or archive.errors:
+        return None
+    return {"config": config_digest, "members": members}
+
+
+def archive_from_shell(doc: Any, config_digest: str, scans: dict[str, LayerScan]) -> Archive | None:
+    """The archive of an earlier export of this image, its layers the cache's results by the
+    diff_ids the engine vouches for: the same archive a new export would give (its config hashes to
+    the image id, and every layer its manifest names is a vouched, cached layer), or None, and the
+    image is exported as before."""
+    archive = Archive()
+    try:
+        if doc["config"] != config_digest:
+            return None
+        for path, kind, value in doc["members"]:
+            if kind == "link":
+                archive.records[path] = BlobRecord(path, 0, link=str(value))
+            elif kind == "layer":
+                archive.records[path] = BlobRecord(path, int(value), deferred=True)
+            elif kind == "doc":
+                data = base64.b64decode(value, validate=True)
+                archive.records[path] = BlobRecord(path, len(data), data=data)
+            else:
+                return None
+    except (KeyError, TypeError, ValueError, binascii.Error):
+        return None
+    archive.attached, archive.exported = attach_vouched(archive, config_digest, scans), False
+    if not archive.attached or any(r.deferred for r in archive.records.values()):
+        return None  # a layer the manifest names is not one the engine vouched for: export
+    return archive
