@@ -24,7 +24,7 @@ from typing import Any
 
 from tests.support.redis import run_redis
 from tests.support.registry import run_registry
-from tests.support.service import TOKEN, Proc, Service, free_port, start_service, wait_for, write_config
+from tests.support.service import TOKEN, Proc, free_port, start_service, wait_for, write_config
 from tests.support.services import skopeo
 from tests.support.tars import compress, layer_tar, sha
 
@@ -130,16 +130,6 @@ class Sampler:
         self._thread.join()
 
 
-def walk_jobs(service: Service) -> list[Any]:
-    jobs, cursor = [], ""
-    while True:
-        doc = service.get(f"/api/v1/jobs?limit=200&cursor={cursor}")
-        jobs += doc["jobs"]
-        if doc["next"] is None:
-            return jobs
-        cursor = doc["next"]
-
-
 def run(mode: str, layout: Path, refs: list[str], minutes: float, work: Path) -> dict[str, Any]:
     port = free_port()
     with ExitStack() as stack:
@@ -175,7 +165,7 @@ def run(mode: str, layout: Path, refs: list[str], minutes: float, work: Path) ->
 
         time.sleep(1.0)  # the last notification
         wait_for(drained, 600, lambda: "the queue did not drain in ten minutes", every=0.5)
-        jobs = walk_jobs(service)
+        jobs = service.jobs()
     per_digest = Counter(j["digest"] for j in jobs)
     done = {j["digest"]: j for j in jobs if j["status"] == "done"}
     latency = sorted(done[d]["updated"] - t for d, t in pushed.items() if d in done)

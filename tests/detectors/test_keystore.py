@@ -2,38 +2,26 @@
 
 from __future__ import annotations
 
-import datetime
 import io
 import struct
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import NameOID
 
 from scanner.detectors import ContentScanner, build_detectors
 from scanner.detectors.keystore import KeystoreDetector
 from scanner.layers.nested import FileScanner
 from scanner.models import Severity
 from tests.support.tars import zip_of
+from tests.support.token_server import self_signed
 
 
 def _key_and_cert() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "leakscan test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
+    cert: x509.Certificate = self_signed(key, "leakscan test")
     return key, cert
 
 

@@ -31,16 +31,6 @@ def push(work: Path, host: str, target: str, n: int) -> str:
     return digest_file.read_text().strip()
 
 
-def pages(service: Service, query: str) -> list[Any]:
-    jobs, cursor = [], ""
-    while True:
-        doc = service.get(f"/api/v1/jobs?limit=1&{query}&cursor={cursor}")
-        jobs += doc["jobs"]
-        if doc["next"] is None:
-            return jobs
-        cursor = doc["next"]
-
-
 @pytest.fixture(params=["embedded", "redis"])
 def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Service, str, Path]]:
     require("docker-registry", *registry_available())
@@ -74,11 +64,11 @@ def test_pruning_keeps_the_newest_report_of_each_tag(stack: tuple[Service, str, 
         assert service.job_for(digest)["status"] == "done"
 
     def pruned() -> bool:
-        return {j["digest"] for j in pages(service, "repository=team/app")} == {app1[-1], app2}
+        return {j["digest"] for j in service.jobs("repository=team/app", limit=1)} == {app1[-1], app2}
 
     wait_for(pruned, 30, lambda: f"jobs left: {service.get('/api/v1/jobs')}", every=0.5)
-    assert [j["digest"] for j in pages(service, "repository=team/other")] == [other]
-    assert sorted(j["digest"] for j in pages(service, "status=done")) == sorted([app1[-1], app2, other])
+    assert [j["digest"] for j in service.jobs("repository=team/other", limit=1)] == [other]
+    assert sorted(j["digest"] for j in service.jobs("status=done", limit=1)) == sorted([app1[-1], app2, other])
     for digest in app1[:2]:  # older reports of team/app:1 are gone with their jobs
         assert service.request(f"/api/v1/jobs/{digest}/report")[0] == 404
     status, body = service.request(f"/api/v1/jobs/{app1[-1]}/report?format=json")

@@ -88,6 +88,17 @@ class Service:
         assert status == 200, (path, status, body[:500])
         return json.loads(body)
 
+    def jobs(self, query: str = "", limit: int = 200) -> list[Any]:
+        """Every job the API lists for ``query``, page by page (its cursor pagination)."""
+        jobs: list[Any] = []
+        cursor = ""
+        while True:
+            doc = self.get(f"/api/v1/jobs?limit={limit}&{query}&cursor={cursor}")
+            jobs += doc["jobs"]
+            if doc["next"] is None:
+                return jobs
+            cursor = doc["next"]
+
     def wait_ready(self, timeout: float = 60) -> None:
         def ready() -> bool:
             try:

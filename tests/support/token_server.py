@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 ISSUER = "leakscan-test-issuer"
@@ -32,17 +33,15 @@ class TokenServer:
     requests: list[tuple[str, str | None]] = field(default_factory=list)
 
 
-@contextmanager
-def token_server(workdir: Path, user: str, password: str) -> Iterator[TokenServer]:
+def self_signed(key: Any, common_name: str, *, ca: bool = False) -> Any:
+    """A certificate for ``key`` signed by itself, valid from five minutes ago for a day."""
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    from cryptography.hazmat.primitives import hashes
     from cryptography.x509.oid import NameOID
 
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "leakscan-test-token")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
@@ -50,9 +49,19 @@ def token_server(workdir: Path, user: str, password: str) -> Iterator[TokenServe
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
     )
+    if ca:
+        builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+    return builder.sign(key, hashes.SHA256())
+
+
+@contextmanager
+def token_server(workdir: Path, user: str, password: str) -> Iterator[TokenServer]:
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    cert = self_signed(key, "leakscan-test-token", ca=True)
     workdir.mkdir(parents=True, exist_ok=True)
     pem = workdir / "token-cert.pem"
     pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
