@@ -79,16 +79,25 @@ def claimed_digest(path: str) -> str | None:
 
 @functools.cache
 def code_fingerprint() -> str:
-    """A hash of leakscan's own code and of the detect-secrets plugins it runs: a change to a
-    detector (or to anything else that shapes a result), or another detect-secrets, is a cache
-    miss, even without a version bump.  The plugins are found without importing them (slow)."""
-    h = hashlib.sha256()
-    roots = [Path(__file__).resolve().parent]
+    """A hash of leakscan's own code and data (the rule files, the vendor names) and of the
+    detect-secrets plugins it runs: a change to a detector (or to anything else that shapes a
+    result), or another detect-secrets, is a cache miss, even without a version bump.  The plugins
+    are found without importing them (slow)."""
+    roots: list[tuple[Path, tuple[str, ...]]] = [(Path(__file__).resolve().parent, CODE_FILES)]
     spec = importlib.util.find_spec("detect_secrets")
     if spec is not None and spec.origin is not None:
-        roots.append(Path(spec.origin).parent / "plugins")
-    for root in roots:
-        for path in sorted(root.rglob("*.py")):
+        roots.append((Path(spec.origin).parent / "plugins", ("*.py",)))
+    return tree_digest(roots)
+
+
+CODE_FILES = ("*.py", "*.toml", "*.txt")  # what leakscan's results depend on in its own package
+
+
+def tree_digest(roots: list[tuple[Path, tuple[str, ...]]]) -> str:
+    """A hash of the names and bytes of the files under each root that match its patterns."""
+    h = hashlib.sha256()
+    for root, patterns in roots:
+        for path in sorted(p for pattern in patterns for p in root.rglob(pattern)):
             h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
 

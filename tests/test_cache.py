@@ -94,6 +94,28 @@ def test_a_change_to_leakscan_s_code_is_a_cache_miss(monkeypatch: pytest.MonkeyP
     assert cache.namespace({"rules": []}) != before
 
 
+def test_leakscan_s_data_files_are_part_of_its_code(tmp_path: Path) -> None:
+    """The vendor names of the vendor-context detector, and the rule files, shape results as code
+    does: they are hashed into the code fingerprint (a rule file's fields also go into the
+    namespace, but vendors.txt has no other way in)."""
+    from scanner import cache
+
+    data = tmp_path / "detectors" / "rules" / "data"
+    data.mkdir(parents=True)
+    (tmp_path / "engine.py").write_text("x = 1\n")
+    (data / "vendors.txt").write_text("mixpanel = Mixpanel\n")
+    (data / "saas.toml").write_text('family = "saas"\n')
+    before = cache.tree_digest([(tmp_path, cache.CODE_FILES)])
+    for changed in (data / "vendors.txt", data / "saas.toml", tmp_path / "engine.py"):
+        original = changed.read_text()
+        changed.write_text(original + "\n")
+        assert cache.tree_digest([(tmp_path, cache.CODE_FILES)]) != before, changed.name
+        changed.write_text(original)
+    assert cache.tree_digest([(tmp_path, cache.CODE_FILES)]) == before
+    package = Path(cache.__file__).resolve().parent
+    assert (package / "detectors" / "rules" / "data" / "vendors.txt").exists()  # what this guards
+
+
 def test_a_legacy_docker_save_on_disk_is_a_cache_hit(sample_archives: dict[str, Path], tmp_path: Path) -> None:
     """docker save before Engine 25 names layers <v1 id>/layer.tar, a name without a digest: a
     layer of a file on disk is hashed first, found in the cache, and walked only after a miss."""
