@@ -13,6 +13,8 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import hyperscan
+
 from ..models import Severity
 from .interface import Match
 from .prefilter import PassDetector, caseless_literal, pass_for, prefilter_expression
@@ -123,6 +125,37 @@ def shannon_entropy(data: bytes) -> float:
     return -sum(c / n * math.log2(c / n) for c in Counter(data).values())
 
 
+# The assignment gates, in the content scanner's shared pass: a secret-like name, an operator and a
+# value (reported once per window: the entropy detector then lists every name itself), and a name
+# ending in a bare "key" or "auth" before an operator and the first characters of a value (reported
+# where each ends; the vendor-context detector's).  The pattern detector's rules anchored on an
+# assignment (anchored.py) wait for the same two: the pass compiles each once.
+NAME_GATE = prefilter_expression("(?:" + _NAME.pattern.decode() + ")" + _TAIL.pattern.decode(), re.IGNORECASE)
+KEY_GATE_REGEX = rb"""(?:key|auth)["']?[ \t]*(?::=|=>|=|:)[ \t]*["'`]?[A-Za-z0-9+/=_\-.~]{12}"""
+KEY_GATE = (KEY_GATE_REGEX, hyperscan.HS_FLAG_CASELESS)
+KEY_GATE_VALUE = 12  # the value characters a key gate event ends after
+
+_tails_memo = threading.local()
+
+
+def tails(data: bytes) -> list[tuple[int, int, re.Match[bytes]]]:
+    """Every secret-like name in ``data`` followed by an operator and a value: the name's start
+    and end and the tail's match (value in group 2).  The entropy detector and the anchored
+    rules ask for the same window one after the other: the last window's answer is kept (per
+    thread), so the name pass is made once."""
+    memo = _tails_memo
+    if getattr(memo, "data", None) is data:
+        found: list[tuple[int, int, re.Match[bytes]]] = memo.found
+        return found
+    found = []
+    for name in _names(data, data.lower()):
+        m = _TAIL.match(data, name.end())
+        if m is not None:
+            found.append((name.start(), name.end(), m))
+    memo.data, memo.found = data, found
+    return found
+
+
 def _names(data: bytes, lowered: bytes) -> Iterator[re.Match[bytes]]:
     """What ``_NAME.finditer(lowered)`` gives, several times faster.  sre tries the alternation at
     every p, s, t, a or c of the window (a quarter of its letters: 48 MB/s); here one Hyperscan
@@ -161,8 +194,7 @@ class EntropyDetector(PassDetector):
     def __init__(self, threshold: float = 3.5, hex_threshold: float = 3.0) -> None:
         self.threshold = threshold
         self.hex_threshold = hex_threshold
-        name_then_value = "(?:" + _NAME.pattern.decode() + ")" + _TAIL.pattern.decode()
-        self._expressions = [prefilter_expression(name_then_value, re.IGNORECASE)]
+        self._expressions = [NAME_GATE]
         self._memo = threading.local()
 
     def find_events(self, data: bytes, path: str | None, events: list[tuple[int, int, int]]) -> Iterator[Match]:
@@ -195,13 +227,9 @@ class EntropyDetector(PassDetector):
 
     def _assignments(self, data: bytes, path: str | None) -> Iterator[Assignment]:
         code = _is_code(path)
-        lowered = data.lower()
         last_end = -1
-        for name in _names(data, lowered):
-            if name.start() < last_end:
-                continue
-            m = _TAIL.match(data, name.end())
-            if m is None:
+        for name_start, name_end, m in tails(data):
+            if name_start < last_end:
                 continue
             last_end = m.end()
             value = self._literal(data, m, code)
@@ -209,7 +237,7 @@ class EntropyDetector(PassDetector):
                 continue
             kind = self.passes_bar(value)
             if kind is not None:
-                yield Assignment(name.start(), name.end(), m.start(2), value, kind)
+                yield Assignment(name_start, name_end, m.start(2), value, kind)
 
     def literal_at(self, data: bytes, at: int, path: str | None) -> tuple[int, bytes, str] | None:
         """The literal assigned right after a name ending at ``at`` (its start, itself, its alphabet)

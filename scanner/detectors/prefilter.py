@@ -69,20 +69,29 @@ class HsPass:
         self._always: list[list[Event]] = [[] for _ in self._groups]
         self._db: hyperscan.Database | None = None
         self._scratch = threading.local()  # a scratch space is not thread-safe; a database is
+        # an expression that several groups declare (an assignment gate that the entropy, vendor
+        # context and pattern detectors all wait for) is compiled once: its events go to each
+        self._also: dict[int, list[tuple[int, int]]] = {}
 
     def _build(self) -> None:
         self._ready = True
-        entries = [
-            ((g << _SHIFT) | i, expr, flags)
-            for g, group in enumerate(self._groups)
-            for i, (expr, flags) in enumerate(group)
-        ]
+        entries = []
+        first: dict[Expr, int] = {}
+        for g, group in enumerate(self._groups):
+            for i, (expr, flags) in enumerate(group):
+                ident = (g << _SHIFT) | i
+                if (expr, flags) in first:
+                    self._also.setdefault(first[expr, flags], []).append((g, i))
+                    continue
+                first[expr, flags] = ident
+                entries.append((ident, expr, flags))
         usable = _compile(entries)
         if usable is None:  # find the expressions Hyperscan rejects and report those everywhere
             good = []
             for entry in entries:
                 if _compile([entry]) is None:
-                    self._always[entry[0] >> _SHIFT].append((entry[0] & _LOCAL, -1, -1))
+                    for g, i in [(entry[0] >> _SHIFT, entry[0] & _LOCAL), *self._also.get(entry[0], ())]:
+                        self._always[g].append((i, -1, -1))
                 else:
                     good.append(entry)
             usable = _compile(good) if good else None
@@ -97,8 +106,13 @@ class HsPass:
         if self._db is None or not data:
             return out
 
+        also = self._also
+
         def on_match(ident: int, start: int, end: int, flags: int, context: object) -> None:
             out[ident >> _SHIFT].append((ident & _LOCAL, start, end))
+            if also and ident in also:
+                for g, i in also[ident]:
+                    out[g].append((i, start, end))
 
         scratch = getattr(self._scratch, "space", None)
         if scratch is None:

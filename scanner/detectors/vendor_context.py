@@ -29,7 +29,7 @@ from functools import cache
 from importlib import resources
 
 from ..models import Severity
-from .entropy import Assignment, EntropyDetector
+from .entropy import KEY_GATE, KEY_GATE_REGEX, NAME_GATE, Assignment, EntropyDetector
 from .interface import Match
 from .prefilter import PassDetector, pass_for
 
@@ -38,8 +38,7 @@ from .prefilter import PassDetector, pass_for
 # next to a vendor's name.  This gate finds them: the word right before an operator and the first
 # characters of a value, reported where it ends every time; the word is found back from there (a
 # start of match from Hyperscan, SOM, costs a fifth more of the whole pass).
-_KEY_GATE = rb"""(?:key|auth)["']?[ \t]*(?::=|=>|=|:)[ \t]*["'`]?[A-Za-z0-9+/=_\-.~]{12}"""
-_KEY_BACK = re.compile(_KEY_GATE + rb"\Z", re.IGNORECASE)
+_KEY_BACK = re.compile(KEY_GATE_REGEX + rb"\Z", re.IGNORECASE)
 _KEY_WORD = re.compile(rb"key|auth", re.IGNORECASE)
 
 # the whole name a value is assigned to: the secret-like word with what surrounds it
@@ -107,10 +106,7 @@ class VendorContextDetector(PassDetector):
 
     def __init__(self, entropy: EntropyDetector | None = None, vendors: tuple[Vendor, ...] | None = None) -> None:
         self._entropy = entropy or EntropyDetector()
-        import hyperscan
-
-        key_gate = (_KEY_GATE, hyperscan.HS_FLAG_CASELESS)
-        self._expressions = [*self._entropy.expressions(), key_gate]
+        self._expressions = [NAME_GATE, KEY_GATE]
         self._vendors = builtin_vendors() if vendors is None else vendors
         self._names = pass_for([[(re.escape(v.name.encode()), 0) for v in self._vendors]])
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import struct
 
 import pytest
 
@@ -160,19 +161,24 @@ def test_a_gated_detector_finds_nothing_without_an_event() -> None:
         b"SENDBIRD_API_TOKEN=q8Zr2v2Lp0xW7m4TzK1p\n"
     )
     scanner = ContentScanner(build_detectors([]))
-    events = scanner._pass.scan(window)
     gated = [d for d in scanner.detectors if isinstance(d, PassDetector)]
     assert {type(d).__name__ for d in gated} == {
         "PatternDetector",
         "EntropyDetector",
         "DetectSecretsDetector",
         "VendorContextDetector",
+        "KeystoreDetector",
     }
+    keystore = b"\xfe\xed\xfe\xed" + struct.pack(">III", 2, 1, 1)  # a JKS whose first entry is a private key
     for d in gated:
         k = scanner._group[id(d)]
         what = type(d).__name__
-        assert events[k] and list(d.find_events(window, "f", events[k])), what  # it does find with its events
-        assert list(d.find_events(window, "f", [])) == [], what
+        data = keystore if what == "KeystoreDetector" else window
+        found = scanner._pass.scan(data)[k]
+        assert found and list(d.find_events(data, "f", found)), what  # it does find with its events
+        assert list(d.find_events(data, "f", [])) == [], what
+    (detector,) = (d for d in gated if type(d).__name__ == "KeystoreDetector")
+    assert not scanner._pass.scan(window)[scanner._group[id(detector)]]  # text does not wake it
     assert scanner.decoded.events(window) and not list(scanner.decoded.find(window, "f", []))
 
 
