@@ -9,7 +9,10 @@ PKCS#12 file of certificates alone is common too.  So a keystore counts only whe
 - PKCS#12: a PFX (a DER SEQUENCE whose version is 3) that holds a key bag or a PKCS#8 shrouded key
   bag (OIDs 1.2.840.113549.1.12.10.1.1 and .2) where it can be seen, that is outside an encrypted
   SafeContents, which is where OpenSSL and Java's keytool put the key.  A PFX whose every
-  SafeContents is encrypted cannot be told from a truststore without its password: not reported.
+  SafeContents is encrypted (no bag in sight) is opened with the default passwords (Java's
+  "changeit", none, empty): a key inside is critical, a truststore stays silent; when no default
+  password opens it, it is reported at medium (``keystore-encrypted``): what it holds cannot be
+  seen, and a scan that cannot look says so.
 
 Only a file's first bytes say what it is, so only a window that starts a file (or a member of an
 archive) is looked at: a file read whole is one window, a streamed file's first window starts it.
@@ -27,6 +30,8 @@ from .interface import Match
 from .prefilter import PassDetector
 
 _JKS, _JCEKS = b"\xfe\xed\xfe\xed", b"\xce\xce\xce\xce"
+_CERT_BAG = b"\x06\x0b\x2a\x86\x48\x86\xf7\x0d\x01\x0c\x0a\x01\x03"  # certBag
+_ENCRYPTED_DATA = b"\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x06"  # id-encryptedData
 _KEY_BAGS = (
     b"\x06\x0b\x2a\x86\x48\x86\xf7\x0d\x01\x0c\x0a\x01\x02",  # pkcs8ShroudedKeyBag
     b"\x06\x0b\x2a\x86\x48\x86\xf7\x0d\x01\x0c\x0a\x01\x01",  # keyBag
@@ -52,19 +57,49 @@ class KeystoreDetector(PassDetector):
             kind = "JKS" if head == _JKS else "JCEKS"
             if _java_keystore_has_key(data, jceks=head == _JCEKS):
                 yield _match(data, f"Java {kind} keystore holding a private key")
-        elif head[:1] == b"\x30" and _is_pfx(data) and any(bag in data for bag in _KEY_BAGS):
-            yield _match(data, "PKCS#12 keystore holding a private key")
+        elif head[:1] == b"\x30" and _is_pfx(data):
+            if any(bag in data for bag in _KEY_BAGS):
+                yield _match(data, "PKCS#12 keystore holding a private key")
+            elif _CERT_BAG not in data and _ENCRYPTED_DATA in data:  # every part encrypted: nothing in sight
+                opened = _open_with_a_default_password(data)
+                if opened is None:
+                    yield _match(
+                        data,
+                        "PKCS#12 keystore encrypted whole with a password that is not a default one: whether "
+                        "it holds a private key cannot be seen",
+                        Severity.MEDIUM,
+                    )
+                elif opened:
+                    yield _match(data, "PKCS#12 keystore holding a private key (opened with a default password)")
 
 
-def _match(data: bytes, what: str) -> Match:
+def _match(data: bytes, what: str, severity: Severity = Severity.CRITICAL) -> Match:
     return Match(
-        rule_id="keystore-private-key",
-        severity=Severity.CRITICAL,
+        rule_id="keystore-private-key" if severity is Severity.CRITICAL else "keystore-encrypted",
+        severity=severity,
         description=f"{what} (key material: crackable offline without the keystore password)",
         start=0,
         end=min(len(data), _HEAD),
         secret=data[:_HEAD],
     )
+
+
+# the passwords keystores are made with by default (Java's "changeit"), or without one
+_DEFAULT_PASSWORDS = (b"changeit", b"", None, b"password", b"changeme")
+
+
+def _open_with_a_default_password(data: bytes) -> bool | None:
+    """Whether a PFX that shows nothing holds a private key, when a default password opens it
+    (None: none does).  Java's truststores are made with "changeit", and keytool before JDK 18
+    encrypted their certificates (RC2-40): opened, they hold no key and are not reported."""
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    for password in _DEFAULT_PASSWORDS:
+        try:
+            return pkcs12.load_pkcs12(data, password).key is not None
+        except (ValueError, TypeError):
+            continue
+    return None
 
 
 def _is_pfx(data: bytes) -> bool:

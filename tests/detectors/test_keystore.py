@@ -7,7 +7,7 @@ import struct
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 
@@ -57,6 +57,48 @@ def test_a_pkcs12_truststore_is_not() -> None:
     _, cert = _key_and_cert()
     p12 = pkcs12.serialize_key_and_certificates(None, None, None, [cert], serialization.NoEncryption())
     assert _found(p12) == []
+
+
+def _keystore_hits(data: bytes) -> list[tuple[str, Severity]]:
+    hits = ContentScanner(build_detectors([])).scan_window(data, "app/store.p12")
+    return [(h.rule_id, h.severity) for h in hits if h.detector == "keystore"]
+
+
+def _legacy(password: bytes) -> serialization.KeySerializationEncryption:
+    """keytool's encryption before JDK 18 and OpenSSL 1.1's: SHA-1 PBE with 3DES."""
+    builder = serialization.PrivateFormat.PKCS12.encryption_builder().kdf_rounds(2048)
+    return (
+        builder.key_cert_algorithm(pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC).hmac_hash(hashes.SHA1()).build(password)
+    )
+
+
+def test_an_encrypted_truststore_opened_with_a_default_password_is_not_reported() -> None:
+    """Every certificate encrypted (nothing in sight): Java's "changeit" opens it, and it holds no key."""
+    _, cert = _key_and_cert()
+    for encryption in (serialization.BestAvailableEncryption(b"changeit"), _legacy(b"changeit")):
+        p12 = pkcs12.serialize_key_and_certificates(None, None, None, [cert], encryption)
+        assert b"\x06\x0b\x2a\x86\x48\x86\xf7\x0d\x01\x0c\x0a\x01\x03" not in p12  # no certBag in sight
+        assert _keystore_hits(p12) == []
+
+
+def test_a_keystore_no_default_password_opens_is_reported_as_unreadable() -> None:
+    """What a scan cannot look into is said: medium, not critical (it may be a truststore)."""
+    _, cert = _key_and_cert()
+    for encryption in (serialization.BestAvailableEncryption(b"s3-Custom!pw"), _legacy(b"s3-Custom!pw")):
+        p12 = pkcs12.serialize_key_and_certificates(None, None, None, [cert], encryption)
+        assert _keystore_hits(p12) == [("keystore-encrypted", Severity.MEDIUM)]
+
+
+def test_the_default_passwords_open_what_they_can() -> None:
+    from scanner.detectors.keystore import _open_with_a_default_password
+
+    key, cert = _key_and_cert()
+    with_key = pkcs12.serialize_key_and_certificates(b"app", key, cert, None, _legacy(b"changeit"))
+    trust = pkcs12.serialize_key_and_certificates(None, None, None, [cert], _legacy(b"password"))
+    custom = pkcs12.serialize_key_and_certificates(b"app", key, cert, None, _legacy(b"Not-a-default-1"))
+    assert _open_with_a_default_password(with_key) is True
+    assert _open_with_a_default_password(trust) is False
+    assert _open_with_a_default_password(custom) is None
 
 
 def test_jks_and_jceks_with_a_key_are_key_material_and_a_truststore_is_not() -> None:
