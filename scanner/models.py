@@ -142,7 +142,7 @@ class PackageRecords:
     files: dict[str, tuple[int, str]] = field(default_factory=dict)  # path -> (package index, checksum)
     roots: dict[str, int] = field(default_factory=dict)  # a package's directory -> package index
     pip: list[tuple[str, int, bytes]] = field(default_factory=list)  # RECORD texts, as written, compressed
-    made: dict[str, Any] = field(default_factory=dict, compare=False)  # made at need: "outside", "tops"
+    made: dict[str, Any] = field(default_factory=dict, compare=False)  # at need: tops, sites, texts, outside
 
     def __bool__(self) -> bool:
         return bool(self.packages)
@@ -155,9 +155,20 @@ class PackageRecords:
             for n, (site, _, packed) in enumerate(self.pip):
                 for top in set(_RECORD_TOP.findall(unpack_record(packed))):
                     tops.setdefault(site + top, []).append(n)
-            self.made["tops"] = tops
+            self.made["tops"], self.made["sites"], self.made["texts"] = tops, {s for s, _, _ in self.pip}, {}
         tops_made: dict[str, list[int]] = self.made["tops"]
         return tops_made
+
+    def _text(self, n: int) -> str:
+        """The text of the RECORD at ``n``, the last few kept: a package's files with findings
+        come one after the other."""
+        texts: dict[int, str] = self.made["texts"]
+        if (text := texts.pop(n, None)) is None:
+            text = unpack_record(self.pip[n][2])
+            if len(texts) >= 8:
+                del texts[next(iter(texts))]
+        texts[n] = text  # the most recent last
+        return text
 
     def file(self, path: str) -> tuple[int, str] | None:
         """The package index and recorded checksum of ``path``, if a record names it.  A RECORD is
@@ -166,12 +177,12 @@ class PackageRecords:
         if (entry := self.files.get(path)) is not None or not self.pip:
             return entry
         tops, candidates = self._tops(), set[int]()
-        for site in {site for site, _, _ in self.pip if path.startswith(site)}:
-            rel = path[len(site) :]
-            candidates.update(tops.get(site + _top(rel), ()))
+        for site in self.made["sites"]:
+            if path.startswith(site):
+                candidates.update(tops.get(site + _top(path[len(site) :]), ()))
         for n in sorted(candidates):  # in the order of the layer, as every RECORD was before
-            site, k, packed = self.pip[n]
-            text, key = unpack_record(packed), path[len(site) :] + ","
+            site, k, _ = self.pip[n]
+            text, key = self._text(n), path[len(site) :] + ","
             if text.startswith(key):
                 at = len(key)
             elif (at := text.find("\n" + key)) >= 0:
