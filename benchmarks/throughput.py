@@ -267,6 +267,10 @@ def main() -> None:
             f"layer cache: first scan {timings[0]:.2f} s, rescan {timings[1]:.2f} s "
             f"({100 * timings[1] / timings[0]:.1f}% of the first; the unchanged file's layers are not read again)"
         )
+        print(
+            f"peak RSS (largest process): --jobs 1 {peaks[0]:.0f} MB, first scan writing the cache {peaks[-2]:.0f} MB, "
+            f"rescan {peaks[-1]:.0f} MB"
+        )
         copy = Path(tmp) / "copy.tar"  # a new file with the same layers, as a CI job's fresh docker save
         shutil.copyfile(archive, copy)
         fresh = timed_scan("--cache-dir", str(cache), image=copy)

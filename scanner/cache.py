@@ -27,26 +27,18 @@ import re
 import tempfile
 import zlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .models import (
-    EntryKind,
-    FileHits,
-    Hit,
-    LayerEntry,
-    LayerScan,
-    LazyEntries,
-    PackageRecords,
-    Severity,
-    Skip,
-    hard_links,
-)
+from .entries import LazyEntries, compact, hard_links
+from .models import EntryKind, FileHits, Hit, LayerEntry, LayerScan, PackageRecords, Severity, Skip
 
-FORMAT = 6  # 2: Skip.limit; 3: FileHits.replaced; 4: entries as lists; 5: entries after the results;
-# 6: package records, file digests and Maven artifacts, hits' other rules and downgrades
+FORMAT = 7  # 2: Skip.limit; 3: FileHits.replaced; 4: entries as lists; 5: entries after the results;
+# 6: package records, file digests and Maven artifacts, hits' other rules and downgrades; 7: entries
+# as one string of paths and arrays (scanner.entries.LayerEntries.to_json)
 Proofs = dict[str, tuple[str, int]]  # archive path -> (the digest its bytes hash to, its size)
 _DIGEST = re.compile(r"(?:^|/)(?:blobs/sha256/([0-9a-f]{64})|([0-9a-f]{64})\.tar)\Z")
 # what reading a damaged cached document can raise (JSON nested too deep: RecursionError); a miss
@@ -58,14 +50,16 @@ def default_dir() -> Path:
     return Path(base) / "leakscan" / "layers"
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` whole or not at all (a reader never sees half a file).  Best effort: a
-    cache that cannot be written is only a slower run next time."""
+def write_atomically(path: Path, data: bytes | Iterable[bytes]) -> None:
+    """Replace ``path`` whole or not at all (a reader never sees half a file) with ``data``, or
+    with its pieces one after the other.  Best effort: a cache that cannot be written is only a
+    slower run next time."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            for piece in (data,) if isinstance(data, bytes) else data:
+                fh.write(piece)
         os.replace(tmp, path)
     except OSError:
         pass
@@ -109,30 +103,39 @@ def namespace(material: dict[str, Any]) -> str:
     return hashlib.sha256(doc.encode()).hexdigest()[:32]
 
 
-def _encode(scan: LayerScan) -> str:
-    """One line of JSON for the results, then the entries' own JSON text.
+def _crc32(text: str) -> int:
+    """The CRC-32 of ``text``'s UTF-8, a megabyte at a time (never a copy of the whole text)."""
+    crc, step = 0, 1 << 20
+    for at in range(0, len(text), step):
+        crc = zlib.crc32(text[at : at + step].encode("utf-8", "surrogatepass"), crc)
+    return crc
 
-    Entries go as ``[path, kind, size, link target]`` lists (dataclasses' asdict, and a dict per
-    entry on the way back, were most of a cached rescan's own time), and after the rest, not in it:
-    a layer has tens of thousands, and parsing them was a third of a rescan's work after start-up.
-    A rescan parses the first line only; the entries are parsed when something reads them (one
-    layer: never, its hard links are in the first line).  Their length and CRC-32, in the first
-    line, prove at load that the text is the one written (``json.dumps`` writes no raw newline).
+
+def _encode(scan: LayerScan) -> tuple[str, str, str]:
+    """One line of JSON for the results, then the entries' own JSON text (the document's parts).
+
+    Entries go as one string of every path and arrays of lengths, kinds and sizes (a list per
+    entry, and a dict per entry before that, took several times the memory and time), and after
+    the rest, not in it: a layer has tens of thousands, and parsing them was a third of a rescan's
+    work after start-up.  A rescan parses the first line only; the entries are parsed when
+    something reads them (one layer: never, its hard links are in the first line).  Their length
+    and CRC-32, in the first line, prove at load that the text is the one written (``json.dumps``
+    writes no raw newline).
     """
     doc = {
         f.name: getattr(scan, f.name) for f in fields(scan) if f.name not in ("entries", "files", "skips", "records")
     }
-    entries = json.dumps([[e.path, e.kind.value, e.size, e.link_target] for e in scan.entries])
+    entries = compact(scan.entries).to_json()
     doc["entries"] = {
         "count": len(scan.entries),
         "length": len(entries),
-        "crc32": zlib.crc32(entries.encode("utf-8", "surrogatepass")),
+        "crc32": _crc32(entries),
         "hard_links": [[e.path, e.size, e.link_target] for e in hard_links(scan.entries)],
     }
     doc["files"] = [asdict(f) for f in scan.files]
     doc["skips"] = [asdict(s) for s in scan.skips]
     doc["records"] = scan.records.to_json() if scan.records is not None else None
-    return json.dumps(doc, default=str) + "\n" + entries
+    return json.dumps(doc, default=str), "\n", entries
 
 
 def hit_from_json(doc: dict[str, Any]) -> Hit:
@@ -153,7 +156,7 @@ def _decode(text: str) -> LayerScan:
     about = doc["entries"]
     if (
         len(entries) != about["length"]
-        or zlib.crc32(entries.encode("utf-8", "surrogatepass")) != about["crc32"]
+        or _crc32(entries) != about["crc32"]
         or not isinstance(about["count"], int)
         or not all(isinstance(e, list) and len(e) == 3 for e in about["hard_links"])
     ):
@@ -199,6 +202,11 @@ class CacheBackend(ABC):
     def write(self, key: str, text: str) -> None:
         """Best effort: a cache that cannot be written is only a slower scan."""
 
+    def write_parts(self, key: str, parts: tuple[str, ...]) -> None:
+        """``write(key, "".join(parts))``; a backend may write the parts one by one instead of
+        holding a copy of the whole (a layer's entries are tens of megabytes)."""
+        self.write(key, "".join(parts))
+
 
 class DirBackend(CacheBackend):
     """One JSON file per key, replaced atomically: the default, local to a machine."""
@@ -218,6 +226,11 @@ class DirBackend(CacheBackend):
 
     def write(self, key: str, text: str) -> None:
         write_atomically(self._file(key), text.encode("utf-8"))
+
+    def write_parts(self, key: str, parts: tuple[str, ...]) -> None:
+        step = 1 << 20  # encoded a megabyte at a time: never a copy of a whole part
+        pieces = (part[at : at + step].encode("utf-8") for part in parts for at in range(0, len(part), step))
+        write_atomically(self._file(key), pieces)
 
 
 class LayerCache:
@@ -270,6 +283,6 @@ class LayerCache:
     def put(self, scan: LayerScan) -> None:
         if scan.error is not None:
             return  # only complete results are worth keeping
-        text = _encode(scan)
+        parts = _encode(scan)
         for digest in {scan.blob_digest, scan.diff_id}:
-            self.backend.write(f"{self.space}/{digest}", text)
+            self.backend.write_parts(f"{self.space}/{digest}", parts)

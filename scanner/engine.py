@@ -25,6 +25,7 @@ from .detectors import (
     build_detectors,
     known_fingerprint,
 )
+from .entries import hard_links
 from .findings import policy, suppress
 from .findings.dockerfile import Dockerfile, ImageMap, from_provenance, masked_text
 from .findings.fingerprint import load_key
@@ -47,7 +48,6 @@ from .models import (
     ScanReport,
     Skip,
     Status,
-    hard_links,
     sha256_hex,
 )
 from .sources import ImageSource

@@ -8,15 +8,16 @@ user's own key instead (:func:`keyed`), which no reader of a report can test gue
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
-import json
 import posixpath
 import re
-from collections.abc import Iterator, Sequence
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import ClassVar, NamedTuple, Protocol, overload
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 
 class Readable(Protocol):
@@ -55,9 +56,6 @@ class EntryKind(StrEnum):
     WHITEOUT = "whiteout"
     OPAQUE = "opaque"
     OTHER = "other"
-
-
-_KINDS = {kind.value: kind for kind in EntryKind}
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,18 +132,43 @@ class PackageRecords:
     they installed its package and the checksum recorded for it ("md5:<hex>", "sha1:<hex>", pip's
     "sha256=<base64>" as written, or "" where none is recorded); npm's packages by their directory.
 
-    pip's RECORD files are kept as written (``pip``: site directory, package index, text) and
-    searched at each lookup: an image holds their lines by the ten thousand, and a lookup happens
-    only for a file with findings."""
+    pip's RECORD files are kept as written, compressed (``pip``: site directory, package index,
+    zlib's compression of the UTF-8 text; see :func:`pack_record`), and searched at each lookup:
+    an image holds their lines by the ten thousand (14 MB of text in the 3 GB benchmark image), and
+    a lookup happens only for a file with findings.  A lookup opens only the RECORDs that hold a
+    line for the path's first component under their site directory."""
 
     packages: tuple[tuple[str, str, str], ...] = ()  # (manager, name, version)
     files: dict[str, tuple[int, str]] = field(default_factory=dict)  # path -> (package index, checksum)
     roots: dict[str, int] = field(default_factory=dict)  # a package's directory -> package index
-    pip: list[tuple[str, int, str]] = field(default_factory=list)  # RECORD texts, as written
-    outside: list[dict[str, tuple[int, str]]] = field(default_factory=list, compare=False)  # made at need
+    pip: list[tuple[str, int, bytes]] = field(default_factory=list)  # RECORD texts, as written, compressed
+    made: dict[str, Any] = field(default_factory=dict, compare=False)  # at need: tops, sites, texts, outside
 
     def __bool__(self) -> bool:
         return bool(self.packages)
+
+    def _tops(self) -> dict[str, list[int]]:
+        """site directory + a line's first component (up to its first / or ,) -> the RECORDs
+        (their places in ``pip``) that hold such a line; made at the first lookup."""
+        if "tops" not in self.made:
+            tops: dict[str, list[int]] = {}
+            for n, (site, _, packed) in enumerate(self.pip):
+                for top in set(_RECORD_TOP.findall(unpack_record(packed))):
+                    tops.setdefault(site + top, []).append(n)
+            self.made["tops"], self.made["sites"], self.made["texts"] = tops, {s for s, _, _ in self.pip}, {}
+        tops_made: dict[str, list[int]] = self.made["tops"]
+        return tops_made
+
+    def _text(self, n: int) -> str:
+        """The text of the RECORD at ``n``, the last few kept: a package's files with findings
+        come one after the other."""
+        texts: dict[int, str] = self.made["texts"]
+        if (text := texts.pop(n, None)) is None:
+            text = unpack_record(self.pip[n][2])
+            if len(texts) >= 8:
+                del texts[next(iter(texts))]
+        texts[n] = text  # the most recent last
+        return text
 
     def file(self, path: str) -> tuple[int, str] | None:
         """The package index and recorded checksum of ``path``, if a record names it.  A RECORD is
@@ -153,31 +176,37 @@ class PackageRecords:
         and read whole only for the few paths outside it (``../../bin/x``)."""
         if (entry := self.files.get(path)) is not None or not self.pip:
             return entry
-        for site, k, text in self.pip:
+        tops, candidates = self._tops(), set[int]()
+        for site in self.made["sites"]:
             if path.startswith(site):
-                key = path[len(site) :] + ","
-                if text.startswith(key):
-                    at = len(key)
-                elif (at := text.find("\n" + key)) >= 0:
-                    at += 1 + len(key)
-                else:
-                    continue
-                end = text.find("\n", at)
-                digest = text[at : end if end >= 0 else len(text)].partition(",")[0]
-                return (k, digest if digest.startswith("sha256=") else "")
-        if not self.outside:  # once: the lines that name files outside their site directory
-            self.outside.append({})
-            for site, k, text in self.pip:
-                for line in _RECORD_OUTSIDE.findall(text):
-                    self.outside[0].update(record_files(site, k, line))
-        return self.outside[0].get(path)
+                candidates.update(tops.get(site + _top(path[len(site) :]), ()))
+        for n in sorted(candidates):  # in the order of the layer, as every RECORD was before
+            site, k, _ = self.pip[n]
+            text, key = self._text(n), path[len(site) :] + ","
+            if text.startswith(key):
+                at = len(key)
+            elif (at := text.find("\n" + key)) >= 0:
+                at += 1 + len(key)
+            else:
+                continue
+            end = text.find("\n", at)
+            digest = text[at : end if end >= 0 else len(text)].partition(",")[0]
+            return (k, digest if digest.startswith("sha256=") else "")
+        if "outside" not in self.made:  # once: the lines that name files outside their site directory
+            outside: dict[str, tuple[int, str]] = {}
+            for site, k, packed in self.pip:
+                for line in _RECORD_OUTSIDE.findall(unpack_record(packed)):
+                    outside.update(record_files(site, k, line))
+            self.made["outside"] = outside
+        found: tuple[int, str] | None = self.made["outside"].get(path)
+        return found
 
     def to_json(self) -> dict[str, object]:
         return {
             "packages": [list(p) for p in self.packages],
             "files": [[path, k, digest] for path, (k, digest) in self.files.items()],
             "roots": [[path, k] for path, k in self.roots.items()],
-            "pip": [list(p) for p in self.pip],
+            "pip": [[site, k, base64.b64encode(packed).decode()] for site, k, packed in self.pip],
         }
 
     @classmethod
@@ -185,11 +214,37 @@ class PackageRecords:
         packages = tuple((str(m), str(n), str(v)) for m, n, v in doc["packages"])
         files = {str(p): (int(k), str(d)) for p, k, d in doc["files"]}  # type: ignore[call-overload]
         roots = {str(p): int(k) for p, k in doc["roots"]}  # type: ignore[call-overload]
-        pip = [(str(site), int(k), str(text)) for site, k, text in doc["pip"]]  # type: ignore[call-overload]
+        pip = [
+            (str(site), int(k), base64.b64decode(str(text), validate=True))  # type: ignore[call-overload]
+            for site, k, text in doc["pip"]
+        ]
         indexes = [k for k, _ in files.values()] + list(roots.values()) + [k for _, k, _ in pip]
         if any(not 0 <= k < len(packages) for k in indexes):
             raise ValueError("package records point at no package")
+        for _, _, packed in pip:
+            unpack_record(packed)  # damaged: ValueError now, not at a lookup
         return cls(packages, files, roots, pip)
+
+
+_RECORD_TOP = re.compile(r"(?m)^([^/,\n]*)[/,]")
+
+
+def _top(rel: str) -> str:
+    """A path's first component as :data:`_RECORD_TOP` finds it in a line that starts with it."""
+    m = re.match(r"[^/,\n]*", rel)
+    return m.group() if m else ""
+
+
+def pack_record(text: str) -> bytes:
+    """A RECORD's text as kept: a third of its size (its lines' paths repeat)."""
+    return zlib.compress(text.encode("utf-8", "surrogatepass"), 1)
+
+
+def unpack_record(packed: bytes) -> str:
+    try:
+        return zlib.decompress(packed).decode("utf-8", "surrogatepass")
+    except (zlib.error, UnicodeDecodeError):
+        raise ValueError("a package record is damaged") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,68 +257,13 @@ class Skip:
 
 
 class LayerEntry(NamedTuple):
-    """One tar member of a layer, as needed to work out visibility and hard links.  A named tuple:
-    a layer has tens of thousands, made on every walk and every cached rescan, and a frozen
-    dataclass's ``__init__`` cost several times as much."""
+    """One tar member of a layer, as needed to work out visibility and hard links.  A layer keeps
+    them compactly (scanner.entries.LayerEntries) and makes one when it is read."""
 
     path: str
     kind: EntryKind
     size: int = 0
     link_target: str | None = None
-
-
-class LazyEntries(Sequence[LayerEntry]):
-    """A cached layer's entries as stored (the JSON text of ``[path, kind, size, link target]``
-    lists, checked by the cache when loaded), parsed into LayerEntry tuples when first read: a
-    rescan of a one-layer image only looks for hard links, which the cache keeps apart."""
-
-    __slots__ = ("_count", "_links", "_made", "_text")
-
-    def __init__(self, text: str, count: int, links: list[LayerEntry]) -> None:
-        self._text: str | None = text
-        self._count = count
-        self._links = links
-        self._made: tuple[LayerEntry, ...] | None = None
-
-    def _all(self) -> tuple[LayerEntry, ...]:
-        if self._made is None:
-            kinds = _KINDS
-            try:
-                made = tuple([LayerEntry(p, kinds[k], size, t) for p, k, size, t in json.loads(self._text or "[]")])
-            except (KeyError, TypeError, ValueError, RecursionError):
-                raise ValueError("a cached layer's entries are damaged") from None
-            if len(made) != self._count:
-                raise ValueError("a cached layer's entries are damaged")
-            self._made, self._text = made, None
-        return self._made
-
-    def __len__(self) -> int:
-        return self._count
-
-    @overload
-    def __getitem__(self, index: int) -> LayerEntry: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[LayerEntry]: ...
-    def __getitem__(self, index: int | slice) -> LayerEntry | Sequence[LayerEntry]:
-        return self._all()[index]
-
-    def __iter__(self) -> Iterator[LayerEntry]:
-        return iter(self._all())
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Sequence) and tuple(self) == tuple(other)
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def hard_links(self) -> list[LayerEntry]:
-        return list(self._links)
-
-
-def hard_links(entries: Sequence[LayerEntry]) -> list[LayerEntry]:
-    """The hard links among a layer's entries (without making a cached layer's entries)."""
-    if isinstance(entries, LazyEntries):
-        return entries.hard_links()
-    return [e for e in entries if e.kind is EntryKind.HARDLINK]
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,7 +289,7 @@ class LayerScan:
     compression: str
     compressed_size: int
     size: int
-    entries: Sequence[LayerEntry]  # a tuple, or LazyEntries from the cache
+    entries: Sequence[LayerEntry]  # LayerEntries from the walk, LazyEntries from the cache (scanner.entries)
     files: tuple[FileHits, ...]  # only files with hits
     files_scanned: int
     skips: tuple[Skip, ...]

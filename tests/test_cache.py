@@ -279,7 +279,7 @@ def test_a_damaged_cache_entry_is_a_miss_not_a_crash(
     assert docs
     for doc_path in docs:
         head, sep, entries = doc_path.read_text().partition("\n")
-        assert sep and entries.startswith("[[")
+        assert sep and entries.startswith('["')
         head, entries = damage(head, entries)
         doc_path.write_text(head + "\n" + entries)
     again = scan_image(open_source(image), _opts(tmp_path))
@@ -328,7 +328,7 @@ def test_a_cached_document_nested_too_deep_is_a_miss_not_a_crash(tmp_path: Path)
     # json.loads raises RecursionError, not ValueError, on deep nesting: each reader of the cache
     # takes it as the damage it is
     from scanner.cache import DirBackend, LayerCache, _proof_key
-    from scanner.models import LazyEntries
+    from scanner.entries import LazyEntries
 
     deep = "[" * 200_000 + "]" * 200_000
     backend = DirBackend(tmp_path)

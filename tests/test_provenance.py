@@ -213,3 +213,31 @@ def test_a_package_file_too_large_to_hash_is_capped_not_lowered(tmp_path: Path) 
     assert found[0].package.state == "unhashed"
     assert found[0].package.describe().endswith("larger than leakscan hashes (1 MiB)")
     assert found[0].severity is Severity.MEDIUM and found[0].downgraded_from is Severity.HIGH
+
+
+def test_pip_records_are_kept_compressed_and_searched_by_first_component() -> None:
+    """A lookup opens only the RECORDs with a line for the path's first component in their site:
+    the same answers as reading every RECORD in order (the first that names the path wins)."""
+    from scanner.models import PackageRecords, pack_record
+
+    site = "usr/lib/python3/site-packages/"
+    texts = [
+        (site, 0, "a/__init__.py,sha256=AAA,1\na-1.dist-info/RECORD,,\n"),
+        (
+            site,
+            1,
+            "b/x.py,sha256=BBB,2\nodd,name.py,sha256=CCC,3\na/__init__.py,sha256=LATER,1\n../../../bin/tool,sha256=DDD,4\n",
+        ),
+        ("", 2, "a/__init__.py,sha256=TOP,1\n"),
+    ]
+    packages = (("pip", "a", "1"), ("pip", "b", "2"), ("pip", "c", "3"))
+    records = PackageRecords(packages, pip=[(s, k, pack_record(t)) for s, k, t in texts])
+    assert all(len(packed) < len(t) + 20 for (_, _, t), (_, _, packed) in zip(texts, records.pip, strict=True))
+    assert records.file(site + "a/__init__.py") == (0, "sha256=AAA")
+    assert records.file(site + "b/x.py") == (1, "sha256=BBB")
+    assert records.file(site + "odd,name.py") == (1, "sha256=CCC")
+    assert records.file("a/__init__.py") == (2, "sha256=TOP")
+    assert records.file("usr/bin/tool") == (1, "sha256=DDD")  # outside its site directory
+    assert records.file(site + "b/y.py") is None and records.file(site + "c/x.py") is None
+    again = PackageRecords.from_json(records.to_json())
+    assert again == records and again.file(site + "odd,name.py") == (1, "sha256=CCC")

@@ -24,7 +24,7 @@ import posixpath
 import re
 from collections.abc import Sequence
 
-from ..models import FileHits, LayerScan, Package, PackageRecords
+from ..models import FileHits, LayerScan, Package, PackageRecords, pack_record
 
 MAX_RECORD = 64 << 20  # a record file larger than this is scanned, not parsed (reported by the walk)
 
@@ -77,7 +77,7 @@ class RecordCollector:
         self._roots: dict[str, int] = {}
         self._dpkg_lists: list[tuple[str, bytes]] = []
         self._dpkg_sums: list[tuple[str, bytes]] = []
-        self._pip_texts: list[tuple[str, int, str]] = []
+        self._pip_texts: list[tuple[str, int, bytes]] = []
 
     def _package(self, manager: str, name: str, version: str = "") -> int:
         key = (manager, name)
@@ -113,8 +113,8 @@ class RecordCollector:
                     self._files[parts[0].lstrip("/")] = (k, "md5:" + parts[1])
 
     def _pip(self, site: str, name: str, version: str, data: bytes) -> None:
-        """Kept as written: PackageRecords reads it at the first lookup (record_files)."""
-        self._pip_texts.append((site, self._package("pip", name.replace("_", "-"), version), _text(data)))
+        """Kept as written, compressed: PackageRecords reads it at a lookup."""
+        self._pip_texts.append((site, self._package("pip", name.replace("_", "-"), version), pack_record(_text(data))))
 
     def _npm(self, root: str, data: bytes) -> None:
         try:

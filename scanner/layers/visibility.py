@@ -9,36 +9,38 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
+from ..entries import PathIndex, compact
 from ..models import EntryKind, LayerScan, Status
 from .walk import WHITEOUT_PREFIX
 
 
-@dataclass
 class _LayerIndex:
-    entries: dict[str, EntryKind] = field(default_factory=dict)
-    whiteouts: set[str] = field(default_factory=set)  # paths removed from lower layers
-    opaque: set[str] = field(default_factory=set)  # directories whose lower children are hidden
+    """What one layer does to the layers below it: the kind of each path it holds (its last entry;
+    whiteouts and AUFS metadata aside), the paths it removes and the directories it makes opaque."""
 
-    @classmethod
-    def of(cls, scan: LayerScan | None) -> _LayerIndex:
-        index = cls()
-        if scan is None:
-            return index
-        entries = index.entries
-        for e in scan.entries:
-            if WHITEOUT_PREFIX not in e.path:  # nearly every entry: no split needed
-                entries[e.path] = e.kind
-                continue
-            parent, base = posixpath.split(e.path)
-            if e.kind is EntryKind.OPAQUE:
-                index.opaque.add(parent)
-            elif e.kind is EntryKind.WHITEOUT:
-                index.whiteouts.add(posixpath.join(parent, base[len(WHITEOUT_PREFIX) :]))
+    def __init__(self, scan: LayerScan | None) -> None:
+        self.whiteouts: set[str] = set()  # paths removed from lower layers
+        self.opaque: set[str] = set()  # directories whose lower children are hidden
+        self._kinds: PathIndex | None = None
+        if scan is None or not scan.entries:
+            return
+        entries = compact(scan.entries)
+        hidden: set[int] = set()  # entries that are no path of the filesystem
+        for i in entries.containing(WHITEOUT_PREFIX):  # few: only these are split
+            parent, base = posixpath.split(entries.path(i))
+            kind = entries.kind(i)
+            if kind is EntryKind.OPAQUE:
+                self.opaque.add(parent)
+            elif kind is EntryKind.WHITEOUT:
+                self.whiteouts.add(posixpath.join(parent, base[len(WHITEOUT_PREFIX) :]))
             elif not base.startswith(WHITEOUT_PREFIX):  # .wh..wh.* is AUFS metadata, not a file
-                index.entries[e.path] = e.kind
-        return index
+                continue
+            hidden.add(i)
+        self._kinds = PathIndex(entries, lambda i: i not in hidden)
+
+    def kind(self, path: str) -> EntryKind | None:
+        return self._kinds.get(path) if self._kinds is not None else None
 
 
 def _ancestors(path: str) -> list[str]:
@@ -64,7 +66,7 @@ class Visibility:
     def _index(self, layer: int) -> _LayerIndex:
         index = self._indexes.get(layer)
         if index is None:
-            index = self._indexes[layer] = _LayerIndex.of(self._scans[layer])
+            index = self._indexes[layer] = _LayerIndex(self._scans[layer])
         return index
 
     def hider(self, layer: int, path: str, upto: int | None = None) -> tuple[Status, int | None]:
@@ -77,18 +79,18 @@ class Visibility:
                 return Status.DELETED, j
             if any(a in idx.opaque for a in ancestors):
                 return Status.DELETED, j
-            if path in idx.entries and idx.entries[path] is not EntryKind.DIR:
+            if idx.kind(path) not in (None, EntryKind.DIR):
                 return Status.OVERWRITTEN, j
-            if any(idx.entries.get(a, EntryKind.DIR) is not EntryKind.DIR for a in ancestors):
+            if any(idx.kind(a) not in (None, EntryKind.DIR) for a in ancestors):
                 return Status.OVERWRITTEN, j  # a parent directory was replaced by a file or link
         return Status.PRESENT, None
 
     def link_source(self, layer: int, target: str) -> int | None:
         """The layer whose copy of ``target`` a hard link in ``layer`` points at."""
-        if self._index(layer).entries.get(target) is EntryKind.FILE:
+        if self._index(layer).kind(target) is EntryKind.FILE:
             return layer
         for k in range(layer - 1, -1, -1):
-            if self._index(k).entries.get(target) is EntryKind.FILE:
+            if self._index(k).kind(target) is EntryKind.FILE:
                 status, _ = self.hider(k, target, upto=layer)
                 return k if status is Status.PRESENT else None
         return None

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 import zstandard
 
 from ..detectors import ContentScanner
-from ..models import EntryKind, FileHits, LayerEntry, LayerScan, Readable, Skip
+from ..entries import EntriesBuilder, LayerEntries
+from ..models import EntryKind, FileHits, LayerScan, Readable, Skip
 from .nested import FileScanner, NestedLimits
 from .parallel import FilePool, WorkerLost
 from .provenance import MAX_RECORD, RECORD_LAST, RecordCollector, is_record
@@ -151,7 +152,7 @@ class LayerWalker:
         plain = HashingReader(
             _Limited(decompressor(kind, source), raw, self.limits, kind != "none"), hashing=kind != "none"
         )
-        entries: list[LayerEntry] = []
+        entries = EntriesBuilder()
         files: list[FileHits] = []
         file_entry: list[int] = []  # for each of files, the index of its entry in entries
         submitted: list[int] = []  # --jobs: the entry index of each file handed to a worker
@@ -189,7 +190,7 @@ class LayerWalker:
                     skips.append(Skip(path, "member name has '..' parts; scanned where it would land"))
                 kind_ = classify(member, path)
                 target = normalize(member.linkname) if member.islnk() else (member.linkname or None)
-                entries.append(LayerEntry(path, kind_, member.size if member.isreg() else 0, target))
+                entries.add(path, kind_, member.size if member.isreg() else 0, target)
                 if kind_ is not EntryKind.FILE:
                     continue
                 if self.limits.max_file_size is not None and member.size > self.limits.max_file_size:
@@ -223,19 +224,20 @@ class LayerWalker:
             try:
                 for k, result in zip(submitted, batch.collect(self.limits.deadline), strict=True):
                     if isinstance(result, str):
-                        error = error or f"{entries[k].path}: {result}"
+                        error = error or f"{entries.path(k)}: {result}"
                         continue
                     absorb(k, [], [], result) if isinstance(result, int) else absorb(k, *result)
             except WorkerLost as exc:
                 error = error or str(exc)
-        files = _mark_replaced(files, file_entry, entries)
+        layer_entries = entries.build()
+        files = _mark_replaced(files, file_entry, layer_entries)
         return LayerScan(
             blob_digest=raw.digest,
             diff_id=plain.digest if plain.hashing else raw.digest,
             compression=kind,
             compressed_size=raw.count,
             size=plain.count,
-            entries=tuple(entries),
+            entries=layer_entries,
             files=tuple(files),
             files_scanned=scanned,
             skips=tuple(skips),
@@ -244,13 +246,13 @@ class LayerWalker:
         )
 
 
-def _mark_replaced(files: list[FileHits], file_entry: list[int], entries: list[LayerEntry]) -> list[FileHits]:
+def _mark_replaced(files: list[FileHits], file_entry: list[int], entries: LayerEntries) -> list[FileHits]:
     """A file whose path comes again later in the same layer was replaced when the layer is
     extracted (a duplicate member): its findings are reported as overwritten, not present."""
     if not files:
         return files
     paths = {f.path for f in files}
-    last = {e.path: k for k, e in enumerate(entries) if e.path in paths}
+    last = {path: k for k, path in enumerate(entries.paths()) if path in paths}
     return [
         dataclasses.replace(f, replaced=True) if last[f.path] > k else f for f, k in zip(files, file_entry, strict=True)
     ]
