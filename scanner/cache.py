@@ -36,9 +36,10 @@ from . import __version__
 from .entries import LazyEntries, compact, hard_links
 from .models import EntryKind, FileHits, Hit, LayerEntry, LayerScan, PackageRecords, Severity, Skip
 
-FORMAT = 7  # 2: Skip.limit; 3: FileHits.replaced; 4: entries as lists; 5: entries after the results;
+FORMAT = 8  # 2: Skip.limit; 3: FileHits.replaced; 4: entries as lists; 5: entries after the results;
 # 6: package records, file digests and Maven artifacts, hits' other rules and downgrades; 7: entries
-# as one string of paths and arrays (scanner.entries.LayerEntries.to_json)
+# as one string of paths and arrays (scanner.entries.LayerEntries.to_json); 8: the index of each
+# pip RECORD (models.record_index) kept with it
 Proofs = dict[str, tuple[str, int]]  # archive path -> (the digest its bytes hash to, its size)
 _DIGEST = re.compile(r"(?:^|/)(?:blobs/sha256/([0-9a-f]{64})|([0-9a-f]{64})\.tar)\Z")
 # what reading a damaged cached document can raise (JSON nested too deep: RecursionError); a miss

@@ -142,6 +142,10 @@ class PackageRecords:
     files: dict[str, tuple[int, str]] = field(default_factory=dict)  # path -> (package index, checksum)
     roots: dict[str, int] = field(default_factory=dict)  # a package's directory -> package index
     pip: list[tuple[str, int, bytes]] = field(default_factory=list)  # RECORD texts, as written, compressed
+    # for each RECORD of ``pip``, what a lookup needs before reading it (record_index): the first
+    # components of its lines, and its lines that name a file outside its site directory; made
+    # when the RECORD is read (and cached with it), so a rescan decompresses no RECORD to look up
+    pip_index: list[tuple[tuple[str, ...], str]] = field(default_factory=list, compare=False)
     made: dict[str, Any] = field(default_factory=dict, compare=False)  # at need: tops, sites, texts, outside
 
     def __bool__(self) -> bool:
@@ -152,12 +156,23 @@ class PackageRecords:
         (their places in ``pip``) that hold such a line; made at the first lookup."""
         if "tops" not in self.made:
             tops: dict[str, list[int]] = {}
-            for n, (site, _, packed) in enumerate(self.pip):
-                for top in set(_RECORD_TOP.findall(unpack_record(packed))):
+            for n, (site, _, _) in enumerate(self.pip):
+                for top in self._index(n)[0]:
                     tops.setdefault(site + top, []).append(n)
             self.made["tops"], self.made["sites"], self.made["texts"] = tops, {s for s, _, _ in self.pip}, {}
         tops_made: dict[str, list[int]] = self.made["tops"]
         return tops_made
+
+    def _index(self, n: int) -> tuple[tuple[str, ...], str]:
+        """The RECORD at ``n``'s index (record_index); made from its text when it was not kept
+        (a damaged RECORD: an empty one, so a lookup finds nothing in it and a finding keeps its
+        severity)."""
+        if len(self.pip_index) == len(self.pip):
+            return self.pip_index[n]
+        try:
+            return record_index(unpack_record(self.pip[n][2]))
+        except ValueError:
+            return (), ""
 
     def _text(self, n: int) -> str:
         """The text of the RECORD at ``n``, the last few kept: a package's files with findings
@@ -182,7 +197,11 @@ class PackageRecords:
                 candidates.update(tops.get(site + _top(path[len(site) :]), ()))
         for n in sorted(candidates):  # in the order of the layer, as every RECORD was before
             site, k, _ = self.pip[n]
-            text, key = self._text(n), path[len(site) :] + ","
+            try:
+                text = self._text(n)
+            except ValueError:  # damaged: no record of the path there (a finding keeps its severity)
+                continue
+            key = path[len(site) :] + ","
             if text.startswith(key):
                 at = len(key)
             elif (at := text.find("\n" + key)) >= 0:
@@ -194,8 +213,8 @@ class PackageRecords:
             return (k, digest if digest.startswith("sha256=") else "")
         if "outside" not in self.made:  # once: the lines that name files outside their site directory
             outside: dict[str, tuple[int, str]] = {}
-            for site, k, packed in self.pip:
-                for line in _RECORD_OUTSIDE.findall(unpack_record(packed)):
+            for n, (site, k, _) in enumerate(self.pip):
+                for line in self._index(n)[1].splitlines():
                     outside.update(record_files(site, k, line))
             self.made["outside"] = outside
         found: tuple[int, str] | None = self.made["outside"].get(path)
@@ -207,6 +226,7 @@ class PackageRecords:
             "files": [[path, k, digest] for path, (k, digest) in self.files.items()],
             "roots": [[path, k] for path, k in self.roots.items()],
             "pip": [[site, k, base64.b64encode(packed).decode()] for site, k, packed in self.pip],
+            "pip_index": [[list(self._index(n)[0]), self._index(n)[1]] for n in range(len(self.pip))],
         }
 
     @classmethod
@@ -218,12 +238,13 @@ class PackageRecords:
             (str(site), int(k), base64.b64decode(str(text), validate=True))  # type: ignore[call-overload]
             for site, k, text in doc["pip"]
         ]
+        index = [(tuple(str(t) for t in tops), str(outside)) for tops, outside in doc["pip_index"]]  # type: ignore[attr-defined]
         indexes = [k for k, _ in files.values()] + list(roots.values()) + [k for _, k, _ in pip]
-        if any(not 0 <= k < len(packages) for k in indexes):
+        if any(not 0 <= k < len(packages) for k in indexes) or len(index) != len(pip):
             raise ValueError("package records point at no package")
-        for _, _, packed in pip:
-            unpack_record(packed)  # damaged: ValueError now, not at a lookup
-        return cls(packages, files, roots, pip)
+        # a RECORD's text is read at a lookup: a damaged one then names no file (the findings in
+        # the files it would name keep their severity), never fewer findings
+        return cls(packages, files, roots, pip, index)
 
 
 _RECORD_TOP = re.compile(r"(?m)^([^/,\n]*)[/,]")
@@ -233,6 +254,12 @@ def _top(rel: str) -> str:
     """A path's first component as :data:`_RECORD_TOP` finds it in a line that starts with it."""
     m = re.match(r"[^/,\n]*", rel)
     return m.group() if m else ""
+
+
+def record_index(text: str) -> tuple[tuple[str, ...], str]:
+    """What a lookup needs before reading a RECORD: its lines' first components (up to the first
+    / or ,) and its lines that name a file outside its site directory (``../../bin/x``)."""
+    return tuple(sorted(set(_RECORD_TOP.findall(text)))), "\n".join(_RECORD_OUTSIDE.findall(text))
 
 
 def pack_record(text: str) -> bytes:

@@ -241,3 +241,31 @@ def test_pip_records_are_kept_compressed_and_searched_by_first_component() -> No
     assert records.file(site + "b/y.py") is None and records.file(site + "c/x.py") is None
     again = PackageRecords.from_json(records.to_json())
     assert again == records and again.file(site + "odd,name.py") == (1, "sha256=CCC")
+    assert again.file("usr/bin/tool") == (1, "sha256=DDD") and again.file(site + "b/y.py") is None
+
+
+def test_a_damaged_pip_record_names_no_file_and_a_cached_lookup_reads_no_record(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A rescan looks a path up by the index kept with the records, without decompressing any
+    RECORD that cannot name it; a damaged RECORD names nothing (its files' findings keep their
+    severity) rather than failing the scan."""
+    import scanner.models as models
+    from scanner.models import PackageRecords, pack_record, record_index
+
+    site = "usr/lib/python3/site-packages/"
+    texts = ["a/__init__.py,sha256=AAA,1\n", "b/x.py,sha256=BBB,2\n"]
+    packages = (("pip", "a", "1"), ("pip", "b", "2"))
+    records = PackageRecords.from_json(
+        PackageRecords(packages, pip=[(site, k, pack_record(t)) for k, t in enumerate(texts)]).to_json()
+    )
+    opened = []
+    unpack = models.unpack_record
+    monkeypatch.setattr(models, "unpack_record", lambda packed: opened.append(packed) or unpack(packed))
+    assert records.file("etc/passwd") is None and records.file(site + "c/z.py") is None
+    assert opened == []  # no RECORD names c/ or anything outside its site
+    assert records.file(site + "b/x.py") == (1, "sha256=BBB") and len(opened) == 1
+    damaged = PackageRecords(
+        packages,
+        pip=[(site, 0, b"not zlib"), (site, 1, pack_record(texts[1]))],
+        pip_index=[record_index(t) for t in texts],
+    )
+    assert damaged.file(site + "a/__init__.py") is None and damaged.file(site + "b/x.py") == (1, "sha256=BBB")

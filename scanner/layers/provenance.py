@@ -24,7 +24,7 @@ import posixpath
 import re
 from collections.abc import Sequence
 
-from ..models import FileHits, LayerScan, Package, PackageRecords, pack_record
+from ..models import FileHits, LayerScan, Package, PackageRecords, pack_record, record_index
 
 MAX_RECORD = 64 << 20  # a record file larger than this is scanned, not parsed (reported by the walk)
 
@@ -78,6 +78,7 @@ class RecordCollector:
         self._dpkg_lists: list[tuple[str, bytes]] = []
         self._dpkg_sums: list[tuple[str, bytes]] = []
         self._pip_texts: list[tuple[str, int, bytes]] = []
+        self._pip_index: list[tuple[tuple[str, ...], str]] = []
 
     def _package(self, manager: str, name: str, version: str = "") -> int:
         key = (manager, name)
@@ -114,7 +115,9 @@ class RecordCollector:
 
     def _pip(self, site: str, name: str, version: str, data: bytes) -> None:
         """Kept as written, compressed: PackageRecords reads it at a lookup."""
-        self._pip_texts.append((site, self._package("pip", name.replace("_", "-"), version), pack_record(_text(data))))
+        text = _text(data)
+        self._pip_texts.append((site, self._package("pip", name.replace("_", "-"), version), pack_record(text)))
+        self._pip_index.append(record_index(text))
 
     def _npm(self, root: str, data: bytes) -> None:
         try:
@@ -167,7 +170,7 @@ class RecordCollector:
             return None
         order = sorted(self._packages.items(), key=lambda item: item[1])
         packages = tuple((m, n, self._versions.get((m, n), "")) for (m, n), _ in order)
-        return PackageRecords(packages, self._files, self._roots, self._pip_texts)
+        return PackageRecords(packages, self._files, self._roots, self._pip_texts, self._pip_index)
 
 
 def _state(recorded: str, digests: tuple[str, str, str] | None) -> str:
