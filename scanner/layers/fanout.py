@@ -1,0 +1,146 @@
+"""``--jobs N`` over layers: the layers of a seekable source walked several at once.
+
+A tarball on disk or an OCI layout can read each layer blob again on a file handle of its own
+(``Member.detached``).  :func:`scanner.layers.collect.collect` then leaves such layers for the end
+of the archive's walk and hands them here: up to N forked processes each take a whole layer,
+largest first, and decompress, hash and scan it themselves (the detectors in the same process, as
+with ``--jobs 1``), so the one serial process of the pipeline (decompression, tar walk and digests
+in the main process, see :mod:`scanner.layers.parallel`) is no longer one for the whole image.
+
+A layer's result is worked out as a *plan* (a generator run in this process, where the layer cache
+is): it asks for steps on the layer's bytes, ``"hash"`` (their digest) and ``"walk"`` (a
+``LayerScan``), which the processes carry out; every result comes back to its own plan, so the
+results, put in the archive's order, are the serial walk's.  Fork, as for the file workers: the
+processes inherit the compiled detectors.  Where no process can start (a daemonic process) or one
+dies, the steps run here, one after the other: the same results, slower.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Generator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..models import LayerScan, Readable
+from .streams import HashingReader
+from .walk import READ_ERRORS, LayerWalker
+
+Step = Literal["hash", "walk"]
+Plan = Generator[Step, Any, Any]  # sends str (a digest) or LayerScan, returns the layer's result
+
+
+@dataclass
+class Task:
+    plan: Plan
+    open: Callable[[], Readable]  # the layer's bytes from the first, on a handle of its own (picklable)
+    size: int  # for the order: the largest layer first, so that it does not start last
+
+
+_WALKER: LayerWalker | None = None  # in a fanout process: its walker, made once when it starts
+
+
+def _start(walker: LayerWalker) -> None:
+    global _WALKER  # one per forked process, never set in the main one
+    _WALKER = walker
+
+
+def run_step(walker: LayerWalker, step: Step, opener: Callable[[], Readable]) -> tuple[str | LayerScan, int]:
+    """One step on a layer's bytes, and how many bytes of files it scanned (for the progress)."""
+    stream = opener()
+    try:
+        if step == "hash":
+            reader = HashingReader(stream)
+            reader.drain()
+            return reader.digest, 0
+        scanned = [0]
+        walker.on_bytes = lambda n: scanned.__setitem__(0, scanned[0] + n)
+        return walker.walk(stream), scanned[0]
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+
+
+def _child_step(step: Step, opener: Callable[[], Readable]) -> tuple[str | LayerScan, int]:
+    assert _WALKER is not None
+    return run_step(_WALKER, step, opener)
+
+
+class Fanout:
+    """Up to ``jobs`` forked layer walkers, started on first use; use as a context manager.
+    ``walker`` makes a walker that scans files in its own process (no file workers)."""
+
+    def __init__(
+        self, walker: Callable[[], LayerWalker], jobs: int, on_bytes: Callable[[int], None] | None = None
+    ) -> None:
+        self.walker = walker
+        self.jobs = jobs
+        self.on_bytes = on_bytes
+        self.pool: ProcessPoolExecutor | None = None
+        self.here: LayerWalker | None = None  # for the steps run in this process
+
+    def __enter__(self) -> Fanout:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _local(self, step: Step, opener: Callable[[], Readable]) -> tuple[str | LayerScan, int]:
+        if self.here is None:
+            self.here = self.walker()
+        return run_step(self.here, step, opener)
+
+    def run(self, tasks: list[Task]) -> list[Any]:
+        """Each task's plan run to its end: its result, or the read error that ended it (as the
+        serial walk would have raised it), in the order of ``tasks``."""
+        import multiprocessing
+
+        if self.pool is None:
+            fork = multiprocessing.get_context("fork")
+            walker = self.walker()
+            self.pool = ProcessPoolExecutor(min(self.jobs, len(tasks)), fork, initializer=_start, initargs=(walker,))
+        results: list[Any] = [None] * len(tasks)
+        pending: dict[Future[tuple[str | LayerScan, int]], tuple[int, Step]] = {}
+        here: list[tuple[int, Step]] = []  # steps to run in this process: no process could start, or one died
+
+        def advance(k: int, value: Any) -> None:
+            try:
+                step = tasks[k].plan.send(value)
+            except StopIteration as done:
+                results[k] = done.value
+                return
+            try:
+                pending[self.pool.submit(_child_step, step, tasks[k].open)] = (k, step)  # type: ignore[union-attr]
+            except (BrokenProcessPool, RuntimeError, AssertionError, OSError):  # AssertionError: a daemonic process
+                here.append((k, step))
+
+        def settle(k: int, outcome: Callable[[], tuple[str | LayerScan, int]]) -> None:
+            try:
+                value, scanned = outcome()
+            except READ_ERRORS as exc:
+                results[k] = exc
+                tasks[k].plan.close()
+                return
+            if scanned and self.on_bytes is not None:
+                self.on_bytes(scanned)
+            advance(k, value)
+
+        for k in sorted(range(len(tasks)), key=lambda k: -tasks[k].size):
+            advance(k, None)
+        while pending or here:
+            if here:
+                k, step = here.pop(0)
+                settle(k, functools.partial(self._local, step, tasks[k].open))
+                continue
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                k, step = pending.pop(future)
+                if isinstance(future.exception(), BrokenProcessPool):  # a walker died: the step again, here
+                    here.append((k, step))
+                else:
+                    settle(k, future.result)
+        return results
