@@ -106,7 +106,7 @@ class _Lazy:
         """With --jobs, the walkers that take several layers of a seekable source at once."""
         if self.options.jobs < 2:
             return None
-        fanout = Fanout(lambda: LayerWalker(self.scanner, self.limits), self.options.jobs, self.options.progress)
+        fanout = Fanout(lambda: self.scanner, self.limits, self.options.jobs, self.options.progress)
         return self.stack.enter_context(fanout)
 
 

@@ -3,9 +3,11 @@
 A tarball on disk or an OCI layout can read each layer blob again on a file handle of its own
 (``Member.detached``).  :func:`scanner.layers.collect.collect` then leaves such layers for the end
 of the archive's walk and hands them here: up to N forked processes each take a whole layer,
-largest first, and decompress, hash and scan it themselves (the detectors in the same process, as
-with ``--jobs 1``), so the one serial process of the pipeline (decompression, tar walk and digests
-in the main process, see :mod:`scanner.layers.parallel`) is no longer one for the whole image.
+largest first, and decompress, hash and scan it themselves, so the one serial process of the
+pipeline (decompression, tar walk and digests in the main process, see
+:mod:`scanner.layers.parallel`) is no longer one for the whole image.  With W walkers at once and
+N // W > 1, each walker hands its files to N // W file workers of its own (more jobs than layers:
+the largest layer is then not walked by a single process); otherwise it runs the detectors itself.
 
 A layer's result is worked out as a *plan* (a generator run in this process, where the layer cache
 is): it asks for steps on the layer's bytes, ``"hash"`` (their digest) and ``"walk"`` (a
@@ -24,9 +26,12 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ..detectors import ContentScanner
 from ..models import LayerScan, Readable
+from .nested import FileScanner
+from .parallel import FilePool
 from .streams import HashingReader
-from .walk import READ_ERRORS, LayerWalker
+from .walk import READ_ERRORS, LayerWalker, WalkLimits
 
 Step = Literal["hash", "walk"]
 Plan = Generator[Step, Any, Any]  # sends str (a digest) or LayerScan, returns the layer's result
@@ -42,9 +47,17 @@ class Task:
 _WALKER: LayerWalker | None = None  # in a fanout process: its walker, made once when it starts
 
 
-def _start(walker: LayerWalker) -> None:
+def _start(scanner: ContentScanner, limits: WalkLimits, workers: int) -> None:
+    """A fanout process's walker; with ``workers`` > 1 (more jobs than layers at once), it hands
+    its files to that many file workers of its own, as the main process does with one layer."""
     global _WALKER  # one per forked process, never set in the main one
-    _WALKER = walker
+    pool = None
+    if workers > 1:
+        try:
+            pool = FilePool(FileScanner(scanner, limits.nested), workers).__enter__()  # ends with the process
+        except (OSError, ValueError, AssertionError):
+            pool = None  # the same scan, in this process
+    _WALKER = LayerWalker(scanner, limits, pool=pool)
 
 
 def run_step(walker: LayerWalker, step: Step, opener: Callable[[], Readable]) -> tuple[str | LayerScan, int]:
@@ -70,13 +83,17 @@ def _child_step(step: Step, opener: Callable[[], Readable]) -> tuple[str | Layer
 
 
 class Fanout:
-    """Up to ``jobs`` forked layer walkers, started on first use; use as a context manager.
-    ``walker`` makes a walker that scans files in its own process (no file workers)."""
+    """Up to ``jobs`` forked layer walkers, started on first use; use as a context manager.  With
+    W layers at once and ``jobs`` // W > 1, each walker has that many file workers."""
 
     def __init__(
-        self, walker: Callable[[], LayerWalker], jobs: int, on_bytes: Callable[[int], None] | None = None
+        self,
+        scanner: Callable[[], ContentScanner],
+        limits: WalkLimits,
+        jobs: int,
+        on_bytes: Callable[[int], None] | None = None,
     ) -> None:
-        self.walker = walker
+        self.scanner, self.limits = scanner, limits
         self.jobs = jobs
         self.on_bytes = on_bytes
         self.pool: ProcessPoolExecutor | None = None
@@ -91,7 +108,7 @@ class Fanout:
 
     def _local(self, step: Step, opener: Callable[[], Readable]) -> tuple[str | LayerScan, int]:
         if self.here is None:
-            self.here = self.walker()
+            self.here = LayerWalker(self.scanner(), self.limits)
         return run_step(self.here, step, opener)
 
     def run(self, tasks: list[Task]) -> list[Any]:
@@ -101,8 +118,9 @@ class Fanout:
 
         if self.pool is None:
             fork = multiprocessing.get_context("fork")
-            walker = self.walker()
-            self.pool = ProcessPoolExecutor(min(self.jobs, len(tasks)), fork, initializer=_start, initargs=(walker,))
+            walkers = min(self.jobs, len(tasks))
+            start = (self.scanner(), self.limits, self.jobs // walkers)
+            self.pool = ProcessPoolExecutor(walkers, fork, initializer=_start, initargs=start)
         results: list[Any] = [None] * len(tasks)
         pending: dict[Future[tuple[str | LayerScan, int]], tuple[int, Step]] = {}
         here: list[tuple[int, Step]] = []  # steps to run in this process: no process could start, or one died
