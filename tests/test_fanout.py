@@ -4,8 +4,10 @@ the report of the serial walk, byte for byte, failures included, with and withou
 from __future__ import annotations
 
 import gzip
+import io
 import json
-import shutil
+import os
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +15,19 @@ import pytest
 
 from scanner import ScanOptions, scan_image
 from scanner.errors import LeakscanError
-from scanner.layers.fanout import Fanout
+from scanner.layers.fanout import Fanout, worth_it
 from scanner.report import OutputFormat, renderer_for
 from scanner.sources import OciLayoutSource, TarballSource
-from tests.conftest import ARCHIVES
 from tests.support.tars import compress, docker_archive, layer_tar, sha
 from tests.test_parallel import TOKEN, busy_layer
 
 AWS = b"AKIA" + b"QWERTYUIOPASDFGH"
+
+
+def _padded(entries: list[Any]) -> bytes:
+    """A layer about as large as busy_layer's (3 MiB that no compression shrinks): layers of like
+    size, which the fanout takes (see test_worth_it)."""
+    return layer_tar([*entries, ("pad/r.bin", os.urandom(3 << 20))])
 
 
 def layers() -> list[bytes]:
@@ -28,12 +35,31 @@ def layers() -> list[bytes]:
     return [
         compress(busy_layer(), "gzip"),
         compress(
-            layer_tar([("etc/app.conf", b"aws_access_key_id=" + AWS + b"\n"), ("tmp/t", b"token=" + TOKEN)]), "zstd"
+            _padded([("etc/app.conf", b"aws_access_key_id=" + AWS + b"\n"), ("tmp/t", b"token=" + TOKEN)]), "zstd"
         ),
-        layer_tar([("etc/.wh.app.conf", b""), ("app/.env", b"GITHUB_TOKEN=\n")]),
-        compress(layer_tar([("srv/link", ("hard", "tmp/t")), ("srv/k.txt", b"password=" + TOKEN)]), "gzip"),
-        layer_tar([("app/.wh..wh..opq", b""), ("app/new", b"x = 1\n")]),
+        _padded([("etc/.wh.app.conf", b""), ("app/.env", b"GITHUB_TOKEN=\n")]),
+        compress(_padded([("srv/link", ("hard", "tmp/t")), ("srv/k.txt", b"password=" + TOKEN)]), "gzip"),
+        _padded([("app/.wh..wh..opq", b""), ("app/new", b"x = 1\n")]),
     ]
+
+
+def legacy_archive(blobs: list[bytes]) -> bytes:
+    """docker save before Engine 25: <id>/layer.tar members, which name no digest."""
+    raw = [_raw(b) for b in blobs]
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [sha(r) for r in raw]}}
+    ).encode()
+    members = {f"{sha(config)[7:]}.json": config}
+    names = [f"{k:064x}/layer.tar" for k in range(1, len(raw) + 1)]
+    members.update(zip(names, raw, strict=True))
+    members["manifest.json"] = json.dumps([{"Config": f"{sha(config)[7:]}.json", "Layers": names}]).encode()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
 
 
 def oci_layout(out: Path, blobs: list[bytes]) -> Path:
@@ -118,9 +144,9 @@ def test_layers_walked_at_once_give_the_serial_report(tmp_path: Path, monkeypatc
     for needle in ('"deleted"', '"overwritten"', '"srv/link"', '"lib/app.jar!/conf/app.properties"'):
         assert needle in serial, needle
     assert spy.runs == []  # --jobs 1: no fanout
-    for jobs in (2, 4):
+    for jobs in (2, 3, 8):
         assert report_text(TarballSource(str(archive)), jobs) == serial
-    assert spy.runs == [(5, 2), (5, 4)]  # every layer went to the walkers, that many at once
+    assert spy.runs == [(5, 2), (5, 3), (5, 5)]  # every layer went to the walkers, that many at once
 
 
 def test_an_oci_layout_walked_at_once_gives_the_serial_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -132,15 +158,19 @@ def test_an_oci_layout_walked_at_once_gives_the_serial_report(tmp_path: Path, mo
     assert spy.runs == [(5, 3)]
 
 
-def test_a_corrupt_layer_is_reported_as_the_serial_walk_reports_it(tmp_path: Path) -> None:
+def test_a_corrupt_layer_is_reported_as_the_serial_walk_reports_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     blobs = layers()
     blobs[1] = blobs[1][: len(blobs[1]) // 2]  # a zstd layer cut in the middle
     blobs[3] = blobs[3][: len(blobs[3]) - 40]  # a gzip layer without its end
     archive = tmp_path / "cut.tar"
     archive.write_bytes(docker_archive(blobs))
+    spy = Spy(monkeypatch)
     serial = report_text(TarballSource(str(archive)), 1)
     assert serial.count('"scanned": false') == 2
     assert report_text(TarballSource(str(archive)), 2) == report_text(TarballSource(str(archive)), 4) == serial
+    assert len(spy.runs) == 2
 
 
 def outcome(source: Any, jobs: int) -> str:
@@ -150,7 +180,10 @@ def outcome(source: Any, jobs: int) -> str:
         return f"{type(exc).__name__}: {exc}"
 
 
-def test_an_archive_cut_inside_a_layer_ends_where_the_serial_walk_ends(tmp_path: Path) -> None:
+def test_an_archive_cut_inside_a_layer_ends_where_the_serial_walk_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spy = Spy(monkeypatch)
     whole = docker_archive(layers())
     ends = []
     for cut in (len(whole) // 4, len(whole) // 3, len(whole) // 2, len(whole) * 3 // 4):
@@ -159,13 +192,12 @@ def test_an_archive_cut_inside_a_layer_ends_where_the_serial_walk_ends(tmp_path:
         serial = outcome(TarballSource(str(archive)), 1)
         ends.append("could not be read to its end" in serial)
         assert outcome(TarballSource(str(archive)), 3) == serial, cut
-    assert all(ends)
+    assert all(ends) and spy.runs  # some of the cut archives fanned out
 
 
 def test_cached_layers_are_not_walked_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     legacy = tmp_path / "legacy.tar"  # <id>/layer.tar names: hashed, looked up, walked after a miss
-    with gzip.open(ARCHIVES / "sample-docker-legacy.tar.gz") as src, legacy.open("wb") as dst:
-        shutil.copyfileobj(src, dst)
+    legacy.write_bytes(legacy_archive(layers()))
     blobs = tmp_path / "blobs.tar"  # digest names: verified against the cache's result
     blobs.write_bytes(docker_archive(layers()))
     for archive in (legacy, blobs):
@@ -179,6 +211,45 @@ def test_cached_layers_are_not_walked_again(tmp_path: Path, monkeypatch: pytest.
             for _ in range(2)
         ]
         assert fanned == serial
-        assert '"cached_layers": 0' in serial[0] and '"cached_layers": 0' not in serial[1]
-        assert spy.runs[0][0] >= 2  # the first scan fanned out
+        assert '"cached_layers": 0' in serial[0] and '"cached_layers": 5' in serial[1]
+        assert [n for n, _ in spy.runs] == [5, 5]  # both scans fanned out: walks, then hashes
         monkeypatch.undo()
+
+
+def test_more_jobs_than_layers_give_each_walker_file_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    archive = tmp_path / "two.tar"
+    archive.write_bytes(docker_archive(layers()[:2]))
+    spy = Spy(monkeypatch)
+    serial = report_text(TarballSource(str(archive)), 1)
+    assert report_text(TarballSource(str(archive)), 4) == serial and '"lib/app.jar!/conf/app.properties"' in serial
+    assert spy.runs == [(2, 2)]  # two walkers, each with two file workers (jobs // walkers)
+
+
+def test_one_layer_holding_most_of_the_bytes_goes_through_the_pipeline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = tmp_path / "lopsided.tar"
+    archive.write_bytes(docker_archive([layer_tar([("big", os.urandom(20 << 20))]), layers()[2]]))
+    spy = Spy(monkeypatch)
+    assert report_text(TarballSource(str(archive)), 2) == report_text(TarballSource(str(archive)), 1)
+    assert spy.runs == []
+
+
+@pytest.mark.parametrize(
+    ("sizes", "jobs", "fan"),
+    [
+        ([100], 4, False),  # one layer: the pipeline
+        ([100, 100], 1, False),
+        ([100, 100], 2, True),
+        ([100, 40], 2, True),  # 100 of 140 on one walker: 1.3 * 100 <= 140
+        ([100, 20], 2, False),  # one layer holds most of the bytes
+        ([100, 20], 4, True),  # two walkers with two file workers each
+        ([100] * 5, 3, True),
+        ([100] * 5, 4, False),  # two layers on one walker while the pipeline would take 1 / 2.6
+        ([100] * 5, 8, True),
+        ([500, 100, 100, 100, 100], 8, False),  # the largest layer: 500 of 900, 1 / 2.86 would do
+        ([500, 100, 100, 100, 100], 16, True),  # three file workers per walker
+    ],
+)
+def test_worth_it(sizes: list[int], jobs: int, fan: bool) -> None:
+    assert worth_it(sizes, jobs) is fan

@@ -20,6 +20,7 @@ dies, the steps run here, one after the other: the same results, slower.
 from __future__ import annotations
 
 import functools
+import heapq
 from collections.abc import Callable, Generator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -80,6 +81,35 @@ def run_step(walker: LayerWalker, step: Step, opener: Callable[[], Readable]) ->
 def _child_step(step: Step, opener: Callable[[], Readable]) -> tuple[str | LayerScan, int]:
     assert _WALKER is not None
     return run_step(_WALKER, step, opener)
+
+
+# The pipeline's measured shape (docs/performance.md, "Scaling past two cores"): the main process's
+# stages (read, decompress, hash, tar walk, hand-off) are about a third of a layer's work, and two
+# cores gave it 1.2-1.3 times the speed of one: its speed-up on N cores is taken as
+# min(PIPE_EFFICIENCY * N, 1 / PIPE_SERIAL).
+PIPE_SERIAL, PIPE_EFFICIENCY = 0.35, 0.65
+
+
+def makespan(sizes: list[int], n: int) -> int:
+    """The largest load when ``sizes`` go, the largest first, to the least loaded of ``n``."""
+    loads = [0] * max(1, n)
+    for size in sorted(sizes, reverse=True):
+        heapq.heapreplace(loads, loads[0] + size)
+    return max(loads)
+
+
+def worth_it(sizes: list[int], jobs: int) -> bool:
+    """Whether walking these layers at once should beat walking them one after the other with
+    ``jobs`` file workers, by their sizes: always when every walker gets file workers of its own
+    (twice as many jobs as layers), else when the layers balance well enough that the largest
+    share of them is less than what the pipeline would take (one layer holding most of the bytes
+    is faster through the pipeline)."""
+    walkers = min(jobs, len(sizes))
+    if walkers < 2:
+        return False
+    if jobs // walkers > 1:
+        return True
+    return makespan(sizes, jobs) * min(PIPE_EFFICIENCY * jobs, 1 / PIPE_SERIAL) <= sum(sizes)
 
 
 class Fanout:
