@@ -15,7 +15,7 @@ import pytest
 
 from scanner import ScanOptions, scan_image
 from scanner.errors import LeakscanError
-from scanner.layers.fanout import Fanout, worth_it
+from scanner.layers.fanout import Fanout, walkers
 from scanner.report import OutputFormat, renderer_for
 from scanner.sources import OciLayoutSource, TarballSource
 from tests.support.tars import compress, docker_archive, layer_tar, sha
@@ -26,7 +26,7 @@ AWS = b"AKIA" + b"QWERTYUIOPASDFGH"
 
 def _padded(entries: list[Any]) -> bytes:
     """A layer about as large as busy_layer's (3 MiB that no compression shrinks): layers of like
-    size, which the fanout takes (see test_worth_it)."""
+    size, which the fanout takes (see test_walkers)."""
     return layer_tar([*entries, ("pad/r.bin", os.urandom(3 << 20))])
 
 
@@ -122,8 +122,8 @@ class Spy:
         self.runs: list[tuple[int, int]] = []
         run = Fanout.run
 
-        def spied(fanout: Fanout, tasks: list[Any]) -> list[Any]:
-            out = run(fanout, tasks)
+        def spied(fanout: Fanout, tasks: list[Any], at_once: int) -> list[Any]:
+            out = run(fanout, tasks, at_once)
             self.runs.append((len(tasks), len(fanout.pool._processes or {}) if fanout.pool else 0))
             return out
 
@@ -221,8 +221,8 @@ def test_more_jobs_than_layers_give_each_walker_file_workers(tmp_path: Path, mon
     archive.write_bytes(docker_archive(layers()[:2]))
     spy = Spy(monkeypatch)
     serial = report_text(TarballSource(str(archive)), 1)
-    assert report_text(TarballSource(str(archive)), 4) == serial and '"lib/app.jar!/conf/app.properties"' in serial
-    assert spy.runs == [(2, 2)]  # two walkers, each with two file workers (jobs // walkers)
+    assert report_text(TarballSource(str(archive)), 6) == serial and '"lib/app.jar!/conf/app.properties"' in serial
+    assert spy.runs == [(2, 2)]  # two walkers, each with three file workers (jobs // walkers)
 
 
 def test_one_layer_holding_most_of_the_bytes_goes_through_the_pipeline(
@@ -236,20 +236,20 @@ def test_one_layer_holding_most_of_the_bytes_goes_through_the_pipeline(
 
 
 @pytest.mark.parametrize(
-    ("sizes", "jobs", "fan"),
+    ("sizes", "jobs", "at_once"),
     [
-        ([100], 4, False),  # one layer: the pipeline
-        ([100, 100], 1, False),
-        ([100, 100], 2, True),
-        ([100, 40], 2, True),  # 100 of 140 on one walker: 1.3 * 100 <= 140
-        ([100, 20], 2, False),  # one layer holds most of the bytes
-        ([100, 20], 4, True),  # two walkers with two file workers each
-        ([100] * 5, 3, True),
-        ([100] * 5, 4, False),  # two layers on one walker while the pipeline would take 1 / 2.6
-        ([100] * 5, 8, True),
-        ([500, 100, 100, 100, 100], 8, False),  # the largest layer: 500 of 900, 1 / 2.86 would do
-        ([500, 100, 100, 100, 100], 16, True),  # three file workers per walker
+        ([100], 4, 0),  # one layer: the pipeline
+        ([100, 100], 1, 0),
+        ([100, 100], 2, 2),
+        ([100, 40], 2, 2),  # 100 on one walker against 140 / 1.3 through the pipeline
+        ([100, 20], 2, 0),  # one layer holds most of the bytes: 120 / 1.3 < 100
+        ([100, 20], 4, 0),  # 120 / 2.6 against 100 / 1.3 with two file workers per walker
+        ([100, 100], 6, 2),  # 100 / 1.95 (three file workers each) against 200 / 2.86
+        ([100] * 5, 3, 3),
+        ([100] * 5, 4, 0),  # 500 / 2.6 < 200 on four walkers
+        ([100] * 5, 8, 5),
+        ([500, 100, 100, 100, 100], 8, 2),  # 500 / 2.6 (four file workers) against 900 / 2.86
     ],
 )
-def test_worth_it(sizes: list[int], jobs: int, fan: bool) -> None:
-    assert worth_it(sizes, jobs) is fan
+def test_walkers(sizes: list[int], jobs: int, at_once: int) -> None:
+    assert walkers(sizes, jobs) == at_once

@@ -19,7 +19,7 @@ from ..cache import LayerCache, Proofs, claimed_digest
 from ..errors import FormatError
 from ..models import LayerScan, Readable, sha256_hex
 from ..sources.interface import Member
-from .fanout import Fanout, Plan, Task, worth_it
+from .fanout import Fanout, Plan, Task, walkers
 from .streams import HashingReader, read_head, safe_reason
 from .walk import READ_ERRORS, looks_like_tar, sniff
 
@@ -195,10 +195,10 @@ def _record(archive: Archive, path: str, size: int, proven: _Proven) -> None:
 def _walk_later(archive: Archive, later: dict[str, Task], walker: Walker, fanout: Fanout | None) -> None:
     """The layers left for the end, walked and put in their places: several at once, or here when
     that would not be faster (one layer, or one that holds most of the bytes: the file workers
-    scan it, see :func:`scanner.layers.fanout.worth_it`).  A layer whose bytes
+    scan it, see :func:`scanner.layers.fanout.walkers`).  A layer whose bytes
     could not be read to their end ends the archive there, as it ends the serial walk."""
-    if fanout is not None and worth_it([task.size for task in later.values()], fanout.jobs):
-        outcomes = fanout.run(list(later.values()))
+    if fanout is not None and (at_once := walkers([task.size for task in later.values()], fanout.jobs)):
+        outcomes = fanout.run(list(later.values()), at_once)
     else:
         outcomes = []
         for task in later.values():

@@ -86,7 +86,7 @@ def _child_step(step: Step, opener: Callable[[], Readable]) -> tuple[str | Layer
 # The pipeline's measured shape (docs/performance.md, "Scaling past two cores"): the main process's
 # stages (read, decompress, hash, tar walk, hand-off) are about a third of a layer's work, and two
 # cores gave it 1.2-1.3 times the speed of one: its speed-up on N cores is taken as
-# min(PIPE_EFFICIENCY * N, 1 / PIPE_SERIAL).
+# min(PIPE_EFFICIENCY * N, 1 / PIPE_SERIAL), and a layer's time as its size (see walkers()).
 PIPE_SERIAL, PIPE_EFFICIENCY = 0.35, 0.65
 
 
@@ -98,23 +98,26 @@ def makespan(sizes: list[int], n: int) -> int:
     return max(loads)
 
 
-def worth_it(sizes: list[int], jobs: int) -> bool:
-    """Whether walking these layers at once should beat walking them one after the other with
-    ``jobs`` file workers, by their sizes: always when every walker gets file workers of its own
-    (twice as many jobs as layers), else when the layers balance well enough that the largest
-    share of them is less than what the pipeline would take (one layer holding most of the bytes
-    is faster through the pipeline)."""
-    walkers = min(jobs, len(sizes))
-    if walkers < 2:
-        return False
-    if jobs // walkers > 1:
-        return True
-    return makespan(sizes, jobs) * min(PIPE_EFFICIENCY * jobs, 1 / PIPE_SERIAL) <= sum(sizes)
+def _speedup(jobs: int) -> float:
+    """The pipeline's speed-up with ``jobs`` file workers (1: the detectors in the walker)."""
+    return min(PIPE_EFFICIENCY * jobs, 1 / PIPE_SERIAL) if jobs > 1 else 1.0
+
+
+def walkers(sizes: list[int], jobs: int) -> int:
+    """How many layers to walk at once, each walker with ``jobs`` // that many file workers if
+    more than one, so that the layers, by their sizes, should take the least time; 0 when walking
+    them one after the other through the pipeline with ``jobs`` file workers should be fastest
+    (one layer, or one that holds most of the bytes)."""
+    best, choice = sum(sizes) / _speedup(jobs), 0
+    for n in range(2, min(jobs, len(sizes)) + 1):
+        if (spent := makespan(sizes, n) / _speedup(jobs // n)) < best:
+            best, choice = spent, n
+    return choice
 
 
 class Fanout:
-    """Up to ``jobs`` forked layer walkers, started on first use; use as a context manager.  With
-    W layers at once and ``jobs`` // W > 1, each walker has that many file workers."""
+    """Forked layer walkers, started on first use; use as a context manager.  With W layers at
+    once (:func:`walkers`) and ``jobs`` // W > 1, each walker has that many file workers."""
 
     def __init__(
         self,
@@ -141,14 +144,13 @@ class Fanout:
             self.here = LayerWalker(self.scanner(), self.limits)
         return run_step(self.here, step, opener)
 
-    def run(self, tasks: list[Task]) -> list[Any]:
-        """Each task's plan run to its end: its result, or the read error that ended it (as the
-        serial walk would have raised it), in the order of ``tasks``."""
+    def run(self, tasks: list[Task], walkers: int) -> list[Any]:
+        """Each task's plan run to its end, ``walkers`` at once: its result, or the read error
+        that ended it (as the serial walk would have raised it), in the order of ``tasks``."""
         import multiprocessing
 
         if self.pool is None:
             fork = multiprocessing.get_context("fork")
-            walkers = min(self.jobs, len(tasks))
             start = (self.scanner(), self.limits, self.jobs // walkers)
             self.pool = ProcessPoolExecutor(walkers, fork, initializer=_start, initargs=start)
         results: list[Any] = [None] * len(tasks)
