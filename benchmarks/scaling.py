@@ -42,6 +42,7 @@ import tarfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import zstandard
 
@@ -49,6 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.throughput import build_layer  # noqa: E402
+from scanner.layers.fanout import walkers  # noqa: E402
 from scanner.layers.streams import READ_SIZE, RawReader, decompressor, sniff  # noqa: E402
 from scanner.layers.tarstream import TarStream  # noqa: E402
 
@@ -185,6 +187,36 @@ def _handoff(files: list[tuple[str, bytes]]) -> float:
     return spent
 
 
+def _startup() -> float:
+    """CPU seconds of the CLI's start-up and a scan of nothing (the median of 5): serial wherever
+    the layers go."""
+    import resource
+    import subprocess
+
+    spent = []
+    for _ in range(5):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run(
+            [sys.executable, "-c", "import scanner.cli, scanner.detectors as d; d.build_detectors([])"],
+            cwd=ROOT,
+            check=True,
+        )
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        spent.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return statistics.median(spent)
+
+
+def _largest_file(files: list[tuple[str, bytes]], scanner: object) -> float:
+    """The detectors' CPU time on the file that takes longest: a file goes to one file worker,
+    so no pipeline finishes a layer sooner."""
+    longest = 0.0
+    for name, data in files:
+        start = time.process_time()
+        scanner.scan(io.BytesIO(data), name, len(data))  # type: ignore[attr-defined]
+        longest = max(longest, time.process_time() - start)
+    return longest
+
+
 def _detect(files: list[tuple[str, bytes]], scanner: object) -> None:
     for name, data in files:
         scanner.scan(io.BytesIO(data), name, len(data))  # type: ignore[attr-defined]
@@ -198,7 +230,7 @@ def lpt(times: list[float], n: int) -> float:
     return max(loads)
 
 
-def stages(out: Path, compress: str, repeat: int) -> None:
+def stages(out: Path, compress: str, repeat: int, reuse: bool) -> None:
     from scanner import ScanOptions, scan_image
     from scanner.detectors import ContentScanner, build_detectors
     from scanner.layers.nested import FileScanner
@@ -206,8 +238,13 @@ def stages(out: Path, compress: str, repeat: int) -> None:
 
     image = out / f"image-{compress}.tar"
     plains = sorted(out.glob("layer*.tar"), key=lambda p: int(p.stem[5:]))
+    saved = out / f"stages-{compress}.json"  # the measurement, for --reuse (the model printed again)
+    if reuse and saved.exists():
+        doc = json.loads(saved.read_text())
+        _project(plains, compress, [tuple(r) for r in doc["rows"]], doc["whole"], doc["repeat"])
+        return
     scanner = FileScanner(ContentScanner(build_detectors([])))
-    rows = []
+    rows: list[tuple[str, float, dict[str, float]]] = []
     for plain in plains:
         blob = plain if compress == "none" else plain.with_suffix(f".{compress}")
         files = _files(plain)
@@ -218,42 +255,77 @@ def stages(out: Path, compress: str, repeat: int) -> None:
             "walk": _median(lambda p=plain: _walk(p), repeat),  # type: ignore[misc]
             "hand-off": statistics.median(_handoff(files) for _ in range(repeat)),
             "detectors": _median(lambda f=files: _detect(f, scanner), repeat),  # type: ignore[misc]
+            "largest file": _largest_file(files, scanner),
         }
         rows.append((plain.name, sum(len(d) for _, d in files) / 1e6, row))
         del files
     whole = _median(lambda: scan_image(TarballSource(str(image)), ScanOptions(jobs=1)), repeat)
+    saved.write_text(json.dumps({"rows": rows, "whole": whole, "repeat": repeat}))
+    _project(plains, compress, rows, whole, repeat)
+
+
+def _project(plains: list[Path], compress: str, rows: list[Any], whole: float, repeat: int) -> None:
     layer_times = [r["decompress"] + r["read"] + r["hash"] + r["walk"] + r["detectors"] for _, _, r in rows]
-    fixed = max(0.0, whole - sum(layer_times))
+    startup = _startup()
+    fixed = max(0.0, whole - sum(layer_times)) + startup
+    whole += startup
     names = list(rows[0][2])
     print(f"image-{compress}.tar, CPU seconds per stage (median of {repeat}), one process:")
-    print(f"{'layer':12} {'MB':>6} " + " ".join(f"{n:>10}" for n in names) + f" {'layer':>8}")
+    print(f"{'layer':12} {'MB':>6} " + " ".join(f"{n:>12}" for n in names) + f" {'layer':>8}")
     for (name, mb, r), total in zip(rows, layer_times, strict=True):
-        print(f"{name:12} {mb:6.0f} " + " ".join(f"{r[n]:10.2f}" for n in names) + f" {total:8.2f}")
+        print(f"{name:12} {mb:6.0f} " + " ".join(f"{r[n]:12.2f}" for n in names) + f" {total:8.2f}")
     sums = {n: sum(r[n] for _, _, r in rows) for n in names}
     t1 = whole
-    print(f"whole scan --jobs 1 in this process: {t1:.2f} s; beyond the layers (fixed): {fixed:.2f} s")
+    print(
+        f"whole scan --jobs 1: {t1:.2f} s with the CLI's start-up ({startup:.2f} s: Python, imports, detectors); "
+        f"beyond the layers (fixed): {fixed:.2f} s"
+    )
     print("\nshare of the --jobs 1 time, and whether each is serial:")
     main = sums["decompress"] + sums["read"] + sums["hash"] + sums["walk"]
     for n in names:
         where = "parallel (workers)" if n == "detectors" else "serial in the pipeline, per layer in the fanout"
         if n == "hand-off":
             where = "serial in the pipeline only (not in the --jobs 1 time)"
-        print(f"  {n:11} {sums[n]:7.2f} s  {sums[n] / t1:6.1%}  {where}")
-    print(f"  {'fixed':11} {fixed:7.2f} s  {fixed / t1:6.1%}  serial in both")
+        if n == "largest file":
+            where = "(part of detectors) the pipeline's least time for a layer: one file, one worker"
+        print(f"  {n:12} {sums[n]:7.2f} s  {sums[n] / t1:6.1%}  {where}")
+    print(f"  {'fixed':12} {fixed:7.2f} s  {fixed / t1:6.1%}  serial in both")
     s_pipe = (fixed + main + sums["hand-off"]) / t1
-    s_fan = fixed / t1
-    print(f"\nserial fraction: pipeline {s_pipe:.1%} (fixed + main process stages + hand-off); fanout {s_fan:.1%}")
+    print(f"\nserial fraction: pipeline {s_pipe:.1%} (fixed + main process stages + hand-off); fanout {fixed / t1:.1%}")
     big, total = max(layer_times), sum(layer_times)
     print(f"largest layer: {big:.2f} s of {total:.2f} s ({big / total:.0%})")
-    print(f"\n{'cores':>5} {'pipeline Amdahl':>16} {'pipeline overlap':>17} {'fanout (LPT)':>13}   speed-ups")
+    m = [r["decompress"] + r["read"] + r["hash"] + r["walk"] for _, _, r in rows]
+    h = [r["hand-off"] for _, _, r in rows]
+    d = [r["detectors"] for _, _, r in rows]
+    biggest = [r["largest file"] for _, _, r in rows]
+
+    def piped(i: int, k: int) -> float:
+        """Layer i through a pipeline of k file workers (k < 2: one process)."""
+        return m[i] + d[i] if k < 2 else max(m[i] + h[i], (m[i] + h[i] + d[i]) / k, biggest[i])
+
+    def fanned(n: int, w: int) -> float:
+        return fixed + lpt([piped(i, n // w) for i in range(len(rows))], w)
+
+    sizes = [(p if compress == "none" else p.with_suffix(f".{compress}")).stat().st_size for p in plains]
+    print(
+        "\nprojected wall time (speed-up): Amdahl (pipeline, serial part as above); pipeline (main overlaps its"
+        "\nworkers within a layer); the engine's choice (scanner.layers.fanout.walkers, by the blobs' sizes: W"
+        "\nlayers at once, 0 = pipeline); the best W; the bound if any core could scan any layer's files"
+    )
+    print(f"{'cores':>5} {'Amdahl':>13} {'pipeline':>13} {'engine':>18} {'best fanout':>18} {'bound':>13}")
     for n in (1, 2, 4, 8, 16):
-        amdahl = t1 * (s_pipe + (1 - s_pipe) / n) if n > 1 else t1
-        overlap = fixed + max(main + sums["hand-off"], sums["detectors"] / n) if n > 1 else t1
-        fan = fixed + lpt(layer_times, n)
-        print(
-            f"{n:5} {amdahl:14.2f} s {overlap:15.2f} s {fan:11.2f} s   "
-            f"{t1 / amdahl:4.2f} {t1 / overlap:4.2f} {t1 / fan:4.2f}"
-        )
+        amdahl = fixed + main + sums["hand-off"] + sums["detectors"] / n if n > 1 else t1
+        pipe = fixed + sum(piped(i, n) for i in range(len(rows))) if n > 1 else t1
+        w = walkers(sizes, n)
+        engine = fanned(n, w) if w else pipe
+        best_w = min(range(2, min(n, len(rows)) + 1), key=lambda w: fanned(n, w), default=0)
+        best = fanned(n, best_w) if best_w else pipe
+        bound = fixed + max(max(m), (sum(m) + sum(d)) / n)
+
+        def cell(t: float) -> str:
+            return f"{t:6.2f} ({t1 / t:4.2f})"
+
+        print(f"{n:5} {cell(amdahl)} {cell(pipe)} {cell(engine)} W={w:<2} {cell(best)} W={best_w:<2} {cell(bound)}")
 
 
 def main() -> None:
@@ -264,11 +336,12 @@ def main() -> None:
     ap.add_argument("--mb", type=int, default=100)
     ap.add_argument("--compress", choices=["none", "gzip", "zstd"], default="gzip")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--reuse", action="store_true", help="print the model again from the last measurement")
     args = ap.parse_args()
     if args.what == "build":
         build(args.dir, args.layers, args.mb, args.compress)
     else:
-        stages(args.dir, args.compress, args.repeat)
+        stages(args.dir, args.compress, args.repeat, args.reuse)
 
 
 if __name__ == "__main__":
