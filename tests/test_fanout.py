@@ -253,3 +253,22 @@ def test_one_layer_holding_most_of_the_bytes_goes_through_the_pipeline(
 )
 def test_walkers(sizes: list[int], jobs: int, at_once: int) -> None:
     assert walkers(sizes, jobs) == at_once
+
+
+def _scan_in_daemon(path: str, out: Any) -> None:
+    out.put(report_text(TarballSource(path), 2))
+
+
+def test_where_no_walker_process_can_start_the_layers_are_walked_here(tmp_path: Path) -> None:
+    """A daemonic process (an embedded service worker) may not have children: the same report."""
+    import multiprocessing
+
+    archive = tmp_path / "five.tar"
+    archive.write_bytes(docker_archive(layers()))
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    proc = ctx.Process(target=_scan_in_daemon, args=(str(archive), out), daemon=True)
+    proc.start()
+    got = out.get(timeout=120)
+    proc.join(30)
+    assert got == report_text(TarballSource(str(archive)), 1) and '"complete": true' in got
