@@ -3,9 +3,9 @@
 A tarball on disk or an OCI layout can read each layer blob again on a file handle of its own
 (``Member.detached``).  :func:`scanner.layers.collect.collect` then leaves such layers for the end
 of the archive's walk and hands them here: W forked processes (W <= N, from the layers' sizes:
-:func:`walkers`) each take a whole layer, largest first, and decompress, hash and scan it themselves, so the one serial process of the
-pipeline (decompression, tar walk and digests in the main process, see
-:mod:`scanner.layers.parallel`) is no longer one for the whole image.  With W walkers at once and
+:func:`walkers`) each take a whole layer, largest first, and decompress, hash and scan it
+themselves, so the one serial process of the pipeline (decompression, tar walk and digests in the
+main process, see :mod:`scanner.layers.parallel`) is no longer one for the whole image.  With W walkers at once and
 N // W > 1, each walker hands its files to N // W file workers of its own (more jobs than layers:
 the largest layer is then not walked by a single process); otherwise it runs the detectors itself.
 
