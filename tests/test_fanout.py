@@ -272,3 +272,25 @@ def test_where_no_walker_process_can_start_the_layers_are_walked_here(tmp_path: 
     got = out.get(timeout=120)
     proc.join(30)
     assert got == report_text(TarballSource(str(archive)), 1) and '"complete": true' in got
+
+
+def test_a_member_name_that_comes_twice_is_the_later_member(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in the serial walk, the second member of a name replaces the first: a decoy layer first."""
+    blobs = layers()
+    with tarfile.open(fileobj=io.BytesIO(docker_archive(blobs))) as src:
+        members = [(m, src.extractfile(m).read()) for m in src.getmembers()]  # type: ignore[union-attr]
+    target = next(m.name for m, data in members if data == blobs[3])
+    decoy = compress(_padded([("srv/k.txt", b"nothing here")]), "gzip")
+    archive = tmp_path / "twice.tar"
+    with tarfile.open(archive, "w") as tar:
+        for m, data in members:
+            if m.name == target:
+                info = tarfile.TarInfo(target)
+                info.size = len(decoy)
+                tar.addfile(info, io.BytesIO(decoy))
+            tar.addfile(m, io.BytesIO(data))
+    spy = Spy(monkeypatch)
+    serial = report_text(TarballSource(str(archive)), 1)
+    assert '"srv/k.txt"' in serial  # the later member's finding
+    assert report_text(TarballSource(str(archive)), 2) == serial
+    assert spy.runs == [(5, 2)]

@@ -147,7 +147,8 @@ def collect(
     later: dict[str, Task] = {}  # for the fanout, by member path, in the archive's order
     try:
         for member in members:
-            later.pop(member.path, None)  # a later member of the same name replaces it
+            if member.link is not None or member.stream is not None:
+                later.pop(member.path, None)  # replaced by a later member of the same name
             if member.link is not None:
                 archive.records[member.path] = BlobRecord(member.path, 0, link=member.link)
                 continue
