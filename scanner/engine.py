@@ -32,6 +32,7 @@ from .findings.fingerprint import load_key
 from .findings.suppress import Suppressions
 from .layers.archive import MetaDoc, ResolvedArchive, ResolvedImage, iter_json_strings, resolve
 from .layers.collect import Archive, archive_from_shell, attach_vouched, collect, export_shell
+from .layers.fanout import Fanout
 from .layers.nested import FileScanner, NestedLimits
 from .layers.parallel import FilePool
 from .layers.provenance import Owners
@@ -101,6 +102,13 @@ class _Lazy:
     def walk(self, blob: Readable, head: bytes = b"") -> LayerScan:
         return self.walker.walk(blob, head)
 
+    def fanout(self) -> Fanout | None:
+        """With --jobs, the walkers that take several layers of a seekable source at once."""
+        if self.options.jobs < 2:
+            return None
+        fanout = Fanout(lambda: self.scanner, self.limits, self.options.jobs, self.options.progress)
+        return self.stack.enter_context(fanout)
+
 
 def scan_image(source: ImageSource, options: ScanOptions | None = None) -> ScanReport:
     options = options or ScanOptions()
@@ -123,7 +131,9 @@ def scan_image(source: ImageSource, options: ScanOptions | None = None) -> ScanR
         shell = cache.get_doc(f"export:{vouched[0]}") if cache is not None and vouched is not None else None
         archive = archive_from_shell(shell, *vouched) if shell is not None and vouched is not None else None
         if archive is None:
-            archive = collect(source.members(), lazy, cache=cache, proofs=proofs, defer=vouched is not None)
+            archive = collect(
+                source.members(), lazy, cache=cache, proofs=proofs, defer=vouched is not None, fanout=lazy.fanout()
+            )
             if cache is not None and vouched is not None:
                 archive.attached = attach_vouched(archive, *vouched)
             _keep_export(source, cache, archive)

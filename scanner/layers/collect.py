@@ -19,6 +19,7 @@ from ..cache import LayerCache, Proofs, claimed_digest
 from ..errors import FormatError
 from ..models import LayerScan, Readable, sha256_hex
 from ..sources.interface import Member
+from .fanout import Fanout, Plan, Task, walkers
 from .streams import HashingReader, read_head, safe_reason
 from .walk import READ_ERRORS, looks_like_tar, sniff
 
@@ -85,41 +86,46 @@ def _digest(stream: Readable, head: bytes) -> str:
     return reader.digest
 
 
-def _verified(member: Member, head: bytes, digest: str, scan: LayerScan) -> LayerScan:
-    """``scan``, cached for the digest ``member``'s name claims, once its bytes hash to it."""
-    # a member whose bytes lie about the digest its name claims is never a cache hit
-    if _digest(member.stream, head) != digest:  # type: ignore[arg-type]
-        return replace(
-            scan,
-            files=(),
-            entries=(),
-            files_scanned=0,
-            error=f"content does not match the digest its name claims ({digest}); not scanned",
-        )
-    return scan
-
-
-def _layer(member: Member, head: bytes, walker: Walker, cache: LayerCache | None, tried: str | None) -> _Proven:
+def _plan(path: str, cache: LayerCache | None, tried: str | None, rereadable: bool) -> Plan:
     """A layer member's result, from the cache once its bytes prove the digest, else walked; with
     the digest its bytes were proven to have (None when they were not read whole).  ``tried``: a
-    digest already known for these bytes and missed in the cache."""
-    stream = member.stream
+    digest already known for these bytes and missed in the cache.  A plan (see
+    :mod:`scanner.layers.fanout`): it yields the steps on the bytes it needs and is sent their
+    results, here (:func:`_layer`) or in another process."""
     if cache is not None:
-        claimed = claimed_digest(member.path)
-        if claimed is None and member.reopen is not None and tried is None:
+        claimed = claimed_digest(path)
+        if claimed is None and rereadable and tried is None:
             # a name without a digest (docker's legacy <id>/layer.tar), in a file on disk: hash the
             # bytes, look them up, and walk them from the start again after a miss
-            digest = _digest(stream, head)  # type: ignore[arg-type]
+            digest = yield "hash"
             if (scan := cache.get(digest)) is not None:
                 return scan, digest
-            stream, head = member.reopen(), b""
         elif claimed is not None and claimed != tried and (scan := cache.get(claimed)) is not None:
-            scan = _verified(member, head, claimed, scan)
-            return scan, (claimed if scan.error is None else None)
-    scan = walker.walk(stream, head)  # type: ignore[arg-type]
+            # a member whose bytes lie about the digest its name claims is never a cache hit
+            if (yield "hash") != claimed:
+                reason = f"content does not match the digest its name claims ({claimed}); not scanned"
+                return replace(scan, files=(), entries=(), files_scanned=0, error=reason), None
+            return scan, claimed
+    scan = yield "walk"
     if cache is not None:
         cache.put(scan)
     return scan, (scan.blob_digest if scan.error is None else None)
+
+
+def _layer(member: Member, head: bytes, walker: Walker, cache: LayerCache | None, tried: str | None) -> _Proven:
+    """The plan of a layer member, run here on its stream (read again from the start if need be)."""
+    plan = _plan(member.path, cache, tried, member.reopen is not None)
+    stream, fresh = member.stream, True
+    try:
+        step = next(plan)
+        while True:
+            if not fresh and member.reopen is not None:
+                stream, head = member.reopen(), b""
+            fresh = False
+            step = plan.send(_digest(stream, head) if step == "hash" else walker.walk(stream, head))  # type: ignore[arg-type]
+    except StopIteration as done:
+        result: _Proven = done.value
+        return result
 
 
 def collect(
@@ -129,14 +135,20 @@ def collect(
     cache: LayerCache | None = None,
     proofs: Proofs | None = None,
     defer: bool = False,
+    fanout: Fanout | None = None,
 ) -> Archive:
     """Every member, classified; ``proofs`` are digests proven by an earlier scan of the same
     unchanged bytes (see scanner.cache).  ``Archive.proven`` holds the proofs of this scan.  With
     ``defer``, a layer whose name claims no digest is left unread (every layer of the image is in
-    the cache, by the diff_ids the source vouches for): :func:`attach_vouched` fills it in."""
+    the cache, by the diff_ids the source vouches for): :func:`attach_vouched` fills it in.  With
+    ``fanout``, the layers a source can read again on their own are walked after the other
+    members, several at once (see :mod:`scanner.layers.fanout`); the archive is the same."""
     archive = Archive()
+    later: dict[str, Task] = {}  # for the fanout, by member path, in the archive's order
     try:
         for member in members:
+            if member.link is not None or member.stream is not None:
+                later.pop(member.path, None)  # replaced by a later member of the same name
             if member.link is not None:
                 archive.records[member.path] = BlobRecord(member.path, 0, link=member.link)
                 continue
@@ -155,10 +167,12 @@ def collect(
                 if defer and claimed_digest(member.path) is None:
                     archive.records[member.path] = BlobRecord(member.path, member.size, deferred=True)
                     continue
-                scan, digest = _layer(member, head, walker, cache, known)
-                archive.records[member.path] = BlobRecord(member.path, member.size, layer=scan)
-                if digest is not None:
-                    archive.proven[member.path] = (digest, member.size)
+                if fanout is not None and member.detached is not None:
+                    archive.records[member.path] = BlobRecord(member.path, member.size)  # its place
+                    plan = _plan(member.path, cache, known, member.reopen is not None)
+                    later[member.path] = Task(plan, member.detached, member.size)
+                    continue
+                _record(archive, member.path, member.size, _layer(member, head, walker, cache, known))
             elif member.size <= json_limit:
                 archive.records[member.path] = BlobRecord(member.path, member.size, data=head + member.stream.read())
             else:
@@ -167,7 +181,58 @@ def collect(
                 )
     except READ_ERRORS as exc:
         archive.errors.append(f"the archive stream could not be read to its end: {safe_reason(exc)}")
+    if later:
+        _walk_later(archive, later, walker, fanout)
     return archive
+
+
+def _record(archive: Archive, path: str, size: int, proven: _Proven) -> None:
+    scan, digest = proven
+    archive.records[path] = BlobRecord(path, size, layer=scan)
+    if digest is not None:
+        archive.proven[path] = (digest, size)
+
+
+def _walk_later(archive: Archive, later: dict[str, Task], walker: Walker, fanout: Fanout | None) -> None:
+    """The layers left for the end, walked and put in their places: several at once, or here when
+    that would not be faster (one layer, or one that holds most of the bytes: the file workers
+    scan it, see :func:`scanner.layers.fanout.walkers`).  A layer whose bytes
+    could not be read to their end ends the archive there, as it ends the serial walk."""
+    if fanout is not None and (at_once := walkers([task.size for task in later.values()], fanout.jobs)):
+        outcomes = fanout.run(list(later.values()), at_once)
+    else:
+        outcomes = []
+        for task in later.values():
+            try:
+                outcomes.append(_run_here(task, walker))
+            except READ_ERRORS as exc:
+                outcomes.append(exc)
+                break
+    for (path, task), outcome in zip(later.items(), outcomes, strict=False):
+        if isinstance(outcome, BaseException):
+            paths = list(archive.records)
+            for dropped in paths[paths.index(path) :]:  # the serial walk ends at this member
+                del archive.records[dropped]
+                archive.proven.pop(dropped, None)
+            archive.errors[:] = [f"the archive stream could not be read to its end: {safe_reason(outcome)}"]
+            return
+        _record(archive, path, task.size, outcome)
+
+
+def _run_here(task: Task, walker: Walker) -> _Proven:
+    """A plan's steps run here, each on the layer's bytes read again from the start."""
+    value: Any = None
+    try:
+        while True:
+            step = task.plan.send(value)
+            stream = task.open()
+            try:
+                value = _digest(stream, b"") if step == "hash" else walker.walk(stream)
+            finally:
+                stream.close()  # type: ignore[attr-defined]
+    except StopIteration as done:
+        result: _Proven = done.value
+        return result
 
 
 def attach_vouched(archive: Archive, config_digest: str, scans: dict[str, LayerScan]) -> int:

@@ -245,6 +245,24 @@ class TarStream:
         return _Member(self, info.offset_data, info.size)
 
 
+class FileSpan:
+    """``size`` bytes of a tar file on disk from ``offset``, on a file handle of its own: a member
+    read again after the walk of the archive moved on, or in another process (see
+    :mod:`scanner.layers.fanout`), with the same checks as the walk's own reader."""
+
+    def __init__(self, file: str, offset: int, size: int) -> None:
+        self._fh = open(file, "rb")  # noqa: SIM115 - closed by close()
+        stream = TarStream(self._fh, seekable=True)
+        stream._jump(offset)
+        self._member = _Member(stream, offset, size)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._member.read(size)
+
+    def close(self) -> None:
+        self._fh.close()
+
+
 class _Member:
     """``size`` bytes of the stream from ``start``; a short stream is an error, as in tarfile."""
 

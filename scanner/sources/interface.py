@@ -36,6 +36,11 @@ class Member:
     # The member's data again from its first byte (a tarball on disk), for a source that can: a
     # member hashed to look it up in the cache is then walked after a miss.
     reopen: Callable[[], Readable] | None = None
+    # The member's data opened anew on a file handle of its own (a tarball on disk, a file of an
+    # OCI layout): valid after the iteration moved on and in a forked process, so that several
+    # layers can be walked at once (scanner.layers.fanout).  A picklable callable; the reader it
+    # returns has a close().
+    detached: Callable[[], Readable] | None = None
 
 
 class ImageSource(ABC):

@@ -6,12 +6,18 @@ recorded as links and never followed out of the directory.
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from .interface import ImageSource, Member, SourceError, file_identity
+
+
+def _open_blob(path: str) -> BinaryIO:
+    return open(path, "rb")
 
 
 class OciLayoutSource(ImageSource):
@@ -52,4 +58,5 @@ class OciLayoutSource(ImageSource):
                 except OSError as exc:
                     raise SourceError(f"cannot read {full}: {exc.strerror}") from None
                 with fh:
-                    yield Member(rel, os.fstat(fh.fileno()).st_size, stream=fh)
+                    detached = functools.partial(_open_blob, os.path.realpath(full))
+                    yield Member(rel, os.fstat(fh.fileno()).st_size, stream=fh, detached=detached)

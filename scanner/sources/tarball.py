@@ -17,13 +17,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..layers.streams import READ_SIZE, HashingReader, RawReader, decompressor, normalize, read_head, sniff
-from ..layers.tarstream import TarStream, check_tar_end
+from ..layers.tarstream import FileSpan, TarStream, check_tar_end
 from ..models import Readable
 from .interface import ImageSource, Member, SourceError, file_identity
 
 
-def tar_members(stream: Readable) -> Iterator[Member]:
-    """Members of a (possibly compressed) tar stream."""
+def tar_members(stream: Readable, file: str | None = None) -> Iterator[Member]:
+    """Members of a (possibly compressed) tar stream; ``file``: the path of the file ``stream``
+    reads, whose plain members can then be read again on their own (``Member.detached``)."""
     head = read_head(stream, 16)
     kind = sniff(head)
     seekable = kind == "none" and _at_start(stream, len(head))
@@ -50,8 +51,10 @@ def tar_members(stream: Readable) -> Iterator[Member]:
         elif info.islnk():
             yield Member(path, 0, link=normalize(info.linkname))
         elif info.isreg():
-            reopen = functools.partial(tar.reopen, info) if seekable and info.sparse is None else None
-            yield Member(path, info.size, stream=tar.extract(info), reopen=reopen)
+            plain = seekable and info.sparse is None
+            reopen = functools.partial(tar.reopen, info) if plain else None
+            detached = functools.partial(FileSpan, file, info.offset_data, info.size) if plain and file else None
+            yield Member(path, info.size, stream=tar.extract(info), reopen=reopen, detached=detached)
     check_tar_end(tar)
 
 
@@ -80,4 +83,4 @@ class TarballSource(ImageSource):
         except OSError as exc:
             raise SourceError(f"cannot open {self.ref}: {exc.strerror or type(exc).__name__}") from None
         with fh:
-            yield from tar_members(fh)
+            yield from tar_members(fh, file=os.path.realpath(self.ref))

@@ -174,3 +174,24 @@ def test_cli_against_the_engine_with_the_builds_own_secret_flags(leaky: LeakyIma
     assert table.returncode == 1
     for value in leaky.all_values():
         assert value not in table.stdout and value not in table.stderr
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_layers_walked_at_once_give_the_serial_report(
+    fmt: str, leaky: LeakyImage, leaky_formats: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--jobs 1, --jobs 4 as the sizes rule picks, and every layer at once (the rule overridden:
+    this image's base layer holds most of its bytes): the same report, byte for byte."""
+    import scanner.layers.collect as collect
+
+    def report_text(jobs: int) -> str:
+        report = scan_image(open_source(str(leaky_formats[fmt])), dataclasses.replace(options(leaky), jobs=jobs))
+        doc = renderer_for(OutputFormat.JSON).render(report)
+        return "\n".join(line for line in doc.splitlines() if '"duration_s"' not in line and '"started_at"' not in line)
+
+    serial = report_text(1)
+    assert report_text(4) == serial
+    at_once: list[int] = []
+    monkeypatch.setattr(collect, "walkers", lambda sizes, jobs: at_once.append(len(sizes)) or min(jobs, len(sizes)))
+    assert report_text(4) == serial
+    assert at_once == ([] if fmt == "docker-save-gzip" else [10])  # a whole-compressed tarball is a stream

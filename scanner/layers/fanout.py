@@ -1,0 +1,196 @@
+"""``--jobs N`` over layers: the layers of a seekable source walked several at once.
+
+A tarball on disk or an OCI layout can read each layer blob again on a file handle of its own
+(``Member.detached``).  :func:`scanner.layers.collect.collect` then leaves such layers for the end
+of the archive's walk and hands them here: W forked processes (W <= N, from the layers' sizes:
+:func:`walkers`) each take a whole layer, largest first, and decompress, hash and scan it
+themselves, so the one serial process of the pipeline (decompression, tar walk and digests in the
+main process, see :mod:`scanner.layers.parallel`) is no longer one for the whole image.  With W walkers at once and
+N // W > 1, each walker hands its files to N // W file workers of its own (more jobs than layers:
+the largest layer is then not walked by a single process); otherwise it runs the detectors itself.
+
+A layer's result is worked out as a *plan* (a generator run in this process, where the layer cache
+is): it asks for steps on the layer's bytes, ``"hash"`` (their digest) and ``"walk"`` (a
+``LayerScan``), which the processes carry out; every result comes back to its own plan, so the
+results, put in the archive's order, are the serial walk's.  Fork, as for the file workers: the
+processes inherit the compiled detectors.  Where no process can start (a daemonic process) or one
+dies, the steps run here, one after the other: the same results, slower.
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+from collections.abc import Callable, Generator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..detectors import ContentScanner
+from ..models import LayerScan, Readable
+from .nested import FileScanner
+from .parallel import FilePool
+from .streams import HashingReader
+from .walk import READ_ERRORS, LayerWalker, WalkLimits
+
+Step = Literal["hash", "walk"]
+Plan = Generator[Step, Any, Any]  # sends str (a digest) or LayerScan, returns the layer's result
+
+
+@dataclass
+class Task:
+    plan: Plan
+    open: Callable[[], Readable]  # the layer's bytes from the first, on a handle of its own (picklable)
+    size: int  # for the order: the largest layer first, so that it does not start last
+
+
+_WALKER: LayerWalker | None = None  # in a fanout process: its walker, made once when it starts
+
+
+def _start(scanner: ContentScanner, limits: WalkLimits, workers: int) -> None:
+    """A fanout process's walker; with ``workers`` > 1 (more jobs than layers at once), it hands
+    its files to that many file workers of its own, as the main process does with one layer."""
+    global _WALKER  # one per forked process, never set in the main one
+    pool = None
+    if workers > 1:
+        try:
+            pool = FilePool(FileScanner(scanner, limits.nested), workers).__enter__()  # ends with the process
+        except (OSError, ValueError, AssertionError):
+            pool = None  # the same scan, in this process
+    _WALKER = LayerWalker(scanner, limits, pool=pool)
+
+
+def run_step(walker: LayerWalker, step: Step, opener: Callable[[], Readable]) -> tuple[str | LayerScan, int]:
+    """One step on a layer's bytes, and how many bytes of files it scanned (for the progress)."""
+    stream = opener()
+    try:
+        if step == "hash":
+            reader = HashingReader(stream)
+            reader.drain()
+            return reader.digest, 0
+        scanned = [0]
+        walker.on_bytes = lambda n: scanned.__setitem__(0, scanned[0] + n)
+        return walker.walk(stream), scanned[0]
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+
+
+def _child_step(step: Step, opener: Callable[[], Readable]) -> tuple[str | LayerScan, int]:
+    assert _WALKER is not None
+    return run_step(_WALKER, step, opener)
+
+
+# The pipeline's measured shape (docs/performance.md, "Scaling past two cores"): the main process's
+# stages (read, decompress, hash, tar walk, hand-off) are about a third of a layer's work, and two
+# cores gave it 1.2-1.3 times the speed of one: its speed-up on N cores is taken as
+# min(PIPE_EFFICIENCY * N, 1 / PIPE_SERIAL), and a layer's time as its size (see walkers()).
+PIPE_SERIAL, PIPE_EFFICIENCY = 0.35, 0.65
+
+
+def makespan(sizes: list[int], n: int) -> int:
+    """The largest load when ``sizes`` go, the largest first, to the least loaded of ``n``."""
+    loads = [0] * max(1, n)
+    for size in sorted(sizes, reverse=True):
+        heapq.heapreplace(loads, loads[0] + size)
+    return max(loads)
+
+
+def _speedup(jobs: int) -> float:
+    """The pipeline's speed-up with ``jobs`` file workers (1: the detectors in the walker)."""
+    return min(PIPE_EFFICIENCY * jobs, 1 / PIPE_SERIAL) if jobs > 1 else 1.0
+
+
+def walkers(sizes: list[int], jobs: int) -> int:
+    """How many layers to walk at once, each walker with ``jobs`` // that many file workers if
+    more than one, so that the layers, by their sizes, should take the least time; 0 when walking
+    them one after the other through the pipeline with ``jobs`` file workers should be fastest
+    (one layer, or one that holds most of the bytes)."""
+    best, choice = sum(sizes) / _speedup(jobs), 0
+    for n in range(2, min(jobs, len(sizes)) + 1):
+        if (spent := makespan(sizes, n) / _speedup(jobs // n)) < best:
+            best, choice = spent, n
+    return choice
+
+
+class Fanout:
+    """Forked layer walkers, started on first use; use as a context manager.  With W layers at
+    once (:func:`walkers`) and ``jobs`` // W > 1, each walker has that many file workers."""
+
+    def __init__(
+        self,
+        scanner: Callable[[], ContentScanner],
+        limits: WalkLimits,
+        jobs: int,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> None:
+        self.scanner, self.limits = scanner, limits
+        self.jobs = jobs
+        self.on_bytes = on_bytes
+        self.pool: ProcessPoolExecutor | None = None
+        self.here: LayerWalker | None = None  # for the steps run in this process
+
+    def __enter__(self) -> Fanout:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _local(self, step: Step, opener: Callable[[], Readable]) -> tuple[str | LayerScan, int]:
+        if self.here is None:
+            self.here = LayerWalker(self.scanner(), self.limits)
+        return run_step(self.here, step, opener)
+
+    def run(self, tasks: list[Task], walkers: int) -> list[Any]:
+        """Each task's plan run to its end, ``walkers`` at once: its result, or the read error
+        that ended it (as the serial walk would have raised it), in the order of ``tasks``."""
+        import multiprocessing
+
+        if self.pool is None:
+            fork = multiprocessing.get_context("fork")
+            start = (self.scanner(), self.limits, self.jobs // walkers)
+            self.pool = ProcessPoolExecutor(walkers, fork, initializer=_start, initargs=start)
+        results: list[Any] = [None] * len(tasks)
+        pending: dict[Future[tuple[str | LayerScan, int]], tuple[int, Step]] = {}
+        here: list[tuple[int, Step]] = []  # steps to run in this process: no process could start, or one died
+
+        def advance(k: int, value: Any) -> None:
+            try:
+                step = tasks[k].plan.send(value)
+            except StopIteration as done:
+                results[k] = done.value
+                return
+            try:
+                pending[self.pool.submit(_child_step, step, tasks[k].open)] = (k, step)  # type: ignore[union-attr]
+            except (BrokenProcessPool, RuntimeError, AssertionError, OSError):  # AssertionError: a daemonic process
+                here.append((k, step))
+
+        def settle(k: int, outcome: Callable[[], tuple[str | LayerScan, int]]) -> None:
+            try:
+                value, scanned = outcome()
+            except READ_ERRORS as exc:
+                results[k] = exc
+                tasks[k].plan.close()
+                return
+            if scanned and self.on_bytes is not None:
+                self.on_bytes(scanned)
+            advance(k, value)
+
+        for k in sorted(range(len(tasks)), key=lambda k: -tasks[k].size):
+            advance(k, None)
+        while pending or here:
+            if here:
+                k, step = here.pop(0)
+                settle(k, functools.partial(self._local, step, tasks[k].open))
+                continue
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                k, step = pending.pop(future)
+                if isinstance(future.exception(), BrokenProcessPool):  # a walker died: the step again, here
+                    here.append((k, step))
+                else:
+                    settle(k, future.result)
+        return results
