@@ -220,3 +220,21 @@ def test_a_layer_cut_inside_a_spooled_file_is_an_error_and_nothing_hangs() -> No
             scan = walker.walk(io.BytesIO(layer[:cut]))
             assert scan.error is not None and scan.files
         assert walker.walk(io.BytesIO(layer)) == _walk(layer)
+
+
+def test_a_file_goes_to_the_worker_with_the_fewest_bytes_in_hand_results_taken_first() -> None:
+    import queue
+
+    from scanner.layers.parallel import PER_FILE, Batch, _Worker
+
+    pool = FilePool(FileScanner(ContentScanner(build_detectors([]))), 2)
+    pool.results = queue.Queue()  # type: ignore[assignment]
+    pool.workers = [_Worker(None, None), _Worker(None, None)]  # type: ignore[arg-type]
+    batch = Batch(pool, 1)
+    first, second = pool.workers
+    assert batch._worker(1 << 20) is first
+    assert batch._worker(1000) is second
+    assert batch._worker(1000) is second  # two messages in hand, but fewer bytes
+    pool.results.put((0, 1, [(0, 7)]))  # the first worker's result has come, not yet taken
+    assert batch._worker(PER_FILE) is first
+    assert (first.load, second.load, first.outstanding, batch.done) == (PER_FILE, 2000, 1, {0: 7})
