@@ -160,5 +160,5 @@ def test_normalize_agrees_with_the_general_rule_on_random_names() -> None:
     rng = random.Random(5)
     parts = ["a", "bc", ".", "..", "", "/", "é", "\udcff", ".wh.x", "a.", ".a", " ", "\\"]
     names = ["".join(rng.choice(parts) for _ in range(rng.randint(0, 6))) for _ in range(20_000)]
-    for name in names + ["usr/lib/x.so", "a", "a/b.c/d"]:
+    for name in [*names, "usr/lib/x.so", "a", "a/b.c/d"]:
         assert normalize(name) == general(name), name
