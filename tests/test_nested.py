@@ -207,3 +207,48 @@ def test_a_bomb_inside_a_nested_zip_costs_only_itself() -> None:
     hits, skips, _ = scanner().scan(io.BytesIO(outer), "app.war")
     assert {h.member for h in hits} == {"lib/inner.jar!/b.env"}
     assert [s.where for s in skips] == ["app.war!/lib/inner.jar!/a.zst"]
+
+
+def test_zip_members_read_in_one_go_match_zipfile_on_damaged_zips(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small member is read straight from the zip's bytes, and through zipfile only when anything
+    is unusual: on zips damaged at random (headers, names, data, CRCs), hits, skips and counts are
+    what zipfile alone gives."""
+    import random
+
+    from scanner.layers import nested
+
+    inner = zip_of({"conf/db.properties": b"password=" + SECRET + b"\n", "x.txt": b"plain\n" * 40})
+    members = {
+        "WEB-INF/lib/a.jar": inner,
+        "stored.txt": b"key: " + SECRET,
+        "big.txt": b"line\n" * 3000 + SECRET,
+        "caf\u00e9.txt": b"token " + SECRET,
+    }
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            method = zipfile.ZIP_STORED if name.startswith("stored") else zipfile.ZIP_DEFLATED
+            zf.writestr(name, data, compress_type=method)
+    good = buf.getvalue()
+    real = nested._member_bytes
+    files = scanner()
+    rng = random.Random(20)
+    cases = [good] + [good[: rng.randrange(len(good))] for _ in range(20)]
+    for _ in range(400):
+        data = bytearray(good)
+        for _ in range(rng.choice([1, 1, 2, 3])):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        cases.append(bytes(data))
+    used = 0
+    for case in cases:
+        monkeypatch.setattr(nested, "_member_bytes", real)
+        fast = files.scan(io.BytesIO(case), "app/x.war", len(case))
+        monkeypatch.setattr(nested, "_member_bytes", lambda *_: None)
+        slow = files.scan(io.BytesIO(case), "app/x.war", len(case))
+        assert fast == slow
+        used += fast != files.scan(io.BytesIO(good[:30]), "app/x.war", 30)
+    assert used > 100  # most cases opened the zip and read members
+    hits, skips, count = files.scan(io.BytesIO(good), "app/x.war", len(good))
+    assert (
+        count == 5 and not skips and {h.member for h in hits} >= {"stored.txt", "WEB-INF/lib/a.jar!/conf/db.properties"}
+    )

@@ -145,3 +145,96 @@ def test_a_file_read_through_the_pipe_comes_out_whole_whatever_the_read_sizes() 
         assert reader.read(10) == b"" and reader.read() == b""
         receive.close()
         send.close()
+
+
+def sized_layer() -> bytes:
+    """Files of every size class (whole in a bundle, alone, spooled, streamed), secrets in each."""
+    line = b"\npassword=" + TOKEN + b"\n"
+    return layer_tar(
+        [
+            *[(f"s/{i}.txt", b"a = 1\n" * 50 + (line if i % 7 == 0 else b"")) for i in range(60)],
+            ("m/one.bin", os.urandom(3000) + line),
+            ("l/a.bin", os.urandom(40_000) + line + os.urandom(30_000)),
+            ("l/b.bin", line + os.urandom(90_000)),
+            ("l/app.jar", _zip({f"c/{i}.properties": b"token=" + TOKEN for i in range(5)}) + os.urandom(50_000)),
+            ("l/c.bin", os.urandom(100_000) + line),
+            ("x/huge.bin", os.urandom(300_000) + line),
+            ("s/last.txt", line),
+        ]
+    )
+
+
+def _walk(layer: bytes, pool: FilePool | None = None) -> Any:
+    scanner = ContentScanner(build_detectors([]))
+    return LayerWalker(scanner, pool=pool).walk(io.BytesIO(layer))
+
+
+def _small_pool(scanner: ContentScanner) -> FilePool:
+    # bundles up to 4 KiB files, spools up to 128 KiB with 200 KiB waiting at most, streams the rest
+    return FilePool(FileScanner(scanner), 2, whole=4096, spool=128 << 10, spool_waiting=200 << 10)
+
+
+def test_files_of_every_size_class_give_the_report_of_one_process() -> None:
+    layer = sized_layer()
+    one = _walk(layer)
+    assert len(one.files) >= 14 and one.error is None
+    scanner = ContentScanner(build_detectors([]))
+    with _small_pool(scanner) as pool:
+        walker = LayerWalker(scanner, pool=pool)
+        assert walker.walk(io.BytesIO(layer)) == one
+        assert walker.walk(io.BytesIO(layer)) == one  # the pool is still good for the next layer
+        spool_dir = pool.spool_dir
+        assert spool_dir is not None and os.listdir(spool_dir) == []  # each file gone once scanned
+    assert not os.path.exists(spool_dir)
+
+
+def test_a_full_disk_sends_a_spooled_file_through_the_pipe(monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from scanner.layers import parallel
+
+    layer = sized_layer()
+    one = _walk(layer)
+    real_write, calls = os.write, []
+
+    def write(fd: int, data: Any) -> int:
+        calls.append(len(data))
+        if len(calls) % 2 == 0:  # every second write: the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, bytes(data)[: len(data) // 2 or 1])  # a short write first
+
+    scanner = ContentScanner(build_detectors([]))
+    with _small_pool(scanner) as pool:
+        monkeypatch.setattr(parallel.os, "write", write)
+        got = LayerWalker(scanner, pool=pool).walk(io.BytesIO(layer))
+    assert calls and got == one
+
+
+def test_a_layer_cut_inside_a_spooled_file_is_an_error_and_nothing_hangs() -> None:
+    layer = sized_layer()
+    start = layer.index(b"l/c.bin")
+    scanner = ContentScanner(build_detectors([]))
+    with _small_pool(scanner) as pool:
+        walker = LayerWalker(scanner, pool=pool)
+        for cut in (start + 2000, start + 60_000):
+            scan = walker.walk(io.BytesIO(layer[:cut]))
+            assert scan.error is not None and scan.files
+        assert walker.walk(io.BytesIO(layer)) == _walk(layer)
+
+
+def test_a_file_goes_to_the_worker_with_the_fewest_bytes_in_hand_results_taken_first() -> None:
+    import queue
+
+    from scanner.layers.parallel import PER_FILE, Batch, _Worker
+
+    pool = FilePool(FileScanner(ContentScanner(build_detectors([]))), 2)
+    pool.results = queue.Queue()  # type: ignore[assignment]
+    pool.workers = [_Worker(None, None), _Worker(None, None)]  # type: ignore[arg-type]
+    batch = Batch(pool, 1)
+    first, second = pool.workers
+    assert batch._worker(1 << 20) is first
+    assert batch._worker(1000) is second
+    assert batch._worker(1000) is second  # two messages in hand, but fewer bytes
+    pool.results.put((0, 1, [(0, 7)]))  # the first worker's result has come, not yet taken
+    assert batch._worker(PER_FILE) is first
+    assert (first.load, second.load, first.outstanding, batch.done) == (PER_FILE, 2000, 1, {0: 7})

@@ -146,3 +146,19 @@ def test_diff_id_covers_padding_after_the_end_of_archive_blocks() -> None:
     assert scan.error is None
     assert scan.diff_id == "sha256:" + sha256_hex(plain)
     assert scan.size == len(plain)
+
+
+def test_normalize_agrees_with_the_general_rule_on_random_names() -> None:
+    """normalize's shortcut for names already normal changes nothing."""
+    import posixpath
+    import random
+
+    def general(name: str) -> str:
+        name = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        return posixpath.normpath("/" + name).lstrip("/") or "."
+
+    rng = random.Random(5)
+    parts = ["a", "bc", ".", "..", "", "/", "é", "\udcff", ".wh.x", "a.", ".a", " ", "\\"]
+    names = ["".join(rng.choice(parts) for _ in range(rng.randint(0, 6))) for _ in range(20_000)]
+    for name in [*names, "usr/lib/x.so", "a", "a/b.c/d"]:
+        assert normalize(name) == general(name), name

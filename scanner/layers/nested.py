@@ -16,11 +16,13 @@ import io
 import lzma
 import posixpath
 import re
+import struct
 import tarfile
 import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field
+from typing import IO
 
 import zstandard
 
@@ -267,6 +269,10 @@ class FileScanner:
                     if info.flag_bits & 0x1:
                         state.skips.append(Skip(self._where(inner, state), "encrypted zip member: not readable"))
                         continue
+                    data = _member_bytes(spool, zf, info)
+                    if data is not None:
+                        self._member(io.BytesIO(data), inner, depth, state, info.compress_size, info.file_size)
+                        continue
                     with zf.open(info) as f:
                         self._member(f, inner, depth, state, info.compress_size, info.file_size)
                 if artifact is not None:  # what this jar holds is the artifact's, unless a jar inside says otherwise
@@ -301,6 +307,59 @@ class FileScanner:
             )
         finally:
             state.budget = outer
+
+
+_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # zipfile's structFileHeader
+_ODD_FLAGS = 0x1 | 0x20 | 0x40  # encrypted, compressed patched data, strong encryption
+_UTF8_NAME = 0x800
+
+
+def _member_bytes(spool: IO[bytes], zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes | None:
+    """A small stored or deflated member's bytes, read in one go: what ``zf.open(info).read()``
+    returns, without its per-member objects and reads (a jar holds thousands of members).  None
+    for anything else or anything unusual (a bad header, a short or long stream, a CRC that does
+    not match): ``zf.open`` then reads it and raises as it does, so that damage is reported alike."""
+    method = info.compress_type
+    if (
+        info.file_size > WHOLE_MEMBER
+        or info.compress_size > WHOLE_MEMBER
+        or info.flag_bits & _ODD_FLAGS
+        or method not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+        or (method == zipfile.ZIP_STORED and info.compress_size != info.file_size)
+    ):
+        return None
+    try:
+        spool.seek(info.header_offset)
+        header = spool.read(_LOCAL_HEADER.size)
+        if len(header) != _LOCAL_HEADER.size:
+            return None
+        fields = _LOCAL_HEADER.unpack(header)
+        if fields[0] != zipfile.stringFileHeader:  # type: ignore[attr-defined]
+            return None
+        name = spool.read(fields[10])
+        encoding = "utf-8" if fields[3] & _UTF8_NAME else (zf.metadata_encoding or "cp437")  # type: ignore[attr-defined]
+        if len(name) != fields[10] or name.decode(encoding) != info.orig_filename:
+            return None
+        start = info.header_offset + _LOCAL_HEADER.size + fields[10] + fields[11]
+        end = getattr(info, "_end_offset", None)  # newer zipfiles refuse overlapping members
+        if end is not None and start + info.compress_size > end:
+            return None
+        spool.seek(start)
+        raw = spool.read(info.compress_size)
+        if len(raw) != info.compress_size:
+            return None
+        if method == zipfile.ZIP_STORED:
+            data = raw
+        else:
+            inflate = zlib.decompressobj(-15)
+            data = inflate.decompress(raw)
+            if not inflate.eof:
+                return None
+    except (OSError, ValueError, zlib.error, struct.error):
+        return None
+    if len(data) != info.file_size or zlib.crc32(data) != info.CRC:
+        return None
+    return data
 
 
 _POM = re.compile(r"^META-INF/maven/[^/]+/[^/]+/pom\.properties$")

@@ -205,6 +205,9 @@ def decompressor(kind: str, raw: Readable) -> Readable:
 
 def normalize(name: str) -> str:
     """A tar member name as a path inside the image: no leading ./ or /, no . or .. parts."""
+    plain = name.isascii() and name[:1] not in ("", ".", "/") and name[-1] not in "./"
+    if plain and "/." not in name and "//" not in name:
+        return name  # already normal (nearly every member of a layer): what the lines below return
     name = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     path = posixpath.normpath("/" + name)  # anchors .. at the root
     return path.lstrip("/") or "."
@@ -326,7 +329,7 @@ class FastTarInfo(tarfile.TarInfo):
         before = "" if buf[345] == 0 else _text(buf[345:500], encoding, errors)
         if kind == tarfile.AREGTYPE and obj.name.endswith("/"):  # old V7: a directory
             obj.type = tarfile.DIRTYPE
-        if obj.isdir():
+        if obj.type == tarfile.DIRTYPE:
             obj.name = obj.name.rstrip("/")
         if before and obj.type not in tarfile.GNU_TYPES:
             obj.name = before + "/" + obj.name

@@ -32,7 +32,7 @@ _PAX_RECORD = re.compile(rb"(\d+) ([^=]+)=")
 
 def _next_header(info: tarfile.TarInfo) -> int:
     """Where the header after ``info`` starts, as tarfile works it out (data padded to blocks)."""
-    has_data = info.isreg() or info.type not in tarfile.SUPPORTED_TYPES
+    has_data = info.type in tarfile.REGULAR_TYPES or info.type not in tarfile.SUPPORTED_TYPES  # isreg()
     return info.offset_data + (info._block(info.size) if has_data else 0)  # type: ignore[attr-defined]
 
 
@@ -135,10 +135,14 @@ class TarStream:
     # --- the walk ---------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[tarfile.TarInfo]:
         while True:
-            if self.offset != self.tell():  # past the rest of the last member's data and its padding
-                self.seek(self.offset - 1)
-                if not self.read(1):
-                    raise tarfile.ReadError("unexpected end of data")
+            at = self.offset
+            if at != self.tell():  # past the rest of the last member's data and its padding
+                if self._base < at <= self._base + len(self._buf):  # in the buffer: what seek and read(1) do
+                    self._pos = at - self._base
+                else:
+                    self.seek(at - 1)
+                    if not self.read(1):
+                        raise tarfile.ReadError("unexpected end of data")
             info = self._plain_member()
             if info is not None:
                 yield info
@@ -190,7 +194,7 @@ class TarStream:
         self.offset = _next_header(info)  # from the header's size, before the pax records apply
         if self.pax_headers:  # global pax records (rare); with none, the call only copied an empty dict
             info._apply_pax_info(self.pax_headers, self.encoding, self.errors)  # type: ignore[attr-defined]
-        if info.isdir():
+        if info.type == tarfile.DIRTYPE:
             info.name = info.name.rstrip("/")
         if pax is not None:
             merged = {**self.pax_headers, **pax} if self.pax_headers else pax

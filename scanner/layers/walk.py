@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import lzma
-import posixpath
 import tarfile
 import time
 import zlib
@@ -57,21 +56,20 @@ WHITEOUT_PREFIX = ".wh."
 OPAQUE = ".wh..wh..opq"
 
 
+_KINDS = {t: EntryKind.FILE for t in tarfile.REGULAR_TYPES} | {
+    tarfile.DIRTYPE: EntryKind.DIR,
+    tarfile.SYMTYPE: EntryKind.SYMLINK,
+    tarfile.LNKTYPE: EntryKind.HARDLINK,
+}
+
+
 def classify(member: tarfile.TarInfo, path: str) -> EntryKind:
-    base = posixpath.basename(path)
-    if base == OPAQUE:
-        return EntryKind.OPAQUE
+    base = path.rpartition("/")[2]
     if base.startswith(WHITEOUT_PREFIX):
+        if base == OPAQUE:
+            return EntryKind.OPAQUE
         return EntryKind.OTHER if base.startswith(".wh..wh.") else EntryKind.WHITEOUT
-    if member.isreg():
-        return EntryKind.FILE
-    if member.isdir():
-        return EntryKind.DIR
-    if member.issym():
-        return EntryKind.SYMLINK
-    if member.islnk():
-        return EntryKind.HARDLINK
-    return EntryKind.OTHER
+    return _KINDS.get(member.type, EntryKind.OTHER)  # isreg, isdir, issym, islnk
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,31 +167,37 @@ class LayerWalker:
             file_entry.extend([entry] * len(found))
             skips.extend(nested_skips)
 
+        limits = self.limits
+        max_members, max_path, deadline, max_file_size = (
+            limits.max_members,
+            limits.max_path,
+            limits.deadline,
+            limits.max_file_size,
+        )
         try:
             tar = TarStream(plain)
             for n, member in enumerate(tar):
-                if n >= self.limits.max_members:
-                    raise LimitExceeded(f"more than {self.limits.max_members} members")
-                if self.limits.deadline is not None and time.monotonic() > self.limits.deadline:
+                if n >= max_members:
+                    raise LimitExceeded(f"more than {max_members} members")
+                if deadline is not None and time.monotonic() > deadline:
                     raise LimitExceeded("the time limit for the image ran out")
-                if len(member.name) > self.limits.max_path or len(member.linkname) > self.limits.max_path:
+                name, linkname = member.name, member.linkname
+                if len(name) > max_path or len(linkname) > max_path:
                     skips.append(
-                        Skip(
-                            normalize(member.name[:200]) + "...",
-                            f"name longer than {self.limits.max_path}: not scanned",
-                            limit=True,
-                        )
+                        Skip(normalize(name[:200]) + "...", f"name longer than {max_path}: not scanned", limit=True)
                     )
                     continue
-                path = normalize(member.name)
-                if ".." in member.name.split("/"):
+                path = normalize(name)
+                if ".." in name and ".." in name.split("/"):
                     skips.append(Skip(path, "member name has '..' parts; scanned where it would land"))
                 kind_ = classify(member, path)
-                target = normalize(member.linkname) if member.islnk() else (member.linkname or None)
-                entries.add(path, kind_, member.size if member.isreg() else 0, target)
+                type_ = member.type
+                target = normalize(linkname) if type_ == tarfile.LNKTYPE else (linkname or None)
+                regular = type_ in tarfile.REGULAR_TYPES
+                entries.add(path, kind_, member.size if regular else 0, target)
                 if kind_ is not EntryKind.FILE:
                     continue
-                if self.limits.max_file_size is not None and member.size > self.limits.max_file_size:
+                if max_file_size is not None and member.size > max_file_size:
                     skips.append(Skip(path, f"file larger than --max-file-size ({member.size} bytes)"))
                     continue
                 fobj = tar.extract(member)
