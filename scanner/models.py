@@ -103,7 +103,7 @@ class Package:
             "unmodified": "unmodified",
             "modified": "modified: its bytes differ from the package's record",
             "unverified": "not verified: no checksum to compare with",
-            "unhashed": "not verified: the file is larger than leakscan hashes (1 MiB)",
+            "unhashed": "not verified: the file is larger than leakscan hashes (8 MiB)",
         }.get(self.state, self.state)
         return f"{self.MANAGERS.get(self.manager, self.manager)} {self.name} {self.version}".rstrip() + f", {what}"
 

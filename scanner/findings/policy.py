@@ -18,7 +18,7 @@ Every downgrade is visible: the finding keeps ``downgraded_from`` and ``downgrad
    installed it: never downgraded (a downgrade for its documentation or test path is undone), and
    the change is said in the finding.
 6. A file that a package owns but whose bytes cannot be checked (npm and Maven record no per-file
-   checksum, pip none for compiled files: ``unverified``; only files read whole, up to 1 MiB, are
+   checksum, pip none for compiled files: ``unverified``; only files held whole, up to 8 MiB, are
    hashed: ``unhashed``) is capped at medium: the package is a strong hint, not a proof, so it no
    longer fails a ``--fail-on high`` gate but is still reported above the documented examples.
 """

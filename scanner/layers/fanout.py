@@ -22,10 +22,8 @@ from __future__ import annotations
 import functools
 import heapq
 from collections.abc import Callable, Generator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..detectors import ContentScanner
 from ..models import LayerScan, Readable
@@ -33,6 +31,9 @@ from .nested import FileScanner
 from .parallel import FilePool
 from .streams import HashingReader
 from .walk import READ_ERRORS, LayerWalker, WalkLimits
+
+if TYPE_CHECKING:  # imported when layers are walked at once: multiprocessing is a tenth of start-up
+    from concurrent.futures import Future, ProcessPoolExecutor
 
 Step = Literal["hash", "walk"]
 Plan = Generator[Step, Any, Any]  # sends str (a digest) or LayerScan, returns the layer's result
@@ -148,6 +149,8 @@ class Fanout:
         """Each task's plan run to its end, ``walkers`` at once: its result, or the read error
         that ended it (as the serial walk would have raised it), in the order of ``tasks``."""
         import multiprocessing
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+        from concurrent.futures.process import BrokenProcessPool
 
         if self.pool is None:
             fork = multiprocessing.get_context("fork")

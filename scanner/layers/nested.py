@@ -134,6 +134,11 @@ class _State:
 
 
 WHOLE_MEMBER = 1 << 20  # a plain member up to this size (and the scanner's window) is read whole
+# A file up to this size is held whole while it is scanned (it travels whole to a worker anyway:
+# parallel.py), so that its digests can be taken when it has findings: the package records are
+# checked against them (a 2 MB library of a package, with its self-test keys, is then verified as
+# shipped unmodified).  Only a file with findings is hashed.
+HASHED_WHOLE = 8 << 20
 
 
 class FileScanner:
@@ -148,6 +153,9 @@ class FileScanner:
             data = stream.read(size)
             if (hits := self._whole(data, path)) is not None:
                 return ([FileHits(path, tuple(hits), None, digests=_digests(data))] if hits else []), [], 1
+            stream = io.BytesIO(data)
+        elif size is not None and size <= HASHED_WHOLE:
+            data = stream.read(size)
             stream = io.BytesIO(data)
         budget = self.limits.max_expanded
         if size is not None:
