@@ -92,8 +92,10 @@ def _open_with_a_default_password(data: bytes) -> bool | None:
     """Whether a PFX that shows nothing holds a private key, when a default password opens it
     (None: none does).  Java's truststores are made with "changeit", and keytool before JDK 18
     encrypted their certificates (RC2-40): opened, they hold no key and are not reported."""
-    from cryptography.hazmat.primitives.serialization import pkcs12
-
+    try:
+        from cryptography.hazmat.primitives.serialization import pkcs12
+    except ImportError:  # a dependency; without it nothing can be opened, and that is said
+        return None
     for password in _DEFAULT_PASSWORDS:
         try:
             return pkcs12.load_pkcs12(data, password).key is not None
