@@ -169,6 +169,8 @@ class VendorContextDetector(PassDetector):
             line_start = data.rfind(b"\n", 0, max(0, line_start - 1)) + 1
             if line_start == 0:
                 break
+        if not self._names.scan(_normal(data[line_start:start]))[0]:
+            return None  # no vendor's name in those lines: no key there names one (most assignments)
         openers = list(_OPENER.finditer(data, line_start, start))
         if not openers:
             return None
@@ -192,7 +194,7 @@ class VendorContextDetector(PassDetector):
         return not any(w in rest for w in _CREDENTIAL_START)
 
     def _lookup(self, name: bytes) -> Vendor | None:
-        text = name.lower().replace(b"-", b"_").replace(b".", b"_")
+        text = _normal(name)
         hits = self._names.scan(text)[0]
         best: Vendor | None = None
         for i, _, e in hits:
@@ -203,6 +205,11 @@ class VendorContextDetector(PassDetector):
             if best is None or len(vendor.name) > len(best.name):
                 best = vendor  # the longest name: mongodb_atlas over mongodb
         return best
+
+
+def _normal(name: bytes) -> bytes:
+    """A name as vendors.txt spells it: lower case, ``_`` for ``-`` and ``.``."""
+    return name.lower().replace(b"-", b"_").replace(b".", b"_")
 
 
 def _word_start(name: bytes, s: int) -> bool:
