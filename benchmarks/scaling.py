@@ -29,7 +29,6 @@ Wall times are what the CLI measures (``taskset``, see docs/performance.md); thi
 from __future__ import annotations
 
 import argparse
-import gzip
 import hashlib
 import heapq
 import io
@@ -44,12 +43,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import zstandard
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.throughput import build_layer  # noqa: E402
+from benchmarks.throughput import build_layer, compress_layer, sha_file  # noqa: E402
 from scanner.layers.fanout import walkers  # noqa: E402
 from scanner.layers.streams import READ_SIZE, RawReader, decompressor, sniff  # noqa: E402
 from scanner.layers.tarstream import TarStream  # noqa: E402
@@ -74,15 +71,9 @@ def build(out: Path, layers: int, mb: int, compress: str) -> Path:
             print(f"layer {i}: {SOURCES[i % len(SOURCES)]}: {size / 1e6:.0f} MB, {count} files")
         blob = plain if compress == "none" else plain.with_suffix(f".{compress}")
         if not blob.exists():
-            with plain.open("rb") as src, blob.open("wb") as dst:
-                if compress == "gzip":
-                    with gzip.GzipFile(fileobj=dst, mode="wb", compresslevel=6, mtime=0) as gz:
-                        while chunk := src.read(1 << 20):
-                            gz.write(chunk)
-                else:
-                    zstandard.ZstdCompressor(level=3).copy_stream(src, dst)
-        blobs.append((blob, _sha(blob)))
-        diff_ids.append(_sha(plain))
+            compress_layer(plain, compress, blob)
+        blobs.append((blob, sha_file(blob)))
+        diff_ids.append(sha_file(plain))
     config = json.dumps(
         {
             "architecture": "amd64",
@@ -104,14 +95,6 @@ def build(out: Path, layers: int, mb: int, compress: str) -> Path:
             tar.addfile(info, io.BytesIO(data))
     print(f"{image}: {image.stat().st_size / 1e6:.0f} MB")
     return image
-
-
-def _sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
 
 
 def _median(fn: Callable[[], object], repeat: int) -> float:

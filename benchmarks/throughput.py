@@ -62,7 +62,7 @@ def build_layer(src: Path, target: int, out: Path) -> tuple[int, int]:
     return total, count
 
 
-def _sha_file(path: Path) -> str:
+def sha_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
         while chunk := f.read(1 << 20):
@@ -70,18 +70,23 @@ def _sha_file(path: Path) -> str:
     return "sha256:" + h.hexdigest()
 
 
+def compress_layer(layer_tar: Path, compress: str, blob: Path) -> None:
+    """The layer's blob as an image stores it: gzip (level 6) or zstd (level 3)."""
+    with layer_tar.open("rb") as src, blob.open("wb") as dst:
+        if compress == "gzip":
+            with gzip.GzipFile(fileobj=dst, mode="wb", compresslevel=6, mtime=0) as gz:
+                while chunk := src.read(1 << 20):
+                    gz.write(chunk)
+        else:
+            zstandard.ZstdCompressor(level=3).copy_stream(src, dst)
+
+
 def build_archive(layer_tar: Path, compress: str, out: Path) -> None:
     blob = layer_tar
     if compress != "none":
         blob = layer_tar.with_suffix(".blob")
-        with layer_tar.open("rb") as src, blob.open("wb") as dst:
-            if compress == "gzip":
-                with gzip.GzipFile(fileobj=dst, mode="wb", compresslevel=6, mtime=0) as gz:
-                    while chunk := src.read(1 << 20):
-                        gz.write(chunk)
-            else:
-                zstandard.ZstdCompressor(level=3).copy_stream(src, dst)
-    diff_id, digest = _sha_file(layer_tar), _sha_file(blob)
+        compress_layer(layer_tar, compress, blob)
+    diff_id, digest = sha_file(layer_tar), sha_file(blob)
     config = json.dumps(
         {
             "architecture": "amd64",

@@ -197,29 +197,26 @@ def test_apk_database(tmp_path: Path) -> None:
     assert finding.severity is Severity.LOW
 
 
+def _libacme(content: bytes, recorded: bytes) -> bytes:
+    """A layer: a library of dpkg's package libacme3, and the package's md5sum of ``recorded``."""
+    return layer_tar(
+        [
+            ("usr/lib/libacme.so.3", content),
+            ("var/lib/dpkg/status", b"Package: libacme3\nStatus: install ok installed\nVersion: 3.1\n"),
+            ("var/lib/dpkg/info/libacme3:amd64.md5sums", f"{_md5(recorded)}  usr/lib/libacme.so.3\n".encode()),
+        ]
+    )
+
+
 def test_a_package_file_over_a_window_is_still_verified(tmp_path: Path) -> None:
     """A 2 MB library of a package (scanned in windows) is held whole and hashed when it has
     findings: shipped unmodified, its findings are lowered like a small file's."""
     lib = os.urandom(2 << 20) + f"\nAuthorization: Bearer {_token(32)}\n".encode() + os.urandom(4096)
-    layer = layer_tar(
-        [
-            ("usr/lib/libacme.so.3", lib),
-            ("var/lib/dpkg/status", b"Package: libacme3\nStatus: install ok installed\nVersion: 3.1\n"),
-            ("var/lib/dpkg/info/libacme3:amd64.md5sums", f"{_md5(lib)}  usr/lib/libacme.so.3\n".encode()),
-        ]
-    )
-    found = [f for f in _scan(tmp_path, [layer]) if f.rule_id == "bearer-token-header"]
+    found = [f for f in _scan(tmp_path, [_libacme(lib, lib)]) if f.rule_id == "bearer-token-header"]
     assert len(found) == 1 and found[0].package is not None and found[0].package.state == "unmodified"
     assert found[0].severity is Severity.LOW
     changed = lib[:-1] + b"!"  # the same path, other bytes: modified, never lowered
-    layer = layer_tar(
-        [
-            ("usr/lib/libacme.so.3", changed),
-            ("var/lib/dpkg/status", b"Package: libacme3\nStatus: install ok installed\nVersion: 3.1\n"),
-            ("var/lib/dpkg/info/libacme3:amd64.md5sums", f"{_md5(lib)}  usr/lib/libacme.so.3\n".encode()),
-        ]
-    )
-    found = [f for f in _scan(tmp_path, [layer]) if f.rule_id == "bearer-token-header"]
+    found = [f for f in _scan(tmp_path, [_libacme(changed, lib)]) if f.rule_id == "bearer-token-header"]
     assert len(found) == 1 and found[0].package is not None and found[0].package.state == "modified"
     assert found[0].severity is Severity.HIGH
 
@@ -228,14 +225,7 @@ def test_a_package_file_too_large_to_hash_is_capped_not_lowered(tmp_path: Path) 
     """Files are hashed when held whole (up to 8 MiB); a larger one with a recorded checksum is
     'unhashed': the package is a hint, not a proof, so its findings stop at medium."""
     big = os.urandom(8 << 20) + f"\nAuthorization: Bearer {_token(32)}\n".encode()
-    layer = layer_tar(
-        [
-            ("usr/lib/libacme.so.3", big),
-            ("var/lib/dpkg/status", b"Package: libacme3\nStatus: install ok installed\nVersion: 3.1\n"),
-            ("var/lib/dpkg/info/libacme3:amd64.md5sums", f"{_md5(big)}  usr/lib/libacme.so.3\n".encode()),
-        ]
-    )
-    found = [f for f in _scan(tmp_path, [layer]) if f.rule_id == "bearer-token-header"]
+    found = [f for f in _scan(tmp_path, [_libacme(big, big)]) if f.rule_id == "bearer-token-header"]
     assert len(found) == 1 and found[0].package is not None
     assert found[0].package.state == "unhashed"
     assert found[0].package.describe().endswith("larger than leakscan hashes (8 MiB)")
