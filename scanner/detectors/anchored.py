@@ -27,6 +27,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import Any
 
@@ -72,9 +73,12 @@ class AnchoredRule:
 def anchored_forms(rules: Sequence[Rule]) -> list[AnchoredRule | None]:
     """Each rule's anchored form (None: it keeps its prefilter).  Parsing ~800 regexes to show
     it costs a tenth of a second, paid by every run: the answers are kept on disk beside the
-    compiled Hyperscan databases, keyed by the rules' exact regexes, and read in a millisecond."""
+    compiled Hyperscan databases, keyed by the rules' exact regexes and this module's text, and
+    read in a millisecond."""
     keys = [f"{r.regex}\0{r.flags}\0{r.group}\0{r.prefilter}" for r in rules]
-    digest = hashlib.sha256("\1".join(keys).encode("utf-8", "surrogateescape")).hexdigest()[:40]
+    h = hashlib.sha256(Path(__file__).read_bytes())  # the analysis itself: a changed one is a miss
+    h.update("\1".join(keys).encode("utf-8", "surrogateescape"))
+    digest = h.hexdigest()[:40]
     path = default_dir().parent / "hyperscan" / f"anchored-{digest}.json"
     try:
         known = json.loads(path.read_text("utf-8"))
@@ -94,7 +98,9 @@ def anchored_forms(rules: Sequence[Rule]) -> list[AnchoredRule | None]:
 
 def _form(index: int, rule: Rule, prefix_end: int, head_end: int, reach: int) -> AnchoredRule:
     regex = rule.regex
-    if not 0 < prefix_end <= head_end <= len(regex):
+    if not 0 < prefix_end <= head_end < len(regex) or regex[head_end] != "(":
+        raise ValueError(rule.id)
+    if not any(regex[: head_end + 1].endswith(op) for op in _OPERATORS):
         raise ValueError(rule.id)
     return AnchoredRule(index, rule, regex[:prefix_end], regex[:head_end], regex[head_end:], reach)
 

@@ -155,10 +155,14 @@ def test_the_kept_analysis_is_the_analysis(tmp_path, monkeypatch) -> None:  # ty
         None if f is None else (f.prefix, f.head_regex, f.value_regex, f.reach) for f in fresh
     ]
     (path,) = (tmp_path / "leakscan" / "hyperscan").glob("anchored-*.json")
-    for damage in ("{", json.dumps([None]), json.dumps([[10**9, 1, 1]] * len(BUILTIN_RULES))):
+    shapes = json.loads(path.read_text())
+    shifted = [None if k is None else [k[0], k[1] - 1, k[2]] for k in shapes]  # plausible, and wrong
+    for damage in ("{", json.dumps([None]), json.dumps([[10**9, 1, 1]] * len(BUILTIN_RULES)), json.dumps(shifted)):
         path.write_text(damage)
         again = anchored_forms(BUILTIN_RULES)
-        assert [f is None for f in again] == [f is None for f in fresh]
+        assert [None if f is None else (f.prefix, f.head_regex, f.value_regex) for f in again] == [
+            None if f is None else (f.prefix, f.head_regex, f.value_regex) for f in fresh
+        ]
 
 
 def test_the_content_scanner_finds_anchored_rules_inside_base64_too() -> None:
