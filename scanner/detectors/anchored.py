@@ -32,6 +32,7 @@ from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import Any
 
 from ..cache import default_dir, write_atomically
+from .entropy import KEY_GATE_VALUE, tails
 from .rules.model import Rule
 
 # the operator between the name and the value, as the rules write it; the value is group 1
@@ -251,8 +252,6 @@ def value_starts(data: bytes, names: bool, key_ends: list[int]) -> list[int]:
     """Where the values of the window's assignments start: after each secret-like name's tail
     (``names``: the name gate fired) and 12 characters before each key gate event.  A value that
     starts with "=" right after a ":" is listed both ways (``:=`` is an operator too)."""
-    from .entropy import KEY_GATE_VALUE, tails
-
     starts = {m.start(2) for _, _, m in tails(data)} if names else set()
     starts.update(end - KEY_GATE_VALUE for end in key_ends)
     starts.update([s - 1 for s in starts if s > 0 and data[s - 1] == 61])

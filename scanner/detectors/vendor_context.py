@@ -186,7 +186,7 @@ class VendorContextDetector(PassDetector):
         while start > 0 and data[start - 1] in _NAME_CHARS:
             start -= 1
         end = _NAME_AFTER.match(data, a.name_end)
-        name = data[start : end.end() if end else a.name_end].lower().replace(b"-", b"_").replace(b".", b"_")
+        name = _normal(data[start : end.end() if end else a.name_end])
         spelled = vendor.name.encode()
         if word not in spelled:
             return False
