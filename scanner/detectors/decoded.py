@@ -18,7 +18,7 @@ from dataclasses import replace
 import hyperscan
 
 from .interface import Detector, Match
-from .prefilter import pass_for
+from .prefilter import OneExpression
 
 MIN_RUN = 24  # 18 bytes decoded: shorter blobs cannot hold most formats anyway
 MAX_RUN = 1 << 20
@@ -79,6 +79,7 @@ GATE = _R + b"{%d}" % MIN_RUN
 _CLASS_OF = {b"u": b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"l": b"abcdefghijklmnopqrstuvwxyz", b"d": b"0123456789", b"s": b"+/"}
 _CLASSES = bytes(next((k[0] for k, chars in _CLASS_OF.items() if c in chars), 32) for c in range(256))
 _LOOK_BACK = 256
+_PAD = (b"", b"===", b"==", b"=")  # by a run's length mod 4: b"=" * (-length % 4)
 _IN_RUN = [k != 32 or c == 61 for c, k in enumerate(_CLASSES)]  # base64 characters and "="
 
 
@@ -90,19 +91,26 @@ class Base64Decoded:
 
     def __init__(self, detectors: Sequence[Detector]) -> None:
         self.detectors = [d for d in detectors if d.name != "known-secret"]
-        self._pass = pass_for([[(RUN, 0)]])
-        self._gate = pass_for([[(GATE, hyperscan.HS_FLAG_SINGLEMATCH)]])
+        self._run = OneExpression(RUN, 0)
+        self._gate = OneExpression(GATE, hyperscan.HS_FLAG_SINGLEMATCH)
 
-    def events(self, data: bytes) -> list[tuple[int, int, int]]:
-        """The end of every run in ``data`` with a digit (RUN's events), after the gate."""
-        if not self._gate.scan(data)[0]:
+    def events(self, data: bytes) -> list[int]:
+        """The end of every run in ``data`` with a digit (where RUN's matches end), after the gate.
+        The gate's first match ends MIN_RUN characters into the first run of MIN_RUN or more (no
+        earlier one has as many in a row), so RUN reads the window from there: it has no context
+        before a run."""
+        first = self._gate.first_end(data)
+        if first < 0:
             return []
-        return self._pass.scan(data)[0]
+        skip = first - MIN_RUN
+        if skip <= 0:
+            return self._run.ends(data)
+        return [skip + end for end in self._run.ends(memoryview(data)[skip:])]
 
-    def _runs(
-        self, data: bytes, events: list[tuple[int, int, int]] | None = None, mixed_only: bool = False
-    ) -> list[tuple[int, int]]:
-        """Every run with a digit (``mixed_only``: and with both cases, which text's base64 has)."""
+    def _runs(self, data: bytes, events: list[int] | None = None, mixed_only: bool = False) -> list[tuple[int, int]]:
+        """Every run with a digit (``mixed_only``: and with both cases, which text's base64 has).
+        The scan uses :meth:`_texts`, which does this and :func:`_decode` in one loop; the tests
+        hold the two steps to a regex's runs and to b64decode, and _texts to the two steps."""
         if events is None:
             events = self.events(data)
         if not events:
@@ -112,7 +120,7 @@ class Base64Decoded:
         # all of a window's bytes was most of the cost of finding them.
         whole = data.translate(_CLASSES) if len(events) * _LOOK_BACK >= len(data) else None
         runs = []
-        for _, _, end in events:
+        for end in events:
             if not _IN_RUN[data[end - 1]]:
                 end -= 1  # the byte that ended the run
             chars = end
@@ -134,11 +142,56 @@ class Base64Decoded:
             runs.append((base + start, end))
         return runs
 
+    def _texts(self, data: bytes, events: list[int] | None) -> tuple[list[tuple[int, int]], list[bytes]]:
+        """Every run that decodes to text, and its text: what ``_runs(mixed_only=True)`` then
+        ``_decode`` give, in one loop.  A binary's symbol tables (mangled names mix cases and
+        digits) hold thousands of runs a window, nearly none of them text: this is their cost."""
+        if events is None:
+            events = self.events(data)
+        if not events:
+            return [], []
+        whole = data.translate(_CLASSES) if len(events) * _LOOK_BACK >= len(data) else None
+        spans: list[tuple[int, int]] = []
+        texts: list[bytes] = []
+        a2b, text_bytes, in_run = binascii.a2b_base64, _TEXT, _IN_RUN
+        for end in events:
+            if not in_run[data[end - 1]]:
+                end -= 1  # the byte that ended the run
+            chars = end
+            if chars and data[chars - 1] == 61:  # "=" padding, at most two (RUN)
+                chars -= 1
+                if chars and data[chars - 1] == 61:
+                    chars -= 1
+            classes, base = whole, 0
+            if classes is None:
+                base = max(0, chars - _LOOK_BACK)
+                classes = data[base:chars].translate(_CLASSES)
+                if base and classes.find(b" ") < 0:  # the run goes back further
+                    whole = classes = data.translate(_CLASSES)
+                    base = 0
+            start = classes.rfind(b" ", 0, chars - base) + 1
+            if classes.find(b"u", start, chars - base) < 0 or classes.find(b"l", start, chars - base) < 0:
+                continue  # not both cases: words, paths, hex (a run Hyperscan reports holds a digit)
+            start += base
+            if end - start > MAX_RUN:
+                continue
+            try:
+                decoded = a2b(data[start:chars] + _PAD[(chars - start) % 4], strict_mode=True)
+            except (binascii.Error, ValueError):
+                continue
+            if not decoded or len(decoded.translate(None, text_bytes)) > 0.15 * len(decoded):
+                continue
+            if end == chars and _HEX.match(data[start:end]):
+                continue  # a hex digest (no "=": with one it is no hex) decodes to noise, even as text
+            spans.append((start, end))
+            texts.append(decoded)
+        return spans, texts
+
     def find(
         self,
         data: bytes,
         path: str | None = None,
-        events: list[tuple[int, int, int]] | None = None,
+        events: list[int] | None = None,
         matcher: Matcher | None = None,
     ) -> Iterator[tuple[Detector, Match]]:
         """``events``: RUN's events in ``data``, if the caller has them (else :meth:`events`);
@@ -146,12 +199,7 @@ class Base64Decoded:
         it alone)."""
         if not self.detectors:
             return
-        spans, texts = [], []
-        for start, end in self._runs(data, events, mixed_only=True):
-            decoded = _decode(data[start:end], mixed=True)
-            if decoded is not None:
-                spans.append((start, end))
-                texts.append(decoded)
+        spans, texts = self._texts(data, events)
         if not texts:
             return
         # One pass over all the decoded texts of the window, joined by a separator no token

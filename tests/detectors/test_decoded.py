@@ -136,10 +136,10 @@ def test_runs_are_found_alike_with_a_look_back_and_with_the_whole_window(
 
     data = b"".join(piece * count for piece, count in pieces)
     finder = Base64Decoded(DETECTORS)
-    events = finder._pass.scan(data)[0]
+    events = finder._run.ends(data)
     classes = data.translate(decoded._CLASSES)
     expected = []
-    for _, _, end in events:  # the whole window's classes, as _runs did before the look-back
+    for end in events:  # the whole window's classes, as _runs did before the look-back
         end -= not decoded._IN_RUN[data[end - 1]]
         chars = end
         for _ in range(2):
@@ -180,17 +180,59 @@ def test_a_window_without_min_run_base64_characters_in_a_row_is_not_searched_for
     row, which every run has; the reference test above checks that no run is lost to it."""
     finder = Base64Decoded(DETECTORS)
     calls: list[bytes] = []
-    real = finder._pass.scan
+    real = finder._run.ends
 
-    def counting(data: bytes) -> list[list[tuple[int, int, int]]]:
-        calls.append(data)
+    def counting(data: bytes | memoryview) -> list[int]:
+        calls.append(bytes(data))
         return real(data)
 
-    finder._pass.scan = counting  # type: ignore[method-assign]
+    finder._run.ends = counting  # type: ignore[method-assign]
     try:
         words = b"def main(argv): return os.path.join(base, name) + '/x9y8z7w6v5u4t3s2r1q'\n" * 100
         assert finder.events(words) == [] and calls == []
         run = base64.b64encode(b"password = hunter2-and-more")
         assert finder.events(words + run + b"\n") and len(calls) == 1
+        assert calls[0] == run + b"\n"  # read from the first run of MIN_RUN characters on, not before
     finally:
-        del finder._pass.scan
+        del finder._run.ends
+
+
+@FUZZ
+@given(
+    st.lists(
+        st.sampled_from(
+            [b"QUJD", b"aGVsbG8", b"dG9rZW4=", b"x9", b"Zz", b"+/", b"=", b"==", b" ", b"\n", b"\x00", b"\xff", b"0f"]
+        ),
+        max_size=300,
+    )
+)
+def test_texts_are_the_runs_that_decode_one_by_one(parts: list[bytes]) -> None:
+    """_texts (one loop) gives what _runs then _decode give run by run, and the events after the
+    gate (RUN read from the first run on) are RUN's ends over the whole window."""
+    data = b"".join(parts)
+    finder = Base64Decoded(DETECTORS)
+    runs = finder._runs(data, mixed_only=True)
+    decoded = [(span, _decode(data[span[0] : span[1]], mixed=True)) for span in runs]
+    expected = [span for span, text in decoded if text is not None]
+    assert finder._texts(data, None) == (expected, [text for _, text in decoded if text is not None])
+    assert finder.events(data) == (finder._run.ends(data) if re.search(rb"[A-Za-z0-9+/]{24}", data) else [])
+
+
+def test_texts_of_a_binary_and_of_base64_of_text_and_hex() -> None:
+    """The same check on bytes of a real shape: a C++ symbol table (runs that mix cases and digits
+    and decode to noise), base64 of text with and without padding, hex digests, runs after runs
+    shorter than MIN_RUN."""
+    mangled = b"\x00".join(
+        b"_ZN2v88internal%dFactoryBase%dINS0_%dIsolateEE%dNewEv" % (i, i * 7, i % 13, i) for i in range(400)
+    )
+    texts = b" ".join(base64.b64encode(b"token-%d: ghp_%s\n" % (i, b"Zq8w" * (1 + i % 11))) for i in range(60))
+    hexes = b"\n".join(b"sha256:" + bytes(f"{i:064x}", "ascii") for i in range(50))
+    short = b"|".join(b"Ab3" * k for k in range(1, 12))
+    finder = Base64Decoded(DETECTORS)
+    for data in (mangled, texts, hexes, short + texts, mangled + texts + hexes):
+        runs = finder._runs(data, mixed_only=True)
+        decoded = [(span, _decode(data[span[0] : span[1]], mixed=True)) for span in runs]
+        spans, found = finder._texts(data, None)
+        assert spans == [span for span, text in decoded if text is not None]
+        assert found == [text for _, text in decoded if text is not None]
+    assert len(finder._texts(texts, None)[1]) == 60 and finder._texts(mangled + hexes, None) == ([], [])
