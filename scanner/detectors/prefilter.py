@@ -144,16 +144,13 @@ class OneExpression:
         return db, scratch
 
     def first_end(self, data: bytes | memoryview) -> int:
-        """Where the first match in ``data`` ends (the scan stops there), or -1."""
+        """Where the first match in ``data`` ends, or -1.  For an expression compiled with
+        HS_FLAG_SINGLEMATCH (one report; stopping the scan from the callback costs more than the
+        rest of the window: Hyperscan raises through Python to stop)."""
         db, scratch = self._ready()
         found: list[int] = []
-
-        def on_match(ident: int, start: int, end: int, flags: int, context: object) -> bool:
-            found.append(end)
-            return True  # stop: the rest of the window is not read
-
-        with contextlib.suppress(hyperscan.ScanTerminated):
-            db.scan(data, match_event_handler=on_match, scratch=scratch)  # type: ignore[type-var]  # any buffer
+        add = found.append
+        db.scan(data, match_event_handler=lambda ident, start, end, flags, context: add(end), scratch=scratch)  # type: ignore[type-var]
         return found[0] if found else -1
 
     def ends(self, data: bytes | memoryview) -> list[int]:
