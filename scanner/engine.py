@@ -14,17 +14,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .cache import CacheBackend, DirBackend, LayerCache, hit_from_json, namespace
-from .detectors import (
-    BUILTIN_RULES,
-    ContentScanner,
-    KnownValue,
-    RuleSet,
-    build_detectors,
-    known_fingerprint,
-)
+from .detectors.known import KnownValue, known_fingerprint
+from .detectors.rules import RuleSet
 from .entries import hard_links
 from .findings import policy, suppress
 from .findings.dockerfile import Dockerfile, ImageMap, from_provenance, masked_text
@@ -53,11 +47,14 @@ from .models import (
 )
 from .sources import ImageSource
 
+if TYPE_CHECKING:  # made when a detector must run: a rescan from the cache imports none of them
+    from .detectors.content import ContentScanner
+
 
 @dataclass(frozen=True)
 class ScanOptions:
     known: tuple[KnownValue, ...] = ()
-    rules: RuleSet = field(default_factory=lambda: RuleSet.load(BUILTIN_RULES))
+    rules: RuleSet | None = None  # None: the built-in rules, loaded when a detector first runs
     entropy: bool = True
     max_file_size: int | None = None
     archive_depth: int = NestedLimits().max_depth
@@ -82,9 +79,11 @@ class _Lazy:
 
     @functools.cached_property
     def scanner(self) -> ContentScanner:
-        o = self.options
+        from .detectors.content import ContentScanner, build_detectors
+
+        o, rules = self.options, _rules(self.options)
         detectors = build_detectors(
-            list(o.known), entropy=o.entropy, detect_secrets=o.rules.detect_secrets, rules=o.rules.rules
+            list(o.known), entropy=o.entropy, detect_secrets=rules.detect_secrets, rules=rules.rules
         )
         return ContentScanner(detectors)
 
@@ -196,15 +195,28 @@ def ruleset_fingerprint(options: ScanOptions) -> str:
     return _cache_namespace(options)
 
 
+def _rules(options: ScanOptions) -> RuleSet:
+    if options.rules is not None:
+        return options.rules
+    from .detectors.rules.loader import builtin_rules
+
+    return RuleSet(builtin_rules())
+
+
 def _cache_namespace(options: ScanOptions) -> str:
-    """Everything a layer's result depends on; secrets only as hashes of hashes."""
+    """Everything a layer's result depends on; secrets only as hashes of hashes.  The built-in
+    rules are named, not loaded: they are data files of leakscan's package, hashed into the code
+    fingerprint with the loader that reads them (cache.code_fingerprint)."""
+    rules = options.rules
     return namespace(
         {
-            "rules": [
+            "rules": "builtin"
+            if rules is None
+            else [
                 (r.id, r.regex, r.flags, r.severity.value, r.group, r.confidence, r.paths, r.prefilter, r.max_len)
-                for r in options.rules.rules
+                for r in rules.rules
             ],
-            "detect_secrets": options.rules.detect_secrets,
+            "detect_secrets": rules is None or rules.detect_secrets,
             "entropy": options.entropy,
             "max_file_size": options.max_file_size,
             "archive_depth": options.archive_depth,

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..detectors import IN_DOCS_OR_TESTS
+from ..detectors.interface import IN_DOCS_OR_TESTS
 from ..models import Finding, Package, Severity
 
 

@@ -22,14 +22,16 @@ import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import zstandard
 
-from ..detectors import ContentScanner
 from ..models import FileHits, Hit, Readable, Skip
 from .streams import GZIP_ERRORS, READ_SIZE, RawReader, decompressor, looks_like_tar, read_head, sniff
 from .tarstream import TarStream
+
+if TYPE_CHECKING:  # the content scanner is imported when one is made (a rescan from the cache makes none)
+    from ..detectors.content import ContentScanner
 
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
 _SUFFIXES = {".gz": "", ".tgz": ".tar", ".bz2": "", ".tbz2": ".tar", ".xz": "", ".txz": ".tar", ".zst": "", ".zstd": ""}

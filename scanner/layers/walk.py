@@ -16,10 +16,10 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import zstandard
 
-from ..detectors import ContentScanner
 from ..entries import EntriesBuilder, LayerEntries
 from ..models import EntryKind, FileHits, LayerScan, Readable, Skip
 from .nested import FileScanner, NestedLimits
@@ -39,6 +39,9 @@ from .streams import (
     tune_allocator,
 )
 from .tarstream import TarStream, check_tar_end
+
+if TYPE_CHECKING:  # the content scanner is imported when one is made (a rescan from the cache makes none)
+    from ..detectors.content import ContentScanner
 
 __all__ = [
     "READ_SIZE",
