@@ -29,7 +29,7 @@ from .layers.collect import Archive, archive_from_shell, attach_vouched, collect
 from .layers.fanout import Fanout
 from .layers.nested import FileScanner, NestedLimits
 from .layers.parallel import FilePool
-from .layers.provenance import Owners
+from .layers.provenance import packages
 from .layers.visibility import Visibility
 from .layers.walk import LayerWalker, WalkLimits
 from .models import (
@@ -150,7 +150,7 @@ def scan_image(source: ImageSource, options: ScanOptions | None = None) -> ScanR
         source_ref=source.ref,
         archive_format=resolved.format if archive.exported else f"{resolved.format}, from cache, not exported",
         images=tuple(
-            _image_report(image, meta, key, dockerfile)
+            _image_report(image, meta, key, dockerfile, cache)
             for image, dockerfile in zip(resolved.images, dockerfiles, strict=True)
         ),
         metadata_findings=tuple(meta.findings(resolved.metadata, key, ImageMap(None, None))),
@@ -381,10 +381,10 @@ def _fold_compiled(findings: list[Finding]) -> list[Finding]:
 
 
 def _image_report(
-    image: ResolvedImage, meta: _MetadataResults, key: bytes, dockerfile: Dockerfile | None
+    image: ResolvedImage, meta: _MetadataResults, key: bytes, dockerfile: Dockerfile | None, cache: LayerCache | None
 ) -> ImageReport:
     vis = Visibility([ref.scan for ref in image.layers])
-    owners = Owners([ref.scan for ref in image.layers])
+    owners = packages([ref.scan for ref in image.layers], cache)
     steps, warnings = _created_by(image)
     mapped = ImageMap(image.config, dockerfile)
     warnings += mapped.warnings
@@ -423,9 +423,8 @@ def _image_report(
             "instruction": meta.instruction(made_by[i][0]),
             "base_image": made_by[i][1],
         }
-        for fh in scan.files:
+        for fh, package in zip(scan.files, owners[i], strict=True):
             status, by = (Status.OVERWRITTEN, i) if fh.replaced else vis.hider(i, fh.path)
-            package = owners.package(i, fh) if owners else None
             findings.extend(
                 policy.apply(
                     Finding.from_hit(
