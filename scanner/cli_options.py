@@ -19,8 +19,7 @@ from .errors import UsageError
 from .findings.dockerfile import Dockerfile, parse
 from .findings.fingerprint import load_key
 from .findings.suppress import Suppressions
-from .layers.nested import NestedLimits
-from .layers.parallel import default_jobs
+from .layers.limits import NestedLimits, default_jobs
 from .sources import ImageSource, RegistryOptions, open_source
 from .sources.reference import Credentials
 

@@ -26,12 +26,9 @@ from .findings.fingerprint import load_key
 from .findings.suppress import Suppressions
 from .layers.archive import MetaDoc, ResolvedArchive, ResolvedImage, iter_json_strings, resolve
 from .layers.collect import Archive, archive_from_shell, attach_vouched, collect, export_shell
-from .layers.fanout import Fanout
-from .layers.nested import FileScanner, NestedLimits
-from .layers.parallel import FilePool
+from .layers.limits import NestedLimits, WalkLimits
 from .layers.provenance import packages
 from .layers.visibility import Visibility
-from .layers.walk import LayerWalker, WalkLimits
 from .models import (
     Finding,
     Hit,
@@ -47,8 +44,10 @@ from .models import (
 )
 from .sources import ImageSource
 
-if TYPE_CHECKING:  # made when a detector must run: a rescan from the cache imports none of them
+if TYPE_CHECKING:  # made when a layer or the metadata must be scanned: a rescan from the cache imports none of them
     from .detectors.content import ContentScanner
+    from .layers.fanout import Fanout
+    from .layers.walk import LayerWalker
 
 
 @dataclass(frozen=True)
@@ -89,6 +88,10 @@ class _Lazy:
 
     @functools.cached_property
     def walker(self) -> LayerWalker:
+        from .layers.nested import FileScanner
+        from .layers.parallel import FilePool
+        from .layers.walk import LayerWalker
+
         pool = None
         if self.options.jobs > 1:
             try:
@@ -102,9 +105,16 @@ class _Lazy:
         return self.walker.walk(blob, head)
 
     def fanout(self) -> Fanout | None:
-        """With --jobs, the walkers that take several layers of a seekable source at once."""
+        """With --jobs, the walkers that take several layers of a seekable source at once (made
+        when a layer must be walked: collect asks for them then)."""
+        return self._fanout
+
+    @functools.cached_property
+    def _fanout(self) -> Fanout | None:
         if self.options.jobs < 2:
             return None
+        from .layers.fanout import Fanout
+
         fanout = Fanout(lambda: self.scanner, self.limits, self.options.jobs, self.options.progress)
         return self.stack.enter_context(fanout)
 
@@ -131,7 +141,7 @@ def scan_image(source: ImageSource, options: ScanOptions | None = None) -> ScanR
         archive = archive_from_shell(shell, *vouched) if shell is not None and vouched is not None else None
         if archive is None:
             archive = collect(
-                source.members(), lazy, cache=cache, proofs=proofs, defer=vouched is not None, fanout=lazy.fanout()
+                source.members(), lazy, cache=cache, proofs=proofs, defer=vouched is not None, fanout=lazy.fanout
             )
             if cache is not None and vouched is not None:
                 archive.attached = attach_vouched(archive, *vouched)

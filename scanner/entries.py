@@ -19,6 +19,9 @@ from typing import overload
 
 from .models import EntryKind, LayerEntry
 
+WHITEOUT_PREFIX = ".wh."  # a layer's entry that deletes the path after it from the layers below
+OPAQUE = ".wh..wh..opq"  # ... that hides everything below in its directory
+
 _KIND_LIST = tuple(EntryKind)
 _CODE = {kind: ord("0") + n for n, kind in enumerate(_KIND_LIST)}  # a kind as one ASCII digit
 _CODES = re.compile(rb"[0-%d]*" % (len(_KIND_LIST) - 1))

@@ -27,6 +27,7 @@ from typing import IO, TYPE_CHECKING
 import zstandard
 
 from ..models import FileHits, Hit, Readable, Skip
+from .limits import NestedLimits
 from .streams import GZIP_ERRORS, READ_SIZE, RawReader, decompressor, looks_like_tar, read_head, sniff
 from .tarstream import TarStream
 
@@ -49,14 +50,6 @@ NESTED_ERRORS: tuple[type[Exception], ...] = (
     NotImplementedError,
     RuntimeError,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class NestedLimits:
-    max_depth: int = 5  # archives inside archives (inside the layer)
-    max_expanded: int = 4 << 30  # bytes decompressed out of one file of the layer, all levels together
-    max_ratio: int = 1100  # ... and at most this many times the file's own size (past the first 64 MiB)
-    spool_in_memory: int = 32 << 20  # a zip needs random access: larger ones go to a temporary file
 
 
 class ExpansionLimit(Exception):
