@@ -18,6 +18,7 @@ tick could go unseen).  Anyone who could forge a file's ctime could as well writ
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import hashlib
 import importlib.util
@@ -89,11 +90,18 @@ CODE_FILES = ("*.py", "*.toml", "*.txt")  # what leakscan's results depend on in
 
 
 def tree_digest(roots: list[tuple[Path, tuple[str, ...]]]) -> str:
-    """A hash of the names and bytes of the files under each root that match its patterns."""
+    """A hash of the names and bytes of the files under each root that match its patterns (found
+    with os.walk, not Path.rglob: a third of the time, every run)."""
     h = hashlib.sha256()
     for root, patterns in roots:
-        for path in sorted(p for pattern in patterns for p in root.rglob(pattern)):
-            h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+        found = []
+        for folder, _, names in os.walk(root):
+            rel = os.path.relpath(folder, root)
+            parts = () if rel == "." else tuple(rel.split(os.sep))
+            found += [(*parts, n) for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+        for parts in sorted(found):
+            with open(os.path.join(root, *parts), "rb") as fh:
+                h.update("/".join(parts).encode() + b"\0" + fh.read() + b"\0")
     return h.hexdigest()
 
 
