@@ -17,7 +17,6 @@ import click
 from . import __version__
 from .cache import default_dir as default_cache_dir
 from .cli_options import image_source, scan_options, scan_settings, split_options
-from .detectors import RuleSet
 from .engine import scan_image
 from .errors import ExitCode, LeakscanError, UsageError, exit_code_lines
 from .findings.fingerprint import load_key
@@ -335,6 +334,7 @@ def baseline_cmd(image: str, output: Path | None, **kw: Any) -> None:
 )
 def rules_cmd(config: Path | None) -> None:
     """List the pattern rules: id, severity, confidence, vendor, description, the reference of the format."""
+    from .detectors.rules import RuleSet
     from .detectors.rules.loader import builtin_rules
     from .detectors.vendor_context import builtin_vendors
 

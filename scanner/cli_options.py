@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from .cache import default_dir as default_cache_dir
-from .detectors import DEFAULT_MIN_LENGTH, RuleSet, SecretSpec, load_known_values
+from .detectors import DEFAULT_MIN_LENGTH, SecretSpec, load_known_values
 from .engine import ScanOptions
 from .errors import UsageError
 from .findings.dockerfile import Dockerfile, parse
@@ -146,6 +146,7 @@ def scan_settings(
     known = tuple(load_known_values(specs, min_secret_length))
     rules = None  # the built-in rules, loaded if a detector runs (a rescan from the cache runs none)
     if config is not None:
+        from .detectors.rules import RuleSet
         from .detectors.rules.loader import builtin_rules
 
         rules = RuleSet.load(builtin_rules(), config)

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from .cache import CacheBackend, DirBackend, LayerCache, hit_from_json, namespace
 from .detectors.known import KnownValue, known_fingerprint
-from .detectors.rules import RuleSet
 from .entries import hard_links
 from .findings import policy, suppress
 from .findings.dockerfile import Dockerfile, ImageMap, from_provenance, masked_text
@@ -46,6 +45,7 @@ from .sources import ImageSource
 
 if TYPE_CHECKING:  # made when a layer or the metadata must be scanned: a rescan from the cache imports none of them
     from .detectors.content import ContentScanner
+    from .detectors.rules import RuleSet
     from .layers.fanout import Fanout
     from .layers.walk import LayerWalker
 
@@ -208,6 +208,7 @@ def ruleset_fingerprint(options: ScanOptions) -> str:
 def _rules(options: ScanOptions) -> RuleSet:
     if options.rules is not None:
         return options.rules
+    from .detectors.rules import RuleSet
     from .detectors.rules.loader import builtin_rules
 
     return RuleSet(builtin_rules())

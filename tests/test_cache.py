@@ -383,7 +383,7 @@ def test_a_rescan_from_the_cache_loads_no_detector(sample_archives: dict[str, Pa
     import sys
 
     image, cache_dir = str(sample_archives["docker25"]), tmp_path / "cache"
-    heavy = ("scanner.detectors.content", "scanner.detectors.patterns", "scanner.detectors.rules.loader")
+    heavy = ("scanner.detectors.content", "scanner.detectors.patterns", "scanner.detectors.rules")
     heavy += ("hyperscan", "detect_secrets", "tomllib", "multiprocessing")
     heavy += ("scanner.layers.walk", "scanner.layers.fanout", "scanner.layers.parallel", "scanner.layers.nested")
     runs = []

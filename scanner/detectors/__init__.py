@@ -18,18 +18,17 @@ from .known import (
     known_fingerprint,
     load_known_values,
 )
-from .rules import Rule, RuleSet
 
-# The content scanner and the built-in rules are imported (and the rules loaded) when first named,
+# The rules and the content scanner are imported (the built-in rules loaded) when first named,
 # the detectors themselves (Hyperscan, the base64 decoder, the entropy and detect-secrets gates,
 # their regexes) when a detector or a content scanner is made: a rescan whose layers all come from
 # the cache needs the known values, not them (start-up time).
 if TYPE_CHECKING:
     from .content import CHUNK_SIZE, ContentScanner, build_detectors, downgrade
-    from .rules import BUILTIN_RULES
+    from .rules import BUILTIN_RULES, Rule, RuleSet
 
 _LATER = {
-    "BUILTIN_RULES": ".rules",
+    **dict.fromkeys(("BUILTIN_RULES", "Rule", "RuleSet"), ".rules"),
     **dict.fromkeys(("CHUNK_SIZE", "ContentScanner", "build_detectors", "downgrade"), ".content"),
 }
 
