@@ -159,13 +159,26 @@ def hit_from_json(doc: dict[str, Any]) -> Hit:
     )
 
 
-def _decode(text: str) -> LayerScan:
-    head, _, entries = text.partition("\n")
+def _decode(data: str | bytes) -> LayerScan:
+    """A layer's document, as text or as the bytes stored: ASCII (``json.dumps`` writes nothing
+    else), whose entries are then left as they are, neither decoded nor copied (a rescan of one
+    layer never reads them), and whose CRC-32 is that of the same bytes."""
+    if isinstance(data, bytes) and not data.isascii():
+        data = data.decode("utf-8")  # not written by _encode: decoded, or refused (UnicodeDecodeError)
+    head: str | bytes
+    entries: str | memoryview
+    if isinstance(data, bytes):
+        end = data.find(b"\n")
+        head, entries = (data, memoryview(b"")) if end < 0 else (data[:end], memoryview(data)[end + 1 :])
+        crc = zlib.crc32(entries)
+    else:
+        head, _, entries = data.partition("\n")
+        crc = _crc32(entries)
     doc = json.loads(head)
     about = doc["entries"]
     if (
         len(entries) != about["length"]
-        or _crc32(entries) != about["crc32"]
+        or crc != about["crc32"]
         or not isinstance(about["count"], int)
         or not all(isinstance(e, list) and len(e) == 3 for e in about["hard_links"])
     ):
@@ -211,6 +224,11 @@ class CacheBackend(ABC):
     def write(self, key: str, text: str) -> None:
         """Best effort: a cache that cannot be written is only a slower scan."""
 
+    def read_stored(self, key: str) -> str | bytes | None:
+        """``read(key)``, or the UTF-8 bytes of that text as stored: a layer's document is decoded
+        in parts (its entries, megabytes, only if they are read)."""
+        return self.read(key)
+
     def write_parts(self, key: str, parts: tuple[str, ...]) -> None:
         """``write(key, "".join(parts))``; a backend may write the parts one by one instead of
         holding a copy of the whole (a layer's entries are tens of megabytes)."""
@@ -233,6 +251,12 @@ class DirBackend(CacheBackend):
         except OSError:
             return None
 
+    def read_stored(self, key: str) -> bytes | None:
+        try:
+            return self._file(key).read_bytes()
+        except OSError:
+            return None
+
     def write(self, key: str, text: str) -> None:
         write_atomically(self._file(key), text.encode("utf-8"))
 
@@ -252,8 +276,8 @@ class LayerCache:
     def get(self, digest: str, count: bool = True) -> LayerScan | None:
         """The cached result for a layer digest; ``count``: as a hit or a miss of this scan."""
         try:
-            text = self.backend.read(f"{self.space}/{digest}")
-            scan = _decode(text) if text is not None else None
+            stored = self.backend.read_stored(f"{self.space}/{digest}")
+            scan = _decode(stored) if stored is not None else None
         except _DAMAGED:
             scan = None
         if count:

@@ -265,6 +265,7 @@ def test_another_detect_secrets_is_a_cache_miss(tmp_path: Path, monkeypatch: pyt
         pytest.param(lambda head, entries: (head, ""), id="entries-gone"),
         pytest.param(lambda head, entries: (head[:-5], entries), id="results-cut"),
         pytest.param(lambda h, e: (h.replace('"hard_links": [', '"hard_links": [[1], '), e), id="hard-links"),
+        pytest.param(lambda head, entries: (head, entries[:2] + "é" + entries[3:]), id="not-ascii"),
     ],
 )
 def test_a_damaged_cache_entry_is_a_miss_not_a_crash(
