@@ -26,6 +26,7 @@ import json
 import os
 import re
 import tempfile
+import time
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
@@ -83,25 +84,54 @@ def code_fingerprint() -> str:
     spec = importlib.util.find_spec("detect_secrets")
     if spec is not None and spec.origin is not None:
         roots.append((Path(spec.origin).parent / "plugins", ("*.py",)))
-    return tree_digest(roots)
+    return tree_digest(roots, memo=default_dir().parent / "code")
 
 
 CODE_FILES = ("*.py", "*.toml", "*.txt")  # what leakscan's results depend on in its own package
+RECENT_NS = 3_000_000_000  # a tree with a file changed this recently is hashed and its digest not kept
 
 
-def tree_digest(roots: list[tuple[Path, tuple[str, ...]]]) -> str:
+def tree_digest(roots: list[tuple[Path, tuple[str, ...]]], memo: Path | None = None) -> str:
     """A hash of the names and bytes of the files under each root that match its patterns (found
-    with os.walk, not Path.rglob: a third of the time, every run)."""
-    h = hashlib.sha256()
+    with os.walk, not Path.rglob: a third of the time, every run).
+
+    With ``memo`` (a folder), the digest is kept under a hash of every file's name and stat, its
+    ctime included, which every write changes and no call can set back (as for the proofs, see
+    above): a tree whose files are all as they were is not read again (a megabyte of rule files,
+    a few milliseconds of every run).  A tree with a file changed in the last seconds is read, and
+    its digest not kept (a write in the same clock tick as the stat could go unseen)."""
+    files = []
     for root, patterns in roots:
         found = []
         for folder, _, names in os.walk(root):
             rel = os.path.relpath(folder, root)
             parts = () if rel == "." else tuple(rel.split(os.sep))
             found += [(*parts, n) for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
-        for parts in sorted(found):
-            with open(os.path.join(root, *parts), "rb") as fh:
-                h.update("/".join(parts).encode() + b"\0" + fh.read() + b"\0")
+        files += [(os.path.join(root, *parts), "/".join(parts)) for parts in sorted(found)]
+    kept = None
+    if memo is not None:
+        try:
+            stats = [os.stat(path) for path, _ in files]
+        except OSError:
+            stats = []
+        if len(stats) == len(files) and all(st.st_ctime_ns <= time.time_ns() - RECENT_NS for st in stats):
+            stamp = [
+                [path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+                for (path, _), st in zip(files, stats, strict=True)
+            ]
+            kept = memo / hashlib.sha256(json.dumps(stamp).encode("utf-8", "surrogateescape")).hexdigest()
+            try:
+                digest = kept.read_text(encoding="ascii")
+                if re.fullmatch(r"[0-9a-f]{64}", digest):
+                    return digest
+            except (OSError, UnicodeDecodeError):
+                pass
+    h = hashlib.sha256()
+    for path, name in files:
+        with open(path, "rb") as fh:
+            h.update(name.encode() + b"\0" + fh.read() + b"\0")
+    if kept is not None:
+        write_atomically(kept, h.hexdigest().encode())
     return h.hexdigest()
 
 

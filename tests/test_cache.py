@@ -404,3 +404,28 @@ def test_a_rescan_from_the_cache_loads_no_detector(sample_archives: dict[str, Pa
     assert any('"cached_layers": 4' in line for line in again)
     skip = ('"duration_s"', '"cached_layers"')
     assert [x for x in first if not x.strip().startswith(skip)] == [x for x in again if not x.strip().startswith(skip)]
+
+
+def test_a_kept_code_digest_stands_until_a_file_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The code fingerprint is kept under the stat of every file hashed (ctime included, which
+    every write changes): a run whose files are all as they were takes it without reading them; a
+    changed, added or just written file is read again."""
+    from scanner import cache
+
+    tree, memo = tmp_path / "tree", tmp_path / "memo"
+    (tree / "rules").mkdir(parents=True)
+    (tree / "engine.py").write_text("x = 1\n")
+    (tree / "rules" / "a.toml").write_text('id = "a"\n')
+    roots = [(tree, cache.CODE_FILES)]
+    plain = cache.tree_digest(roots)
+    assert cache.tree_digest(roots, memo=memo) == plain and not memo.exists()  # just written: not kept
+    monkeypatch.setattr(cache, "RECENT_NS", 0)
+    assert cache.tree_digest(roots, memo=memo) == plain
+    (kept,) = memo.iterdir()
+    kept.write_text("f" * 64)  # what a run takes, without reading the files
+    assert cache.tree_digest(roots, memo=memo) == "f" * 64
+    (tree / "rules" / "a.toml").write_text('id = "ab"\n')
+    changed = cache.tree_digest(roots)
+    assert changed != plain and cache.tree_digest(roots, memo=memo) == changed
+    (tree / "rules" / "b.toml").write_text('id = "b"\n')
+    assert cache.tree_digest(roots, memo=memo) == cache.tree_digest(roots) not in (plain, changed)
