@@ -439,7 +439,13 @@ def _image_report(
             findings.extend(
                 policy.apply(
                     Finding.from_hit(
-                        h, layer_index=i, path=fh.display_path, status=status, hidden_by_layer=by, **common
+                        h,
+                        layer_index=i,
+                        path=fh.display_path,
+                        status=status,
+                        hidden_by_layer=by,
+                        package=package,  # made with it: policy.apply copies only a finding it changes
+                        **common,
                     ),
                     package,
                 )

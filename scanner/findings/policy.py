@@ -33,14 +33,15 @@ from ..models import Finding, Package, Severity
 
 
 def apply(finding: Finding, package: Package | None) -> Finding:
-    """``finding`` with its package, and the severity that package's word justifies (one copy of
-    the finding, whatever changes: a rescan makes hundreds)."""
+    """``finding`` (made with its package or without) with its package, and the severity that
+    package's word justifies: at most one copy of the finding, none if it has its package and
+    nothing changes (a rescan makes hundreds)."""
     if package is None:
         return finding  # 3
     if finding.detector == "known-secret" or finding.proven:
-        return dataclasses.replace(finding, package=package)  # 1, 2
+        return _with(finding, package)  # 1, 2
     if package.state == "modified":  # 5
-        changes: dict[str, Any] = {"package": package}
+        changes: dict[str, Any] = {}
         description = finding.description
         if finding.downgrade_reason == IN_DOCS_OR_TESTS and finding.downgraded_from is not None:
             description = description.replace(f" ({IN_DOCS_OR_TESTS}: downgraded)", "")
@@ -51,7 +52,7 @@ def apply(finding: Finding, package: Package | None) -> Finding:
                 "downgrade_reason": None,
             }
         changes["description"] = f"{description} (in a file changed after {_who(package)} installed it)"
-        return dataclasses.replace(finding, **changes)
+        return _with(finding, package, **changes)
     if package.state == "unmodified":  # 4
         return _lower(finding, package, Severity.LOW, f"shipped unmodified by {_who(package)}")
     why = "too large to hash" if package.state == "unhashed" else "not verifiable"
@@ -62,12 +63,18 @@ def _who(package: Package) -> str:
     return f"{Package.MANAGERS.get(package.manager, package.manager)} {package.name} {package.version}".rstrip()
 
 
+def _with(finding: Finding, package: Package, **changes: Any) -> Finding:
+    if not changes and finding.package is package:
+        return finding
+    return dataclasses.replace(finding, package=package, **changes)
+
+
 def _lower(finding: Finding, package: Package, to: Severity, reason: str) -> Finding:
     if finding.severity.rank <= to.rank:
-        return dataclasses.replace(finding, package=package)
-    return dataclasses.replace(
+        return _with(finding, package)
+    return _with(
         finding,
-        package=package,
+        package,
         severity=to,
         confidence="low",
         description=f"{finding.description} ({reason}: downgraded)",
