@@ -6,11 +6,12 @@
 
 from __future__ import annotations
 
+import gc
 import inspect
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -270,7 +271,16 @@ def scan(
     if written:
         line = f"{len(gating)} finding(s) failing the policy; written to {', '.join(written)}"
         click.echo(line if report.complete else line + f"; INCOMPLETE: {'; '.join(report.problems)[:400]}", err=True)
-    sys.exit(policy.exit_code(report))
+    _exit(policy.exit_code(report))
+
+
+def _exit(code: int) -> NoReturn:
+    """The end of a scan whose reports are written: the run's objects are left to reference
+    counting and the system (gc.freeze), not traversed again by the cyclic collector's passes at
+    interpreter exit (7 ms of a 130 ms rescan from the cache).  Nothing of a scan waits on a
+    collection: its files are closed and its worker pools shut down by then."""
+    gc.freeze()
+    sys.exit(code)
 
 
 scan.help = f"{inspect.cleandoc(scan.help or '')}\n\n{_EXIT_CODES}"
