@@ -6,18 +6,18 @@
 
 from __future__ import annotations
 
+import gc
 import inspect
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from . import __version__
 from .cache import default_dir as default_cache_dir
 from .cli_options import image_source, scan_options, scan_settings, split_options
-from .detectors import BUILTIN_RULES, RuleSet
 from .engine import scan_image
 from .errors import ExitCode, LeakscanError, UsageError, exit_code_lines
 from .findings.fingerprint import load_key
@@ -271,7 +271,16 @@ def scan(
     if written:
         line = f"{len(gating)} finding(s) failing the policy; written to {', '.join(written)}"
         click.echo(line if report.complete else line + f"; INCOMPLETE: {'; '.join(report.problems)[:400]}", err=True)
-    sys.exit(policy.exit_code(report))
+    _exit(policy.exit_code(report))
+
+
+def _exit(code: int) -> NoReturn:
+    """The end of a scan whose reports are written: the run's objects are left to reference
+    counting and the system (gc.freeze), not traversed again by the cyclic collector's passes at
+    interpreter exit (7 ms of a 130 ms rescan from the cache).  Nothing of a scan waits on a
+    collection: its files are closed and its worker pools shut down by then."""
+    gc.freeze()
+    sys.exit(code)
 
 
 scan.help = f"{inspect.cleandoc(scan.help or '')}\n\n{_EXIT_CODES}"
@@ -335,10 +344,12 @@ def baseline_cmd(image: str, output: Path | None, **kw: Any) -> None:
 )
 def rules_cmd(config: Path | None) -> None:
     """List the pattern rules: id, severity, confidence, vendor, description, the reference of the format."""
+    from .detectors.rules import RuleSet
+    from .detectors.rules.loader import builtin_rules
     from .detectors.vendor_context import builtin_vendors
 
     try:
-        rules = RuleSet.load(BUILTIN_RULES, config)
+        rules = RuleSet.load(builtin_rules(), config)
     except Exception as exc:
         _fail(exc)
     for rule in sorted(rules.rules, key=lambda r: r.id):

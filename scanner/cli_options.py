@@ -13,14 +13,13 @@ from typing import Any, TypeVar
 import click
 
 from .cache import default_dir as default_cache_dir
-from .detectors import BUILTIN_RULES, DEFAULT_MIN_LENGTH, RuleSet, SecretSpec, load_known_values
+from .detectors import DEFAULT_MIN_LENGTH, SecretSpec, load_known_values
 from .engine import ScanOptions
 from .errors import UsageError
 from .findings.dockerfile import Dockerfile, parse
 from .findings.fingerprint import load_key
 from .findings.suppress import Suppressions
-from .layers.nested import NestedLimits
-from .layers.parallel import default_jobs
+from .layers.limits import NestedLimits, default_jobs
 from .sources import ImageSource, RegistryOptions, open_source
 from .sources.reference import Credentials
 
@@ -145,7 +144,12 @@ def scan_settings(
 ) -> ScanOptions:
     specs = [SecretSpec.parse(s) for s in secrets]
     known = tuple(load_known_values(specs, min_secret_length))
-    rules = RuleSet.load(BUILTIN_RULES, config)
+    rules = None  # the built-in rules, loaded if a detector runs (a rescan from the cache runs none)
+    if config is not None:
+        from .detectors.rules import RuleSet
+        from .detectors.rules.loader import builtin_rules
+
+        rules = RuleSet.load(builtin_rules(), config)
     key = load_key(cache_dir or default_cache_dir(), config)  # with --no-cache too: baselines need one key
     return ScanOptions(
         known=known,

@@ -14,17 +14,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .cache import CacheBackend, DirBackend, LayerCache, hit_from_json, namespace
-from .detectors import (
-    BUILTIN_RULES,
-    ContentScanner,
-    KnownValue,
-    RuleSet,
-    build_detectors,
-    known_fingerprint,
-)
+from .detectors.known import KnownValue, known_fingerprint
 from .entries import hard_links
 from .findings import policy, suppress
 from .findings.dockerfile import Dockerfile, ImageMap, from_provenance, masked_text
@@ -32,12 +25,9 @@ from .findings.fingerprint import load_key
 from .findings.suppress import Suppressions
 from .layers.archive import MetaDoc, ResolvedArchive, ResolvedImage, iter_json_strings, resolve
 from .layers.collect import Archive, archive_from_shell, attach_vouched, collect, export_shell
-from .layers.fanout import Fanout
-from .layers.nested import FileScanner, NestedLimits
-from .layers.parallel import FilePool
-from .layers.provenance import Owners
+from .layers.limits import NestedLimits, WalkLimits
+from .layers.provenance import packages
 from .layers.visibility import Visibility
-from .layers.walk import LayerWalker, WalkLimits
 from .models import (
     Finding,
     Hit,
@@ -53,11 +43,17 @@ from .models import (
 )
 from .sources import ImageSource
 
+if TYPE_CHECKING:  # made when a layer or the metadata must be scanned: a rescan from the cache imports none of them
+    from .detectors.content import ContentScanner
+    from .detectors.rules import RuleSet
+    from .layers.fanout import Fanout
+    from .layers.walk import LayerWalker
+
 
 @dataclass(frozen=True)
 class ScanOptions:
     known: tuple[KnownValue, ...] = ()
-    rules: RuleSet = field(default_factory=lambda: RuleSet.load(BUILTIN_RULES))
+    rules: RuleSet | None = None  # None: the built-in rules, loaded when a detector first runs
     entropy: bool = True
     max_file_size: int | None = None
     archive_depth: int = NestedLimits().max_depth
@@ -82,14 +78,20 @@ class _Lazy:
 
     @functools.cached_property
     def scanner(self) -> ContentScanner:
-        o = self.options
+        from .detectors.content import ContentScanner, build_detectors
+
+        o, rules = self.options, _rules(self.options)
         detectors = build_detectors(
-            list(o.known), entropy=o.entropy, detect_secrets=o.rules.detect_secrets, rules=o.rules.rules
+            list(o.known), entropy=o.entropy, detect_secrets=rules.detect_secrets, rules=rules.rules
         )
         return ContentScanner(detectors)
 
     @functools.cached_property
     def walker(self) -> LayerWalker:
+        from .layers.nested import FileScanner
+        from .layers.parallel import FilePool
+        from .layers.walk import LayerWalker
+
         pool = None
         if self.options.jobs > 1:
             try:
@@ -103,9 +105,16 @@ class _Lazy:
         return self.walker.walk(blob, head)
 
     def fanout(self) -> Fanout | None:
-        """With --jobs, the walkers that take several layers of a seekable source at once."""
+        """With --jobs, the walkers that take several layers of a seekable source at once (made
+        when a layer must be walked: collect asks for them then)."""
+        return self._fanout
+
+    @functools.cached_property
+    def _fanout(self) -> Fanout | None:
         if self.options.jobs < 2:
             return None
+        from .layers.fanout import Fanout
+
         fanout = Fanout(lambda: self.scanner, self.limits, self.options.jobs, self.options.progress)
         return self.stack.enter_context(fanout)
 
@@ -132,7 +141,7 @@ def scan_image(source: ImageSource, options: ScanOptions | None = None) -> ScanR
         archive = archive_from_shell(shell, *vouched) if shell is not None and vouched is not None else None
         if archive is None:
             archive = collect(
-                source.members(), lazy, cache=cache, proofs=proofs, defer=vouched is not None, fanout=lazy.fanout()
+                source.members(), lazy, cache=cache, proofs=proofs, defer=vouched is not None, fanout=lazy.fanout
             )
             if cache is not None and vouched is not None:
                 archive.attached = attach_vouched(archive, *vouched)
@@ -151,7 +160,7 @@ def scan_image(source: ImageSource, options: ScanOptions | None = None) -> ScanR
         source_ref=source.ref,
         archive_format=resolved.format if archive.exported else f"{resolved.format}, from cache, not exported",
         images=tuple(
-            _image_report(image, meta, key, dockerfile)
+            _image_report(image, meta, key, dockerfile, cache)
             for image, dockerfile in zip(resolved.images, dockerfiles, strict=True)
         ),
         metadata_findings=tuple(meta.findings(resolved.metadata, key, ImageMap(None, None))),
@@ -196,15 +205,29 @@ def ruleset_fingerprint(options: ScanOptions) -> str:
     return _cache_namespace(options)
 
 
+def _rules(options: ScanOptions) -> RuleSet:
+    if options.rules is not None:
+        return options.rules
+    from .detectors.rules import RuleSet
+    from .detectors.rules.loader import builtin_rules
+
+    return RuleSet(builtin_rules())
+
+
 def _cache_namespace(options: ScanOptions) -> str:
-    """Everything a layer's result depends on; secrets only as hashes of hashes."""
+    """Everything a layer's result depends on; secrets only as hashes of hashes.  The built-in
+    rules are named, not loaded: they are data files of leakscan's package, hashed into the code
+    fingerprint with the loader that reads them (cache.code_fingerprint)."""
+    rules = options.rules
     return namespace(
         {
-            "rules": [
+            "rules": "builtin"
+            if rules is None
+            else [
                 (r.id, r.regex, r.flags, r.severity.value, r.group, r.confidence, r.paths, r.prefilter, r.max_len)
-                for r in options.rules.rules
+                for r in rules.rules
             ],
-            "detect_secrets": options.rules.detect_secrets,
+            "detect_secrets": rules is None or rules.detect_secrets,
             "entropy": options.entropy,
             "max_file_size": options.max_file_size,
             "archive_depth": options.archive_depth,
@@ -369,10 +392,10 @@ def _fold_compiled(findings: list[Finding]) -> list[Finding]:
 
 
 def _image_report(
-    image: ResolvedImage, meta: _MetadataResults, key: bytes, dockerfile: Dockerfile | None
+    image: ResolvedImage, meta: _MetadataResults, key: bytes, dockerfile: Dockerfile | None, cache: LayerCache | None
 ) -> ImageReport:
     vis = Visibility([ref.scan for ref in image.layers])
-    owners = Owners([ref.scan for ref in image.layers])
+    owners = packages([ref.scan for ref in image.layers], cache)
     steps, warnings = _created_by(image)
     mapped = ImageMap(image.config, dockerfile)
     warnings += mapped.warnings
@@ -411,13 +434,18 @@ def _image_report(
             "instruction": meta.instruction(made_by[i][0]),
             "base_image": made_by[i][1],
         }
-        for fh in scan.files:
+        for fh, package in zip(scan.files, owners[i], strict=True):
             status, by = (Status.OVERWRITTEN, i) if fh.replaced else vis.hider(i, fh.path)
-            package = owners.package(i, fh) if owners else None
             findings.extend(
                 policy.apply(
                     Finding.from_hit(
-                        h, layer_index=i, path=fh.display_path, status=status, hidden_by_layer=by, **common
+                        h,
+                        layer_index=i,
+                        path=fh.display_path,
+                        status=status,
+                        hidden_by_layer=by,
+                        package=package,  # made with it: policy.apply copies only a finding it changes
+                        **common,
                     ),
                     package,
                 )

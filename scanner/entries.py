@@ -19,6 +19,9 @@ from typing import overload
 
 from .models import EntryKind, LayerEntry
 
+WHITEOUT_PREFIX = ".wh."  # a layer's entry that deletes the path after it from the layers below
+OPAQUE = ".wh..wh..opq"  # ... that hides everything below in its directory
+
 _KIND_LIST = tuple(EntryKind)
 _CODE = {kind: ord("0") + n for n, kind in enumerate(_KIND_LIST)}  # a kind as one ASCII digit
 _CODES = re.compile(rb"[0-%d]*" % (len(_KIND_LIST) - 1))
@@ -108,7 +111,7 @@ class LayerEntries(Sequence[LayerEntry]):
         return json.dumps(doc)
 
     @classmethod
-    def from_json(cls, text: str) -> LayerEntries:
+    def from_json(cls, text: str | bytes) -> LayerEntries:
         """What :meth:`to_json` wrote; ValueError for anything else."""
         try:
             names_text, lengths, kinds_text, sizes, links = json.loads(text)
@@ -223,15 +226,16 @@ class LazyEntries(Sequence[LayerEntry]):
 
     __slots__ = ("_count", "_links", "_made", "_text")
 
-    def __init__(self, text: str, count: int, links: list[LayerEntry]) -> None:
-        self._text: str | None = text
+    def __init__(self, text: str | memoryview, count: int, links: list[LayerEntry]) -> None:
+        self._text: str | memoryview | None = text  # the bytes of an ASCII text as read (cache._decode)
         self._count = count
         self._links = links
         self._made: LayerEntries | None = None
 
     def compact(self) -> LayerEntries:
         if self._made is None:
-            made = LayerEntries.from_json(self._text or "")
+            text = self._text
+            made = LayerEntries.from_json(text.tobytes() if isinstance(text, memoryview) else text or "")
             if len(made) != self._count:
                 raise ValueError("a cached layer's entries are damaged")
             self._made, self._text = made, None

@@ -130,12 +130,12 @@ def test_a_legacy_docker_save_on_disk_is_a_cache_hit(sample_archives: dict[str, 
 
 class _Counted:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        from scanner import engine
+        from scanner.detectors import content
         from scanner.layers import streams
         from scanner.layers.walk import LayerWalker
 
         self.walks = self.hashes = self.builds = 0
-        real_walk, real_drain, real_build = LayerWalker.walk, streams.HashingReader.drain, engine.build_detectors
+        real_walk, real_drain, real_build = LayerWalker.walk, streams.HashingReader.drain, content.build_detectors
 
         def walk(w, *a, **kw):  # type: ignore[no-untyped-def]
             self.walks += 1
@@ -151,7 +151,7 @@ class _Counted:
 
         monkeypatch.setattr(LayerWalker, "walk", walk)
         monkeypatch.setattr(streams.HashingReader, "drain", drain)
-        monkeypatch.setattr(engine, "build_detectors", build)
+        monkeypatch.setattr(content, "build_detectors", build)  # the engine imports it when it makes one
 
 
 @pytest.mark.parametrize("name", ["docker-legacy", "docker25", "oci-zstd", "oci-layout"])
@@ -265,6 +265,7 @@ def test_another_detect_secrets_is_a_cache_miss(tmp_path: Path, monkeypatch: pyt
         pytest.param(lambda head, entries: (head, ""), id="entries-gone"),
         pytest.param(lambda head, entries: (head[:-5], entries), id="results-cut"),
         pytest.param(lambda h, e: (h.replace('"hard_links": [', '"hard_links": [[1], '), e), id="hard-links"),
+        pytest.param(lambda head, entries: (head, entries[:2] + "é" + entries[3:]), id="not-ascii"),
     ],
 )
 def test_a_damaged_cache_entry_is_a_miss_not_a_crash(
@@ -341,3 +342,90 @@ def test_a_cached_document_nested_too_deep_is_a_miss_not_a_crash(tmp_path: Path)
     assert cache.proofs("file") == {}
     with pytest.raises(ValueError, match="damaged"):
         list(LazyEntries(deep, 1, []))
+
+
+def test_the_built_in_rules_are_named_by_the_code_fingerprint(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the built-in rules (ScanOptions.rules None) the namespace names them without loading
+    them: their files and the loader that reads them are leakscan's code, hashed into the code
+    fingerprint, so that a changed rule file is a miss.  Every rule file must be in that hash."""
+    from scanner import cache, engine
+    from scanner.detectors.rules import loader
+
+    package = Path(cache.__file__).resolve().parent
+    rule_files = set(loader.DATA.resolve().glob("*.toml"))
+    hashed = {p.resolve() for pattern in cache.CODE_FILES for p in package.rglob(pattern)}
+    assert len(rule_files) > 5 and rule_files <= hashed and Path(loader.__file__).resolve() in hashed
+    builtin = engine.ruleset_fingerprint(ScanOptions())
+    assert builtin != engine.ruleset_fingerprint(ScanOptions(rules=RuleSet(BUILTIN_RULES[1:])))
+    assert builtin != engine.ruleset_fingerprint(ScanOptions(rules=RuleSet(BUILTIN_RULES, detect_secrets=False)))
+    monkeypatch.setattr(cache, "code_fingerprint", lambda: "a rule file changed")
+    assert engine.ruleset_fingerprint(ScanOptions()) != builtin
+
+
+_RESCAN = """
+import sys
+from scanner.cli import main
+from scanner.sources import interface
+interface.RECENT_NS = 0  # the archive, just written, is trusted as unchanged: no layer is read again
+try:
+    main(["scan", sys.argv[1], "--cache-dir", sys.argv[2], "--format", "json", "-o", sys.argv[3]])
+except SystemExit as exc:
+    print(exc.code)
+print(" ".join(sorted(m for m in sys.modules if m.startswith(tuple(sys.argv[4:])))))
+"""
+
+
+def test_a_rescan_from_the_cache_loads_no_detector(sample_archives: dict[str, Path], tmp_path: Path) -> None:
+    """A rescan whose layers and metadata all come from the cache neither loads the rules nor
+    imports a detector or the layer walk (start-up time, docs/performance.md), and reports what
+    the first scan did."""
+    import os
+    import subprocess
+    import sys
+
+    image, cache_dir = str(sample_archives["docker25"]), tmp_path / "cache"
+    heavy = ("scanner.detectors.content", "scanner.detectors.patterns", "scanner.detectors.rules")
+    heavy += ("hyperscan", "detect_secrets", "tomllib", "multiprocessing")
+    heavy += ("scanner.layers.walk", "scanner.layers.fanout", "scanner.layers.parallel", "scanner.layers.nested")
+    runs = []
+    for n in (1, 2):
+        proc = subprocess.run(
+            [sys.executable, "-c", _RESCAN, image, str(cache_dir), str(tmp_path / f"{n}.json"), *heavy],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+            timeout=300,
+        )
+        runs.append(proc.stdout.split("\n"))
+    assert runs[0][0] == runs[1][0] == "1"  # findings
+    assert "scanner.detectors.content" in runs[0][1].split()  # what this test looks for is there to see
+    assert runs[1][1] == ""
+    first, again = ((tmp_path / f"{n}.json").read_text().splitlines() for n in (1, 2))
+    assert any('"cached_layers": 4' in line for line in again)
+    skip = ('"duration_s"', '"cached_layers"')
+    assert [x for x in first if not x.strip().startswith(skip)] == [x for x in again if not x.strip().startswith(skip)]
+
+
+def test_a_kept_code_digest_stands_until_a_file_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The code fingerprint is kept under the stat of every file hashed (ctime included, which
+    every write changes): a run whose files are all as they were takes it without reading them; a
+    changed, added or just written file is read again."""
+    from scanner import cache
+
+    tree, memo = tmp_path / "tree", tmp_path / "memo"
+    (tree / "rules").mkdir(parents=True)
+    (tree / "engine.py").write_text("x = 1\n")
+    (tree / "rules" / "a.toml").write_text('id = "a"\n')
+    roots = [(tree, cache.CODE_FILES)]
+    plain = cache.tree_digest(roots)
+    assert cache.tree_digest(roots, memo=memo) == plain and not memo.exists()  # just written: not kept
+    monkeypatch.setattr(cache, "RECENT_NS", 0)
+    assert cache.tree_digest(roots, memo=memo) == plain
+    (kept,) = memo.iterdir()
+    kept.write_text("f" * 64)  # what a run takes, without reading the files
+    assert cache.tree_digest(roots, memo=memo) == "f" * 64
+    (tree / "rules" / "a.toml").write_text('id = "ab"\n')
+    changed = cache.tree_digest(roots)
+    assert changed != plain and cache.tree_digest(roots, memo=memo) == changed
+    (tree / "rules" / "b.toml").write_text('id = "b"\n')
+    assert cache.tree_digest(roots, memo=memo) == cache.tree_digest(roots) not in (plain, changed)

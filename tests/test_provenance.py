@@ -5,6 +5,7 @@ package installed it, a file no package owns, a known secret and a checksum-prov
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import os
 import random
@@ -12,13 +13,15 @@ import string
 import zlib
 from pathlib import Path
 
+import pytest
+
 from scanner import ScanOptions, scan_image
 from scanner.detectors import KnownValue
 from scanner.detectors.rules.model import base62
 from scanner.models import Finding, Severity
 from scanner.report import OutputFormat, renderer_for
 from scanner.sources import open_source
-from tests.support.tars import docker_archive, layer_tar, zip_of
+from tests.support.tars import docker_archive, layer_tar, sha, zip_of
 
 rng = random.Random(os.urandom(8))
 
@@ -286,3 +289,38 @@ def test_a_damaged_pip_record_names_no_file_and_a_cached_lookup_reads_no_record(
         pip_index=[record_index(t) for t in texts],
     )
     assert damaged.file(site + "a/__init__.py") is None and damaged.file(site + "b/x.py") == (1, "sha256=BBB")
+
+
+def test_a_rescan_takes_the_packages_from_the_cache(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """What the records of the same layers say is cached under their digests: a rescan looks no
+    file up in them, and its findings carry the same packages; a damaged cached answer is looked
+    up again, and other layers (or a layer read in part) are never answered from it."""
+    from scanner import engine
+    from scanner.cache import DirBackend, LayerCache
+    from scanner.layers import provenance
+
+    shipped = f'AUTH = "Authorization: Bearer {_token(32)}"\n'.encode()
+    site = "usr/lib/python3/dist-packages"
+    digest = base64.urlsafe_b64encode(hashlib.sha256(shipped).digest()).rstrip(b"=").decode()
+    record = f"acme/auth.py,sha256={digest},{len(shipped)}\n".encode()
+    layer = layer_tar([(f"{site}/acme/auth.py", shipped), (f"{site}/acme-1.0.dist-info/RECORD", record)])
+    archive, cache = tmp_path / "image.tar", tmp_path / "cache"
+    archive.write_bytes(docker_archive([layer]))
+    options = ScanOptions(cache_dir=cache, fingerprint_key=b"a test key of 16+ bytes")
+    first = scan_image(open_source(str(archive)), options).findings
+    assert [f.package.describe() if f.package else None for f in first] == ["Python package acme 1.0, unmodified"]
+    kept = list(cache.rglob("owners-*.json"))
+    assert len(kept) == 1
+    lookups = []
+    package = provenance.Owners.package
+    monkeypatch.setattr(provenance.Owners, "package", lambda *a: lookups.append(a) or package(*a))
+    assert scan_image(open_source(str(archive)), options).findings == first and lookups == []
+    kept[0].write_text("[[]]")  # one layer, but no entry for its file with findings: looked up again
+    assert scan_image(open_source(str(archive)), options).findings == first and len(lookups) == 1
+    layer_cache = LayerCache(DirBackend(cache), engine.ruleset_fingerprint(options))
+    scan = layer_cache.get(sha(layer))
+    assert scan is not None and provenance.packages([scan], layer_cache) == [[first[0].package]]
+    monkeypatch.setattr(provenance, "_kept", lambda *a: pytest.fail("a layer read in part is answered from the cache"))
+    cut = dataclasses.replace(scan, error="cut short")
+    assert provenance.packages([cut], layer_cache) == [[first[0].package]]
+    assert provenance.packages([None], None) == [[]]

@@ -7,8 +7,9 @@ The plaintext of a match never leaves this package: the content scanner turns ev
 
 from __future__ import annotations
 
-from .content import CHUNK_SIZE, IN_DOCS_OR_TESTS, ContentScanner, build_detectors, downgrade
-from .interface import Detector, DetectorError, Match
+from typing import TYPE_CHECKING, Any
+
+from .interface import IN_DOCS_OR_TESTS, Detector, DetectorError, Match
 from .known import (
     DEFAULT_MIN_LENGTH,
     KnownSecretsDetector,
@@ -17,11 +18,28 @@ from .known import (
     known_fingerprint,
     load_known_values,
 )
-from .rules import BUILTIN_RULES, Rule, RuleSet
 
-# The detectors themselves (Hyperscan, the base64 decoder, the entropy and detect-secrets gates,
-# their regexes) are imported when a detector or a content scanner is made: a rescan whose layers
-# all come from the cache needs the rules and the known values, not them (start-up time).
+# The rules and the content scanner are imported (the built-in rules loaded) when first named,
+# the detectors themselves (Hyperscan, the base64 decoder, the entropy and detect-secrets gates,
+# their regexes) when a detector or a content scanner is made: a rescan whose layers all come from
+# the cache needs the known values, not them (start-up time).
+if TYPE_CHECKING:
+    from .content import CHUNK_SIZE, ContentScanner, build_detectors, downgrade
+    from .rules import BUILTIN_RULES, Rule, RuleSet
+
+_LATER = {
+    **dict.fromkeys(("BUILTIN_RULES", "Rule", "RuleSet"), ".rules"),
+    **dict.fromkeys(("CHUNK_SIZE", "ContentScanner", "build_detectors", "downgrade"), ".content"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LATER:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_LATER[name], __name__), name)
+
 
 __all__ = [
     "BUILTIN_RULES",

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..models import Hit, Readable, Severity, redact, sha256_hex
-from .interface import Detector, Match
+from .interface import IN_DOCS_OR_TESTS, Detector, Match
 from .known import KnownSecretsDetector, KnownValue
 from .rules import BUILTIN_RULES, Rule
 
@@ -38,9 +38,6 @@ def build_detectors(
     if entropy:
         detectors.append(found)
     return detectors
-
-
-IN_DOCS_OR_TESTS = "in documentation, examples or tests"
 
 
 def downgrade(hit: Hit, reason: str) -> Hit:

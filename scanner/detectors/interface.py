@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from ..errors import LeakscanError
 from ..models import Severity
 
+IN_DOCS_OR_TESTS = "in documentation, examples or tests"  # the reason of a downgrade that a package's word can undo
+
 
 class DetectorError(LeakscanError):
     """A detector could not be set up (bad rule, bad known secret)."""

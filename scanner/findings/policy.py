@@ -26,45 +26,55 @@ Every downgrade is visible: the finding keeps ``downgraded_from`` and ``downgrad
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
-from ..detectors import IN_DOCS_OR_TESTS
+from ..detectors.interface import IN_DOCS_OR_TESTS
 from ..models import Finding, Package, Severity
 
 
 def apply(finding: Finding, package: Package | None) -> Finding:
+    """``finding`` (made with its package or without) with its package, and the severity that
+    package's word justifies: at most one copy of the finding, none if it has its package and
+    nothing changes (a rescan makes hundreds)."""
     if package is None:
         return finding  # 3
-    finding = dataclasses.replace(finding, package=package)
     if finding.detector == "known-secret" or finding.proven:
-        return finding  # 1, 2
+        return _with(finding, package)  # 1, 2
     if package.state == "modified":  # 5
+        changes: dict[str, Any] = {}
+        description = finding.description
         if finding.downgrade_reason == IN_DOCS_OR_TESTS and finding.downgraded_from is not None:
-            finding = dataclasses.replace(
-                finding,
-                severity=finding.downgraded_from,
-                confidence="medium",
-                description=finding.description.replace(f" ({IN_DOCS_OR_TESTS}: downgraded)", ""),
-                downgraded_from=None,
-                downgrade_reason=None,
-            )
-        return dataclasses.replace(
-            finding, description=f"{finding.description} (in a file changed after {_who(package)} installed it)"
-        )
+            description = description.replace(f" ({IN_DOCS_OR_TESTS}: downgraded)", "")
+            changes |= {
+                "severity": finding.downgraded_from,
+                "confidence": "medium",
+                "downgraded_from": None,
+                "downgrade_reason": None,
+            }
+        changes["description"] = f"{description} (in a file changed after {_who(package)} installed it)"
+        return _with(finding, package, **changes)
     if package.state == "unmodified":  # 4
-        return _lower(finding, Severity.LOW, f"shipped unmodified by {_who(package)}")
+        return _lower(finding, package, Severity.LOW, f"shipped unmodified by {_who(package)}")
     why = "too large to hash" if package.state == "unhashed" else "not verifiable"
-    return _lower(finding, Severity.MEDIUM, f"in a file of {_who(package)}, {why}")  # 6
+    return _lower(finding, package, Severity.MEDIUM, f"in a file of {_who(package)}, {why}")  # 6
 
 
 def _who(package: Package) -> str:
     return f"{Package.MANAGERS.get(package.manager, package.manager)} {package.name} {package.version}".rstrip()
 
 
-def _lower(finding: Finding, to: Severity, reason: str) -> Finding:
-    if finding.severity.rank <= to.rank:
+def _with(finding: Finding, package: Package, **changes: Any) -> Finding:
+    if not changes and finding.package is package:
         return finding
-    return dataclasses.replace(
+    return dataclasses.replace(finding, package=package, **changes)
+
+
+def _lower(finding: Finding, package: Package, to: Severity, reason: str) -> Finding:
+    if finding.severity.rank <= to.rank:
+        return _with(finding, package)
+    return _with(
         finding,
+        package,
         severity=to,
         confidence="low",
         description=f"{finding.description} ({reason}: downgraded)",

@@ -11,17 +11,18 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..cache import LayerCache, Proofs, claimed_digest
 from ..errors import FormatError
 from ..models import LayerScan, Readable, sha256_hex
 from ..sources.interface import Member
-from .fanout import Fanout, Plan, Task, walkers
-from .streams import HashingReader, read_head, safe_reason
-from .walk import READ_ERRORS, looks_like_tar, sniff
+from .streams import READ_ERRORS, HashingReader, looks_like_tar, read_head, safe_reason, sniff
+
+if TYPE_CHECKING:  # the walk's own modules are imported when a layer is walked (a rescan from the cache walks none)
+    from .fanout import Fanout, Plan, Task
 
 JSON_LIMIT = 64 << 20
 MAX_LINK_HOPS = 16
@@ -135,14 +136,15 @@ def collect(
     cache: LayerCache | None = None,
     proofs: Proofs | None = None,
     defer: bool = False,
-    fanout: Fanout | None = None,
+    fanout: Callable[[], Fanout | None] = lambda: None,
 ) -> Archive:
     """Every member, classified; ``proofs`` are digests proven by an earlier scan of the same
     unchanged bytes (see scanner.cache).  ``Archive.proven`` holds the proofs of this scan.  With
     ``defer``, a layer whose name claims no digest is left unread (every layer of the image is in
     the cache, by the diff_ids the source vouches for): :func:`attach_vouched` fills it in.  With
-    ``fanout``, the layers a source can read again on their own are walked after the other
-    members, several at once (see :mod:`scanner.layers.fanout`); the archive is the same."""
+    a ``fanout`` (asked for when a layer must be walked: none for a rescan from the cache), the
+    layers a source can read again on their own are walked after the other members, several at
+    once (see :mod:`scanner.layers.fanout`); the archive is the same."""
     archive = Archive()
     later: dict[str, Task] = {}  # for the fanout, by member path, in the archive's order
     try:
@@ -167,7 +169,9 @@ def collect(
                 if defer and claimed_digest(member.path) is None:
                     archive.records[member.path] = BlobRecord(member.path, member.size, deferred=True)
                     continue
-                if fanout is not None and member.detached is not None:
+                if member.detached is not None and fanout() is not None:
+                    from .fanout import Task
+
                     archive.records[member.path] = BlobRecord(member.path, member.size)  # its place
                     plan = _plan(member.path, cache, known, member.reopen is not None)
                     later[member.path] = Task(plan, member.detached, member.size)
@@ -182,7 +186,7 @@ def collect(
     except READ_ERRORS as exc:
         archive.errors.append(f"the archive stream could not be read to its end: {safe_reason(exc)}")
     if later:
-        _walk_later(archive, later, walker, fanout)
+        _walk_later(archive, later, walker, fanout())
     return archive
 
 
@@ -198,6 +202,8 @@ def _walk_later(archive: Archive, later: dict[str, Task], walker: Walker, fanout
     that would not be faster (one layer, or one that holds most of the bytes: the file workers
     scan it, see :func:`scanner.layers.fanout.walkers`).  A layer whose bytes
     could not be read to their end ends the archive there, as it ends the serial walk."""
+    from .fanout import walkers
+
     if fanout is not None and (at_once := walkers([task.size for task in later.values()], fanout.jobs)):
         outcomes = fanout.run(list(later.values()), at_once)
     else:

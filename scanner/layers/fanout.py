@@ -25,7 +25,6 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..detectors import ContentScanner
 from ..models import LayerScan, Readable
 from .nested import FileScanner
 from .parallel import FilePool
@@ -34,6 +33,8 @@ from .walk import READ_ERRORS, LayerWalker, WalkLimits
 
 if TYPE_CHECKING:  # imported when layers are walked at once: multiprocessing is a tenth of start-up
     from concurrent.futures import Future, ProcessPoolExecutor
+
+    from ..detectors.content import ContentScanner
 
 Step = Literal["hash", "walk"]
 Plan = Generator[Step, Any, Any]  # sends str (a digest) or LayerScan, returns the layer's result

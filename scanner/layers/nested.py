@@ -22,14 +22,17 @@ import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import zstandard
 
-from ..detectors import ContentScanner
 from ..models import FileHits, Hit, Readable, Skip
+from .limits import NestedLimits
 from .streams import GZIP_ERRORS, READ_SIZE, RawReader, decompressor, looks_like_tar, read_head, sniff
 from .tarstream import TarStream
+
+if TYPE_CHECKING:  # the content scanner is imported when one is made (a rescan from the cache makes none)
+    from ..detectors.content import ContentScanner
 
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
 _SUFFIXES = {".gz": "", ".tgz": ".tar", ".bz2": "", ".tbz2": ".tar", ".xz": "", ".txz": ".tar", ".zst": "", ".zstd": ""}
@@ -47,14 +50,6 @@ NESTED_ERRORS: tuple[type[Exception], ...] = (
     NotImplementedError,
     RuntimeError,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class NestedLimits:
-    max_depth: int = 5  # archives inside archives (inside the layer)
-    max_expanded: int = 4 << 30  # bytes decompressed out of one file of the layer, all levels together
-    max_ratio: int = 1100  # ... and at most this many times the file's own size (past the first 64 MiB)
-    spool_in_memory: int = 32 << 20  # a zip needs random access: larger ones go to a temporary file
 
 
 class ExpansionLimit(Exception):

@@ -393,11 +393,3 @@ def _read_all(fd: int, size: int) -> bytes:
         parts.append(data)
         left -= len(data)
     return b"".join(parts)
-
-
-def default_jobs() -> int:
-    """Every core this process may use (at least 1); 1 means no extra processes at all."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)

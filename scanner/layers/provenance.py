@@ -23,8 +23,10 @@ import json
 import posixpath
 import re
 from collections.abc import Sequence
+from typing import Any
 
-from ..models import FileHits, LayerScan, Package, PackageRecords, pack_record, record_index
+from ..cache import LayerCache
+from ..models import FileHits, LayerScan, Package, PackageRecords, pack_record, record_index, sha256_hex
 
 MAX_RECORD = 64 << 20  # a record file larger than this is scanned, not parsed (reported by the walk)
 
@@ -189,6 +191,45 @@ def _state(recorded: str, digests: tuple[str, str, str] | None) -> str:
     if actual is None:
         return "unverified"
     return "unmodified" if actual == expected else "modified"
+
+
+def packages(scans: Sequence[LayerScan | None], cache: LayerCache | None) -> list[list[Package | None]]:
+    """For each layer, the package of each of its files with findings (:meth:`Owners.package`).
+
+    What the records of the same layers say does not change: it is cached under their digests (a
+    layer's cached result is its diff_id's, under the same namespace), so that a rescan reads no
+    record (a pip RECORD is up to a megabyte of text to search, per file with findings).  Only
+    for layers read whole: a layer cut short is not cached under its digest either."""
+    key = None
+    if cache is not None and all(scan is None or scan.error is None for scan in scans):
+        digests = [scan.diff_id if scan is not None else None for scan in scans]
+        key = "owners:" + sha256_hex(json.dumps(digests).encode())
+        if (kept := _kept(cache.get_doc(key), scans)) is not None:
+            return kept
+    owners = Owners(scans)
+    found = [
+        [owners.package(i, fh) if owners else None for fh in scan.files] if scan else [] for i, scan in enumerate(scans)
+    ]
+    if cache is not None and key is not None and any(p is not None for layer in found for p in layer):
+        doc = [[None if p is None else [p.manager, p.name, p.version, p.state] for p in layer] for layer in found]
+        cache.put_doc(key, doc)
+    return found
+
+
+def _kept(doc: Any, scans: Sequence[LayerScan | None]) -> list[list[Package | None]] | None:
+    """The cached packages, if ``doc`` has one entry per file of each layer; otherwise None (looked up again)."""
+    if not isinstance(doc, list) or len(doc) != len(scans):
+        return None
+    found: list[list[Package | None]] = []
+    for layer, scan in zip(doc, scans, strict=True):
+        if not isinstance(layer, list) or len(layer) != (len(scan.files) if scan is not None else 0):
+            return None
+        if not all(
+            p is None or (isinstance(p, list) and len(p) == 4 and all(isinstance(x, str) for x in p)) for p in layer
+        ):
+            return None
+        found.append([None if p is None else Package(*p) for p in layer])
+    return found
 
 
 class Owners:

@@ -234,6 +234,9 @@ _DESCRIPTIVE: tuple[type[Exception], ...] = (
     *GZIP_ERRORS,
 )
 
+# What reading a layer or an archive's stream can raise: a damaged or cut stream, a read error
+READ_ERRORS: tuple[type[Exception], ...] = (*_DESCRIPTIVE, OSError, ValueError)
+
 
 def safe_reason(exc: BaseException) -> str:
     """``Type: message`` for a report, never holding data: only the decoders' own messages are kept

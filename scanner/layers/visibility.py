@@ -10,9 +10,8 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Sequence
 
-from ..entries import PathIndex, compact
+from ..entries import WHITEOUT_PREFIX, PathIndex, compact
 from ..models import EntryKind, LayerScan, Status
-from .walk import WHITEOUT_PREFIX
 
 
 class _LayerIndex:

@@ -10,23 +10,19 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import lzma
 import tarfile
 import time
-import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import zstandard
-
-from ..detectors import ContentScanner
-from ..entries import EntriesBuilder, LayerEntries
+from ..entries import OPAQUE, WHITEOUT_PREFIX, EntriesBuilder, LayerEntries
 from ..models import EntryKind, FileHits, LayerScan, Readable, Skip
-from .nested import FileScanner, NestedLimits
+from .limits import WalkLimits
+from .nested import FileScanner
 from .parallel import FilePool, WorkerLost
 from .provenance import MAX_RECORD, RECORD_LAST, RecordCollector, is_record
 from .streams import (
-    GZIP_ERRORS,
+    READ_ERRORS,
     READ_SIZE,
     HashingReader,
     RawReader,
@@ -40,7 +36,11 @@ from .streams import (
 )
 from .tarstream import TarStream, check_tar_end
 
+if TYPE_CHECKING:  # the content scanner is imported when one is made (a rescan from the cache makes none)
+    from ..detectors.content import ContentScanner
+
 __all__ = [
+    "READ_ERRORS",
     "READ_SIZE",
     "HashingReader",
     "LayerWalker",
@@ -51,9 +51,6 @@ __all__ = [
     "normalize",
     "sniff",
 ]
-
-WHITEOUT_PREFIX = ".wh."
-OPAQUE = ".wh..wh..opq"
 
 
 _KINDS = {t: EntryKind.FILE for t in tarfile.REGULAR_TYPES} | {
@@ -70,17 +67,6 @@ def classify(member: tarfile.TarInfo, path: str) -> EntryKind:
             return EntryKind.OPAQUE
         return EntryKind.OTHER if base.startswith(".wh..wh.") else EntryKind.WHITEOUT
     return _KINDS.get(member.type, EntryKind.OTHER)  # isreg, isdir, issym, islnk
-
-
-@dataclass(frozen=True, slots=True)
-class WalkLimits:
-    max_file_size: int | None = None  # None: every file, however large, in chunks
-    nested: NestedLimits = field(default_factory=NestedLimits)
-    max_layer_bytes: int = 64 << 30  # uncompressed bytes in one layer
-    max_ratio: int = 1100  # uncompressed / compressed bytes (gzip of zeros reaches ~1030)
-    max_members: int = 2_000_000
-    max_path: int = 4096
-    deadline: float | None = None  # time.monotonic() after which the walk stops
 
 
 class LimitExceeded(Exception):
@@ -110,18 +96,6 @@ class _Limited(RawReader):
             and self.count > self._limits.max_ratio * self._compressed.count
         ):
             raise LimitExceeded(f"layer expands more than {self._limits.max_ratio} times (a decompression bomb)")
-
-
-READ_ERRORS: tuple[type[Exception], ...] = (
-    tarfile.TarError,
-    EOFError,
-    zlib.error,
-    lzma.LZMAError,
-    zstandard.ZstdError,
-    OSError,
-    ValueError,
-    *GZIP_ERRORS,
-)
 
 
 class LayerWalker:

@@ -23,12 +23,12 @@ class _Unknown(Exception):
 
 def dumps(obj: Any, *, ensure_ascii: bool = True) -> str:
     """Exactly ``json.dumps(obj, indent=2, ensure_ascii=ensure_ascii)``."""
-    out: list[str] = []
+    enc = encode_basestring_ascii if ensure_ascii else encode_basestring
     try:
-        _write(obj, "\n", encode_basestring_ascii if ensure_ascii else encode_basestring, out)
+        leaf = _scalar(obj, enc)
+        return leaf if leaf is not None else _container(obj, "\n", enc, {})
     except (_Unknown, RecursionError):
         return json.dumps(obj, indent=2, ensure_ascii=ensure_ascii)
-    return "".join(out)
 
 
 def _float(o: float) -> str:
@@ -41,20 +41,9 @@ def _float(o: float) -> str:
     return float.__repr__(o)
 
 
-# the exact types, looked up first (a str or int subclass, an enum say, takes the slow way)
-_EXACT: dict[type, Any] = {
-    int: int.__repr__,
-    float: _float,
-    bool: lambda o: "true" if o else "false",
-    type(None): lambda o: "null",
-}
-
-
-_FLAT = {str, *_EXACT}
-
-
 def _scalar(o: Any, enc: Any) -> str | None:
-    """A leaf as json writes it; None for a container (or anything else)."""
+    """A leaf as json writes it (a str or int subclass too: an enum, say); None for a container
+    (or anything else)."""
     if isinstance(o, str):
         return str(enc(o))
     if o is None:
@@ -70,65 +59,49 @@ def _scalar(o: Any, enc: Any) -> str | None:
     return None
 
 
-def _key(k: Any, enc: Any) -> str:
-    if type(k) is str:
-        return str(enc(k))
-    raise _Unknown  # json turns ints, floats, bools and None into strings: left to it
+def _value(v: Any, newline: str, enc: Any, keys: dict[str, str]) -> str:
+    """Any value as json writes it at this indentation; the exact types first, by one lookup."""
+    t = type(v)
+    if t is str:
+        return str(enc(v))
+    if t is int:
+        return int.__repr__(v)
+    if v is None:
+        return "null"
+    if t is bool:
+        return "true" if v else "false"
+    if t is float:
+        return _float(v)
+    leaf = _scalar(v, enc)
+    return leaf if leaf is not None else _container(v, newline, enc, keys)
 
 
-def _write(o: Any, newline: str, enc: Any, out: list[str]) -> None:
-    leaf = _scalar(o, enc)
-    if leaf is not None:
-        out.append(leaf)
-        return
+def _container(o: Any, newline: str, enc: Any, keys: dict[str, str]) -> str:
+    """A dict, list or tuple laid out as json's indent=2 lays it out, each item's text made once
+    and joined (no generator per container, as json's own Python encoder has); ``keys``: the
+    encoded keys seen so far (a report repeats a finding's thirty keys hundreds of times)."""
     inner = newline + "  "
     if isinstance(o, dict):
         if not o:
-            out.append("{}")
-            return
-        if all(type(k) is str and type(v) in _FLAT for k, v in o.items()):  # a finding, say: one join
-            out.append(
-                "{"
-                + inner
-                + ("," + inner).join(
-                    [f"{enc(k)}: {enc(v) if type(v) is str else _EXACT[type(v)](v)}" for k, v in o.items()]
-                )
-                + newline
-                + "}"
-            )
-            return
-        out.append("{")
-        sep = inner
+            return "{}"
+        items = []
         for k, v in o.items():
-            t = type(v)
+            key = keys.get(k)
+            if key is None:
+                if type(k) is not str:
+                    raise _Unknown  # json turns ints, floats, bools and None into strings: left to it
+                key = keys[k] = str(enc(k))
+            t = type(v)  # the commonest exact types here, without a call
             if t is str:
-                out.append(f"{sep}{_key(k, enc)}: {enc(v)}")
-            elif t in _EXACT:
-                out.append(f"{sep}{_key(k, enc)}: {_EXACT[t](v)}")
+                items.append(f"{key}: {enc(v)}")
+            elif v is None:
+                items.append(f"{key}: null")
             else:
-                out.append(f"{sep}{_key(k, enc)}: ")
-                value = _scalar(v, enc)
-                if value is not None:
-                    out.append(value)
-                else:
-                    _write(v, inner, enc, out)
-            sep = "," + inner
-        out.append(newline + "}")
-        return
+                items.append(f"{key}: {_value(v, inner, enc, keys)}")
+        return "{" + inner + ("," + inner).join(items) + newline + "}"
     if isinstance(o, (list, tuple)):
         if not o:
-            out.append("[]")
-            return
-        out.append("[")
-        sep = inner
-        for v in o:
-            out.append(sep)
-            sep = "," + inner
-            value = _scalar(v, enc)
-            if value is not None:
-                out.append(value)
-            else:
-                _write(v, inner, enc, out)
-        out.append(newline + "]")
-        return
+            return "[]"
+        items = [enc(v) if type(v) is str else _value(v, inner, enc, keys) for v in o]
+        return "[" + inner + ("," + inner).join(items) + newline + "]"
     raise _Unknown

@@ -125,7 +125,8 @@ class ServiceConfig:
         from ..engine import ScanOptions
 
         known = load_known_values([SecretSpec.parse(s) for s in self.secrets])
-        return ScanOptions(known=tuple(known), rules=RuleSet.load(BUILTIN_RULES, self.rules_path))
+        rules = RuleSet.load(BUILTIN_RULES, self.rules_path) if self.rules_path is not None else None  # None: built-in
+        return ScanOptions(known=tuple(known), rules=rules)
 
     def fingerprint(self) -> str:
         """The rule-set fingerprint of the reports this configuration makes (engine.ruleset_fingerprint)."""

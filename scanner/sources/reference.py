@@ -7,7 +7,6 @@ engine) does not import the HTTP client: the CLI and the service need these name
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import os
 import re
@@ -87,6 +86,8 @@ def is_loopback(host: str) -> bool:
     name = urlsplit(f"//{host}").hostname or ""
     if name == "localhost":
         return True
+    import ipaddress  # here: a scan of a file never asks (start-up time)
+
     try:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:

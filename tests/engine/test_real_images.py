@@ -182,7 +182,7 @@ def test_layers_walked_at_once_give_the_serial_report(
 ) -> None:
     """--jobs 1, --jobs 4 as the sizes rule picks, and every layer at once (the rule overridden:
     this image's base layer holds most of its bytes): the same report, byte for byte."""
-    import scanner.layers.collect as collect
+    import scanner.layers.fanout as fanout  # collect imports walkers from it when layers are walked
 
     def report_text(jobs: int) -> str:
         report = scan_image(open_source(str(leaky_formats[fmt])), dataclasses.replace(options(leaky), jobs=jobs))
@@ -192,6 +192,6 @@ def test_layers_walked_at_once_give_the_serial_report(
     serial = report_text(1)
     assert report_text(4) == serial
     at_once: list[int] = []
-    monkeypatch.setattr(collect, "walkers", lambda sizes, jobs: at_once.append(len(sizes)) or min(jobs, len(sizes)))
+    monkeypatch.setattr(fanout, "walkers", lambda sizes, jobs: at_once.append(len(sizes)) or min(jobs, len(sizes)))
     assert report_text(4) == serial
     assert at_once == ([] if fmt == "docker-save-gzip" else [10])  # a whole-compressed tarball is a stream

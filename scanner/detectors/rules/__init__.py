@@ -13,9 +13,19 @@ lower-case letters and digits, ``{U16}`` upper-case letters and digits, ``{B16}`
 
 from __future__ import annotations
 
-from .loader import builtin_rules
+from typing import Any
+
 from .model import Rule, RuleSet
 
-BUILTIN_RULES: tuple[Rule, ...] = builtin_rules()
+BUILTIN_RULES: tuple[Rule, ...]  # loader.builtin_rules(), loaded when first named: a rescan from the cache needs none
+
+
+def __getattr__(name: str) -> Any:
+    if name == "BUILTIN_RULES":
+        from .loader import builtin_rules
+
+        return builtin_rules()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["BUILTIN_RULES", "Rule", "RuleSet"]
