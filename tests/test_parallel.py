@@ -238,3 +238,94 @@ def test_a_file_goes_to_the_worker_with_the_fewest_bytes_in_hand_results_taken_f
     pool.results.put((0, 1, [(0, 7)]))  # the first worker's result has come, not yet taken
     assert batch._worker(PER_FILE) is first
     assert (first.load, second.load, first.outstanding, batch.done) == (PER_FILE, 2000, 1, {0: 7})
+
+
+@pytest.mark.parametrize("here", ["all", 2, 3])
+def test_files_the_walker_scans_itself_give_the_report_of_one_process(
+    monkeypatch: pytest.MonkeyPatch, here: str | int
+) -> None:
+    """A file (or a bundle) the walker scans itself instead of handing over: the same results, in
+    the same places, whichever files it takes."""
+    from scanner.layers import parallel
+
+    layer = sized_layer()
+    one = _walk(layer)
+    calls: list[int] = []
+
+    def decide(self: parallel.Batch, load: int) -> bool:
+        calls.append(load)
+        if here == "all":
+            return True
+        return isinstance(here, int) and len(calls) % here == 0  # every other file, every third
+
+    monkeypatch.setattr(parallel.Batch, "_here", decide)
+    scanner = ContentScanner(build_detectors([]))
+    with _small_pool(scanner) as pool:
+        walker = LayerWalker(scanner, pool=pool)
+        assert walker.walk(io.BytesIO(layer)) == one
+        files = 67  # the layer's regular files: one bundle of the small ones, five larger ones
+        assert len(calls) == 6
+        if here == "all":
+            assert pool.scanned_here == files and pool.spool_dir is None  # nothing handed over, nothing spooled
+        else:
+            assert 0 < pool.scanned_here < files
+        assert walker.walk(io.BytesIO(layer)) == one  # and the pool is still good
+
+
+def test_a_layer_cut_inside_a_file_the_walker_scans_ends_with_the_same_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The read error still ends the layer, with what came before it, as when a worker scans the
+    file; the pool is still good for the next layer."""
+    from scanner.layers import parallel
+
+    layer = sized_layer()
+    start = layer.index(b"l/b.bin")
+    scanner = ContentScanner(build_detectors([]))
+    with _small_pool(scanner) as pool:
+        walker = LayerWalker(scanner, pool=pool)
+        for cut in (start + 2000, start + 60_000):
+            handed = walker.walk(io.BytesIO(layer[:cut]))
+            with monkeypatch.context() as m:
+                m.setattr(parallel.Batch, "_here", lambda self, load: 90_000 < load - parallel.PER_FILE < 100_000)
+                here = walker.walk(io.BytesIO(layer[:cut]))
+            assert here.error is not None and here == handed and "l/a.bin" in {f.path for f in here.files}
+        assert pool.scanned_here == 2  # l/b.bin, cut, twice
+        assert walker.walk(io.BytesIO(layer)) == _walk(layer)
+
+
+def test_the_walker_scans_a_file_itself_only_when_every_worker_has_more_in_hand() -> None:
+    import queue
+
+    from scanner.layers.parallel import PER_FILE, Batch, _Worker
+
+    pool = FilePool(FileScanner(ContentScanner(build_detectors([]))), 2, here_floor=1000)
+    pool.results = queue.Queue()  # type: ignore[assignment]
+    pool.workers = [_Worker(None, None), _Worker(None, None)]  # type: ignore[arg-type]
+    batch = Batch(pool, 1)
+    assert not batch._here(10)  # idle workers
+    batch._worker(5000)
+    assert not batch._here(10)  # one still idle
+    batch._worker(900)
+    assert not batch._here(10)  # under the floor (a pipe's worth)
+    batch._worker(200)
+    assert batch._here(10) and batch._here(1100) and not batch._here(1101)  # no more than it has
+    pool.results.put((1, 1, [(1, 3)]))  # the second worker's first result has come: 200 in hand
+    assert not batch._here(10)
+    pool.here_floor = None
+    pool.workers[1].load = 1 << 30
+    assert not batch._here(PER_FILE)  # never, without a floor
+
+
+def test_a_fanout_walker_scans_alone_while_every_core_walks_a_layer() -> None:
+    import queue
+
+    from scanner.layers.parallel import Batch, _Worker
+
+    busy = multiprocessing.get_context("fork").Value("i", 0)
+    pool = FilePool(FileScanner(ContentScanner(build_detectors([]))), 1, busy=busy, cores=2)
+    pool.results = queue.Queue()  # type: ignore[assignment]
+    pool.workers = [_Worker(None, None)]  # type: ignore[arg-type]
+    batch = Batch(pool, 1)
+    busy.value = 1  # one layer under way: a core for the file worker
+    assert not batch._here(1 << 20)
+    busy.value = 2  # as many layers as cores: the walker keeps its files, the worker idle
+    assert batch._here(1 << 20) and pool.workers[0].load == 0
