@@ -329,3 +329,57 @@ def test_a_fanout_walker_scans_alone_while_every_core_walks_a_layer() -> None:
     assert not batch._here(1 << 20)
     busy.value = 2  # as many layers as cores: the walker keeps its files, the worker idle
     assert batch._here(1 << 20) and pool.workers[0].load == 0
+
+
+@pytest.mark.parametrize("ring", [0, 6000, 1 << 22])
+def test_bundles_through_the_ring_or_the_pipe_give_the_report_of_one_process(
+    monkeypatch: pytest.MonkeyPatch, ring: int
+) -> None:
+    """No ring (the pipe only), one too small for some bundles (those go through the pipe), and
+    the default: the same results."""
+    from scanner.layers import parallel
+
+    monkeypatch.setattr(parallel, "BUNDLE_FILES", 5)  # bundles of 5 files, 0.3-9 KB
+    places: list[int | None] = []
+    place = parallel._Worker.place
+    monkeypatch.setattr(parallel._Worker, "place", lambda self, size: places.append(place(self, size)) or places[-1])
+    secret = b"password=" + TOKEN
+    layer = layer_tar(
+        [(f"s/{i}.txt", (b"k = 1\n" * (i * 7 % 300)) + (secret if i % 5 == 0 else b"")) for i in range(400)]
+    )
+    one = _walk(layer)
+    assert len(one.files) == 80
+    scanner = ContentScanner(build_detectors([]))
+    with FilePool(FileScanner(scanner), 2, whole=4096, ring=ring) as pool:
+        assert all((w.ring is not None) == bool(ring) for w in pool.workers)
+        walker = LayerWalker(scanner, pool=pool)
+        for _ in range(3):  # the ring wraps around
+            assert walker.walk(io.BytesIO(layer)) == one
+    in_ring = sum(at is not None for at in places)
+    assert len(places) == 240 and (in_ring == 0 if ring == 0 else 0 < in_ring < 240 if ring == 6000 else in_ring == 240)
+
+
+def test_a_bundle_goes_in_the_ring_past_what_the_worker_has_yet_to_scan() -> None:
+    import mmap
+
+    from scanner.layers.parallel import _Worker
+
+    worker = _Worker(None, None, ring=mmap.mmap(-1, 100))  # type: ignore[arg-type]
+
+    def put(size: int) -> int | None:
+        at = worker.place(size)
+        if at is not None:
+            worker.spans.append((at, size))
+            worker.ring_at = at + size
+        return at
+
+    assert put(0) is None and put(101) is None  # nothing to place, or more than the ring
+    assert put(60) == 0 and put(30) == 60 and put(20) is None  # 10 left at the end
+    worker.spans.append((0, 0))  # a message through the pipe, between
+    worker.spans.popleft()  # [0, 60) scanned
+    assert put(20) == 0 and put(40) == 20 and put(1) is None  # wrapped: [90, 100) and [60, 90) free no more
+    worker.spans.popleft()  # [60, 90)
+    worker.spans.popleft()  # the pipe's
+    assert put(39) == 60 and put(2) is None  # in use from 0 to 60: [60, 100) was free
+    worker.spans.clear()
+    assert put(100) == 0
