@@ -5,9 +5,11 @@ A tarball on disk or an OCI layout can read each layer blob again on a file hand
 of the archive's walk and hands them here: W forked processes (W <= N, from the layers' sizes:
 :func:`walkers`) each take a whole layer, largest first, and decompress, hash and scan it
 themselves, so the one serial process of the pipeline (decompression, tar walk and digests in the
-main process, see :mod:`scanner.layers.parallel`) is no longer one for the whole image.  With W walkers at once and
-N // W > 1, each walker hands its files to N // W file workers of its own (more jobs than layers:
-the largest layer is then not walked by a single process); otherwise it runs the detectors itself.
+main process, see :mod:`scanner.layers.parallel`) is no longer one for the whole image.  Each
+walker has max(1, N // W) file workers of its own, and hands them files only while fewer layers
+are under way than N: while every core walks a layer, it runs the detectors itself (a hand-off
+costs CPU), and once the other layers are done, its file workers take the cores they left (a
+layer that holds most of the image is then not scanned by a single process).
 
 A layer's result is worked out as a *plan* (a generator run in this process, where the layer cache
 is): it asks for steps on the layer's bytes, ``"hash"`` (their digest) and ``"walk"`` (a
