@@ -22,7 +22,6 @@ dies, the steps run here, one after the other: the same results, slower.
 from __future__ import annotations
 
 import functools
-import heapq
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -103,27 +102,42 @@ def _child_step(step: Step, opener: Callable[[], Readable]) -> tuple[str | Layer
 PIPE_SERIAL, PIPE_EFFICIENCY = 0.35, 0.65
 
 
-def makespan(sizes: list[int], n: int) -> int:
-    """The largest load when ``sizes`` go, the largest first, to the least loaded of ``n``."""
-    loads = [0] * max(1, n)
-    for size in sorted(sizes, reverse=True):
-        heapq.heapreplace(loads, loads[0] + size)
-    return max(loads)
-
-
 def _speedup(jobs: int) -> float:
     """The pipeline's speed-up with ``jobs`` file workers (1: the detectors in the walker)."""
     return min(PIPE_EFFICIENCY * jobs, 1 / PIPE_SERIAL) if jobs > 1 else 1.0
 
 
+def fanout_time(sizes: list[int], jobs: int, n: int) -> float:
+    """How long ``sizes`` take on ``n`` walkers, the largest first, each walker with max(1,
+    ``jobs`` // n) file workers: while as many layers are under way as ``jobs``, each walker scans
+    alone (speed 1); while fewer, the cores they leave go to the walkers still busy (their file
+    workers and the walker: the pipeline's speed-up on those cores)."""
+    todo, spent = sorted(sizes, reverse=True), 0.0
+    busy: list[float] = []  # what is left of each layer under way
+    pool = max(1, jobs // n)
+    while todo or busy:
+        while todo and len(busy) < n:
+            busy.append(float(todo.pop(0)))
+        speed = 1.0 if len(busy) >= jobs else _speedup(min(pool + 1, jobs // len(busy)))
+        step = min(busy)
+        spent += step / speed
+        busy = [left - step for left in busy if left > step]
+    return spent
+
+
+# A walker's results travel back pickled, serial and left out of the model (see docs/performance.md,
+# "Scaling past two cores"): the fanout must win by this much.  Where the other layers are a few
+# kilobytes, the pipeline walks them in no time and the pickling is saved.
+FANOUT_MARGIN = 0.97
+
+
 def walkers(sizes: list[int], jobs: int) -> int:
-    """How many layers to walk at once, each walker with ``jobs`` // that many file workers if
-    more than one, so that the layers, by their sizes, should take the least time; 0 when walking
-    them one after the other through the pipeline with ``jobs`` file workers should be fastest
-    (one layer, or one that holds most of the bytes)."""
-    best, choice = sum(sizes) / _speedup(jobs), 0
+    """How many layers to walk at once (:func:`fanout_time`) so that the layers, by their sizes,
+    should take the least time; 0 when walking them one after the other through the pipeline with
+    ``jobs`` file workers should be fastest (one layer, or one and a few small ones)."""
+    best, choice = FANOUT_MARGIN * sum(sizes) / _speedup(jobs), 0
     for n in range(2, min(jobs, len(sizes)) + 1):
-        if (spent := makespan(sizes, n) / _speedup(jobs // n)) < best:
+        if (spent := fanout_time(sizes, jobs, n)) < best:
             best, choice = spent, n
     return choice
 
