@@ -225,14 +225,22 @@ def test_more_jobs_than_layers_give_each_walker_file_workers(tmp_path: Path, mon
     assert spy.runs == [(2, 2)]  # two walkers, each with three file workers (jobs // walkers)
 
 
-def test_one_layer_holding_most_of_the_bytes_goes_through_the_pipeline(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_one_layer_and_a_small_one_go_through_the_pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    archive = tmp_path / "lopsided.tar"
+    small = layer_tar([("etc/app.conf", b"secret=" + b"Zq8w" * 9 + b"\n")])
+    archive.write_bytes(docker_archive([layer_tar([("big", os.urandom(20 << 20))]), small]))
+    spy = Spy(monkeypatch)
+    assert report_text(TarballSource(str(archive)), 2) == report_text(TarballSource(str(archive)), 1)
+    assert spy.runs == []
+
+
+def test_a_large_layer_and_a_smaller_one_are_walked_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The larger layer's walker gets the second core for its file worker once the smaller is done."""
     archive = tmp_path / "lopsided.tar"
     archive.write_bytes(docker_archive([layer_tar([("big", os.urandom(20 << 20))]), layers()[2]]))
     spy = Spy(monkeypatch)
     assert report_text(TarballSource(str(archive)), 2) == report_text(TarballSource(str(archive)), 1)
-    assert spy.runs == []
+    assert spy.runs == [(2, 2)]
 
 
 @pytest.mark.parametrize(
@@ -241,14 +249,16 @@ def test_one_layer_holding_most_of_the_bytes_goes_through_the_pipeline(
         ([100], 4, 0),  # one layer: the pipeline
         ([100, 100], 1, 0),
         ([100, 100], 2, 2),
-        ([100, 40], 2, 2),  # 100 on one walker against 140 / 1.3 through the pipeline
-        ([100, 20], 2, 0),  # one layer holds most of the bytes: 120 / 1.3 < 100
-        ([100, 20], 4, 0),  # 120 / 2.6 against 100 / 1.3 with two file workers per walker
+        ([100, 40], 2, 2),  # 40 + 60 / 1.3 (the cores shared once the smaller is done) against 140 / 1.3
+        ([100, 20], 2, 2),  # 20 + 80 / 1.3 against 120 / 1.3: the larger layer's walker gets the second core
+        ([100, 1], 2, 0),  # one layer and a small one: 1 + 99 / 1.3, no better than 101 / 1.3
+        ([579, 32], 2, 2),  # the JVM image: 452.8 against 470 (0.963)
+        ([100, 20], 4, 0),  # 20 / 1.3 + 80 / 2.6 against 120 / 2.6
         ([100, 100], 6, 2),  # 100 / 1.95 (three file workers each) against 200 / 2.86
         ([100] * 5, 3, 3),
-        ([100] * 5, 4, 0),  # 500 / 2.6 < 200 on four walkers
+        ([100] * 5, 4, 3),  # 100 + 100 / 1.3, three at once, then two with two cores each: 177 against 192
         ([100] * 5, 8, 5),
-        ([500, 100, 100, 100, 100], 8, 2),  # 500 / 2.6 (four file workers) against 900 / 2.86
+        ([500, 100, 100, 100, 100], 8, 2),  # 189 with four file workers each, against 315 through the pipeline
     ],
 )
 def test_walkers(sizes: list[int], jobs: int, at_once: int) -> None:

@@ -238,3 +238,148 @@ def test_a_file_goes_to_the_worker_with_the_fewest_bytes_in_hand_results_taken_f
     pool.results.put((0, 1, [(0, 7)]))  # the first worker's result has come, not yet taken
     assert batch._worker(PER_FILE) is first
     assert (first.load, second.load, first.outstanding, batch.done) == (PER_FILE, 2000, 1, {0: 7})
+
+
+@pytest.mark.parametrize("here", ["all", 2, 3])
+def test_files_the_walker_scans_itself_give_the_report_of_one_process(
+    monkeypatch: pytest.MonkeyPatch, here: str | int
+) -> None:
+    """A file (or a bundle) the walker scans itself instead of handing over: the same results, in
+    the same places, whichever files it takes."""
+    from scanner.layers import parallel
+
+    layer = sized_layer()
+    one = _walk(layer)
+    calls: list[int] = []
+
+    def decide(self: parallel.Batch, load: int) -> bool:
+        calls.append(load)
+        if here == "all":
+            return True
+        return isinstance(here, int) and len(calls) % here == 0  # every other file, every third
+
+    monkeypatch.setattr(parallel.Batch, "_here", decide)
+    scanner = ContentScanner(build_detectors([]))
+    with _small_pool(scanner) as pool:
+        walker = LayerWalker(scanner, pool=pool)
+        assert walker.walk(io.BytesIO(layer)) == one
+        files = 67  # the layer's regular files: one bundle of the small ones, five larger ones
+        assert len(calls) == 6
+        if here == "all":
+            assert pool.scanned_here == files and pool.spool_dir is None  # nothing handed over, nothing spooled
+        else:
+            assert 0 < pool.scanned_here < files
+        assert walker.walk(io.BytesIO(layer)) == one  # and the pool is still good
+
+
+def test_a_layer_cut_inside_a_file_the_walker_scans_ends_with_the_same_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The read error still ends the layer, with what came before it, as when a worker scans the
+    file; the pool is still good for the next layer."""
+    from scanner.layers import parallel
+
+    layer = sized_layer()
+    start = layer.index(b"l/b.bin")
+    scanner = ContentScanner(build_detectors([]))
+    with _small_pool(scanner) as pool:
+        walker = LayerWalker(scanner, pool=pool)
+        for cut in (start + 2000, start + 60_000):
+            handed = walker.walk(io.BytesIO(layer[:cut]))
+            with monkeypatch.context() as m:
+                m.setattr(parallel.Batch, "_here", lambda self, load: 90_000 < load - parallel.PER_FILE < 100_000)
+                here = walker.walk(io.BytesIO(layer[:cut]))
+            assert here.error is not None and here == handed and "l/a.bin" in {f.path for f in here.files}
+        assert pool.scanned_here == 2  # l/b.bin, cut, twice
+        assert walker.walk(io.BytesIO(layer)) == _walk(layer)
+
+
+def test_the_walker_scans_a_file_itself_only_when_every_worker_has_more_in_hand() -> None:
+    import queue
+
+    from scanner.layers.parallel import PER_FILE, Batch, _Worker
+
+    pool = FilePool(FileScanner(ContentScanner(build_detectors([]))), 2, here_floor=1000)
+    pool.results = queue.Queue()  # type: ignore[assignment]
+    pool.workers = [_Worker(None, None), _Worker(None, None)]  # type: ignore[arg-type]
+    batch = Batch(pool, 1)
+    assert not batch._here(10)  # idle workers
+    batch._worker(5000)
+    assert not batch._here(10)  # one still idle
+    batch._worker(900)
+    assert not batch._here(10)  # under the floor (a pipe's worth)
+    batch._worker(200)
+    assert batch._here(10) and batch._here(1100) and not batch._here(1101)  # no more than it has
+    pool.results.put((1, 1, [(1, 3)]))  # the second worker's first result has come: 200 in hand
+    assert not batch._here(10)
+    pool.here_floor = None
+    pool.workers[1].load = 1 << 30
+    assert not batch._here(PER_FILE)  # never, without a floor
+
+
+def test_a_fanout_walker_scans_alone_while_every_core_walks_a_layer() -> None:
+    import queue
+
+    from scanner.layers.parallel import Batch, _Worker
+
+    busy = multiprocessing.get_context("fork").Value("i", 0)
+    pool = FilePool(FileScanner(ContentScanner(build_detectors([]))), 1, busy=busy, cores=2)
+    pool.results = queue.Queue()  # type: ignore[assignment]
+    pool.workers = [_Worker(None, None)]  # type: ignore[arg-type]
+    batch = Batch(pool, 1)
+    busy.value = 1  # one layer under way: a core for the file worker
+    assert not batch._here(1 << 20)
+    busy.value = 2  # as many layers as cores: the walker keeps its files, the worker idle
+    assert batch._here(1 << 20) and pool.workers[0].load == 0
+
+
+@pytest.mark.parametrize("ring", [0, 6000, 1 << 22])
+def test_bundles_through_the_ring_or_the_pipe_give_the_report_of_one_process(
+    monkeypatch: pytest.MonkeyPatch, ring: int
+) -> None:
+    """No ring (the pipe only), one too small for some bundles (those go through the pipe), and
+    the default: the same results."""
+    from scanner.layers import parallel
+
+    monkeypatch.setattr(parallel, "BUNDLE_FILES", 5)  # bundles of 5 files, 0.3-9 KB
+    places: list[int | None] = []
+    place = parallel._Worker.place
+    monkeypatch.setattr(parallel._Worker, "place", lambda self, size: places.append(place(self, size)) or places[-1])
+    secret = b"password=" + TOKEN
+    layer = layer_tar(
+        [(f"s/{i}.txt", (b"k = 1\n" * (i * 7 % 300)) + (secret if i % 5 == 0 else b"")) for i in range(400)]
+    )
+    one = _walk(layer)
+    assert len(one.files) == 80
+    scanner = ContentScanner(build_detectors([]))
+    with FilePool(FileScanner(scanner), 2, whole=4096, ring=ring) as pool:
+        assert all((w.ring is not None) == bool(ring) for w in pool.workers)
+        walker = LayerWalker(scanner, pool=pool)
+        for _ in range(3):  # the ring wraps around
+            assert walker.walk(io.BytesIO(layer)) == one
+    in_ring = sum(at is not None for at in places)
+    assert len(places) == 240 and (in_ring == 0 if ring == 0 else 0 < in_ring < 240 if ring == 6000 else in_ring == 240)
+
+
+def test_a_bundle_goes_in_the_ring_past_what_the_worker_has_yet_to_scan() -> None:
+    import mmap
+
+    from scanner.layers.parallel import _Worker
+
+    worker = _Worker(None, None, ring=mmap.mmap(-1, 100))  # type: ignore[arg-type]
+
+    def put(size: int) -> int | None:
+        at = worker.place(size)
+        if at is not None:
+            worker.spans.append((at, size))
+            worker.ring_at = at + size
+        return at
+
+    assert put(0) is None and put(101) is None  # nothing to place, or more than the ring
+    assert put(60) == 0 and put(30) == 60 and put(20) is None  # 10 left at the end
+    worker.spans.append((0, 0))  # a message through the pipe, between
+    worker.spans.popleft()  # [0, 60) scanned
+    assert put(20) == 0 and put(40) == 20 and put(1) is None  # wrapped: [90, 100) and [60, 90) free no more
+    worker.spans.popleft()  # [60, 90)
+    worker.spans.popleft()  # the pipe's
+    assert put(39) == 60 and put(2) is None  # in use from 0 to 60: [60, 100) was free
+    worker.spans.clear()
+    assert put(100) == 0

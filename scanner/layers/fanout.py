@@ -5,9 +5,11 @@ A tarball on disk or an OCI layout can read each layer blob again on a file hand
 of the archive's walk and hands them here: W forked processes (W <= N, from the layers' sizes:
 :func:`walkers`) each take a whole layer, largest first, and decompress, hash and scan it
 themselves, so the one serial process of the pipeline (decompression, tar walk and digests in the
-main process, see :mod:`scanner.layers.parallel`) is no longer one for the whole image.  With W walkers at once and
-N // W > 1, each walker hands its files to N // W file workers of its own (more jobs than layers:
-the largest layer is then not walked by a single process); otherwise it runs the detectors itself.
+main process, see :mod:`scanner.layers.parallel`) is no longer one for the whole image.  Each
+walker has max(1, N // W) file workers of its own, and hands them files only while fewer layers
+are under way than N: while every core walks a layer, it runs the detectors itself (a hand-off
+costs CPU), and once the other layers are done, its file workers take the cores they left (a
+layer that holds most of the image is then not scanned by a single process).
 
 A layer's result is worked out as a *plan* (a generator run in this process, where the layer cache
 is): it asks for steps on the layer's bytes, ``"hash"`` (their digest) and ``"walk"`` (a
@@ -20,7 +22,6 @@ dies, the steps run here, one after the other: the same results, slower.
 from __future__ import annotations
 
 import functools
-import heapq
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -48,18 +49,22 @@ class Task:
 
 
 _WALKER: LayerWalker | None = None  # in a fanout process: its walker, made once when it starts
+_BUSY: Any = None  # in a fanout process: the count of layer steps under way in all of them
 
 
-def _start(scanner: ContentScanner, limits: WalkLimits, workers: int) -> None:
-    """A fanout process's walker; with ``workers`` > 1 (more jobs than layers at once), it hands
-    its files to that many file workers of its own, as the main process does with one layer."""
-    global _WALKER  # one per forked process, never set in the main one
+def _start(scanner: ContentScanner, limits: WalkLimits, workers: int, busy: Any, jobs: int) -> None:
+    """A fanout process's walker, which hands its files to ``workers`` file workers of its own, as
+    the main process does with one layer.  With as many layers under way (``busy``) as ``jobs``,
+    the walker scans its files itself: the cores are taken, and a hand-off through a pipe costs
+    CPU (a venv image: 6.4 -> 7.8 s); once fewer layers are left than cores, its workers take the
+    files (a layer that holds most of the image no longer runs on one core)."""
+    global _WALKER, _BUSY  # one per forked process, never set in the main one
+    _BUSY = busy
     pool = None
-    if workers > 1:
-        try:
-            pool = FilePool(FileScanner(scanner, limits.nested), workers).__enter__()  # ends with the process
-        except (OSError, ValueError, AssertionError):
-            pool = None  # the same scan, in this process
+    try:
+        pool = FilePool(FileScanner(scanner, limits.nested), max(1, workers), busy=busy, cores=jobs).__enter__()
+    except (OSError, ValueError, AssertionError):  # ends with the process
+        pool = None  # the same scan, in this process
     _WALKER = LayerWalker(scanner, limits, pool=pool)
 
 
@@ -82,7 +87,13 @@ def run_step(walker: LayerWalker, step: Step, opener: Callable[[], Readable]) ->
 
 def _child_step(step: Step, opener: Callable[[], Readable]) -> tuple[str | LayerScan, int]:
     assert _WALKER is not None
-    return run_step(_WALKER, step, opener)
+    with _BUSY.get_lock():
+        _BUSY.value += 1
+    try:
+        return run_step(_WALKER, step, opener)
+    finally:
+        with _BUSY.get_lock():
+            _BUSY.value -= 1
 
 
 # The pipeline's measured shape (docs/performance.md, "Scaling past two cores"): the main process's
@@ -92,27 +103,42 @@ def _child_step(step: Step, opener: Callable[[], Readable]) -> tuple[str | Layer
 PIPE_SERIAL, PIPE_EFFICIENCY = 0.35, 0.65
 
 
-def makespan(sizes: list[int], n: int) -> int:
-    """The largest load when ``sizes`` go, the largest first, to the least loaded of ``n``."""
-    loads = [0] * max(1, n)
-    for size in sorted(sizes, reverse=True):
-        heapq.heapreplace(loads, loads[0] + size)
-    return max(loads)
-
-
 def _speedup(jobs: int) -> float:
     """The pipeline's speed-up with ``jobs`` file workers (1: the detectors in the walker)."""
     return min(PIPE_EFFICIENCY * jobs, 1 / PIPE_SERIAL) if jobs > 1 else 1.0
 
 
+def fanout_time(sizes: list[int], jobs: int, n: int) -> float:
+    """How long ``sizes`` take on ``n`` walkers, the largest first, each walker with max(1,
+    ``jobs`` // n) file workers: while as many layers are under way as ``jobs``, each walker scans
+    alone (speed 1); while fewer, the cores they leave go to the walkers still busy (their file
+    workers and the walker: the pipeline's speed-up on those cores)."""
+    todo, spent = sorted(sizes, reverse=True), 0.0
+    busy: list[float] = []  # what is left of each layer under way
+    pool = max(1, jobs // n)
+    while todo or busy:
+        while todo and len(busy) < n:
+            busy.append(float(todo.pop(0)))
+        speed = 1.0 if len(busy) >= jobs else _speedup(min(pool + 1, jobs // len(busy)))
+        step = min(busy)
+        spent += step / speed
+        busy = [left - step for left in busy if left > step]
+    return spent
+
+
+# A walker's results travel back pickled, serial and left out of the model (see docs/performance.md,
+# "Scaling past two cores"): the fanout must win by this much.  Where the other layers are a few
+# kilobytes, the pipeline walks them in no time and the pickling is saved.
+FANOUT_MARGIN = 0.97
+
+
 def walkers(sizes: list[int], jobs: int) -> int:
-    """How many layers to walk at once, each walker with ``jobs`` // that many file workers if
-    more than one, so that the layers, by their sizes, should take the least time; 0 when walking
-    them one after the other through the pipeline with ``jobs`` file workers should be fastest
-    (one layer, or one that holds most of the bytes)."""
-    best, choice = sum(sizes) / _speedup(jobs), 0
+    """How many layers to walk at once (:func:`fanout_time`) so that the layers, by their sizes,
+    should take the least time; 0 when walking them one after the other through the pipeline with
+    ``jobs`` file workers should be fastest (one layer, or one and a few small ones)."""
+    best, choice = FANOUT_MARGIN * sum(sizes) / _speedup(jobs), 0
     for n in range(2, min(jobs, len(sizes)) + 1):
-        if (spent := makespan(sizes, n) / _speedup(jobs // n)) < best:
+        if (spent := fanout_time(sizes, jobs, n)) < best:
             best, choice = spent, n
     return choice
 
@@ -155,7 +181,7 @@ class Fanout:
 
         if self.pool is None:
             fork = multiprocessing.get_context("fork")
-            start = (self.scanner(), self.limits, self.jobs // walkers)
+            start = (self.scanner(), self.limits, self.jobs // walkers, fork.Value("i", 0), self.jobs)
             self.pool = ProcessPoolExecutor(walkers, fork, initializer=_start, initargs=start)
         results: list[Any] = [None] * len(tasks)
         pending: dict[Future[tuple[str | LayerScan, int]], tuple[int, Step]] = {}
