@@ -109,51 +109,21 @@ class Base64Decoded:
 
     def _runs(self, data: bytes, events: list[int] | None = None, mixed_only: bool = False) -> list[tuple[int, int]]:
         """Every run with a digit (``mixed_only``: and with both cases, which text's base64 has).
-        The scan uses :meth:`_texts`, which does this and :func:`_decode` in one loop; the tests
-        hold the two steps to a regex's runs and to b64decode, and _texts to the two steps."""
+        The scan uses :meth:`_texts`, which decodes them as it goes; the tests hold these runs to a
+        regex's, :func:`_decode` to b64decode, and _texts to the two together."""
+        return [(start, end) for start, _, end in self._spans(data, events, mixed_only)]
+
+    def _spans(self, data: bytes, events: list[int] | None, mixed_only: bool) -> Iterator[tuple[int, int, int]]:
+        """Each run's start, the end of its characters (before any "=") and its end."""
         if events is None:
             events = self.events(data)
         if not events:
-            return []
+            return
         # The classes of the bytes before each run's end, LOOK_BACK at a time; of the whole window
         # (once) when runs are dense or one is longer: most windows hold a few runs, and mapping
         # all of a window's bytes was most of the cost of finding them.
         whole = data.translate(_CLASSES) if len(events) * _LOOK_BACK >= len(data) else None
-        runs = []
-        for end in events:
-            if not _IN_RUN[data[end - 1]]:
-                end -= 1  # the byte that ended the run
-            chars = end
-            for _ in range(2):  # "=" padding
-                if chars > 0 and data[chars - 1] == 61:
-                    chars -= 1
-            classes, base = whole, 0
-            if classes is None:
-                base = max(0, chars - _LOOK_BACK)
-                classes = data[base:chars].translate(_CLASSES)
-                if base and classes.find(b" ") < 0:  # the run goes back further
-                    whole = classes = data.translate(_CLASSES)
-                    base = 0
-            start = classes.rfind(b" ", 0, chars - base) + 1
-            if mixed_only and (
-                classes.find(b"u", start, chars - base) < 0 or classes.find(b"l", start, chars - base) < 0
-            ):
-                continue
-            runs.append((base + start, end))
-        return runs
-
-    def _texts(self, data: bytes, events: list[int] | None) -> tuple[list[tuple[int, int]], list[bytes]]:
-        """Every run that decodes to text, and its text: what ``_runs(mixed_only=True)`` then
-        ``_decode`` give, in one loop.  A binary's symbol tables (mangled names mix cases and
-        digits) hold thousands of runs a window, nearly none of them text: this is their cost."""
-        if events is None:
-            events = self.events(data)
-        if not events:
-            return [], []
-        whole = data.translate(_CLASSES) if len(events) * _LOOK_BACK >= len(data) else None
-        spans: list[tuple[int, int]] = []
-        texts: list[bytes] = []
-        a2b, text_bytes, in_run = binascii.a2b_base64, _TEXT, _IN_RUN
+        in_run = _IN_RUN
         for end in events:
             if not in_run[data[end - 1]]:
                 end -= 1  # the byte that ended the run
@@ -170,9 +140,20 @@ class Base64Decoded:
                     whole = classes = data.translate(_CLASSES)
                     base = 0
             start = classes.rfind(b" ", 0, chars - base) + 1
-            if classes.find(b"u", start, chars - base) < 0 or classes.find(b"l", start, chars - base) < 0:
+            if mixed_only and (
+                classes.find(b"u", start, chars - base) < 0 or classes.find(b"l", start, chars - base) < 0
+            ):
                 continue  # not both cases: words, paths, hex (a run Hyperscan reports holds a digit)
-            start += base
+            yield base + start, chars, end
+
+    def _texts(self, data: bytes, events: list[int] | None) -> tuple[list[tuple[int, int]], list[bytes]]:
+        """Every run that decodes to text, and its text: what ``_runs(mixed_only=True)`` then
+        ``_decode`` give, decoded as the runs are found.  A binary's symbol tables (mangled names
+        mix cases and digits) hold thousands of runs a window, nearly none of them text."""
+        spans: list[tuple[int, int]] = []
+        texts: list[bytes] = []
+        a2b, text_bytes = binascii.a2b_base64, _TEXT
+        for start, chars, end in self._spans(data, events, True):
             if end - start > MAX_RUN:
                 continue
             try:
