@@ -43,3 +43,23 @@ def test_a_compiled_database_is_saved_and_reused(tmp_path: Path, monkeypatch: py
     other = Prefilter([*PATTERNS, (r"xoxb-[0-9]+", 0)])  # other rules: another key, another file
     assert other.candidates(b"xoxb-123") == {3}
     assert len(list((tmp_path / "leakscan" / "hyperscan").glob("*.db"))) == 2
+
+
+def test_one_expression_gives_every_match_end_or_the_first_and_refuses_what_cannot_compile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OneExpression (the base64 runs' gate and search): the ends HsPass reports, the first of them
+    for a SINGLEMATCH expression (on bytes and on a memoryview slice, whose offsets are the
+    slice's), and an error, not a silent pass, for an expression Hyperscan cannot compile."""
+    import hyperscan
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    data = b"ab12 cd34 ab56 zz ab78"
+    every = prefilter.OneExpression(rb"ab[0-9]{2}", 0)
+    assert every.ends(data) == [e for _, _, e in HsPass([[(rb"ab[0-9]{2}", 0)]]).scan(data)[0]] == [4, 14, 22]
+    assert every.ends(memoryview(data)[5:]) == [9, 17]
+    first = prefilter.OneExpression(rb"ab[0-9]{2}", hyperscan.HS_FLAG_SINGLEMATCH)
+    assert first.first_end(data) == 4 and first.first_end(memoryview(data)[5:]) == 9
+    assert first.first_end(b"no match here") == -1
+    with pytest.raises(ValueError):
+        prefilter.OneExpression(rb"(unclosed", 0).ends(data)
