@@ -147,10 +147,7 @@ class OneExpression:
         """Where the first match in ``data`` ends, or -1.  For an expression compiled with
         HS_FLAG_SINGLEMATCH (one report; stopping the scan from the callback costs more than the
         rest of the window: Hyperscan raises through Python to stop)."""
-        db, scratch = self._ready()
-        found: list[int] = []
-        add = found.append
-        db.scan(data, match_event_handler=lambda ident, start, end, flags, context: add(end), scratch=scratch)  # type: ignore[type-var]
+        found = self.ends(data)
         return found[0] if found else -1
 
     def ends(self, data: bytes | memoryview) -> list[int]:
