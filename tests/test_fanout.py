@@ -18,6 +18,7 @@ from scanner.errors import LeakscanError
 from scanner.layers.fanout import Fanout, walkers
 from scanner.report import OutputFormat, renderer_for
 from scanner.sources import OciLayoutSource, TarballSource
+from tests.support.registry import layout_index
 from tests.support.tars import compress, docker_archive, layer_tar, sha
 from tests.test_parallel import TOKEN, busy_layer
 
@@ -85,19 +86,7 @@ def oci_layout(out: Path, blobs: list[bytes]) -> Path:
         "layers": [{"mediaType": layer_type + _suffix(b), "digest": put(b), "size": len(b)} for b in blobs],
     }
     body = json.dumps(manifest).encode()
-    index = {
-        "schemaVersion": 2,
-        "manifests": [
-            {
-                "mediaType": manifest["mediaType"],
-                "digest": put(body),
-                "size": len(body),
-                "annotations": {"org.opencontainers.image.ref.name": "1"},
-            }
-        ],
-    }
-    (out / "index.json").write_text(json.dumps(index))
-    (out / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    layout_index(out, manifest["mediaType"], put(body), len(body), "1")
     return out
 
 

@@ -116,19 +116,7 @@ def multiarch_layout(out: Path, files: dict[str, dict[str, bytes]]) -> Path:
         )
     index_type = "application/vnd.oci.image.index.v1+json"
     inner = json.dumps({"schemaVersion": 2, "mediaType": index_type, "manifests": manifests}).encode()
-    top = {
-        "schemaVersion": 2,
-        "manifests": [
-            {
-                "mediaType": index_type,
-                "digest": put(inner),
-                "size": len(inner),
-                "annotations": {"org.opencontainers.image.ref.name": "multi"},
-            }
-        ],
-    }
-    (out / "index.json").write_text(json.dumps(top))
-    (out / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    layout_index(out, index_type, put(inner), len(inner), "multi")
     return out
 
 
@@ -139,12 +127,17 @@ def image_layout(out: Path, files: dict[str, bytes], ref: str = "img") -> Path:
     manifest, config, gz = oci_image(layer_tar(list(files.items())))
     for data in (manifest, config, gz):
         (blobs / sha(data).removeprefix("sha256:")).write_bytes(data)
+    layout_index(out, "application/vnd.oci.image.manifest.v1+json", sha(manifest), len(manifest), ref)
+    return out
+
+
+def layout_index(out: Path, media_type: str, digest: str, size: int, ref: str) -> None:
+    """An OCI layout's index.json naming one manifest (or index) by ``ref``, and its oci-layout file."""
     entry = {
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "digest": sha(manifest),
-        "size": len(manifest),
+        "mediaType": media_type,
+        "digest": digest,
+        "size": size,
         "annotations": {"org.opencontainers.image.ref.name": ref},
     }
     (out / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
     (out / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-    return out
