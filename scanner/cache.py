@@ -114,7 +114,8 @@ def tree_digest(roots: list[tuple[Path, tuple[str, ...]]], memo: Path | None = N
             stats = [os.stat(path) for path, _ in files]
         except OSError:
             stats = []
-        if len(stats) == len(files) and all(st.st_ctime_ns <= time.time_ns() - RECENT_NS for st in stats):
+        settled = time.time_ns() - RECENT_NS
+        if len(stats) == len(files) and all(st.st_ctime_ns <= settled for st in stats):
             stamp = [
                 [path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
                 for (path, _), st in zip(files, stats, strict=True)
