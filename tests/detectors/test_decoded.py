@@ -228,11 +228,14 @@ def test_texts_of_a_binary_and_of_base64_of_text_and_hex() -> None:
     texts = b" ".join(base64.b64encode(b"token-%d: ghp_%s\n" % (i, b"Zq8w" * (1 + i % 11))) for i in range(60))
     hexes = b"\n".join(b"sha256:" + bytes(f"{i:064x}", "ascii") for i in range(50))
     short = b"|".join(b"Ab3" * k for k in range(1, 12))
+    # hex of both cases that decodes to text ("aC04" is "h-4"), with and without "=" after it
+    cased_hex = b" ".join(b"aC04" * (6 + i % 5) + b"=" * (i % 2) for i in range(20))
     finder = Base64Decoded(DETECTORS)
-    for data in (mangled, texts, hexes, short + texts, mangled + texts + hexes):
+    for data in (mangled, texts, hexes, short + texts, mangled + texts + hexes, cased_hex, texts + cased_hex):
         runs = finder._runs(data, mixed_only=True)
         decoded = [(span, _decode(data[span[0] : span[1]], mixed=True)) for span in runs]
         spans, found = finder._texts(data, None)
         assert spans == [span for span, text in decoded if text is not None]
         assert found == [text for _, text in decoded if text is not None]
     assert len(finder._texts(texts, None)[1]) == 60 and finder._texts(mangled + hexes, None) == ([], [])
+    assert len(finder._texts(cased_hex, None)[1]) == 10  # the ten with "=" are no hex
