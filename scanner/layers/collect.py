@@ -19,7 +19,8 @@ from ..cache import LayerCache, Proofs, claimed_digest
 from ..errors import FormatError
 from ..models import LayerScan, Readable, sha256_hex
 from ..sources.interface import Member
-from .streams import READ_ERRORS, HashingReader, looks_like_tar, read_head, safe_reason, sniff
+from . import streams  # streams.READ_ERRORS, named where one is caught (see scanner.layers.streams)
+from .streams import HashingReader, looks_like_tar, read_head, safe_reason, sniff
 
 if TYPE_CHECKING:  # the walk's own modules are imported when a layer is walked (a rescan from the cache walks none)
     from .fanout import Fanout, Plan, Task
@@ -183,7 +184,7 @@ def collect(
                 archive.records[member.path] = BlobRecord(
                     member.path, member.size, note=f"neither a layer nor a document under {json_limit} bytes; not read"
                 )
-    except READ_ERRORS as exc:
+    except streams.READ_ERRORS as exc:
         archive.errors.append(f"the archive stream could not be read to its end: {safe_reason(exc)}")
     if later:
         _walk_later(archive, later, walker, fanout())
@@ -211,7 +212,7 @@ def _walk_later(archive: Archive, later: dict[str, Task], walker: Walker, fanout
         for task in later.values():
             try:
                 outcomes.append(_run_here(task, walker))
-            except READ_ERRORS as exc:
+            except streams.READ_ERRORS as exc:
                 outcomes.append(exc)
                 break
     for (path, task), outcome in zip(later.items(), outcomes, strict=False):
