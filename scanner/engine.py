@@ -52,6 +52,8 @@ if TYPE_CHECKING:  # made when a layer or the metadata must be scanned: a rescan
 
 @dataclass(frozen=True)
 class ScanOptions:
+    """How to scan: the known secrets, the rules, the limits, the cache and the key of the fingerprints."""
+
     known: tuple[KnownValue, ...] = ()
     rules: RuleSet | None = None  # None: the built-in rules, loaded when a detector first runs
     entropy: bool = True

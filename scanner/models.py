@@ -295,6 +295,8 @@ class LayerEntry(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class FileHits:
+    """A file of a layer (or a member inside it) and what the detectors found in it."""
+
     path: str  # the file in the layer
     hits: tuple[Hit, ...]
     member: str | None = None  # inside an archive or compressed file: "a.jar!/b.properties"
@@ -343,6 +345,8 @@ class Instruction:
 
 @dataclass(frozen=True, slots=True)
 class Finding:
+    """One reported secret: where it is, what found it, a keyed fingerprint and a redacted preview."""
+
     rule_id: str
     detector: str
     severity: Severity
@@ -413,6 +417,8 @@ class Finding:
 
 @dataclass(frozen=True, slots=True)
 class LayerReport:
+    """One layer of an image in a report: what was read of it and its findings."""
+
     index: int
     diff_id: str | None
     digest: str | None
@@ -433,6 +439,8 @@ class LayerReport:
 
 @dataclass(frozen=True, slots=True)
 class ImageReport:
+    """One image in a report: its layers, the findings in its metadata, its warnings and errors."""
+
     name: str
     repo_tags: tuple[str, ...]
     config_digest: str | None

@@ -23,6 +23,8 @@ class DetectorError(LeakscanError):
 
 @dataclass(frozen=True, slots=True)
 class Match:
+    """What a detector found in a window of bytes, with its plaintext (never shown)."""
+
     rule_id: str
     severity: Severity
     description: str

@@ -29,6 +29,8 @@ _BUILD_ARGS = re.compile(r"^(RUN\s+)?\|(\d+)\s+")
 
 @dataclass(frozen=True)
 class Stage:
+    """One FROM stage of a Dockerfile and its instructions."""
+
     index: int
     name: str | None
     base: str
@@ -37,6 +39,8 @@ class Stage:
 
 @dataclass(frozen=True)
 class Dockerfile:
+    """A parsed Dockerfile: its stages, to tie layers to the instructions that made them."""
+
     path: str  # as the user named it, or "Dockerfile (provenance)"
     stages: tuple[Stage, ...]
 

@@ -30,6 +30,8 @@ _PROCESS_KEY = secrets.token_hex(32).encode()  # a library call with no cache an
 
 @dataclass(frozen=True)
 class FingerprintKey:
+    """The key of the findings' fingerprints, and where it came from."""
+
     key: bytes
     source: str  # where it came from, for `leakscan fingerprint` (never the key itself)
 

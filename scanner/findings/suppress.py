@@ -38,6 +38,8 @@ def glob_match(text: str, pattern: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class IgnoreRule:
+    """An ignore entry: a finding matching every field given is suppressed."""
+
     fingerprint: str | None = None
     rule: str | None = None
     path: str | None = None  # glob on the in-image path (leading / optional)
@@ -70,12 +72,16 @@ class IgnoreRule:
 
 @dataclass(frozen=True, slots=True)
 class BaselineEntry:
+    """A finding recorded in a baseline, by its keyed fingerprint."""
+
     fingerprint: str
     about: str = ""  # rule and place, as the baseline file records them
 
 
 @dataclass(frozen=True)
 class Suppressions:
+    """What the user asked to suppress: a baseline, ignore entries and path globs."""
+
     baseline: tuple[BaselineEntry, ...] = ()
     ignores: tuple[IgnoreRule, ...] = ()
     exclude_paths: tuple[str, ...] = ()

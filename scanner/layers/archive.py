@@ -30,6 +30,8 @@ _LEGACY_V1 = re.compile(r"^[0-9a-f]{64}/(?:json|VERSION)\Z")
 
 @dataclass
 class LayerRef:
+    """A layer as a manifest names it, with its result (None: missing, and why)."""
+
     index: int
     path: str | None
     media_type: str | None
@@ -48,6 +50,8 @@ class MetaDoc:
 
 @dataclass
 class ResolvedImage:
+    """One image of an archive: its config, its layers in order and its metadata documents."""
+
     name: str
     repo_tags: list[str]
     config_digest: str | None
@@ -61,6 +65,8 @@ class ResolvedImage:
 
 @dataclass
 class ResolvedArchive:
+    """The images an archive holds, once its index and manifests are read."""
+
     format: str
     images: list[ResolvedImage]
     metadata: list[MetaDoc]
@@ -70,6 +76,8 @@ class ResolvedArchive:
 
 @dataclass
 class _Manifest:
+    """An image manifest found through an index, with the platform the index gives it."""
+
     digest: str
     body: dict[str, Any]
     platform: str | None

@@ -31,6 +31,8 @@ MAX_LINK_HOPS = 16
 
 @dataclass
 class BlobRecord:
+    """What an archive member turned out to be: a layer's result, a document's bytes, a link or a note."""
+
     path: str
     size: int
     layer: LayerScan | None = None
@@ -43,6 +45,8 @@ class BlobRecord:
 
 @dataclass
 class Archive:
+    """Every member of an archive, classified, with the errors met reading it."""
+
     records: dict[str, BlobRecord] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     proven: Proofs = field(default_factory=dict)  # this scan's proofs

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True, slots=True)
 class NestedLimits:
+    """How far the scan goes into archives and compressed files inside a layer."""
+
     max_depth: int = 5  # archives inside archives (inside the layer)
     max_expanded: int = 4 << 30  # bytes decompressed out of one file of the layer, all levels together
     max_ratio: int = 1100  # ... and at most this many times the file's own size (past the first 64 MiB)
@@ -18,6 +20,8 @@ class NestedLimits:
 
 @dataclass(frozen=True, slots=True)
 class WalkLimits:
+    """What one layer's walk may cost before it stops (and the layer is reported as cut short)."""
+
     max_file_size: int | None = None  # None: every file, however large, in chunks
     nested: NestedLimits = field(default_factory=NestedLimits)
     max_layer_bytes: int = 64 << 30  # uncompressed bytes in one layer

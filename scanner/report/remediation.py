@@ -27,6 +27,8 @@ EXAMPLE = (
 
 @dataclass(frozen=True)
 class Remedy:
+    """How to fix a finding's cause in the Dockerfile, by how the secret got into the image."""
+
     kind: str  # how the secret got there: copied-file, run-wrote, deleted-later, env, ...
     summary: str  # one line: what to change
     detail: str  # the Dockerfile change, in a sentence or two

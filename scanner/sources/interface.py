@@ -24,6 +24,8 @@ __all__ = ["BODY_SHAPE", "DESC_SHAPE", "ImageSource", "Member", "SourceError", "
 
 @dataclass(frozen=True, slots=True)
 class Member:
+    """A member of an image archive: a file to read, a link, or a blob a source holds."""
+
     path: str
     size: int
     stream: Readable | None = None  # regular files only

@@ -25,6 +25,8 @@ _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
 
 @dataclass(frozen=True)
 class Reference:
+    """An image reference parsed: registry, repository, and a tag or a digest."""
+
     registry: str  # host[:port], as written (docker.io is mapped to its API host)
     repository: str
     tag: str | None = None
@@ -96,6 +98,8 @@ def is_loopback(host: str) -> bool:
 
 @dataclass(frozen=True)
 class Credentials:
+    """A registry login given on the command line or by the service's config."""
+
     username: str
     password: str  # or an identity token with username "<token>"
 
@@ -173,6 +177,8 @@ def docker_config_credentials(registry: str, config_dir: str | None = None) -> C
 
 @dataclass(frozen=True)
 class RegistryOptions:
+    """How to pull from a registry: the platform, insecure hosts, credentials and TLS."""
+
     platform: str = "linux/amd64"
     all_platforms: bool = False
     insecure: tuple[str, ...] = ()  # hosts where plain HTTP and unverified TLS are allowed
