@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .cache import CacheBackend, DirBackend, LayerCache, hit_from_json, namespace
-from .detectors.known import KnownValue, known_fingerprint
+from .detectors.known_values import KnownValue, known_fingerprint
 from .entries import hard_links
 from .findings import policy, suppress
 from .findings.dockerfile import Dockerfile, ImageMap, from_provenance, masked_text

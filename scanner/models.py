@@ -39,6 +39,9 @@ class Severity(StrEnum):
 
 _SEVERITY_RANK = {Severity.LOW: 0, Severity.MEDIUM: 1, Severity.HIGH: 2, Severity.CRITICAL: 3}
 
+# the reason of a downgrade that a package's word can undo (detectors.content gives it, findings.policy undoes it)
+IN_DOCS_OR_TESTS = "in documentation, examples or tests"
+
 
 class Status(StrEnum):
     """Where a file finding stands in the final filesystem of the image."""

@@ -12,9 +12,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from ..errors import LeakscanError
-from ..models import Severity
+from ..models import IN_DOCS_OR_TESTS, Severity
 
-IN_DOCS_OR_TESTS = "in documentation, examples or tests"  # the reason of a downgrade that a package's word can undo
+__all__ = ["IN_DOCS_OR_TESTS", "Detector", "DetectorError", "Match"]  # IN_DOCS_OR_TESTS: scanner.models'
 
 
 class DetectorError(LeakscanError):

@@ -28,8 +28,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ..detectors.interface import IN_DOCS_OR_TESTS
-from ..models import Finding, Package, Severity
+from ..models import IN_DOCS_OR_TESTS, Finding, Package, Severity
 
 
 def apply(finding: Finding, package: Package | None) -> Finding:
