@@ -178,14 +178,17 @@ def _encode(scan: LayerScan) -> tuple[str, str, str]:
     return json.dumps(doc, default=str), "\n", entries
 
 
+_SEVERITY = {s.value: s for s in Severity}  # a lookup, not Severity(value) (a rescan makes hundreds of hits)
+
+
 def hit_from_json(doc: dict[str, Any]) -> Hit:
     was = doc.get("downgraded_from")
     return Hit(
         **{
             **doc,
-            "severity": Severity(doc["severity"]),
+            "severity": _SEVERITY[doc["severity"]],
             "also": tuple(doc.get("also", ())),
-            "downgraded_from": Severity(was) if was is not None else None,
+            "downgraded_from": _SEVERITY[was] if was is not None else None,
         }
     )
 

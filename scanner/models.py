@@ -9,6 +9,7 @@ user's own key instead (:func:`keyed`), which no reader of a report can test gue
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import posixpath
@@ -238,7 +239,7 @@ class PackageRecords:
         files = {str(p): (int(k), str(d)) for p, k, d in doc["files"]}  # type: ignore[call-overload]
         roots = {str(p): int(k) for p, k in doc["roots"]}  # type: ignore[call-overload]
         pip = [
-            (str(site), int(k), base64.b64decode(str(text), validate=True))  # type: ignore[call-overload]
+            (str(site), int(k), binascii.a2b_base64(str(text), strict_mode=True))  # type: ignore[call-overload]
             for site, k, text in doc["pip"]
         ]
         index = [(tuple(str(t) for t in tops), str(outside)) for tops, outside in doc["pip_index"]]  # type: ignore[attr-defined]
