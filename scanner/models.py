@@ -12,11 +12,13 @@ import base64
 import binascii
 import hashlib
 import hmac
+import operator
 import posixpath
 import re
+import reprlib
 import zlib
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any, ClassVar, NamedTuple, Protocol
 
@@ -25,6 +27,48 @@ class Readable(Protocol):
     """What every stage reads bytes from: a file, a tar member, a decompressor, a socket."""
 
     def read(self, size: int = ..., /) -> bytes: ...
+
+
+class Value:
+    """``==``, ``hash()`` and ``repr()`` of the frozen dataclasses below, as dataclass(eq=True,
+    repr=True) writes them (field by field, between instances of one class; ``Class(field=value,
+    ...)``), written once here: dataclass() compiles each method it generates when the class is
+    made, and every run makes these classes (a third of their cost at a rescan's start-up,
+    docs/performance.md).  The classes say ``eq=False, repr=False`` to take these;
+    tests/test_models.py holds them to what dataclass() would have made."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        key = _compared(self.__class__)
+        return bool(key(self) == key(other))
+
+    def __hash__(self) -> int:
+        return hash(_compared(self.__class__)(self))
+
+    @reprlib.recursive_repr()
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)  # type: ignore[arg-type]
+        return f"{self.__class__.__qualname__}({shown})"
+
+
+_KEYS: dict[type, Callable[[object], tuple[Any, ...]]] = {}
+
+
+def _compared(cls: type) -> Callable[[object], tuple[Any, ...]]:
+    """The fields ``==`` and ``hash()`` look at (compare=True), as a tuple, for instances of ``cls``."""
+    if (key := _KEYS.get(cls)) is None:
+        if any(f.hash is not None for f in fields(cls)):
+            raise TypeError(f"{cls.__qualname__}: Value does not take field(hash=...)")
+        names = tuple(f.name for f in fields(cls) if f.compare)
+        if len(names) == 1:
+            one = operator.attrgetter(names[0])
+            key = _KEYS[cls] = lambda obj: (one(obj),)
+        else:
+            key = _KEYS[cls] = operator.attrgetter(*names) if names else lambda obj: ()
+    return key
 
 
 class Severity(StrEnum):
@@ -62,8 +106,8 @@ class EntryKind(StrEnum):
     OTHER = "other"
 
 
-@dataclass(frozen=True, slots=True)
-class Hit:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Hit(Value):
     """A detector's match, already redacted: the plaintext was dropped when this was made."""
 
     rule_id: str
@@ -82,8 +126,8 @@ class Hit:
     downgrade_reason: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Package:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Package(Value):
     """Who installed a file, from the package manager's own records in the image."""
 
     manager: str  # dpkg, pip, npm, maven, apk
@@ -129,8 +173,8 @@ def record_files(site: str, k: int, text: str) -> dict[str, tuple[int, str]]:
     return files
 
 
-@dataclass(frozen=True, slots=True)
-class PackageRecords:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class PackageRecords(Value):
     """What the package managers' records that one layer writes say (dpkg's status and info files,
     pip's RECORD, npm's package.json, apk's installed database): the packages, and for each file
     they installed its package and the checksum recorded for it ("md5:<hex>", "sha1:<hex>", pip's
@@ -278,8 +322,8 @@ def unpack_record(packed: bytes) -> str:
         raise ValueError("a package record is damaged") from None
 
 
-@dataclass(frozen=True, slots=True)
-class Skip:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Skip(Value):
     """Something that was not scanned, and why.  Never silent: it goes into the report."""
 
     where: str
@@ -297,8 +341,8 @@ class LayerEntry(NamedTuple):
     link_target: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class FileHits:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class FileHits(Value):
     """A file of a layer (or a member inside it) and what the detectors found in it."""
 
     path: str  # the file in the layer
@@ -313,8 +357,8 @@ class FileHits:
         return f"{self.path}!/{self.member}" if self.member else self.path
 
 
-@dataclass(frozen=True, slots=True)
-class LayerScan:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class LayerScan(Value):
     """What the layer walk learnt about one layer blob, independent of any image."""
 
     blob_digest: str  # sha256 of the bytes as stored (compressed)
@@ -330,8 +374,8 @@ class LayerScan:
     records: PackageRecords | None = None  # the package managers' records written by this layer
 
 
-@dataclass(frozen=True, slots=True)
-class Instruction:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Instruction(Value):
     """A Dockerfile instruction: where it is and what it says (``text`` masked once in a report:
     ENV, ARG and LABEL values, and anything a detector matches)."""
 
@@ -347,8 +391,8 @@ class Instruction:
         return f"{self.file}:{self.line}"
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Finding(Value):
     """One reported secret: where it is, what found it, a keyed fingerprint and a redacted preview."""
 
     rule_id: str
@@ -419,8 +463,8 @@ class Finding:
         return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
-@dataclass(frozen=True, slots=True)
-class LayerReport:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class LayerReport(Value):
     """One layer of an image in a report: what was read of it and its findings."""
 
     index: int
@@ -441,8 +485,8 @@ class LayerReport:
     base_image: bool = False  # a Dockerfile was given and none of its instructions made this layer
 
 
-@dataclass(frozen=True, slots=True)
-class ImageReport:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class ImageReport(Value):
     """One image in a report: its layers, the findings in its metadata, its warnings and errors."""
 
     name: str
@@ -467,8 +511,8 @@ class ImageReport:
         return tuple(f for layer in self.layers for f in layer.suppressed) + self.suppressed_metadata
 
 
-@dataclass(frozen=True, slots=True)
-class ScanReport:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class ScanReport(Value):
     """The result of one scan: every image found at the source."""
 
     source_kind: str
