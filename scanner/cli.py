@@ -23,13 +23,13 @@ from .errors import ExitCode, LeakscanError, UsageError, exit_code_lines
 from .findings.fingerprint import load_key
 from .findings.suppress import Suppressions, baseline_document, load_baseline, load_ignore_file
 from .layers.streams import safe_reason
-from .models import Finding, ScanReport, Severity, Status, keyed, sha256_hex
+from .models import Finding, ScanReport, Severity, Status, Value, keyed, sha256_hex
 from .report import OutputFormat, jsontext, renderer_for, summary_line
 from .report.files import check_writable, write_atomically
 
 
-@dataclass(frozen=True)
-class Policy:
+@dataclass(frozen=True, eq=False, repr=False)
+class Policy(Value):
     """Which findings fail the run, and with which exit code.  Errors exit 2 (usage) or 3 (scan)."""
 
     fail_on: Severity = Severity.LOW

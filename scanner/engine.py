@@ -39,6 +39,7 @@ from .models import (
     ScanReport,
     Skip,
     Status,
+    Value,
     sha256_hex,
 )
 from .sources import ImageSource
@@ -50,8 +51,8 @@ if TYPE_CHECKING:  # made when a layer or the metadata must be scanned: a rescan
     from .layers.walk import LayerWalker
 
 
-@dataclass(frozen=True)
-class ScanOptions:
+@dataclass(frozen=True, eq=False, repr=False)
+class ScanOptions(Value):
     """How to scan: the known secrets, the rules, the limits, the cache and the key of the fingerprints."""
 
     known: tuple[KnownValue, ...] = ()

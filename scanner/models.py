@@ -30,12 +30,13 @@ class Readable(Protocol):
 
 
 class Value:
-    """``==``, ``hash()`` and ``repr()`` of the frozen dataclasses below, as dataclass(eq=True,
-    repr=True) writes them (field by field, between instances of one class; ``Class(field=value,
-    ...)``), written once here: dataclass() compiles each method it generates when the class is
-    made, and every run makes these classes (a third of their cost at a rescan's start-up,
-    docs/performance.md).  The classes say ``eq=False, repr=False`` to take these;
-    tests/test_models.py holds them to what dataclass() would have made."""
+    """``==``, ``hash()`` and ``repr()`` of leakscan's frozen dataclasses (the models below, the
+    options, limits and the like), as dataclass(eq=True, repr=True) writes them (field by field,
+    between instances of one class; ``Class(field=value, ...)``), written once here: dataclass()
+    compiles each method it generates when the class is made, and every run makes these classes
+    (a third of their cost at a rescan's start-up, docs/performance.md).  A class says
+    ``eq=False, repr=False`` to take these; tests/test_models.py holds every one to what
+    dataclass() would have made."""
 
     __slots__ = ()
 

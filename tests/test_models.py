@@ -1,17 +1,34 @@
-"""scanner.models.Value: the models' ==, hash() and repr() are what dataclass() would generate."""
+"""scanner.models.Value: the ==, hash() and repr() it gives leakscan's frozen dataclasses are what
+dataclass() would generate."""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import pickle
+import pkgutil
+import sys
 from typing import Any
 
 import pytest
 
+import scanner
 from scanner import models
 
+# every module but the entry point and the service's (whose imports want the service's extras)
+for _module in pkgutil.walk_packages(scanner.__path__, "scanner."):
+    if _module.name != "scanner.__main__" and not _module.name.startswith("scanner.service"):
+        importlib.import_module(_module.name)
+
 VALUES = sorted(
-    (c for c in vars(models).values() if isinstance(c, type) and issubclass(c, models.Value) and c is not models.Value),
-    key=lambda c: c.__name__,
+    {
+        c
+        for name, module in sys.modules.items()
+        if name.startswith("scanner.")
+        for c in vars(module).values()
+        if isinstance(c, type) and issubclass(c, models.Value) and c is not models.Value and c.__module__ == name
+    },
+    key=lambda c: f"{c.__module__}.{c.__name__}",
 )
 
 
@@ -25,7 +42,8 @@ def _twin(cls: type) -> type:
         elif f.default_factory is not dataclasses.MISSING:
             kw["default_factory"] = f.default_factory
         specs.append((f.name, f.type, dataclasses.field(**kw)))
-    return dataclasses.make_dataclass(cls.__name__, specs, frozen=True)
+    own = {"__repr__": cls.__dict__["__repr__"]} if "__repr__" in cls.__dict__ else {}  # dataclass keeps a class's own
+    return dataclasses.make_dataclass(cls.__name__, specs, frozen=True, namespace=own)
 
 
 def _values(cls: type, tag: str) -> dict[str, object]:
@@ -41,11 +59,14 @@ def _hash(obj: object) -> int | str:
         return str(exc)
 
 
-def test_every_model_is_a_value() -> None:
-    assert len(VALUES) >= 11 and models.Finding in VALUES and models.ScanReport in VALUES
+def test_the_models_and_the_options_are_values() -> None:
+    from scanner.engine import ScanOptions
+    from scanner.layers.limits import WalkLimits
+
+    assert len(VALUES) >= 28 and {models.Finding, models.ScanReport, ScanOptions, WalkLimits} <= set(VALUES)
 
 
-@pytest.mark.parametrize("cls", VALUES, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", VALUES, ids=lambda c: f"{c.__module__}.{c.__name__}")
 def test_eq_hash_and_repr_are_dataclass_s(cls: type) -> None:
     twin = _twin(cls)
     kw = _values(cls, "a")
@@ -54,10 +75,13 @@ def test_eq_hash_and_repr_are_dataclass_s(cls: type) -> None:
     assert (a == b) is (ta == tb) is True and (a != b) is (ta != tb) is False
     assert _hash(a) == _hash(ta) and _hash(a) == _hash(b)
     assert a.__eq__(ta) is NotImplemented and a.__eq__("x") is NotImplemented is ta.__eq__("x")
+    assert pickle.loads(pickle.dumps(a)) == a  # as the workers of --jobs send them
     for f in dataclasses.fields(cls):  # one field changed: unequal exactly when dataclass's are
         other = {**kw, f.name: object()}
         assert (a == cls(**other)) is (ta == twin(**other)) is (not f.compare), f.name
-        assert (repr(cls(**other)) == repr(a)) is (repr(twin(**other)) == repr(ta)) is (not f.repr), f.name
+        shown = repr(cls(**other)) != repr(a)
+        assert shown is (repr(twin(**other)) != repr(ta)), f.name
+        assert shown is f.repr or "__repr__" in cls.__dict__, f.name  # a class's own repr hides what it hides
 
 
 def test_a_value_that_holds_itself_is_shown_with_dots() -> None:

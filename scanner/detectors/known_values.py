@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SecretReadError, SecretSpecError
+from ..models import Value
 
 DEFAULT_MIN_LENGTH = 8
 
 
-@dataclass(frozen=True, slots=True)
-class SecretSpec:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class SecretSpec(Value):
     """One ``--secret`` flag, parsed.  Holds where the value is, not the value."""
 
     id: str
@@ -84,8 +85,8 @@ class SecretSpec:
         return os.fsencode(env[self.env])
 
 
-@dataclass(frozen=True, slots=True)
-class KnownValue:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class KnownValue(Value):
     """A value to look for, with where it came from (``part``), never printed."""
 
     secret_id: str

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..models import Instruction
+from ..models import Instruction, Value
 
 _DIRECTIVE = re.compile(r"^#\s*(\w+)\s*=\s*(.*?)\s*$")
 _HEREDOC = re.compile(r"<<-?\s*([\"']?)([A-Za-z_][A-Za-z0-9_]*)\1")
@@ -27,8 +27,8 @@ _SHELL_RUN = re.compile(r"^(?:RUN\s+)?(?:\|\d+\s+(?:\S+=\S*\s+)*)?(?:/bin/sh -c 
 _BUILD_ARGS = re.compile(r"^(RUN\s+)?\|(\d+)\s+")
 
 
-@dataclass(frozen=True)
-class Stage:
+@dataclass(frozen=True, eq=False, repr=False)
+class Stage(Value):
     """One FROM stage of a Dockerfile and its instructions."""
 
     index: int
@@ -37,8 +37,8 @@ class Stage:
     instructions: tuple[Instruction, ...]
 
 
-@dataclass(frozen=True)
-class Dockerfile:
+@dataclass(frozen=True, eq=False, repr=False)
+class Dockerfile(Value):
     """A parsed Dockerfile: its stages, to tie layers to the instructions that made them."""
 
     path: str  # as the user named it, or "Dockerfile (provenance)"

@@ -7,9 +7,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from ..models import Value
 
-@dataclass(frozen=True, slots=True)
-class NestedLimits:
+
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class NestedLimits(Value):
     """How far the scan goes into archives and compressed files inside a layer."""
 
     max_depth: int = 5  # archives inside archives (inside the layer)
@@ -18,8 +20,8 @@ class NestedLimits:
     spool_in_memory: int = 32 << 20  # a zip needs random access: larger ones go to a temporary file
 
 
-@dataclass(frozen=True, slots=True)
-class WalkLimits:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class WalkLimits(Value):
     """What one layer's walk may cost before it stops (and the layer is reported as cut short)."""
 
     max_file_size: int | None = None  # None: every file, however large, in chunks
