@@ -182,7 +182,7 @@ class PackageRecords(Value):
     "sha256=<base64>" as written, or "" where none is recorded); npm's packages by their directory.
 
     pip's RECORD files are kept as written, compressed (``pip``: site directory, package index,
-    zlib's compression of the UTF-8 text; see :func:`pack_record`), and searched at each lookup:
+    zlib's compression of the UTF-8 text in base64; see :func:`pack_record`), and searched at each lookup:
     an image holds their lines by the ten thousand (14 MB of text in the 3 GB benchmark image), and
     a lookup happens only for a file with findings.  A lookup opens only the RECORDs that hold a
     line for the path's first component under their site directory."""
@@ -190,7 +190,7 @@ class PackageRecords(Value):
     packages: tuple[tuple[str, str, str], ...] = ()  # (manager, name, version)
     files: dict[str, tuple[int, str]] = field(default_factory=dict)  # path -> (package index, checksum)
     roots: dict[str, int] = field(default_factory=dict)  # a package's directory -> package index
-    pip: list[tuple[str, int, bytes]] = field(default_factory=list)  # RECORD texts, as written, compressed
+    pip: list[tuple[str, int, str]] = field(default_factory=list)  # RECORD texts, as written, compressed
     # for each RECORD of ``pip``, what a lookup needs before reading it (record_index): the first
     # components of its lines, and its lines that name a file outside its site directory; made
     # when the RECORD is read (and cached with it), so a rescan decompresses no RECORD to look up
@@ -274,7 +274,7 @@ class PackageRecords(Value):
             "packages": [list(p) for p in self.packages],
             "files": [[path, k, digest] for path, (k, digest) in self.files.items()],
             "roots": [[path, k] for path, k in self.roots.items()],
-            "pip": [[site, k, base64.b64encode(packed).decode()] for site, k, packed in self.pip],
+            "pip": [[site, k, packed] for site, k, packed in self.pip],
             "pip_index": [[list(self._index(n)[0]), self._index(n)[1]] for n in range(len(self.pip))],
         }
 
@@ -283,10 +283,7 @@ class PackageRecords(Value):
         packages = tuple((str(m), str(n), str(v)) for m, n, v in doc["packages"])
         files = {str(p): (int(k), str(d)) for p, k, d in doc["files"]}  # type: ignore[call-overload]
         roots = {str(p): int(k) for p, k in doc["roots"]}  # type: ignore[call-overload]
-        pip = [
-            (str(site), int(k), binascii.a2b_base64(str(text), strict_mode=True))  # type: ignore[call-overload]
-            for site, k, text in doc["pip"]
-        ]
+        pip = [(str(site), int(k), str(packed)) for site, k, packed in doc["pip"]]  # type: ignore[call-overload]
         index = [(tuple(str(t) for t in tops), str(outside)) for tops, outside in doc["pip_index"]]  # type: ignore[attr-defined]
         indexes = [k for k, _ in files.values()] + list(roots.values()) + [k for _, k, _ in pip]
         if any(not 0 <= k < len(packages) for k in indexes) or len(index) != len(pip):
@@ -311,15 +308,16 @@ def record_index(text: str) -> tuple[tuple[str, ...], str]:
     return tuple(sorted(set(_RECORD_TOP.findall(text)))), "\n".join(_RECORD_OUTSIDE.findall(text))
 
 
-def pack_record(text: str) -> bytes:
-    """A RECORD's text as kept: a third of its size (its lines' paths repeat)."""
-    return zlib.compress(text.encode("utf-8", "surrogatepass"), 1)
+def pack_record(text: str) -> str:
+    """A RECORD's text as kept: compressed, to a third of its size (its lines' paths repeat), and
+    written in base64, as the cache holds it: a rescan decodes only the RECORDs a lookup reads."""
+    return base64.b64encode(zlib.compress(text.encode("utf-8", "surrogatepass"), 1)).decode("ascii")
 
 
-def unpack_record(packed: bytes) -> str:
+def unpack_record(packed: str) -> str:
     try:
-        return zlib.decompress(packed).decode("utf-8", "surrogatepass")
-    except (zlib.error, UnicodeDecodeError):
+        return zlib.decompress(binascii.a2b_base64(packed, strict_mode=True)).decode("utf-8", "surrogatepass")
+    except (zlib.error, binascii.Error, UnicodeDecodeError):
         raise ValueError("a package record is damaged") from None
 
 
