@@ -35,8 +35,8 @@ class Value:
     between instances of one class; ``Class(field=value, ...)``), written once here: dataclass()
     compiles each method it generates when the class is made, and every run makes these classes
     (a third of their cost at a rescan's start-up, docs/performance.md).  A class says
-    ``eq=False, repr=False`` to take these; tests/test_models.py holds every one to what
-    dataclass() would have made."""
+    ``eq=False, repr=False`` to take these (a class that is not frozen takes :class:`Record`);
+    tests/test_models.py holds every one to what dataclass() would have made."""
 
     __slots__ = ()
 
@@ -53,6 +53,14 @@ class Value:
     def __repr__(self) -> str:
         shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)  # type: ignore[arg-type]
         return f"{self.__class__.__qualname__}({shown})"
+
+
+class Record(Value):
+    """A Value whose fields may change after it is made (a dataclass that is not frozen): unhashable,
+    as dataclass(eq=True) makes one."""
+
+    __slots__ = ()
+    __hash__ = None  # type: ignore[assignment]
 
 
 _KEYS: dict[type, Callable[[object], tuple[Any, ...]]] = {}

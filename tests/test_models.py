@@ -26,14 +26,17 @@ VALUES = sorted(
         for name, module in sys.modules.items()
         if name.startswith("scanner.")
         for c in vars(module).values()
-        if isinstance(c, type) and issubclass(c, models.Value) and c is not models.Value and c.__module__ == name
+        if isinstance(c, type)
+        and issubclass(c, models.Value)
+        and c not in (models.Value, models.Record)
+        and c.__module__ == name
     },
     key=lambda c: f"{c.__module__}.{c.__name__}",
 )
 
 
 def _twin(cls: type) -> type:
-    """``cls`` as dataclass(frozen=True), with its own eq, hash and repr, would have made it."""
+    """``cls`` as dataclass(), with its own eq, hash and repr, would have made it."""
     specs = []
     for f in dataclasses.fields(cls):
         kw: dict[str, Any] = {"compare": f.compare, "repr": f.repr, "hash": f.hash}
@@ -43,7 +46,8 @@ def _twin(cls: type) -> type:
             kw["default_factory"] = f.default_factory
         specs.append((f.name, f.type, dataclasses.field(**kw)))
     own = {"__repr__": cls.__dict__["__repr__"]} if "__repr__" in cls.__dict__ else {}  # dataclass keeps a class's own
-    return dataclasses.make_dataclass(cls.__name__, specs, frozen=True, namespace=own)
+    frozen = cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
+    return dataclasses.make_dataclass(cls.__name__, specs, frozen=frozen, namespace=own)
 
 
 def _values(cls: type, tag: str) -> dict[str, object]:
@@ -61,9 +65,11 @@ def _hash(obj: object) -> int | str:
 
 def test_the_models_and_the_options_are_values() -> None:
     from scanner.engine import ScanOptions
+    from scanner.layers.collect import BlobRecord
     from scanner.layers.limits import WalkLimits
 
-    assert len(VALUES) >= 28 and {models.Finding, models.ScanReport, ScanOptions, WalkLimits} <= set(VALUES)
+    assert len(VALUES) >= 35 and {models.Finding, models.ScanReport, ScanOptions, WalkLimits, BlobRecord} <= set(VALUES)
+    assert not any(issubclass(c, models.Record) for c in VALUES if c.__dataclass_params__.frozen)  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("cls", VALUES, ids=lambda c: f"{c.__module__}.{c.__name__}")
@@ -73,7 +79,7 @@ def test_eq_hash_and_repr_are_dataclass_s(cls: type) -> None:
     a, b, ta, tb = cls(**kw), cls(**kw), twin(**kw), twin(**kw)
     assert repr(a) == repr(ta) and repr(a).startswith(f"{cls.__name__}(")
     assert (a == b) is (ta == tb) is True and (a != b) is (ta != tb) is False
-    assert _hash(a) == _hash(ta) and _hash(a) == _hash(b)
+    assert _hash(a) == _hash(ta) and _hash(a) == _hash(b)  # a Record's: unhashable, as dataclass's
     assert a.__eq__(ta) is NotImplemented and a.__eq__("x") is NotImplemented is ta.__eq__("x")
     assert pickle.loads(pickle.dumps(a)) == a  # as the workers of --jobs send them
     for f in dataclasses.fields(cls):  # one field changed: unequal exactly when dataclass's are

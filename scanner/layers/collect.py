@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..cache import LayerCache, Proofs, claimed_digest
 from ..errors import FormatError
-from ..models import LayerScan, Readable, sha256_hex
+from ..models import LayerScan, Readable, Record, sha256_hex
 from ..sources.interface import Member
 from . import streams  # streams.READ_ERRORS, named where one is caught (see scanner.layers.streams)
 from .streams import HashingReader, looks_like_tar, read_head, safe_reason, sniff
@@ -29,8 +29,8 @@ JSON_LIMIT = 64 << 20
 MAX_LINK_HOPS = 16
 
 
-@dataclass
-class BlobRecord:
+@dataclass(eq=False, repr=False)
+class BlobRecord(Record):
     """What an archive member turned out to be: a layer's result, a document's bytes, a link or a note."""
 
     path: str
@@ -43,8 +43,8 @@ class BlobRecord:
     deferred: bool = False  # a layer left unread: its result is the cache's, once the manifest names it
 
 
-@dataclass
-class Archive:
+@dataclass(eq=False, repr=False)
+class Archive(Record):
     """Every member of an archive, classified, with the errors met reading it."""
 
     records: dict[str, BlobRecord] = field(default_factory=dict)
