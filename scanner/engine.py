@@ -440,17 +440,14 @@ def _image_report(
         for fh, package in zip(scan.files, owners[i], strict=True):
             status, by = (Status.OVERWRITTEN, i) if fh.replaced else vis.hider(i, fh.path)
             findings.extend(
-                policy.apply(
-                    Finding.from_hit(
-                        h,
-                        layer_index=i,
-                        path=fh.display_path,
-                        status=status,
-                        hidden_by_layer=by,
-                        package=package,  # made with it: policy.apply copies only a finding it changes
-                        **common,
-                    ),
-                    package,
+                Finding.from_hit(
+                    h,
+                    layer_index=i,
+                    path=fh.display_path,
+                    status=status,
+                    hidden_by_layer=by,
+                    **common,
+                    **policy.changes(h, package),  # its package, and what that package's word changes
                 )
                 for h in fh.hits
             )
