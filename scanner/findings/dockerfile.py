@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -135,9 +136,11 @@ def parse(text: str, path: str) -> Dockerfile:
     return Dockerfile(path, tuple(resolved))
 
 
+@functools.lru_cache(maxsize=256)
 def history_keyword(created_by: str) -> str:
     """The instruction a history entry records: BuildKit's ``RUN |1 A=b /bin/sh -c ...``, ``COPY
-    ... # buildkit``, the legacy builder's ``/bin/sh -c #(nop)  ENV ...`` and ``/bin/sh -c ...``."""
+    ... # buildkit``, the legacy builder's ``/bin/sh -c #(nop)  ENV ...`` and ``/bin/sh -c ...``
+    (asked again for each finding of the layer: kept)."""
     text = _NOP.sub("", created_by.strip())
     if text != created_by.strip():
         return text.split(" ", 1)[0].upper()
