@@ -103,10 +103,12 @@ def tree_digest(roots: list[tuple[Path, tuple[str, ...]]], memo: Path | None = N
     files = []
     for root, patterns in roots:
         found = []
-        for folder, _, names in os.walk(root):
+        matches = re.compile("|".join(fnmatch.translate(p) for p in patterns)).match  # fnmatchcase's, at once
+        for folder, folders, names in os.walk(root):
+            folders[:] = [f for f in folders if f != "__pycache__"]  # compiled files: none of the patterns'
             rel = os.path.relpath(folder, root)
             parts = () if rel == "." else tuple(rel.split(os.sep))
-            found += [(*parts, n) for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+            found += [(*parts, n) for n in names if matches(n)]
         files += [(os.path.join(root, *parts), "/".join(parts)) for parts in sorted(found)]
     kept = None
     if memo is not None:
