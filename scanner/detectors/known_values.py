@@ -97,13 +97,11 @@ class KnownValue(Value):
         return f"KnownValue(secret_id={self.secret_id!r}, part={self.part!r}, value=<redacted>)"
 
 
+# The patterns of a secret file's lines, as text: compiled when a secret file is first read (re
+# keeps them), not at import (a rescan with no --secret file reads none).
 # KEY=value, key = value (INI, .env, .npmrc's //host/:_authToken=value) or key: value (YAML)
-_ASSIGN = re.compile(rb"^\s*(?:export\s+)?([^\s=#;]+?)\s*=\s*(.*?)\s*$|^\s*([^\s:#;]+)\s*:\s+(.*?)\s*$")
-
-
-_NOT_A_VALUE = re.compile(
-    rb"^\s*(?:\[[^\]]*\]|[#;].*|-----(?:BEGIN|END) [A-Z0-9 ]+-----)\s*$"
-)  # INI section, comment, PEM armour
+_ASSIGN = rb"^\s*(?:export\s+)?([^\s=#;]+?)\s*=\s*(.*?)\s*$|^\s*([^\s:#;]+)\s*:\s+(.*?)\s*$"
+_NOT_A_VALUE = rb"^\s*(?:\[[^\]]*\]|[#;].*|-----(?:BEGIN|END) [A-Z0-9 ]+-----)\s*$"  # INI section, comment, PEM armour
 
 
 def _unquote(value: bytes) -> bytes:
@@ -146,11 +144,11 @@ def split_values(secret_id: str, raw: bytes, min_length: int = DEFAULT_MIN_LENGT
                     continue
                 add(f"json {path} password", decoded.partition(b":")[2])
     for number, line in enumerate(raw.splitlines(), 1):
-        m = _ASSIGN.match(line)
+        m = re.match(_ASSIGN, line)
         if m:  # the value is the secret; the line around it ("user = app") is not
             key, value = (m.group(1), m.group(2)) if m.group(1) is not None else (m.group(3), m.group(4))
             add(f"value of {key.decode('ascii', 'replace')}", _unquote(value))
-        elif not _NOT_A_VALUE.match(line):
+        elif not re.match(_NOT_A_VALUE, line):
             add(f"line {number}", line.strip())
     return list(out.values())
 

@@ -20,8 +20,10 @@ from typing import Any
 
 from ..models import Instruction, Value
 
-_DIRECTIVE = re.compile(r"^#\s*(\w+)\s*=\s*(.*?)\s*$")
-_HEREDOC = re.compile(r"<<-?\s*([\"']?)([A-Za-z_][A-Za-z0-9_]*)\1")
+# A Dockerfile's patterns as text, compiled when one is first parsed (re keeps them): a scan
+# without --dockerfile or a provenance attestation parses none.
+_DIRECTIVE = r"^#\s*(\w+)\s*=\s*(.*?)\s*$"
+_HEREDOC = r"<<-?\s*([\"']?)([A-Za-z_][A-Za-z0-9_]*)\1"
 _ASSIGNED = {"ENV", "ARG", "LABEL"}  # instructions whose values are shown masked, whatever they hold
 _NOP = re.compile(r"^/bin/sh -c #\(nop\)\s+")
 _SHELL_RUN = re.compile(r"^(?:RUN\s+)?(?:\|\d+\s+(?:\S+=\S*\s+)*)?(?:/bin/sh -c |cmd /S /C )")
@@ -67,7 +69,7 @@ def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
     lines = text.splitlines()
     escape = "\\"
     n = 0
-    while n < len(lines) and (m := _DIRECTIVE.match(lines[n])):  # parser directives, before anything else
+    while n < len(lines) and (m := re.match(_DIRECTIVE, lines[n])):  # parser directives, before anything else
         if m.group(1).lower() == "escape" and m.group(2) in ("\\", "`"):
             escape = m.group(2)
         n += 1
@@ -90,7 +92,7 @@ def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
             parts.append(line)
             break
         joined = " ".join(p.strip() for p in parts)
-        for m in _HEREDOC.finditer(joined):  # RUN <<EOF ... EOF: the body belongs to the instruction
+        for m in re.finditer(_HEREDOC, joined):  # RUN <<EOF ... EOF: the body belongs to the instruction
             body = []
             while n < len(lines) and lines[n].strip() != m.group(2):
                 body.append(lines[n])
@@ -263,9 +265,10 @@ def _infos(node: Any, depth: int) -> Iterator[dict[str, Any]]:
             yield from _infos(value, depth + 1)
 
 
-_ENV_FIELD = re.compile(r"^(?:config|container_config)\.Env\[(\d+)\]$")
-_LABEL_FIELD = re.compile(r"^(?:config|container_config)\.Labels(?:\.(\w+)|\[(\"(?:[^\"\\]|\\.)*\")\])$")
-_HISTORY_FIELD = re.compile(r"^history\[(\d+)\]")
+# a metadata finding's field, as text: compiled for the first such finding (re keeps them)
+_ENV_FIELD = r"^(?:config|container_config)\.Env\[(\d+)\]$"
+_LABEL_FIELD = r"^(?:config|container_config)\.Labels(?:\.(\w+)|\[(\"(?:[^\"\\]|\\.)*\")\])$"
+_HISTORY_FIELD = r"^history\[(\d+)\]"
 _GENERIC_RULES = {"dotenv-secret", "metadata-secret-name", "high-entropy-assignment"}
 
 
@@ -293,14 +296,14 @@ class ImageMap:
 
     def _named(self, field: str) -> tuple[str, str] | None:
         """("Env" | "Labels", the variable's or label's name) for a config field."""
-        if m := _ENV_FIELD.match(field):
+        if m := re.match(_ENV_FIELD, field):
             section = self.config.get(field.split(".", 1)[0]) or {}
             env = section.get("Env") if isinstance(section, dict) else None
             n = int(m.group(1))
             if isinstance(env, list) and n < len(env) and isinstance(env[n], str):
                 return "Env", env[n].partition("=")[0]
             return "Env", "?"
-        if m := _LABEL_FIELD.match(field):
+        if m := re.match(_LABEL_FIELD, field):
             import json
 
             return "Labels", m.group(1) or str(json.loads(m.group(2)))
@@ -310,7 +313,7 @@ class ImageMap:
         """The instruction behind a metadata finding, and whether the base image set it."""
         if self.dockerfile is None:
             return None, False
-        if m := _HISTORY_FIELD.match(field):
+        if m := re.match(_HISTORY_FIELD, field):
             n = int(m.group(1))
             instruction = self.by_history[n] if n < len(self.by_history) else None
             return instruction, instruction is None
