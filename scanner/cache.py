@@ -103,10 +103,12 @@ def tree_digest(roots: list[tuple[Path, tuple[str, ...]]], memo: Path | None = N
     files = []
     for root, patterns in roots:
         found = []
-        for folder, _, names in os.walk(root):
+        matches = re.compile("|".join(fnmatch.translate(p) for p in patterns)).match  # fnmatchcase's, at once
+        for folder, folders, names in os.walk(root):
+            folders[:] = [f for f in folders if f != "__pycache__"]  # compiled files: none of the patterns'
             rel = os.path.relpath(folder, root)
             parts = () if rel == "." else tuple(rel.split(os.sep))
-            found += [(*parts, n) for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+            found += [(*parts, n) for n in names if matches(n)]
         files += [(os.path.join(root, *parts), "/".join(parts)) for parts in sorted(found)]
     kept = None
     if memo is not None:
@@ -178,14 +180,17 @@ def _encode(scan: LayerScan) -> tuple[str, str, str]:
     return json.dumps(doc, default=str), "\n", entries
 
 
+_SEVERITY = {s.value: s for s in Severity}  # a lookup, not Severity(value) (a rescan makes hundreds of hits)
+
+
 def hit_from_json(doc: dict[str, Any]) -> Hit:
     was = doc.get("downgraded_from")
     return Hit(
         **{
             **doc,
-            "severity": Severity(doc["severity"]),
+            "severity": _SEVERITY[doc["severity"]],
             "also": tuple(doc.get("also", ())),
-            "downgraded_from": Severity(was) if was is not None else None,
+            "downgraded_from": _SEVERITY[was] if was is not None else None,
         }
     )
 

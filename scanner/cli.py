@@ -23,14 +23,13 @@ from .errors import ExitCode, LeakscanError, UsageError, exit_code_lines
 from .findings.fingerprint import load_key
 from .findings.suppress import Suppressions, baseline_document, load_baseline, load_ignore_file
 from .layers.streams import safe_reason
-from .models import Finding, ScanReport, Severity, Status, keyed, sha256_hex
+from .models import Finding, ScanReport, Severity, Status, Value, keyed, sha256_hex
 from .report import OutputFormat, jsontext, renderer_for, summary_line
 from .report.files import check_writable, write_atomically
-from .service.commands import serve_cmd, worker_cmd
 
 
-@dataclass(frozen=True)
-class Policy:
+@dataclass(frozen=True, eq=False, repr=False)
+class Policy(Value):
     """Which findings fail the run, and with which exit code.  Errors exit 2 (usage) or 3 (scan)."""
 
     fail_on: Severity = Severity.LOW
@@ -51,14 +50,29 @@ class Policy:
         return self.findings_exit_code if self.gating(report) else int(ExitCode.CLEAN)
 
 
+_SERVICE_COMMANDS = {"serve": "serve_cmd", "worker": "worker_cmd"}  # in scanner.service.commands
+
+
 class _DefaultToScan(click.Group):
-    """``leakscan IMAGE ...`` runs ``scan``: the common case needs no sub-command."""
+    """``leakscan IMAGE ...`` runs ``scan``: the common case needs no sub-command.  The service's
+    commands are imported when named or listed (a scan does not load them: start-up time)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("-h", "--help", "--version"):
+        known = (*self.commands, *_SERVICE_COMMANDS, "-h", "--help", "--version")
+        if args and args[0] not in known:
             # an image called like a sub-command is still reachable: leakscan scan NAME
             args = ["scan", *args]
         return super().parse_args(ctx, args)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_SERVICE_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in _SERVICE_COMMANDS and cmd_name not in self.commands:
+            from .service import commands
+
+            self.add_command(getattr(commands, _SERVICE_COMMANDS[cmd_name]))
+        return super().get_command(ctx, cmd_name)
 
 
 def _log_report(report: ScanReport) -> None:
@@ -398,7 +412,3 @@ def fingerprint_cmd(file: Any, config: Path | None, cache_dir: Path | None) -> N
         _fail(exc)
     click.echo(keyed(key.key, sha256_hex(value)))
     click.echo(f"leakscan: fingerprint made with the {key.source}", err=True)
-
-
-main.add_command(serve_cmd)
-main.add_command(worker_cmd)

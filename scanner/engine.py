@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .cache import CacheBackend, DirBackend, LayerCache, hit_from_json, namespace
-from .detectors.known import KnownValue, known_fingerprint
+from .detectors.known_values import KnownValue, known_fingerprint
 from .entries import hard_links
 from .findings import policy, suppress
 from .findings.dockerfile import Dockerfile, ImageMap, from_provenance, masked_text
@@ -39,6 +39,7 @@ from .models import (
     ScanReport,
     Skip,
     Status,
+    Value,
     sha256_hex,
 )
 from .sources import ImageSource
@@ -50,8 +51,10 @@ if TYPE_CHECKING:  # made when a layer or the metadata must be scanned: a rescan
     from .layers.walk import LayerWalker
 
 
-@dataclass(frozen=True)
-class ScanOptions:
+@dataclass(frozen=True, eq=False, repr=False)
+class ScanOptions(Value):
+    """How to scan: the known secrets, the rules, the limits, the cache and the key of the fingerprints."""
+
     known: tuple[KnownValue, ...] = ()
     rules: RuleSet | None = None  # None: the built-in rules, loaded when a detector first runs
     entropy: bool = True
@@ -437,17 +440,14 @@ def _image_report(
         for fh, package in zip(scan.files, owners[i], strict=True):
             status, by = (Status.OVERWRITTEN, i) if fh.replaced else vis.hider(i, fh.path)
             findings.extend(
-                policy.apply(
-                    Finding.from_hit(
-                        h,
-                        layer_index=i,
-                        path=fh.display_path,
-                        status=status,
-                        hidden_by_layer=by,
-                        package=package,  # made with it: policy.apply copies only a finding it changes
-                        **common,
-                    ),
-                    package,
+                Finding.from_hit(
+                    h,
+                    layer_index=i,
+                    path=fh.display_path,
+                    status=status,
+                    hidden_by_layer=by,
+                    **common,
+                    **policy.changes(h, package),  # its package, and what that package's word changes
                 )
                 for h in fh.hits
             )

@@ -9,13 +9,16 @@ user's own key instead (:func:`keyed`), which no reader of a report can test gue
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
+import operator
 import posixpath
 import re
+import reprlib
 import zlib
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any, ClassVar, NamedTuple, Protocol
 
@@ -24,6 +27,57 @@ class Readable(Protocol):
     """What every stage reads bytes from: a file, a tar member, a decompressor, a socket."""
 
     def read(self, size: int = ..., /) -> bytes: ...
+
+
+class Value:
+    """``==``, ``hash()`` and ``repr()`` of leakscan's frozen dataclasses (the models below, the
+    options, limits and the like), as dataclass(eq=True, repr=True) writes them (field by field,
+    between instances of one class; ``Class(field=value, ...)``), written once here: dataclass()
+    compiles each method it generates when the class is made, and every run makes these classes
+    (a third of their cost at a rescan's start-up, docs/performance.md).  A class says
+    ``eq=False, repr=False`` to take these (a class that is not frozen takes :class:`Record`);
+    tests/test_models.py holds every one to what dataclass() would have made."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        key = _compared(self.__class__)
+        return bool(key(self) == key(other))
+
+    def __hash__(self) -> int:
+        return hash(_compared(self.__class__)(self))
+
+    @reprlib.recursive_repr()
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)  # type: ignore[arg-type]
+        return f"{self.__class__.__qualname__}({shown})"
+
+
+class Record(Value):
+    """A Value whose fields may change after it is made (a dataclass that is not frozen): unhashable,
+    as dataclass(eq=True) makes one."""
+
+    __slots__ = ()
+    __hash__ = None  # type: ignore[assignment]
+
+
+_KEYS: dict[type, Callable[[object], tuple[Any, ...]]] = {}
+
+
+def _compared(cls: type) -> Callable[[object], tuple[Any, ...]]:
+    """The fields ``==`` and ``hash()`` look at (compare=True), as a tuple, for instances of ``cls``."""
+    if (key := _KEYS.get(cls)) is None:
+        if any(f.hash is not None for f in fields(cls)):
+            raise TypeError(f"{cls.__qualname__}: Value does not take field(hash=...)")
+        names = tuple(f.name for f in fields(cls) if f.compare)
+        if len(names) == 1:
+            one = operator.attrgetter(names[0])
+            key = _KEYS[cls] = lambda obj: (one(obj),)
+        else:
+            key = _KEYS[cls] = operator.attrgetter(*names) if names else lambda obj: ()
+    return key
 
 
 class Severity(StrEnum):
@@ -38,6 +92,9 @@ class Severity(StrEnum):
 
 
 _SEVERITY_RANK = {Severity.LOW: 0, Severity.MEDIUM: 1, Severity.HIGH: 2, Severity.CRITICAL: 3}
+
+# the reason of a downgrade that a package's word can undo (detectors.content gives it, findings.policy undoes it)
+IN_DOCS_OR_TESTS = "in documentation, examples or tests"
 
 
 class Status(StrEnum):
@@ -58,8 +115,8 @@ class EntryKind(StrEnum):
     OTHER = "other"
 
 
-@dataclass(frozen=True, slots=True)
-class Hit:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Hit(Value):
     """A detector's match, already redacted: the plaintext was dropped when this was made."""
 
     rule_id: str
@@ -78,8 +135,8 @@ class Hit:
     downgrade_reason: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Package:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Package(Value):
     """Who installed a file, from the package manager's own records in the image."""
 
     manager: str  # dpkg, pip, npm, maven, apk
@@ -125,15 +182,15 @@ def record_files(site: str, k: int, text: str) -> dict[str, tuple[int, str]]:
     return files
 
 
-@dataclass(frozen=True, slots=True)
-class PackageRecords:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class PackageRecords(Value):
     """What the package managers' records that one layer writes say (dpkg's status and info files,
     pip's RECORD, npm's package.json, apk's installed database): the packages, and for each file
     they installed its package and the checksum recorded for it ("md5:<hex>", "sha1:<hex>", pip's
     "sha256=<base64>" as written, or "" where none is recorded); npm's packages by their directory.
 
     pip's RECORD files are kept as written, compressed (``pip``: site directory, package index,
-    zlib's compression of the UTF-8 text; see :func:`pack_record`), and searched at each lookup:
+    zlib's compression of the UTF-8 text in base64; see :func:`pack_record`), and searched at each lookup:
     an image holds their lines by the ten thousand (14 MB of text in the 3 GB benchmark image), and
     a lookup happens only for a file with findings.  A lookup opens only the RECORDs that hold a
     line for the path's first component under their site directory."""
@@ -141,7 +198,7 @@ class PackageRecords:
     packages: tuple[tuple[str, str, str], ...] = ()  # (manager, name, version)
     files: dict[str, tuple[int, str]] = field(default_factory=dict)  # path -> (package index, checksum)
     roots: dict[str, int] = field(default_factory=dict)  # a package's directory -> package index
-    pip: list[tuple[str, int, bytes]] = field(default_factory=list)  # RECORD texts, as written, compressed
+    pip: list[tuple[str, int, str]] = field(default_factory=list)  # RECORD texts, as written, compressed
     # for each RECORD of ``pip``, what a lookup needs before reading it (record_index): the first
     # components of its lines, and its lines that name a file outside its site directory; made
     # when the RECORD is read (and cached with it), so a rescan decompresses no RECORD to look up
@@ -225,7 +282,7 @@ class PackageRecords:
             "packages": [list(p) for p in self.packages],
             "files": [[path, k, digest] for path, (k, digest) in self.files.items()],
             "roots": [[path, k] for path, k in self.roots.items()],
-            "pip": [[site, k, base64.b64encode(packed).decode()] for site, k, packed in self.pip],
+            "pip": [[site, k, packed] for site, k, packed in self.pip],
             "pip_index": [[list(self._index(n)[0]), self._index(n)[1]] for n in range(len(self.pip))],
         }
 
@@ -234,10 +291,7 @@ class PackageRecords:
         packages = tuple((str(m), str(n), str(v)) for m, n, v in doc["packages"])
         files = {str(p): (int(k), str(d)) for p, k, d in doc["files"]}  # type: ignore[call-overload]
         roots = {str(p): int(k) for p, k in doc["roots"]}  # type: ignore[call-overload]
-        pip = [
-            (str(site), int(k), base64.b64decode(str(text), validate=True))  # type: ignore[call-overload]
-            for site, k, text in doc["pip"]
-        ]
+        pip = [(str(site), int(k), str(packed)) for site, k, packed in doc["pip"]]  # type: ignore[call-overload]
         index = [(tuple(str(t) for t in tops), str(outside)) for tops, outside in doc["pip_index"]]  # type: ignore[attr-defined]
         indexes = [k for k, _ in files.values()] + list(roots.values()) + [k for _, k, _ in pip]
         if any(not 0 <= k < len(packages) for k in indexes) or len(index) != len(pip):
@@ -262,20 +316,21 @@ def record_index(text: str) -> tuple[tuple[str, ...], str]:
     return tuple(sorted(set(_RECORD_TOP.findall(text)))), "\n".join(_RECORD_OUTSIDE.findall(text))
 
 
-def pack_record(text: str) -> bytes:
-    """A RECORD's text as kept: a third of its size (its lines' paths repeat)."""
-    return zlib.compress(text.encode("utf-8", "surrogatepass"), 1)
+def pack_record(text: str) -> str:
+    """A RECORD's text as kept: compressed, to a third of its size (its lines' paths repeat), and
+    written in base64, as the cache holds it: a rescan decodes only the RECORDs a lookup reads."""
+    return base64.b64encode(zlib.compress(text.encode("utf-8", "surrogatepass"), 1)).decode("ascii")
 
 
-def unpack_record(packed: bytes) -> str:
+def unpack_record(packed: str) -> str:
     try:
-        return zlib.decompress(packed).decode("utf-8", "surrogatepass")
-    except (zlib.error, UnicodeDecodeError):
+        return zlib.decompress(binascii.a2b_base64(packed, strict_mode=True)).decode("utf-8", "surrogatepass")
+    except (zlib.error, binascii.Error, UnicodeDecodeError):
         raise ValueError("a package record is damaged") from None
 
 
-@dataclass(frozen=True, slots=True)
-class Skip:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Skip(Value):
     """Something that was not scanned, and why.  Never silent: it goes into the report."""
 
     where: str
@@ -293,8 +348,10 @@ class LayerEntry(NamedTuple):
     link_target: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class FileHits:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class FileHits(Value):
+    """A file of a layer (or a member inside it) and what the detectors found in it."""
+
     path: str  # the file in the layer
     hits: tuple[Hit, ...]
     member: str | None = None  # inside an archive or compressed file: "a.jar!/b.properties"
@@ -307,8 +364,8 @@ class FileHits:
         return f"{self.path}!/{self.member}" if self.member else self.path
 
 
-@dataclass(frozen=True, slots=True)
-class LayerScan:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class LayerScan(Value):
     """What the layer walk learnt about one layer blob, independent of any image."""
 
     blob_digest: str  # sha256 of the bytes as stored (compressed)
@@ -324,8 +381,8 @@ class LayerScan:
     records: PackageRecords | None = None  # the package managers' records written by this layer
 
 
-@dataclass(frozen=True, slots=True)
-class Instruction:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Instruction(Value):
     """A Dockerfile instruction: where it is and what it says (``text`` masked once in a report:
     ENV, ARG and LABEL values, and anything a detector matches)."""
 
@@ -341,8 +398,10 @@ class Instruction:
         return f"{self.file}:{self.line}"
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Finding(Value):
+    """One reported secret: where it is, what found it, a keyed fingerprint and a redacted preview."""
+
     rule_id: str
     detector: str
     severity: Severity
@@ -411,8 +470,10 @@ class Finding:
         return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
-@dataclass(frozen=True, slots=True)
-class LayerReport:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class LayerReport(Value):
+    """One layer of an image in a report: what was read of it and its findings."""
+
     index: int
     diff_id: str | None
     digest: str | None
@@ -431,8 +492,10 @@ class LayerReport:
     base_image: bool = False  # a Dockerfile was given and none of its instructions made this layer
 
 
-@dataclass(frozen=True, slots=True)
-class ImageReport:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class ImageReport(Value):
+    """One image in a report: its layers, the findings in its metadata, its warnings and errors."""
+
     name: str
     repo_tags: tuple[str, ...]
     config_digest: str | None
@@ -455,8 +518,8 @@ class ImageReport:
         return tuple(f for layer in self.layers for f in layer.suppressed) + self.suppressed_metadata
 
 
-@dataclass(frozen=True, slots=True)
-class ScanReport:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class ScanReport(Value):
     """The result of one scan: every image found at the source."""
 
     source_kind: str

@@ -9,27 +9,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .interface import IN_DOCS_OR_TESTS, Detector, DetectorError, Match
-from .known import (
-    DEFAULT_MIN_LENGTH,
-    KnownSecretsDetector,
-    KnownValue,
-    SecretSpec,
-    known_fingerprint,
-    load_known_values,
-)
+from ..models import IN_DOCS_OR_TESTS
+from .known_values import DEFAULT_MIN_LENGTH, KnownValue, SecretSpec, known_fingerprint, load_known_values
 
 # The rules and the content scanner are imported (the built-in rules loaded) when first named,
 # the detectors themselves (Hyperscan, the base64 decoder, the entropy and detect-secrets gates,
-# their regexes) when a detector or a content scanner is made: a rescan whose layers all come from
-# the cache needs the known values, not them (start-up time).
+# their regexes) and their interface when a detector or a content scanner is made: a rescan whose
+# layers all come from the cache needs the known values, not them (start-up time).
 if TYPE_CHECKING:
     from .content import CHUNK_SIZE, ContentScanner, build_detectors, downgrade
+    from .interface import Detector, DetectorError, Match
+    from .known import KnownSecretsDetector
     from .rules import BUILTIN_RULES, Rule, RuleSet
 
 _LATER = {
     **dict.fromkeys(("BUILTIN_RULES", "Rule", "RuleSet"), ".rules"),
     **dict.fromkeys(("CHUNK_SIZE", "ContentScanner", "build_detectors", "downgrade"), ".content"),
+    **dict.fromkeys(("Detector", "DetectorError", "Match"), ".interface"),
+    "KnownSecretsDetector": ".known",
 }
 
 

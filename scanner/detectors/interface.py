@@ -12,9 +12,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from ..errors import LeakscanError
-from ..models import Severity
+from ..models import IN_DOCS_OR_TESTS, Severity
 
-IN_DOCS_OR_TESTS = "in documentation, examples or tests"  # the reason of a downgrade that a package's word can undo
+__all__ = ["IN_DOCS_OR_TESTS", "Detector", "DetectorError", "Match"]  # IN_DOCS_OR_TESTS: scanner.models'
 
 
 class DetectorError(LeakscanError):
@@ -23,6 +23,8 @@ class DetectorError(LeakscanError):
 
 @dataclass(frozen=True, slots=True)
 class Match:
+    """What a detector found in a window of bytes, with its plaintext (never shown)."""
+
     rule_id: str
     severity: Severity
     description: str

@@ -12,31 +12,38 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..models import Instruction
+from ..models import Instruction, Value
 
-_DIRECTIVE = re.compile(r"^#\s*(\w+)\s*=\s*(.*?)\s*$")
-_HEREDOC = re.compile(r"<<-?\s*([\"']?)([A-Za-z_][A-Za-z0-9_]*)\1")
+# A Dockerfile's patterns as text, compiled when one is first parsed (re keeps them): a scan
+# without --dockerfile or a provenance attestation parses none.
+_DIRECTIVE = r"^#\s*(\w+)\s*=\s*(.*?)\s*$"
+_HEREDOC = r"<<-?\s*([\"']?)([A-Za-z_][A-Za-z0-9_]*)\1"
 _ASSIGNED = {"ENV", "ARG", "LABEL"}  # instructions whose values are shown masked, whatever they hold
 _NOP = re.compile(r"^/bin/sh -c #\(nop\)\s+")
 _SHELL_RUN = re.compile(r"^(?:RUN\s+)?(?:\|\d+\s+(?:\S+=\S*\s+)*)?(?:/bin/sh -c |cmd /S /C )")
 _BUILD_ARGS = re.compile(r"^(RUN\s+)?\|(\d+)\s+")
 
 
-@dataclass(frozen=True)
-class Stage:
+@dataclass(frozen=True, eq=False, repr=False)
+class Stage(Value):
+    """One FROM stage of a Dockerfile and its instructions."""
+
     index: int
     name: str | None
     base: str
     instructions: tuple[Instruction, ...]
 
 
-@dataclass(frozen=True)
-class Dockerfile:
+@dataclass(frozen=True, eq=False, repr=False)
+class Dockerfile(Value):
+    """A parsed Dockerfile: its stages, to tie layers to the instructions that made them."""
+
     path: str  # as the user named it, or "Dockerfile (provenance)"
     stages: tuple[Stage, ...]
 
@@ -62,7 +69,7 @@ def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
     lines = text.splitlines()
     escape = "\\"
     n = 0
-    while n < len(lines) and (m := _DIRECTIVE.match(lines[n])):  # parser directives, before anything else
+    while n < len(lines) and (m := re.match(_DIRECTIVE, lines[n])):  # parser directives, before anything else
         if m.group(1).lower() == "escape" and m.group(2) in ("\\", "`"):
             escape = m.group(2)
         n += 1
@@ -85,7 +92,7 @@ def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
             parts.append(line)
             break
         joined = " ".join(p.strip() for p in parts)
-        for m in _HEREDOC.finditer(joined):  # RUN <<EOF ... EOF: the body belongs to the instruction
+        for m in re.finditer(_HEREDOC, joined):  # RUN <<EOF ... EOF: the body belongs to the instruction
             body = []
             while n < len(lines) and lines[n].strip() != m.group(2):
                 body.append(lines[n])
@@ -131,9 +138,11 @@ def parse(text: str, path: str) -> Dockerfile:
     return Dockerfile(path, tuple(resolved))
 
 
+@functools.lru_cache(maxsize=256)
 def history_keyword(created_by: str) -> str:
     """The instruction a history entry records: BuildKit's ``RUN |1 A=b /bin/sh -c ...``, ``COPY
-    ... # buildkit``, the legacy builder's ``/bin/sh -c #(nop)  ENV ...`` and ``/bin/sh -c ...``."""
+    ... # buildkit``, the legacy builder's ``/bin/sh -c #(nop)  ENV ...`` and ``/bin/sh -c ...``
+    (asked again for each finding of the layer: kept)."""
     text = _NOP.sub("", created_by.strip())
     if text != created_by.strip():
         return text.split(" ", 1)[0].upper()
@@ -256,9 +265,10 @@ def _infos(node: Any, depth: int) -> Iterator[dict[str, Any]]:
             yield from _infos(value, depth + 1)
 
 
-_ENV_FIELD = re.compile(r"^(?:config|container_config)\.Env\[(\d+)\]$")
-_LABEL_FIELD = re.compile(r"^(?:config|container_config)\.Labels(?:\.(\w+)|\[(\"(?:[^\"\\]|\\.)*\")\])$")
-_HISTORY_FIELD = re.compile(r"^history\[(\d+)\]")
+# a metadata finding's field, as text: compiled for the first such finding (re keeps them)
+_ENV_FIELD = r"^(?:config|container_config)\.Env\[(\d+)\]$"
+_LABEL_FIELD = r"^(?:config|container_config)\.Labels(?:\.(\w+)|\[(\"(?:[^\"\\]|\\.)*\")\])$"
+_HISTORY_FIELD = r"^history\[(\d+)\]"
 _GENERIC_RULES = {"dotenv-secret", "metadata-secret-name", "high-entropy-assignment"}
 
 
@@ -286,14 +296,14 @@ class ImageMap:
 
     def _named(self, field: str) -> tuple[str, str] | None:
         """("Env" | "Labels", the variable's or label's name) for a config field."""
-        if m := _ENV_FIELD.match(field):
+        if m := re.match(_ENV_FIELD, field):
             section = self.config.get(field.split(".", 1)[0]) or {}
             env = section.get("Env") if isinstance(section, dict) else None
             n = int(m.group(1))
             if isinstance(env, list) and n < len(env) and isinstance(env[n], str):
                 return "Env", env[n].partition("=")[0]
             return "Env", "?"
-        if m := _LABEL_FIELD.match(field):
+        if m := re.match(_LABEL_FIELD, field):
             import json
 
             return "Labels", m.group(1) or str(json.loads(m.group(2)))
@@ -303,7 +313,7 @@ class ImageMap:
         """The instruction behind a metadata finding, and whether the base image set it."""
         if self.dockerfile is None:
             return None, False
-        if m := _HISTORY_FIELD.match(field):
+        if m := re.match(_HISTORY_FIELD, field):
             n = int(m.group(1))
             instruction = self.by_history[n] if n < len(self.by_history) else None
             return instruction, instruction is None

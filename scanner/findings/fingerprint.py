@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UsageError
+from ..models import Value
 
 ENV = "LEAKSCAN_FINGERPRINT_KEY"
 FILE_NAME = "fingerprint.key"
@@ -28,8 +29,10 @@ MIN_LENGTH = 16
 _PROCESS_KEY = secrets.token_hex(32).encode()  # a library call with no cache and no key: one per process
 
 
-@dataclass(frozen=True)
-class FingerprintKey:
+@dataclass(frozen=True, eq=False, repr=False)
+class FingerprintKey(Value):
+    """The key of the findings' fingerprints, and where it came from."""
+
     key: bytes
     source: str  # where it came from, for `leakscan fingerprint` (never the key itself)
 

@@ -25,59 +25,51 @@ Every downgrade is visible: the finding keeps ``downgraded_from`` and ``downgrad
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
-from ..detectors.interface import IN_DOCS_OR_TESTS
-from ..models import Finding, Package, Severity
+from ..models import IN_DOCS_OR_TESTS, Hit, Package, Severity
 
 
-def apply(finding: Finding, package: Package | None) -> Finding:
-    """``finding`` (made with its package or without) with its package, and the severity that
-    package's word justifies: at most one copy of the finding, none if it has its package and
-    nothing changes (a rescan makes hundreds)."""
+def changes(hit: Hit, package: Package | None) -> dict[str, Any]:
+    """What a finding of ``hit`` in a file ``package`` installed (None: no package) gets besides
+    the hit's own fields: its package, and the severity that package's word justifies (with the
+    description, confidence and downgrade that go with it).  The finding is made with them: none
+    is copied to change it (a rescan makes hundreds)."""
     if package is None:
-        return finding  # 3
-    if finding.detector == "known-secret" or finding.proven:
-        return _with(finding, package)  # 1, 2
+        return {}  # 3
+    if hit.detector == "known-secret" or hit.proven:
+        return {"package": package}  # 1, 2
     if package.state == "modified":  # 5
-        changes: dict[str, Any] = {}
-        description = finding.description
-        if finding.downgrade_reason == IN_DOCS_OR_TESTS and finding.downgraded_from is not None:
+        found: dict[str, Any] = {"package": package}
+        description = hit.description
+        if hit.downgrade_reason == IN_DOCS_OR_TESTS and hit.downgraded_from is not None:
             description = description.replace(f" ({IN_DOCS_OR_TESTS}: downgraded)", "")
-            changes |= {
-                "severity": finding.downgraded_from,
+            found |= {
+                "severity": hit.downgraded_from,
                 "confidence": "medium",
                 "downgraded_from": None,
                 "downgrade_reason": None,
             }
-        changes["description"] = f"{description} (in a file changed after {_who(package)} installed it)"
-        return _with(finding, package, **changes)
+        found["description"] = f"{description} (in a file changed after {_who(package)} installed it)"
+        return found
     if package.state == "unmodified":  # 4
-        return _lower(finding, package, Severity.LOW, f"shipped unmodified by {_who(package)}")
+        return _lower(hit, package, Severity.LOW, f"shipped unmodified by {_who(package)}")
     why = "too large to hash" if package.state == "unhashed" else "not verifiable"
-    return _lower(finding, package, Severity.MEDIUM, f"in a file of {_who(package)}, {why}")  # 6
+    return _lower(hit, package, Severity.MEDIUM, f"in a file of {_who(package)}, {why}")  # 6
 
 
 def _who(package: Package) -> str:
     return f"{Package.MANAGERS.get(package.manager, package.manager)} {package.name} {package.version}".rstrip()
 
 
-def _with(finding: Finding, package: Package, **changes: Any) -> Finding:
-    if not changes and finding.package is package:
-        return finding
-    return dataclasses.replace(finding, package=package, **changes)
-
-
-def _lower(finding: Finding, package: Package, to: Severity, reason: str) -> Finding:
-    if finding.severity.rank <= to.rank:
-        return _with(finding, package)
-    return _with(
-        finding,
-        package,
-        severity=to,
-        confidence="low",
-        description=f"{finding.description} ({reason}: downgraded)",
-        downgraded_from=finding.downgraded_from or finding.severity,
-        downgrade_reason=reason,
-    )
+def _lower(hit: Hit, package: Package, to: Severity, reason: str) -> dict[str, Any]:
+    if hit.severity.rank <= to.rank:
+        return {"package": package}
+    return {
+        "package": package,
+        "severity": to,
+        "confidence": "low",
+        "description": f"{hit.description} ({reason}: downgraded)",
+        "downgraded_from": hit.downgraded_from or hit.severity,
+        "downgrade_reason": reason,
+    }

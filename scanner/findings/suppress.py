@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..models import Finding, ScanReport
+from ..models import Finding, ScanReport, Value
 
 BASELINE_VERSION = "2.0"  # 2.0: fingerprints keyed with the user's key (scanner.findings.fingerprint)
 
@@ -36,8 +36,10 @@ def glob_match(text: str, pattern: str) -> bool:
     return _glob(pattern).fullmatch(text) is not None
 
 
-@dataclass(frozen=True, slots=True)
-class IgnoreRule:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class IgnoreRule(Value):
+    """An ignore entry: a finding matching every field given is suppressed."""
+
     fingerprint: str | None = None
     rule: str | None = None
     path: str | None = None  # glob on the in-image path (leading / optional)
@@ -68,14 +70,18 @@ class IgnoreRule:
         return "ignore " + " ".join(parts) + (f" ({self.reason})" if self.reason else "")
 
 
-@dataclass(frozen=True, slots=True)
-class BaselineEntry:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class BaselineEntry(Value):
+    """A finding recorded in a baseline, by its keyed fingerprint."""
+
     fingerprint: str
     about: str = ""  # rule and place, as the baseline file records them
 
 
-@dataclass(frozen=True)
-class Suppressions:
+@dataclass(frozen=True, eq=False, repr=False)
+class Suppressions(Value):
+    """What the user asked to suppress: a baseline, ignore entries and path globs."""
+
     baseline: tuple[BaselineEntry, ...] = ()
     ignores: tuple[IgnoreRule, ...] = ()
     exclude_paths: tuple[str, ...] = ()

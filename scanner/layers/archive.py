@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import FormatError, SourceError
-from ..models import LayerScan, sha256_hex
+from ..models import LayerScan, Record, sha256_hex
 from ..sources.interface import BODY_SHAPE, DESC_SHAPE, INDEX_TYPES, MANIFEST_TYPES, bad_shape
 from .collect import Archive, BlobRecord, parse_json
 
@@ -28,8 +28,10 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 _LEGACY_V1 = re.compile(r"^[0-9a-f]{64}/(?:json|VERSION)\Z")
 
 
-@dataclass
-class LayerRef:
+@dataclass(eq=False, repr=False)
+class LayerRef(Record):
+    """A layer as a manifest names it, with its result (None: missing, and why)."""
+
     index: int
     path: str | None
     media_type: str | None
@@ -38,16 +40,18 @@ class LayerRef:
     missing: str | None = None
 
 
-@dataclass
-class MetaDoc:
+@dataclass(eq=False, repr=False)
+class MetaDoc(Record):
     """A JSON document to scan as metadata; findings get ``field`` = prefix + JSON path."""
 
     prefix: str
     doc: Any
 
 
-@dataclass
-class ResolvedImage:
+@dataclass(eq=False, repr=False)
+class ResolvedImage(Record):
+    """One image of an archive: its config, its layers in order and its metadata documents."""
+
     name: str
     repo_tags: list[str]
     config_digest: str | None
@@ -59,8 +63,10 @@ class ResolvedImage:
     warnings: list[str] = field(default_factory=list)
 
 
-@dataclass
-class ResolvedArchive:
+@dataclass(eq=False, repr=False)
+class ResolvedArchive(Record):
+    """The images an archive holds, once its index and manifests are read."""
+
     format: str
     images: list[ResolvedImage]
     metadata: list[MetaDoc]
@@ -68,8 +74,10 @@ class ResolvedArchive:
     errors: list[str]
 
 
-@dataclass
-class _Manifest:
+@dataclass(eq=False, repr=False)
+class _Manifest(Record):
+    """An image manifest found through an index, with the platform the index gives it."""
+
     digest: str
     body: dict[str, Any]
     platform: str | None

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..cache import LayerCache, Proofs, claimed_digest
 from ..errors import FormatError
-from ..models import LayerScan, Readable, sha256_hex
+from ..models import LayerScan, Readable, Record, sha256_hex
 from ..sources.interface import Member
-from .streams import READ_ERRORS, HashingReader, looks_like_tar, read_head, safe_reason, sniff
+from . import streams  # streams.READ_ERRORS, named where one is caught (see scanner.layers.streams)
+from .streams import HashingReader, looks_like_tar, read_head, safe_reason, sniff
 
 if TYPE_CHECKING:  # the walk's own modules are imported when a layer is walked (a rescan from the cache walks none)
     from .fanout import Fanout, Plan, Task
@@ -28,8 +29,10 @@ JSON_LIMIT = 64 << 20
 MAX_LINK_HOPS = 16
 
 
-@dataclass
-class BlobRecord:
+@dataclass(eq=False, repr=False)
+class BlobRecord(Record):
+    """What an archive member turned out to be: a layer's result, a document's bytes, a link or a note."""
+
     path: str
     size: int
     layer: LayerScan | None = None
@@ -40,8 +43,10 @@ class BlobRecord:
     deferred: bool = False  # a layer left unread: its result is the cache's, once the manifest names it
 
 
-@dataclass
-class Archive:
+@dataclass(eq=False, repr=False)
+class Archive(Record):
+    """Every member of an archive, classified, with the errors met reading it."""
+
     records: dict[str, BlobRecord] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     proven: Proofs = field(default_factory=dict)  # this scan's proofs
@@ -183,7 +188,7 @@ def collect(
                 archive.records[member.path] = BlobRecord(
                     member.path, member.size, note=f"neither a layer nor a document under {json_limit} bytes; not read"
                 )
-    except READ_ERRORS as exc:
+    except streams.READ_ERRORS as exc:
         archive.errors.append(f"the archive stream could not be read to its end: {safe_reason(exc)}")
     if later:
         _walk_later(archive, later, walker, fanout())
@@ -211,7 +216,7 @@ def _walk_later(archive: Archive, later: dict[str, Task], walker: Walker, fanout
         for task in later.values():
             try:
                 outcomes.append(_run_here(task, walker))
-            except READ_ERRORS as exc:
+            except streams.READ_ERRORS as exc:
                 outcomes.append(exc)
                 break
     for (path, task), outcome in zip(later.items(), outcomes, strict=False):

@@ -7,17 +7,23 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from ..models import Value
 
-@dataclass(frozen=True, slots=True)
-class NestedLimits:
+
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class NestedLimits(Value):
+    """How far the scan goes into archives and compressed files inside a layer."""
+
     max_depth: int = 5  # archives inside archives (inside the layer)
     max_expanded: int = 4 << 30  # bytes decompressed out of one file of the layer, all levels together
     max_ratio: int = 1100  # ... and at most this many times the file's own size (past the first 64 MiB)
     spool_in_memory: int = 32 << 20  # a zip needs random access: larger ones go to a temporary file
 
 
-@dataclass(frozen=True, slots=True)
-class WalkLimits:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class WalkLimits(Value):
+    """What one layer's walk may cost before it stops (and the layer is reported as cut short)."""
+
     max_file_size: int | None = None  # None: every file, however large, in chunks
     nested: NestedLimits = field(default_factory=NestedLimits)
     max_layer_bytes: int = 64 << 30  # uncompressed bytes in one layer

@@ -79,7 +79,7 @@ class RecordCollector:
         self._roots: dict[str, int] = {}
         self._dpkg_lists: list[tuple[str, bytes]] = []
         self._dpkg_sums: list[tuple[str, bytes]] = []
-        self._pip_texts: list[tuple[str, int, bytes]] = []
+        self._pip_texts: list[tuple[str, int, str]] = []
         self._pip_index: list[tuple[tuple[str, ...], str]] = []
 
     def _package(self, manager: str, name: str, version: str = "") -> int:

@@ -1,27 +1,25 @@
 """Byte-stream plumbing shared by the stages: compression sniffing, decompressors, readers that
-hash or put bytes back, and archive member names made safe."""
+hash or put bytes back, and archive member names made safe.
+
+The decoders (ISA-L, zstandard, bz2, lzma) are imported with the first stream that needs one, and
+the tuples of what they raise (``GZIP_ERRORS``, ``READ_ERRORS``) when first named: a rescan from
+the cache decompresses nothing (start-up time, docs/performance.md).  A module that only catches
+them on an error path names them there (``except streams.READ_ERRORS``), not at its import.
+"""
 
 from __future__ import annotations
 
-import bz2
 import functools
 import hashlib
 import io
-import lzma
 import posixpath
 import tarfile
 import zlib
 from typing import Self
 
-import zstandard
-from isal import igzip, igzip_lib
-
 from ..models import Readable
 
 READ_SIZE = 1 << 20
-# what a corrupt gzip raises through ISA-L (next to zlib.error, EOFError and OSError)
-# (isal's stubs declare IsalError as an instance; at run time it is the class, and isal_zlib.error is it too)
-GZIP_ERRORS: tuple[type[Exception], ...] = (igzip_lib.IsalError,)  # type: ignore[assignment]
 
 
 # glibc's malloc gives a freed block above its (moving) mmap threshold back to the system, and trims
@@ -153,6 +151,8 @@ class ZstdReader(RawReader):
     BIG, SMALL = 1 << 17, 1 << 10
 
     def __init__(self, raw: Readable) -> None:
+        import zstandard  # with the first zstd stream (see decompressor)
+
         super().__init__(raw)
         self._dobj = zstandard.ZstdDecompressor().decompressobj()
         self._fed = False
@@ -163,6 +163,8 @@ class ZstdReader(RawReader):
         self._done = False
 
     def _feed(self) -> None:
+        import zstandard  # imported by __init__: a name here
+
         if not self._pending:
             chunk = self._raw.read(READ_SIZE)
             if not chunk:
@@ -190,15 +192,22 @@ class ZstdReader(RawReader):
 
 
 def decompressor(kind: str, raw: Readable) -> Readable:
-    """A reader of the decompressed bytes; every kind but "none" wants ``raw`` buffered (peek)."""
+    """A reader of the decompressed bytes; every kind but "none" wants ``raw`` buffered (peek).
+    Each decoder is imported for its first stream."""
     if kind == "gzip":
+        from isal import igzip
+
         # ISA-L's inflate: 950 MB/s against zlib's 390 on a layer of python's library
         return igzip.IGzipFile(fileobj=raw, mode="rb")  # type: ignore[no-untyped-call]
     if kind == "zstd":
         return io.BufferedReader(ZstdReader(raw), READ_SIZE)
     if kind == "bzip2":
+        import bz2
+
         return bz2.BZ2File(raw)  # type: ignore[call-overload,no-any-return]  # a buffered reader is a file object
     if kind == "xz":
+        import lzma
+
         return lzma.LZMAFile(raw)  # type: ignore[arg-type]  # lzma wants IO[bytes]; a buffered reader is one
     return raw
 
@@ -224,18 +233,34 @@ def read_head(stream: Readable, n: int = 512) -> bytes:
     return head
 
 
-# Errors whose messages describe the damage and never quote the data (decoders, tar headers).
-_DESCRIPTIVE: tuple[type[Exception], ...] = (
-    tarfile.TarError,
-    EOFError,
-    zlib.error,
-    lzma.LZMAError,
-    zstandard.ZstdError,
-    *GZIP_ERRORS,
-)
+@functools.cache
+def _errors() -> dict[str, tuple[type[Exception], ...]]:
+    import lzma
 
-# What reading a layer or an archive's stream can raise: a damaged or cut stream, a read error
-READ_ERRORS: tuple[type[Exception], ...] = (*_DESCRIPTIVE, OSError, ValueError)
+    import zstandard
+    from isal import igzip_lib
+
+    # what a corrupt gzip raises through ISA-L (next to zlib.error, EOFError and OSError)
+    # (isal's stubs declare IsalError as an instance; at run time it is the class, and isal_zlib.error is it too)
+    gzip: tuple[type[Exception], ...] = (igzip_lib.IsalError,)  # type: ignore[assignment]
+    # errors whose messages describe the damage and never quote the data (decoders, tar headers)
+    descriptive: tuple[type[Exception], ...] = (
+        tarfile.TarError,
+        EOFError,
+        zlib.error,
+        lzma.LZMAError,
+        zstandard.ZstdError,
+        *gzip,
+    )
+    # what reading a layer or an archive's stream can raise: a damaged or cut stream, a read error
+    return {"GZIP_ERRORS": gzip, "DESCRIPTIVE": descriptive, "READ_ERRORS": (*descriptive, OSError, ValueError)}
+
+
+def __getattr__(name: str) -> tuple[type[Exception], ...]:
+    """``GZIP_ERRORS`` and ``READ_ERRORS``, made when first named (see the module's docstring)."""
+    if name not in ("GZIP_ERRORS", "READ_ERRORS"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return _errors()[name]
 
 
 def safe_reason(exc: BaseException) -> str:
@@ -243,7 +268,7 @@ def safe_reason(exc: BaseException) -> str:
     (a ValueError raised anywhere else could quote the bytes being scanned, a secret among them)."""
     if isinstance(exc, OSError):
         return f"{type(exc).__name__}: {exc.strerror or 'I/O error'}"
-    if isinstance(exc, _DESCRIPTIVE) and str(exc):
+    if isinstance(exc, _errors()["DESCRIPTIVE"]) and str(exc):
         return f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
     return f"{type(exc).__name__} (details withheld: they could quote the data)"
 

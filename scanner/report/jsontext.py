@@ -91,11 +91,17 @@ def _container(o: Any, newline: str, enc: Any, keys: dict[str, str]) -> str:
                 if type(k) is not str:
                     raise _Unknown  # json turns ints, floats, bools and None into strings: left to it
                 key = keys[k] = str(enc(k))
-            t = type(v)  # the commonest exact types here, without a call
+            t = type(v)  # the commonest exact types here (a finding's), without a call
             if t is str:
                 items.append(f"{key}: {enc(v)}")
             elif v is None:
                 items.append(f"{key}: null")
+            elif t is int:
+                items.append(f"{key}: {int.__repr__(v)}")
+            elif t is bool:
+                items.append(f"{key}: true" if v else f"{key}: false")
+            elif t is list and not v:
+                items.append(f"{key}: []")
             else:
                 items.append(f"{key}: {_value(v, inner, enc, keys)}")
         return "{" + inner + ("," + inner).join(items) + newline + "}"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..findings.dockerfile import history_keyword
-from ..models import Finding, Status
+from ..models import Finding, Status, Value
 
 ROTATE = (
     "Rotate the secret: once an image that holds it was pushed or shared, anyone who pulled it has the value, "
@@ -25,8 +25,10 @@ EXAMPLE = (
 )
 
 
-@dataclass(frozen=True)
-class Remedy:
+@dataclass(frozen=True, eq=False, repr=False)
+class Remedy(Value):
+    """How to fix a finding's cause in the Dockerfile, by how the secret got into the image."""
+
     kind: str  # how the secret got there: copied-file, run-wrote, deleted-later, env, ...
     summary: str  # one line: what to change
     detail: str  # the Dockerfile change, in a sentence or two

@@ -17,13 +17,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import SourceError
-from ..models import Readable
+from ..models import Readable, Value
 
 __all__ = ["BODY_SHAPE", "DESC_SHAPE", "ImageSource", "Member", "SourceError", "bad_shape"]
 
 
-@dataclass(frozen=True, slots=True)
-class Member:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Member(Value):
+    """A member of an image archive: a file to read, a link, or a blob a source holds."""
+
     path: str
     size: int
     stream: Readable | None = None  # regular files only

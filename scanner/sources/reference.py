@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..errors import SourceError, UsageError
+from ..models import Value
 
 DOCKER_HUB = "registry-1.docker.io"
 DOCKER_HUB_CONFIG_KEY = "https://index.docker.io/v1/"
@@ -23,8 +24,10 @@ _NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[.
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
 
 
-@dataclass(frozen=True)
-class Reference:
+@dataclass(frozen=True, eq=False, repr=False)
+class Reference(Value):
+    """An image reference parsed: registry, repository, and a tag or a digest."""
+
     registry: str  # host[:port], as written (docker.io is mapped to its API host)
     repository: str
     tag: str | None = None
@@ -94,8 +97,10 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-@dataclass(frozen=True)
-class Credentials:
+@dataclass(frozen=True, eq=False, repr=False)
+class Credentials(Value):
+    """A registry login given on the command line or by the service's config."""
+
     username: str
     password: str  # or an identity token with username "<token>"
 
@@ -171,8 +176,10 @@ def docker_config_credentials(registry: str, config_dir: str | None = None) -> C
     return None
 
 
-@dataclass(frozen=True)
-class RegistryOptions:
+@dataclass(frozen=True, eq=False, repr=False)
+class RegistryOptions(Value):
+    """How to pull from a registry: the platform, insecure hosts, credentials and TLS."""
+
     platform: str = "linux/amd64"
     all_platforms: bool = False
     insecure: tuple[str, ...] = ()  # hosts where plain HTTP and unverified TLS are allowed
