@@ -18,6 +18,7 @@ tick could go unseen).  Anyone who could forge a file's ctime could as well writ
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import functools
 import hashlib
@@ -66,6 +67,13 @@ def write_atomically(path: Path, data: bytes | Iterable[bytes]) -> None:
         os.replace(tmp, path)
     except OSError:
         pass
+
+
+def touch(path: Path) -> None:
+    """Mark a cache file as used now (its mtime, as a write does): scanner.prune removes the files
+    unused longest.  Best effort (a read-only cache)."""
+    with contextlib.suppress(OSError):
+        os.utime(path)
 
 
 def claimed_digest(path: str) -> str | None:
@@ -126,6 +134,7 @@ def tree_digest(roots: list[tuple[Path, tuple[str, ...]]], memo: Path | None = N
             try:
                 digest = kept.read_text(encoding="ascii")
                 if re.fullmatch(r"[0-9a-f]{64}", digest):
+                    touch(kept)
                     return digest
             except (OSError, UnicodeDecodeError):
                 pass
@@ -282,16 +291,22 @@ class DirBackend(CacheBackend):
         return self.root / space / f"{digest.replace(':', '-')}.json"
 
     def read(self, key: str) -> str | None:
+        path = self._file(key)
         try:
-            return self._file(key).read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8")
         except OSError:
             return None
+        touch(path)
+        return text
 
     def read_stored(self, key: str) -> bytes | None:
+        path = self._file(key)
         try:
-            return self._file(key).read_bytes()
+            data = path.read_bytes()
         except OSError:
             return None
+        touch(path)
+        return data
 
     def write(self, key: str, text: str) -> None:
         write_atomically(self._file(key), text.encode("utf-8"))

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
+from . import prune
 from .cache import default_dir as default_cache_dir
 from .detectors import DEFAULT_MIN_LENGTH, SecretSpec, load_known_values
 from .engine import ScanOptions
@@ -77,6 +78,14 @@ def scan_options(fn: F) -> F:
         ),
         click.option("--no-cache", is_flag=True, help="Do not read or write the layer cache."),
         click.option(
+            "--cache-max-size",
+            type=click.IntRange(0),
+            default=prune.MAX_BYTES,
+            show_default=True,
+            help="Bytes the cache folders may hold: once a day the files unused longest go beyond it, "
+            "and any unused for 30 days (0: no limit).",
+        ),
+        click.option(
             "--jobs",
             "-j",
             type=click.IntRange(min=1, max=64),
@@ -134,6 +143,7 @@ def scan_settings(
     no_entropy: bool,
     cache_dir: Path | None = None,
     no_cache: bool = False,
+    cache_max_size: int = prune.MAX_BYTES,
     quiet: bool = False,
     verbose: bool = False,
     timeout: float = 3600.0,
@@ -159,6 +169,7 @@ def scan_settings(
         archive_depth=archive_depth,
         suppressions=suppressions or Suppressions(),
         cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
+        cache_max_bytes=cache_max_size,
         progress=None if quiet or not sys.stderr.isatty() else progress_bar(size_hint()),
         timeout=timeout,
         jobs=jobs,

@@ -31,7 +31,7 @@ from pathlib import Path
 from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import Any
 
-from ..cache import default_dir, write_atomically
+from ..cache import default_dir, touch, write_atomically
 from .entropy import KEY_GATE_VALUE, tails
 from .rules.model import Rule
 
@@ -85,6 +85,7 @@ def anchored_forms(rules: Sequence[Rule]) -> list[AnchoredRule | None]:
         known = json.loads(path.read_text("utf-8"))
         if not isinstance(known, list) or len(known) != len(rules):
             raise ValueError(path)
+        touch(path)
         return [
             None if k is None else _form(i, rule, int(k[0]), int(k[1]), int(k[2]))
             for i, (rule, k) in enumerate(zip(rules, known, strict=True))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import hyperscan
 
-from ..cache import default_dir, write_atomically
+from ..cache import default_dir, touch, write_atomically
 from .interface import Detector, Match
 
 _INLINE_M = "(?m)"
@@ -192,10 +192,13 @@ def _compiled_path(entries: Sequence[tuple[int, bytes, int]]) -> Path:
 
 
 def _load_compiled(entries: Sequence[tuple[int, bytes, int]]) -> hyperscan.Database | None:
+    path = _compiled_path(entries)
     try:
-        return hyperscan.loadb(_compiled_path(entries).read_bytes(), mode=hyperscan.HS_MODE_BLOCK)  # scratch: HsPass
+        db = hyperscan.loadb(path.read_bytes(), mode=hyperscan.HS_MODE_BLOCK)  # scratch: HsPass
     except (OSError, hyperscan.error):
         return None
+    touch(path)
+    return db
 
 
 def _save_compiled(entries: Sequence[tuple[int, bytes, int]], db: hyperscan.Database) -> None:

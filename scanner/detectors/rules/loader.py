@@ -92,12 +92,13 @@ def _parsed(text: str) -> dict[str, Any]:
     import hashlib
     import json
 
-    from ...cache import default_dir, write_atomically
+    from ...cache import default_dir, touch, write_atomically
 
     stored = default_dir().parent / "rules" / f"{hashlib.sha256(text.encode()).hexdigest()[:40]}.json"
     try:
         doc = json.loads(stored.read_text(encoding="utf-8"))
         if isinstance(doc, dict):
+            touch(stored)
             return doc
     except (OSError, ValueError, RecursionError):
         pass
