@@ -64,7 +64,7 @@ class ScanOptions(Value):
     suppressions: Suppressions = field(default_factory=Suppressions)
     cache_dir: Path | None = None  # None: no layer cache (unless cache_backend is given)
     cache_backend: CacheBackend | None = field(default=None, compare=False)  # e.g. shared by service workers
-    cache_max_bytes: int = field(default=2 << 30, compare=False)  # the cache folders' limit (scanner.prune); 0: none
+    cache_max_bytes: int = field(default=prune.MAX_BYTES, compare=False)  # scanner.prune's limit; 0: none
     timeout: float | None = 3600.0  # seconds for the whole image; a layer cut short makes the scan incomplete
     max_layer_bytes: int = WalkLimits().max_layer_bytes
     max_ratio: int = WalkLimits().max_ratio
@@ -176,13 +176,8 @@ def scan_image(source: ImageSource, options: ScanOptions | None = None) -> ScanR
         started_at=started_at,
     )
     if cache is not None and options.cache_backend is None and options.cache_dir is not None:
-        _prune(options.cache_dir, options.cache_max_bytes)
+        prune.maybe_prune(options.cache_dir, options.cache_max_bytes, default_dir().parent)  # a stat a run
     return suppress.apply(report, options.suppressions)
-
-
-def _prune(layers: Path, max_bytes: int) -> None:
-    """The cache folders kept within bounds, at most once a day (scanner.prune): a stat a run."""
-    prune.maybe_prune(layers, max_bytes, default_dir().parent)
 
 
 def _keep_export(source: ImageSource, cache: LayerCache | None, archive: Archive) -> None:

@@ -46,10 +46,10 @@ _OTHERS = (
 _TEMP = r"\.tmp-[A-Za-z0-9_]+"  # write_atomically's
 
 
-def due(layers: Path, now: float | None = None) -> bool:
+def due(layers: Path) -> bool:
     """Whether the stamp in the layer cache's folder is a day old (or missing)."""
     try:
-        return (time.time() if now is None else now) - os.stat(layers / STAMP).st_mtime >= EVERY
+        return time.time() - os.stat(layers / STAMP).st_mtime >= EVERY
     except OSError:
         return True
 

@@ -22,8 +22,7 @@ from .prefilter import OneExpression
 
 MIN_RUN = 24  # 18 bytes decoded: shorter blobs cannot hold most formats anyway
 MAX_RUN = 1 << 20
-_HEX = re.compile(rb"^[0-9a-fA-F]+$")
-_HEX_IN = re.compile(rb"[0-9a-fA-F]+")  # fullmatch(data, start, end): "^" would not match at start
+_HEX = re.compile(rb"[0-9a-fA-F]+")  # fullmatch (a run holds no newline), also in place: (data, start, end)
 
 
 _TEXT = bytes([9, 10, 13, *range(32, 127)])
@@ -44,7 +43,7 @@ def _decode(run: bytes, mixed: bool = False) -> bytes | None:
     ``mixed``: the caller found it holds a digit and both cases (see _runs).  The scan does these
     same checks inline in Base64Decoded._texts (a call per run cost /usr/bin/node's 184,000 runs
     a fifth more time); the tests hold the two to each other and this to b64decode."""
-    if len(run) > MAX_RUN or _HEX.match(run) or not (mixed or _mixed(run)):
+    if len(run) > MAX_RUN or _HEX.fullmatch(run) or not (mixed or _mixed(run)):
         return None  # hex digests and words decode to noise
     text = run.rstrip(b"=")
     try:
@@ -163,7 +162,7 @@ class Base64Decoded:
             events = self.events(data)
         if not events:
             return spans, texts
-        a2b, text_bytes, pad, in_run, is_hex = binascii.a2b_base64, _TEXT, _PAD, _IN_RUN, _HEX_IN.fullmatch
+        a2b, text_bytes, pad, in_run, is_hex = binascii.a2b_base64, _TEXT, _PAD, _IN_RUN, _HEX.fullmatch
         whole = data.translate(_CLASSES) if len(events) * _LOOK_BACK >= len(data) else None
         for end in events:
             if not in_run[data[end - 1]]:
