@@ -26,7 +26,6 @@ import importlib.util
 import json
 import os
 import re
-import tempfile
 import time
 import zlib
 from abc import ABC, abstractmethod
@@ -60,6 +59,8 @@ def write_atomically(path: Path, data: bytes | Iterable[bytes]) -> None:
     slower run next time."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        import tempfile  # only when writing: a rescan reads
+
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         with os.fdopen(fd, "wb") as fh:
             for piece in (data,) if isinstance(data, bytes) else data:

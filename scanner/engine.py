@@ -12,7 +12,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +42,7 @@ from .models import (
     Status,
     Value,
     sha256_hex,
+    value,
 )
 from .sources import ImageSource
 
@@ -52,7 +53,7 @@ if TYPE_CHECKING:  # made when a layer or the metadata must be scanned: a rescan
     from .layers.walk import LayerWalker
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@value
 class ScanOptions(Value):
     """How to scan: the known secrets, the rules, the limits, the cache and the key of the fingerprints."""
 

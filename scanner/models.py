@@ -18,9 +18,9 @@ import re
 import reprlib
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, FrozenInstanceError, dataclass, field, fields
 from enum import StrEnum
-from typing import Any, ClassVar, NamedTuple, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar, dataclass_transform, overload
 
 
 class Readable(Protocol):
@@ -32,11 +32,9 @@ class Readable(Protocol):
 class Value:
     """``==``, ``hash()`` and ``repr()`` of leakscan's frozen dataclasses (the models below, the
     options, limits and the like), as dataclass(eq=True, repr=True) writes them (field by field,
-    between instances of one class; ``Class(field=value, ...)``), written once here: dataclass()
-    compiles each method it generates when the class is made, and every run makes these classes
-    (a third of their cost at a rescan's start-up, docs/performance.md).  A class says
-    ``eq=False, repr=False`` to take these (a class that is not frozen takes :class:`Record`);
-    tests/test_models.py holds every one to what dataclass() would have made."""
+    between instances of one class; ``Class(field=value, ...)``), and their frozenness, written
+    once here rather than compiled for each class: see :func:`value`.  tests/test_models.py holds
+    every one to what dataclass() would have made."""
 
     __slots__ = ()
 
@@ -54,6 +52,12 @@ class Value:
         shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)  # type: ignore[arg-type]
         return f"{self.__class__.__qualname__}({shown})"
 
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
 
 class Record(Value):
     """A Value whose fields may change after it is made (a dataclass that is not frozen): unhashable,
@@ -61,6 +65,109 @@ class Record(Value):
 
     __slots__ = ()
     __hash__ = None  # type: ignore[assignment]
+    __setattr__ = object.__setattr__  # type: ignore[assignment]  # object's own slots: an assignment costs what it costs anywhere
+    __delattr__ = object.__delattr__
+
+
+T = TypeVar("T", bound=type)
+
+
+@overload
+def value(cls: T, /) -> T: ...
+@overload
+def value(*, slots: bool = False) -> Callable[[T], T]: ...
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(field,))
+def value(cls: T | None = None, /, *, slots: bool = False) -> T | Callable[[T], T]:
+    """What ``@dataclass(frozen=True, eq=False, repr=False, slots=slots)`` makes of a :class:`Value`,
+    for a fifth of its cost.  dataclass() compiles an ``__init__``, a ``__setattr__`` and a
+    ``__delattr__`` for each frozen class from source, about 0.35 ms a class, and every run of
+    leakscan makes some forty of them: a sixth of a cached rescan's time (docs/performance.md).
+    Here dataclass() makes only the fields (``init=False``: nothing compiled), the frozenness comes
+    from :class:`Value`, and the ``__init__`` is the one dataclass() would write, compiled from one
+    short source."""
+    return _made(cls, slots, frozen=True)
+
+
+@dataclass_transform(field_specifiers=(field,))
+def record(cls: T, /) -> T:
+    """:func:`value` for a :class:`Record`: what ``@dataclass(eq=False, repr=False)`` makes of it."""
+    made = _made(cls, False, frozen=False)
+    assert isinstance(made, type)
+    return made  # type: ignore[return-value]
+
+
+def _made(cls: T | None, slots: bool, frozen: bool) -> T | Callable[[T], T]:
+    def wrap(cls: T) -> T:
+        if not issubclass(cls, Record if not frozen else Value) or (frozen and issubclass(cls, Record)):
+            raise TypeError(f"{cls.__qualname__}: @value is for a Value, @record for a Record")
+        made: T = dataclass(init=False, eq=False, repr=False, slots=slots)(cls)  # type: ignore[assignment]
+        setattr(made, "__init__", _init(made, frozen))  # noqa: B010  # mypy: a class's __init__ is not assigned
+        if slots and frozen:  # pickle (the workers of --jobs) would set the slots through __setattr__
+            setattr(made, "__getstate__", _getstate)  # noqa: B010
+            setattr(made, "__setstate__", _setstate)  # noqa: B010
+        return made
+
+    return wrap if cls is None else wrap(cls)
+
+
+def _init(cls: type, frozen: bool) -> Callable[..., None]:
+    """``cls``'s ``__init__``, as dataclass() writes it: a parameter per field in order (a default
+    where the field has one, a factory's called in the body), ``__post_init__`` last."""
+    params: list[str] = []
+    kw_only: list[str] = []
+    body: list[str] = []
+    names: dict[str, Any] = {"__object__": object, "__factory__": _FACTORY}
+    for f in fields(cls):
+        default = ""
+        if f.default is not MISSING:
+            names[f"__default_{f.name}__"] = f.default
+            default = f" = __default_{f.name}__"
+        elif f.default_factory is not MISSING:
+            names[f"__factory_{f.name}__"] = f.default_factory
+            default = " = __factory__"
+        if f.init:
+            (kw_only if f.kw_only else params).append(f"{f.name}{default}")
+            got = f.name
+            if f.default_factory is not MISSING:
+                got = f"__factory_{f.name}__() if {f.name} is __factory__ else {f.name}"
+        elif f.default_factory is not MISSING:
+            got = f"__factory_{f.name}__()"
+        elif f.default is not MISSING:
+            got = f"__default_{f.name}__"
+        else:
+            continue
+        body.append(f"__object__.__setattr__(self, {f.name!r}, {got})" if frozen else f"self.{f.name} = {got}")
+    if hasattr(cls, "__post_init__"):
+        body.append("self.__post_init__()")
+    signature = ", ".join(["self", *params, *(["*", *kw_only] if kw_only else [])])
+    source = f"def __init__({signature}) -> None:\n    " + ("\n    ".join(body) or "pass") + "\n"
+    exec(source, names)  # source made above from the class's own field names
+    init: Callable[..., None] = names["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__
+    init.__annotations__ = {**{f.name: f.type for f in fields(cls) if f.init}, "return": None}
+    return init
+
+
+class _Factory:
+    """The default of a field with a factory, until the body calls the factory (dataclass's own)."""
+
+    def __repr__(self) -> str:
+        return "<factory>"
+
+
+_FACTORY = _Factory()
+
+
+def _getstate(self: Value) -> list[Any]:
+    return [getattr(self, f.name) for f in fields(self)]  # type: ignore[arg-type]
+
+
+def _setstate(self: Value, state: list[Any]) -> None:
+    for f, v in zip(fields(self), state, strict=True):  # type: ignore[arg-type]
+        object.__setattr__(self, f.name, v)
 
 
 _KEYS: dict[type, Callable[[object], tuple[Any, ...]]] = {}
@@ -115,7 +222,7 @@ class EntryKind(StrEnum):
     OTHER = "other"
 
 
-@dataclass(frozen=True, slots=True, eq=False, repr=False)
+@value(slots=True)
 class Hit(Value):
     """A detector's match, already redacted: the plaintext was dropped when this was made."""
 
@@ -135,7 +242,7 @@ class Hit(Value):
     downgrade_reason: str | None = None
 
 
-@dataclass(frozen=True, slots=True, eq=False, repr=False)
+@value(slots=True)
 class Package(Value):
     """Who installed a file, from the package manager's own records in the image."""
 
@@ -182,7 +289,7 @@ def record_files(site: str, k: int, text: str) -> dict[str, tuple[int, str]]:
     return files
 
 
-@dataclass(frozen=True, slots=True, eq=False, repr=False)
+@value(slots=True)
 class PackageRecords(Value):
     """What the package managers' records that one layer writes say (dpkg's status and info files,
     pip's RECORD, npm's package.json, apk's installed database): the packages, and for each file
@@ -329,7 +436,7 @@ def unpack_record(packed: str) -> str:
         raise ValueError("a package record is damaged") from None
 
 
-@dataclass(frozen=True, slots=True, eq=False, repr=False)
+@value(slots=True)
 class Skip(Value):
     """Something that was not scanned, and why.  Never silent: it goes into the report."""
 
@@ -348,7 +455,7 @@ class LayerEntry(NamedTuple):
     link_target: str | None = None
 
 
-@dataclass(frozen=True, slots=True, eq=False, repr=False)
+@value(slots=True)
 class FileHits(Value):
     """A file of a layer (or a member inside it) and what the detectors found in it."""
 
@@ -364,7 +471,7 @@ class FileHits(Value):
         return f"{self.path}!/{self.member}" if self.member else self.path
 
 
-@dataclass(frozen=True, slots=True, eq=False, repr=False)
+@value(slots=True)
 class LayerScan(Value):
     """What the layer walk learnt about one layer blob, independent of any image."""
 
@@ -381,7 +488,7 @@ class LayerScan(Value):
     records: PackageRecords | None = None  # the package managers' records written by this layer
 
 
-@dataclass(frozen=True, slots=True, eq=False, repr=False)
+@value(slots=True)
 class Instruction(Value):
     """A Dockerfile instruction: where it is and what it says (``text`` masked once in a report:
     ENV, ARG and LABEL values, and anything a detector matches)."""
@@ -398,7 +505,7 @@ class Instruction(Value):
         return f"{self.file}:{self.line}"
 
 
-@dataclass(frozen=True, slots=True, eq=False, repr=False)
+@value(slots=True)
 class Finding(Value):
     """One reported secret: where it is, what found it, a keyed fingerprint and a redacted preview."""
 
@@ -470,7 +577,7 @@ class Finding(Value):
         return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
-@dataclass(frozen=True, slots=True, eq=False, repr=False)
+@value(slots=True)
 class LayerReport(Value):
     """One layer of an image in a report: what was read of it and its findings."""
 
@@ -492,7 +599,7 @@ class LayerReport(Value):
     base_image: bool = False  # a Dockerfile was given and none of its instructions made this layer
 
 
-@dataclass(frozen=True, slots=True, eq=False, repr=False)
+@value(slots=True)
 class ImageReport(Value):
     """One image in a report: its layers, the findings in its metadata, its warnings and errors."""
 
@@ -518,7 +625,7 @@ class ImageReport(Value):
         return tuple(f for layer in self.layers for f in layer.suppressed) + self.suppressed_metadata
 
 
-@dataclass(frozen=True, slots=True, eq=False, repr=False)
+@value(slots=True)
 class ScanReport(Value):
     """The result of one scan: every image found at the source."""
 

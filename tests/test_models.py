@@ -1,10 +1,11 @@
-"""scanner.models.Value: the ==, hash() and repr() it gives leakscan's frozen dataclasses are what
-dataclass() would generate."""
+"""scanner.models.Value and @value/@record: the classes they make (``__init__``, frozenness, ==,
+hash(), repr(), pickling, slots) are what dataclass() would generate."""
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 import pickle
 import pkgutil
 import sys
@@ -46,8 +47,12 @@ def _twin(cls: type) -> type:
             kw["default_factory"] = f.default_factory
         specs.append((f.name, f.type, dataclasses.field(**kw)))
     own = {"__repr__": cls.__dict__["__repr__"]} if "__repr__" in cls.__dict__ else {}  # dataclass keeps a class's own
-    frozen = cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
-    return dataclasses.make_dataclass(cls.__name__, specs, frozen=frozen, namespace=own)
+    slots = "__slots__" in cls.__dict__ and bool(cls.__slots__)  # type: ignore[attr-defined]
+    return dataclasses.make_dataclass(cls.__name__, specs, frozen=_frozen(cls), namespace=own, slots=slots)
+
+
+def _frozen(cls: type) -> bool:
+    return not issubclass(cls, models.Record)
 
 
 def _values(cls: type, tag: str) -> dict[str, object]:
@@ -69,7 +74,9 @@ def test_the_models_and_the_options_are_values() -> None:
     from scanner.layers.limits import WalkLimits
 
     assert len(VALUES) >= 35 and {models.Finding, models.ScanReport, ScanOptions, WalkLimits, BlobRecord} <= set(VALUES)
-    assert not any(issubclass(c, models.Record) for c in VALUES if c.__dataclass_params__.frozen)  # type: ignore[attr-defined]
+    # each made by @value (@record), which compiles its __init__ itself: no dataclass() beside it
+    assert all(c.__init__.__qualname__ == f"{c.__qualname__}.__init__" for c in VALUES)
+    assert not any(c.__dataclass_params__.init for c in VALUES)  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("cls", VALUES, ids=lambda c: f"{c.__module__}.{c.__name__}")
@@ -94,3 +101,72 @@ def test_a_value_that_holds_itself_is_shown_with_dots() -> None:
     record = models.PackageRecords()
     record.made["self"] = record
     assert repr(record).count("...") == 1
+
+
+@pytest.mark.parametrize("cls", VALUES, ids=lambda c: f"{c.__module__}.{c.__name__}")
+def test_init_frozenness_slots_and_replace_are_dataclass_s(cls: type) -> None:
+    twin = _twin(cls)
+    ours, theirs = inspect.signature(cls), inspect.signature(twin)
+    assert [(p.name, p.kind, repr(p.default)) for p in ours.parameters.values()] == [
+        (p.name, p.kind, repr(p.default)) for p in theirs.parameters.values()
+    ]
+    assert cls.__init__.__annotations__ == twin.__init__.__annotations__  # type: ignore[misc]
+    assert cls.__match_args__ == twin.__match_args__  # type: ignore[attr-defined]
+    assert getattr(cls, "__slots__", ()) == getattr(twin, "__slots__", ())
+    kw = _values(cls, "a")
+    a, ta = cls(**kw), twin(**kw)
+    for f in dataclasses.fields(cls):
+        assert getattr(a, f.name) == getattr(ta, f.name), f.name  # defaults and factories' values
+        if f.default_factory is not dataclasses.MISSING:
+            assert getattr(a, f.name) is not getattr(cls(**kw), f.name)  # a fresh one each time
+    name = dataclasses.fields(cls)[0].name
+    if _frozen(cls):
+        with pytest.raises(dataclasses.FrozenInstanceError, match=f"cannot assign to field '{name}'"):
+            setattr(a, name, "b")
+        with pytest.raises(dataclasses.FrozenInstanceError, match=f"cannot delete field '{name}'"):
+            delattr(a, name)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(ta, name, "b")
+    else:
+        setattr(a, name, "b")
+        assert getattr(a, name) == "b"
+    changed = dataclasses.replace(a, **{name: "c"})
+    assert getattr(changed, name) == "c" and changed.__class__ is cls
+    assert pickle.loads(pickle.dumps(changed)) == changed
+
+
+def test_init_takes_positional_keyword_only_init_false_and_post_init() -> None:
+    @models.value(slots=True)
+    class Odd(models.Value):
+        """Every kind of field."""
+
+        a: int
+        b: list[int] = dataclasses.field(default_factory=list)
+        c: int = dataclasses.field(default=3, kw_only=True)
+        d: list[int] = dataclasses.field(default_factory=lambda: [4], init=False)
+        e: int = dataclasses.field(default=5, init=False)
+
+        def __post_init__(self) -> None:
+            object.__setattr__(self, "e", self.e + self.a)
+
+    odd = Odd(1, [2], c=7)
+    assert (odd.a, odd.b, odd.c, odd.d, odd.e) == (1, [2], 7, [4], 6)
+    assert str(inspect.signature(Odd)) == "(a: 'int', b: 'list[int]' = <factory>, *, c: 'int' = 3) -> None"
+    with pytest.raises(TypeError):
+        Odd(1, [2], 7)  # type: ignore[call-arg]  # c is keyword-only
+    assert Odd(1).b == [] and Odd(1).b is not Odd(1).b
+
+
+def test_value_and_record_are_for_their_own_kind() -> None:
+    class Plain:
+        x: int
+
+    class Mutable(models.Record):
+        x: int
+
+    with pytest.raises(TypeError, match="@value is for a Value"):
+        models.value(Plain)
+    with pytest.raises(TypeError, match="@value is for a Value"):
+        models.value(Mutable)
+    with pytest.raises(TypeError, match="@record for a Record"):
+        models.record(Plain)

@@ -16,16 +16,15 @@ import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SecretReadError, SecretSpecError
-from ..models import Value
+from ..models import Value, value
 
 DEFAULT_MIN_LENGTH = 8
 
 
-@dataclass(frozen=True, slots=True, eq=False, repr=False)
+@value(slots=True)
 class SecretSpec(Value):
     """One ``--secret`` flag, parsed.  Holds where the value is, not the value."""
 
@@ -85,7 +84,7 @@ class SecretSpec(Value):
         return os.fsencode(env[self.env])
 
 
-@dataclass(frozen=True, slots=True, eq=False, repr=False)
+@value(slots=True)
 class KnownValue(Value):
     """A value to look for, with where it came from (``part``), never printed."""
 

@@ -15,10 +15,9 @@ import binascii
 import functools
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
-from ..models import Instruction, Value
+from ..models import Instruction, Value, value
 
 # A Dockerfile's patterns as text, compiled when one is first parsed (re keeps them): a scan
 # without --dockerfile or a provenance attestation parses none.
@@ -30,7 +29,7 @@ _SHELL_RUN = re.compile(r"^(?:RUN\s+)?(?:\|\d+\s+(?:\S+=\S*\s+)*)?(?:/bin/sh -c 
 _BUILD_ARGS = re.compile(r"^(RUN\s+)?\|(\d+)\s+")
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@value
 class Stage(Value):
     """One FROM stage of a Dockerfile and its instructions."""
 
@@ -40,7 +39,7 @@ class Stage(Value):
     instructions: tuple[Instruction, ...]
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@value
 class Dockerfile(Value):
     """A parsed Dockerfile: its stages, to tie layers to the instructions that made them."""
 

@@ -13,23 +13,28 @@ is still stable for baselines and for correlating runs.  The key comes from, in 
 
 from __future__ import annotations
 
+import functools
 import os
-import secrets
-import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UsageError
-from ..models import Value
+from ..models import Value, value
 
 ENV = "LEAKSCAN_FINGERPRINT_KEY"
 FILE_NAME = "fingerprint.key"
 MIN_LENGTH = 16
-_PROCESS_KEY = secrets.token_hex(32).encode()  # a library call with no cache and no key: one per process
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@functools.cache
+def _process_key() -> bytes:
+    """The key of a library call with no cache and no key: one per process."""
+    import secrets  # (and tempfile below) only to make a key: a run with one imports neither
+
+    return secrets.token_hex(32).encode()
+
+
+@value
 class FingerprintKey(Value):
     """The key of the findings' fingerprints, and where it came from."""
 
@@ -85,11 +90,14 @@ def load_key(
     if configured is not None:
         return FingerprintKey(_read(configured, "[fingerprint] key_file"), f"key file {configured}")
     if cache_dir is None:
-        return FingerprintKey(_PROCESS_KEY, "a key for this process only")
+        return FingerprintKey(_process_key(), "a key for this process only")
     path = cache_dir / FILE_NAME
     if path.exists():
         return FingerprintKey(_read(path, "key file"), f"key file {path}")
     try:  # written whole, then linked into place: a concurrent first run reads one key, never half
+        import secrets
+        import tempfile
+
         cache_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".fingerprint-")  # mode 600
         try:

@@ -16,12 +16,12 @@ import functools
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..models import Finding, ScanReport, Value
+from ..models import Finding, ScanReport, Value, value
 
 BASELINE_VERSION = "2.0"  # 2.0: fingerprints keyed with the user's key (scanner.findings.fingerprint)
 
@@ -36,7 +36,7 @@ def glob_match(text: str, pattern: str) -> bool:
     return _glob(pattern).fullmatch(text) is not None
 
 
-@dataclass(frozen=True, slots=True, eq=False, repr=False)
+@value(slots=True)
 class IgnoreRule(Value):
     """An ignore entry: a finding matching every field given is suppressed."""
 
@@ -70,7 +70,7 @@ class IgnoreRule(Value):
         return "ignore " + " ".join(parts) + (f" ({self.reason})" if self.reason else "")
 
 
-@dataclass(frozen=True, slots=True, eq=False, repr=False)
+@value(slots=True)
 class BaselineEntry(Value):
     """A finding recorded in a baseline, by its keyed fingerprint."""
 
@@ -78,7 +78,7 @@ class BaselineEntry(Value):
     about: str = ""  # rule and place, as the baseline file records them
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@value
 class Suppressions(Value):
     """What the user asked to suppress: a baseline, ignore entries and path globs."""
 

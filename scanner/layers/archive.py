@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from ..errors import FormatError, SourceError
-from ..models import LayerScan, Record, sha256_hex
+from ..models import LayerScan, Record, record, sha256_hex
 from ..sources.interface import BODY_SHAPE, DESC_SHAPE, INDEX_TYPES, MANIFEST_TYPES, bad_shape
 from .collect import Archive, BlobRecord, parse_json
 
@@ -28,7 +28,7 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 _LEGACY_V1 = re.compile(r"^[0-9a-f]{64}/(?:json|VERSION)\Z")
 
 
-@dataclass(eq=False, repr=False)
+@record
 class LayerRef(Record):
     """A layer as a manifest names it, with its result (None: missing, and why)."""
 
@@ -40,7 +40,7 @@ class LayerRef(Record):
     missing: str | None = None
 
 
-@dataclass(eq=False, repr=False)
+@record
 class MetaDoc(Record):
     """A JSON document to scan as metadata; findings get ``field`` = prefix + JSON path."""
 
@@ -48,7 +48,7 @@ class MetaDoc(Record):
     doc: Any
 
 
-@dataclass(eq=False, repr=False)
+@record
 class ResolvedImage(Record):
     """One image of an archive: its config, its layers in order and its metadata documents."""
 
@@ -63,7 +63,7 @@ class ResolvedImage(Record):
     warnings: list[str] = field(default_factory=list)
 
 
-@dataclass(eq=False, repr=False)
+@record
 class ResolvedArchive(Record):
     """The images an archive holds, once its index and manifests are read."""
 
@@ -74,7 +74,7 @@ class ResolvedArchive(Record):
     errors: list[str]
 
 
-@dataclass(eq=False, repr=False)
+@record
 class _Manifest(Record):
     """An image manifest found through an index, with the platform the index gives it."""
 

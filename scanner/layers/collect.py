@@ -12,12 +12,12 @@ import base64
 import binascii
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..cache import LayerCache, Proofs, claimed_digest
 from ..errors import FormatError
-from ..models import LayerScan, Readable, Record, sha256_hex
+from ..models import LayerScan, Readable, Record, record, sha256_hex
 from ..sources.interface import Member
 from . import streams  # streams.READ_ERRORS, named where one is caught (see scanner.layers.streams)
 from .streams import HashingReader, looks_like_tar, read_head, safe_reason, sniff
@@ -29,7 +29,7 @@ JSON_LIMIT = 64 << 20
 MAX_LINK_HOPS = 16
 
 
-@dataclass(eq=False, repr=False)
+@record
 class BlobRecord(Record):
     """What an archive member turned out to be: a layer's result, a document's bytes, a link or a note."""
 
@@ -43,7 +43,7 @@ class BlobRecord(Record):
     deferred: bool = False  # a layer left unread: its result is the cache's, once the manifest names it
 
 
-@dataclass(eq=False, repr=False)
+@record
 class Archive(Record):
     """Every member of an archive, classified, with the errors met reading it."""
 

@@ -5,12 +5,12 @@ its decompressors or its worker pool (a rescan from the cache imports none of th
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import field
 
-from ..models import Value
+from ..models import Value, value
 
 
-@dataclass(frozen=True, slots=True, eq=False, repr=False)
+@value(slots=True)
 class NestedLimits(Value):
     """How far the scan goes into archives and compressed files inside a layer."""
 
@@ -20,7 +20,7 @@ class NestedLimits(Value):
     spool_in_memory: int = 32 << 20  # a zip needs random access: larger ones go to a temporary file
 
 
-@dataclass(frozen=True, slots=True, eq=False, repr=False)
+@value(slots=True)
 class WalkLimits(Value):
     """What one layer's walk may cost before it stops (and the layer is reported as cut short)."""
 

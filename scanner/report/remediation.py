@@ -10,10 +10,8 @@ that was in a pushed image must be rotated, whatever the next build does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..findings.dockerfile import history_keyword
-from ..models import Finding, Status, Value
+from ..models import Finding, Status, Value, value
 
 ROTATE = (
     "Rotate the secret: once an image that holds it was pushed or shared, anyone who pulled it has the value, "
@@ -25,7 +23,7 @@ EXAMPLE = (
 )
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@value
 class Remedy(Value):
     """How to fix a finding's cause in the Dockerfile, by how the secret got into the image."""
 

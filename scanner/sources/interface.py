@@ -13,16 +13,15 @@ import stat
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from ..errors import SourceError
-from ..models import Readable, Value
+from ..models import Readable, Value, value
 
 __all__ = ["BODY_SHAPE", "DESC_SHAPE", "ImageSource", "Member", "SourceError", "bad_shape"]
 
 
-@dataclass(frozen=True, slots=True, eq=False, repr=False)
+@value(slots=True)
 class Member(Value):
     """A member of an image archive: a file to read, a link, or a blob a source holds."""
 

@@ -10,12 +10,12 @@ import base64
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..errors import SourceError, UsageError
-from ..models import Value
+from ..models import Value, value
 
 DOCKER_HUB = "registry-1.docker.io"
 DOCKER_HUB_CONFIG_KEY = "https://index.docker.io/v1/"
@@ -24,7 +24,7 @@ _NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[.
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@value
 class Reference(Value):
     """An image reference parsed: registry, repository, and a tag or a digest."""
 
@@ -97,7 +97,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@value
 class Credentials(Value):
     """A registry login given on the command line or by the service's config."""
 
@@ -176,7 +176,7 @@ def docker_config_credentials(registry: str, config_dir: str | None = None) -> C
     return None
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@value
 class RegistryOptions(Value):
     """How to pull from a registry: the platform, insecure hosts, credentials and TLS."""
 

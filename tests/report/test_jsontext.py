@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scanner import ScanOptions, scan_image
 from scanner.detectors import SecretSpec, load_known_values
@@ -60,6 +62,31 @@ EDGES: list[Any] = [
 @pytest.mark.parametrize("ensure_ascii", [True, False])
 @pytest.mark.parametrize("value", EDGES, ids=[f"edge{i}" for i in range(len(EDGES))])
 def test_the_same_text_as_json_dumps(value: Any, ensure_ascii: bool) -> None:
+    assert jsontext.dumps(value, ensure_ascii=ensure_ascii) == json.dumps(value, indent=2, ensure_ascii=ensure_ascii)
+
+
+_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text()
+    | st.sampled_from([Colour.RED, Level.HIGH, Name("n")])
+)
+_KEYS = st.text() | st.integers() | st.none() | st.booleans() | st.sampled_from([Colour.RED, Name("k")])
+_VALUES = st.recursive(
+    _LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=6) | st.lists(inner, max_size=4).map(tuple) | st.dictionaries(_KEYS, inner, max_size=6)
+    ),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_VALUES, ensure_ascii=st.booleans())
+def test_any_value_is_written_as_json_dumps_writes_it(value: Any, ensure_ascii: bool) -> None:
+    """Any nesting of every kind of leaf and container, with the keys json converts."""
     assert jsontext.dumps(value, ensure_ascii=ensure_ascii) == json.dumps(value, indent=2, ensure_ascii=ensure_ascii)
 
 
