@@ -327,3 +327,40 @@ def test_a_gzip_file_in_one_go_is_found_at_its_line() -> None:
     data = gzip.compress(text)
     hits, skips, count = scanner().scan(io.BytesIO(data), "a/b.log.gz", len(data))
     assert [(f.member, [h.line for h in f.hits]) for f in hits] == [("b.log", [5001])] and not skips and count == 1
+
+
+def test_the_container_check_skips_only_heads_that_cannot_be_one() -> None:
+    """_container looks at zip and compression magics only for the first bytes they start with, and
+    at tar headers only in heads long enough: the same answer as asking every check of every head
+    (each first byte with several tails, cut real archives, random heads)."""
+    import random
+    import tarfile
+
+    from scanner.layers.nested import ZIP_MAGIC
+    from scanner.layers.streams import looks_like_tar, sniff
+
+    def every_check(head: bytes) -> str:
+        kind = "zip" if head[:4] in ZIP_MAGIC else sniff(head)
+        if kind == "none" and looks_like_tar(head) and head[:512] != bytes(512):
+            kind = "tar"
+        return "" if kind == "none" else kind
+
+    real = [zip_of({"a": b"x"}), gzip.compress(b"x"), bz2.compress(b"x"), lzma.compress(b"x"), bytes(600)]
+    real += [
+        zstandard.ZstdCompressor().compress(b"x"),
+        b"\x50\x2a\x4d\x18" + bytes(20),
+        b"\x5f\x2a\x4d\x18" + bytes(20),
+    ]
+    for fmt in (tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=fmt) as tar:
+            tar.addfile(tarfile.TarInfo("a"))
+        ustar = buf.getvalue()
+        real += [ustar, ustar[:257] + bytes(8) + ustar[265:]]  # and as a v7 header: no magic
+    rng = random.Random(7)
+    heads = [r[:n] for r in real for n in (0, 1, 3, 8, 261, 262, 511, 512)] + real
+    heads += [bytes([c]) + tail for c in range(256) for tail in (b"", b"K\x03\x04", bytes(600))]
+    heads += [rng.randbytes(rng.choice([1, 5, 262, 512])) for _ in range(3000)]
+    kinds = [every_check(h[:512]) for h in heads]
+    assert [FileScanner._container(h[:512]) for h in heads] == kinds
+    assert set(kinds) == {"", "zip", "gzip", "bzip2", "xz", "zstd", "tar"}

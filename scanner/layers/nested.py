@@ -35,6 +35,10 @@ if TYPE_CHECKING:  # the content scanner is imported when one is made (a rescan 
     from ..detectors.content import ContentScanner
 
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
+# the first bytes of a zip ("P") and of what streams.sniff knows: gzip, zstd and its skippable
+# frames (0x50-0x5F), bzip2 ("B"), xz; a head starting with any other byte is none of them
+_PACKED_FIRST = bytes(c in (0x1F, 0x28, 0x42, 0xFD) or 0x50 <= c <= 0x5F for c in range(256))
+_ZEROS = bytes(512)
 _SUFFIXES = {".gz": "", ".tgz": ".tar", ".bz2": "", ".tbz2": ".tar", ".xz": "", ".txz": ".tar", ".zst": "", ".zstd": ""}
 NESTED_ERRORS: tuple[type[Exception], ...] = (
     *GZIP_ERRORS,  # found by tests/fuzz when ISA-L came in: IsalError is not a zlib.error
@@ -184,9 +188,13 @@ class FileScanner:
 
     @staticmethod
     def _container(head: bytes) -> str:
-        """What kind of archive or compressed stream a file is, from its head ("" for neither)."""
-        kind = "zip" if head[:4] in ZIP_MAGIC else sniff(head)
-        if kind == "none" and looks_like_tar(head) and head[:512] != bytes(512):
+        """What kind of archive or compressed stream a file is, from its head ("" for neither).
+        Asked of every file and member: most first bytes start none of the magics, and a head
+        shorter than a tar header's magic is no tar."""
+        kind = "none"
+        if head and _PACKED_FIRST[head[0]]:
+            kind = "zip" if head[:4] in ZIP_MAGIC else sniff(head)
+        if kind == "none" and len(head) >= 262 and looks_like_tar(head) and head[:512] != _ZEROS:
             kind = "tar"
         return "" if kind == "none" else kind
 
