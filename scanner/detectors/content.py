@@ -189,8 +189,8 @@ class ContentScanner:
         remaining = limit
         # The newlines before a window are counted only when a hit needs its line (most streams
         # have none): the parts of earlier windows not yet counted are kept, up to LINES_PENDING
-        # bytes, then counted.  Counting every window cost the inflated JSON of a venv's gzip files
-        # a tenth of a second.
+        # bytes, then counted (a venv's 60 files over 1 MiB, 232 MB: 0.17 -> 0.145 s of CPU with
+        # the detectors stubbed out).
         lines_before = 0  # newlines before the parts in pending
         pending: list[tuple[bytes, int]] = []  # (window, cut): window[:cut] not yet counted
         pending_bytes = 0
@@ -217,7 +217,7 @@ class ContentScanner:
             self._window_hits(window, len(carry), window_start, lines, seen, path, hits)
             chunk = next_chunk()
             if not chunk:
-                break
+                break  # the last window: its lines are never needed by a next one
             keep = min(self.overlap, len(window))
             cut = len(window) - keep
             pending.append((window, cut))
