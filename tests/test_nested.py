@@ -252,3 +252,115 @@ def test_zip_members_read_in_one_go_match_zipfile_on_damaged_zips(monkeypatch: p
     assert (
         count == 5 and not skips and {h.member for h in hits} >= {"stored.txt", "WEB-INF/lib/a.jar!/conf/db.properties"}
     )
+
+
+def _gzip_cases() -> list[bytes]:
+    """Gzip files as a venv holds them, and every way one can be unusual or damaged."""
+    import random
+
+    text = b"line\n" * 300 + b"token=" + SECRET + b"\n" + b"more\n" * 300
+    one = gzip.compress(text)
+    named = gzip.GzipFile  # a header with a file name and a timestamp
+    buf = io.BytesIO()
+    with named("conf.json", "wb", fileobj=buf, mtime=1) as f:
+        f.write(text)
+    cases = [
+        one,
+        buf.getvalue(),
+        gzip.compress(b""),
+        gzip.compress(b"first\n" * 3) + gzip.compress(text),  # two members: both are read
+        one + bytes(16),  # zero padding after the member, which gzip readers allow
+        one + b"trailing bytes",
+        one[:-3],  # cut inside the trailer
+        one[:40],  # cut inside the data
+        one[:-8] + bytes([one[-8] ^ 1]) + one[-7:],  # a wrong CRC-32
+        one[:-4] + bytes([one[-4] ^ 1]) + one[-3:],  # a wrong length
+        gzip.compress(tar_of({"etc/app.env": b"KEY=" + SECRET})),  # an archive inside: the stream path
+        gzip.compress(gzip.compress(text)),  # gzip in gzip
+        gzip.compress(text.decode().encode("utf-16")),  # UTF-16 text inside
+        gzip.compress(bytes(3 << 20) + SECRET),  # more than GUNZIP_WHOLE (made 2 MiB below)
+        gzip.compress(text * 40),  # more than one window of the content scanner
+    ]
+    rng = random.Random(23)
+    for _ in range(150):
+        data = bytearray(one)
+        for _ in range(rng.choice([1, 2])):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        cases.append(bytes(data))
+    return cases
+
+
+def test_gzip_files_inflated_in_one_go_match_the_stream_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A gzip file read whole is inflated in one go when it inflates cleanly to plain content, and
+    read through the gzip stream otherwise: on every case above (and a budget the file overruns),
+    hits, skips and counts are what the stream path alone gives."""
+    from scanner.layers import nested
+
+    monkeypatch.setattr(nested, "GUNZIP_WHOLE", 2 << 20)
+    real, real_stream = nested._gunzip, nested.decompressor
+    streamed: list[str] = []
+
+    def stream(kind: str, raw: object) -> object:
+        streamed.append(kind)
+        return real_stream(kind, raw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(nested, "decompressor", stream)
+    used = 0
+    for limits in ({}, {"max_ratio": 1, "max_expanded": 1 << 20}):
+        files = scanner(**limits)
+        for case in _gzip_cases():
+            streamed.clear()
+            fast = files.scan(io.BytesIO(case), "usr/lib/x.json.gz", len(case))
+            used += case[:3] == b"\x1f\x8b\x08" and streamed[:1] != ["gzip"]  # not read through a gzip stream
+            monkeypatch.setattr(nested, "_gunzip", lambda *_: None)
+            slow = files.scan(io.BytesIO(case), "usr/lib/x.json.gz", len(case))
+            monkeypatch.setattr(nested, "_gunzip", real)
+            assert fast == slow
+    assert used > 10  # the clean cases took the one-go path
+    streamed.clear()
+    files.scan(io.BytesIO(tgz := gzip.compress(tar_of({"a.env": SECRET}))), "x.tgz", len(tgz))
+    assert streamed[:1] == ["gzip"]  # an archive inside: its members' budgets count as it streams
+
+
+def test_a_gzip_file_in_one_go_is_found_at_its_line() -> None:
+    text = b"x\n" * 5000 + b"token=" + SECRET + b"\n"
+    data = gzip.compress(text)
+    hits, skips, count = scanner().scan(io.BytesIO(data), "a/b.log.gz", len(data))
+    assert [(f.member, [h.line for h in f.hits]) for f in hits] == [("b.log", [5001])] and not skips and count == 1
+
+
+def test_the_container_check_skips_only_heads_that_cannot_be_one() -> None:
+    """_container looks at zip and compression magics only for the first bytes they start with, and
+    at tar headers only in heads long enough: the same answer as asking every check of every head
+    (each first byte with several tails, cut real archives, random heads)."""
+    import random
+    import tarfile
+
+    from scanner.layers.nested import ZIP_MAGIC
+    from scanner.layers.streams import looks_like_tar, sniff
+
+    def every_check(head: bytes) -> str:
+        kind = "zip" if head[:4] in ZIP_MAGIC else sniff(head)
+        if kind == "none" and looks_like_tar(head) and head[:512] != bytes(512):
+            kind = "tar"
+        return "" if kind == "none" else kind
+
+    real = [zip_of({"a": b"x"}), gzip.compress(b"x"), bz2.compress(b"x"), lzma.compress(b"x"), bytes(600)]
+    real += [
+        zstandard.ZstdCompressor().compress(b"x"),
+        b"\x50\x2a\x4d\x18" + bytes(20),
+        b"\x5f\x2a\x4d\x18" + bytes(20),
+    ]
+    for fmt in (tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=fmt) as tar:
+            tar.addfile(tarfile.TarInfo("a"))
+        ustar = buf.getvalue()
+        real += [ustar, ustar[:257] + bytes(8) + ustar[265:]]  # and as a v7 header: no magic
+    rng = random.Random(7)
+    heads = [r[:n] for r in real for n in (0, 1, 3, 8, 261, 262, 511, 512)] + real
+    heads += [bytes([c]) + tail for c in range(256) for tail in (b"", b"K\x03\x04", bytes(600))]
+    heads += [rng.randbytes(rng.choice([1, 5, 262, 512])) for _ in range(3000)]
+    kinds = [every_check(h[:512]) for h in heads]
+    assert [FileScanner._container(h[:512]) for h in heads] == kinds
+    assert set(kinds) == {"", "zip", "gzip", "bzip2", "xz", "zstd", "tar"}

@@ -8,7 +8,7 @@ the rules that matched one value, and applies the downgrades the value or its pa
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ..models import Hit, Readable, Severity, redact, sha256_hex
@@ -17,6 +17,7 @@ from .known import KnownSecretsDetector, KnownValue
 from .rules import BUILTIN_RULES, Rule
 
 CHUNK_SIZE = 1 << 20
+LINES_PENDING = 8 << 20  # see ContentScanner.scan_stream
 
 
 def build_detectors(
@@ -185,8 +186,22 @@ class ContentScanner:
         seen: set[_Seen] = set()
         carry = b""
         window_start = 0  # absolute offset of window[0]
-        lines_before = 0  # newlines before window[0]
         remaining = limit
+        # The newlines before a window are counted only when a hit needs its line (most streams
+        # have none): the parts of earlier windows not yet counted are kept, up to LINES_PENDING
+        # bytes, then counted (a venv's 60 files over 1 MiB, 232 MB: 0.17 -> 0.145 s of CPU with
+        # the detectors stubbed out).
+        lines_before = 0  # newlines before the parts in pending
+        pending: list[tuple[bytes, int]] = []  # (window, cut): window[:cut] not yet counted
+        pending_bytes = 0
+
+        def lines() -> int:
+            nonlocal lines_before, pending_bytes
+            for part, cut in pending:
+                lines_before += part.count(b"\n", 0, cut)
+            pending.clear()
+            pending_bytes = 0
+            return lines_before
 
         def next_chunk() -> bytes:
             nonlocal remaining
@@ -199,13 +214,16 @@ class ContentScanner:
         chunk = next_chunk()
         while chunk:
             window = carry + chunk if carry else chunk
-            self._window_hits(window, len(carry), window_start, lines_before, seen, path, hits)
+            self._window_hits(window, len(carry), window_start, lines, seen, path, hits)
             chunk = next_chunk()
             if not chunk:
-                break  # the last window: its lines are counted only for a next one (a pass over it)
+                break  # the last window: its lines are never needed by a next one
             keep = min(self.overlap, len(window))
             cut = len(window) - keep
-            lines_before += window.count(b"\n", 0, cut)
+            pending.append((window, cut))
+            pending_bytes += cut
+            if pending_bytes > LINES_PENDING:
+                lines()
             window_start += cut
             carry = window[cut:]
             if len(seen) > 4096:
@@ -217,7 +235,7 @@ class ContentScanner:
         bytes: a small file, read whole), without the stream."""
         hits: list[Hit] = []
         if data:
-            self._window_hits(data, 0, 0, 0, set(), path, hits)
+            self._window_hits(data, 0, 0, _no_lines, set(), path, hits)
         return _dedupe(hits)
 
     def _window_hits(
@@ -225,7 +243,7 @@ class ContentScanner:
         window: bytes,
         fresh_from: int,
         window_start: int,
-        lines_before: int,
+        lines_before: Callable[[], int],
         seen: set[_Seen],
         path: str | None,
         hits: list[Hit],
@@ -237,8 +255,12 @@ class ContentScanner:
             if key in seen:
                 continue
             seen.add(key)
-            line = lines_before + window.count(b"\n", 0, match.start) + 1
+            line = lines_before() + window.count(b"\n", 0, match.start) + 1
             hits.append(_to_hit(detector, match, line, path))
+
+
+def _no_lines() -> int:
+    return 0
 
 
 def _read_full(stream: Readable, size: int) -> bytes:

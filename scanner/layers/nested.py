@@ -35,6 +35,10 @@ if TYPE_CHECKING:  # the content scanner is imported when one is made (a rescan 
     from ..detectors.content import ContentScanner
 
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
+# the first bytes of a zip ("P") and of what streams.sniff knows: gzip, zstd and its skippable
+# frames (0x50-0x5F), bzip2 ("B"), xz; a head starting with any other byte is none of them
+_PACKED_FIRST = bytes(c in (0x1F, 0x28, 0x42, 0xFD) or 0x50 <= c <= 0x5F for c in range(256))
+_ZEROS = bytes(512)
 _SUFFIXES = {".gz": "", ".tgz": ".tar", ".bz2": "", ".tbz2": ".tar", ".xz": "", ".txz": ".tar", ".zst": "", ".zstd": ""}
 NESTED_ERRORS: tuple[type[Exception], ...] = (
     *GZIP_ERRORS,  # found by tests/fuzz when ISA-L came in: IsalError is not a zlib.error
@@ -157,7 +161,7 @@ class FileScanner:
             budget = min(budget, max(MEMBER_FLOOR, self.limits.max_ratio * size))
         state = _State(self.limits, path, budget=budget)
         try:
-            self._scan(stream, None, 0, state)
+            self._scan(stream, None, 0, state, held=data)
         except ExpansionLimit:
             state.skips.append(
                 Skip(
@@ -184,15 +188,28 @@ class FileScanner:
 
     @staticmethod
     def _container(head: bytes) -> str:
-        """What kind of archive or compressed stream a file is, from its head ("" for neither)."""
-        kind = "zip" if head[:4] in ZIP_MAGIC else sniff(head)
-        if kind == "none" and looks_like_tar(head) and head[:512] != bytes(512):
+        """What kind of archive or compressed stream a file is, from its head ("" for neither).
+        Asked of every file and member: most first bytes start none of the magics, and a head
+        shorter than a tar header's magic is no tar."""
+        kind = "none"
+        if head and _PACKED_FIRST[head[0]]:
+            kind = "zip" if head[:4] in ZIP_MAGIC else sniff(head)
+        if kind == "none" and len(head) >= 262 and looks_like_tar(head) and head[:512] != _ZEROS:
             kind = "tar"
         return "" if kind == "none" else kind
 
-    def _scan(self, stream: Readable, member: str | None, depth: int, state: _State, size: int | None = None) -> None:
+    def _scan(
+        self,
+        stream: Readable,
+        member: str | None,
+        depth: int,
+        state: _State,
+        size: int | None = None,
+        held: bytes | None = None,
+    ) -> None:
         """``size``: what the member's header says; a small member of plain content is then read
-        whole and scanned as one window, as a small file is (a wheel holds hundreds)."""
+        whole and scanned as one window, as a small file is (a wheel holds hundreds).  ``held``:
+        all of the stream's bytes, when the caller holds them (a file read whole)."""
         head = read_head(stream)
         kind = self._container(head) or "none"
         if kind != "none" and depth >= self.limits.max_depth:
@@ -221,8 +238,10 @@ class FileScanner:
                 self._tar(whole, member, depth, state)
                 return
             if kind != "none":
-                inner = decompressor(kind, io.BufferedReader(whole, READ_SIZE))
                 name = _inner_name(member or state.outer)
+                if kind == "gzip" and held is not None and self._gunzipped(held, name, member, depth, state):
+                    return
+                inner = decompressor(kind, io.BufferedReader(whole, READ_SIZE))
                 self._scan(_Budget(inner, state), f"{member}!/{name}" if member else name, depth + 1, state)
                 return
         except ExpansionLimit:
@@ -244,6 +263,19 @@ class FileScanner:
         state.files += 1
         if hits:
             state.hits.append(FileHits(state.outer, tuple(hits), member))
+
+    def _gunzipped(self, held: bytes, name: str, member: str | None, depth: int, state: _State) -> bool:
+        """A gzip file held whole, inflated in one go and scanned as the stream path would scan it,
+        when it inflates cleanly to plain content of at most GUNZIP_WHOLE bytes within the budget;
+        False, with nothing done, for anything else (the stream path then reads it and reports as it
+        does).  A venv holds thousands of small .json.gz files: a gzip reader and its buffers each
+        cost more than the inflating."""
+        inflated = _gunzip(held, min(GUNZIP_WHOLE, state.budget - state.expanded))
+        if inflated is None or self._container(inflated[:512]):
+            return False  # an archive inside: the stream path's budgets count its members as they come
+        state.expanded += len(inflated)
+        self._scan(io.BytesIO(inflated), f"{member}!/{name}" if member else name, depth + 1, state, len(inflated))
+        return True
 
     def _tar(self, stream: RawReader, member: str | None, depth: int, state: _State) -> None:
         tar = TarStream(stream)
@@ -310,6 +342,35 @@ class FileScanner:
             )
         finally:
             state.budget = outer
+
+
+GUNZIP_WHOLE = HASHED_WHOLE  # the most a gzip file held whole is inflated to in one go (_gunzipped)
+
+
+def _gunzip(data: bytes, limit: int) -> bytes | None:
+    """Every member of a gzip file, inflated, when they take all of ``data`` and inflate to at
+    most ``limit`` bytes, their checksums and lengths right; None for anything else (trailing
+    bytes, a cut or damaged member, more than ``limit``)."""
+    from isal import isal_zlib
+
+    parts: list[bytes] = []
+    total = 0
+    rest = data
+    while True:
+        inflate = isal_zlib.decompressobj(31)  # a gzip member: header, deflate, CRC-32 and length checked
+        try:
+            part = inflate.decompress(rest, limit - total + 1)
+        except NESTED_ERRORS:
+            return None
+        total += len(part)
+        if total > limit or not inflate.eof:
+            return None
+        parts.append(part)
+        rest = inflate.unused_data
+        if not rest:
+            return parts[0] if len(parts) == 1 else b"".join(parts)
+        if rest[:2] != b"\x1f\x8b":
+            return None  # zero padding or anything else after a member: the stream path decides
 
 
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # zipfile's structFileHeader

@@ -194,3 +194,23 @@ def test_a_limit_ends_the_stream_at_that_byte_with_every_line_right(limit: int) 
         hits = [h for h in sc.scan_stream(io.BytesIO(body), limit=limit) if h.rule_id == "known-secret"]
         expect = [body[:end].count(b"\n") + 1] if end + len(SECRET) <= limit else []
         assert [h.line for h in hits] == expect, end
+
+
+@pytest.mark.parametrize("pending", [1, 5000, 40000, 1 << 30])
+def test_lines_counted_only_when_a_hit_needs_them_are_right(pending: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The newlines before a window are counted when a hit asks (or when LINES_PENDING bytes of
+    earlier windows wait): hits after windows with none, after several, and two in one window."""
+    from scanner.detectors import content
+
+    monkeypatch.setattr(content, "LINES_PENDING", pending)
+    sc = scanner(4096)
+    line = b"filler line with words\n"
+    body = bytearray(line * 4000)  # ~90 KB: about 4 windows of the scanner's chunk
+    places = [100, 30_000, 30_200, 60_000, len(body) - 200]
+    for at in reversed(places):
+        body[at:at] = SECRET
+    data = bytes(body)
+    hits = [h for h in sc.scan_stream(io.BytesIO(data)) if h.rule_id == "known-secret"]
+    starts = [i for i in range(len(data)) if data.startswith(SECRET, i)]
+    assert [h.line for h in hits] == [data[:i].count(b"\n") + 1 for i in starts]
+    assert len(hits) == len(places)

@@ -239,3 +239,51 @@ def test_texts_of_a_binary_and_of_base64_of_text_and_hex() -> None:
         assert found == [text for _, text in decoded if text is not None]
     assert len(finder._texts(texts, None)[1]) == 60 and finder._texts(mangled + hexes, None) == ([], [])
     assert len(finder._texts(cased_hex, None)[1]) == 10  # the ten with "=" are no hex
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from(_RUN_PIECES), st.integers(min_value=1, max_value=60)), max_size=16),
+    st.sampled_from([1, 2, 23, 24, 25, 40, 97, 256]),
+)
+@FUZZ
+def test_a_large_window_gated_a_block_at_a_time_has_the_whole_windows_runs(
+    pieces: list[tuple[bytes, int]], block: int
+) -> None:
+    """Blocks as small as a byte (so that runs, their padding and the bytes that end them straddle
+    every boundary), runs far longer than a block and than the look-backs: RUN's ends over the
+    whole window, no more, no fewer, in order."""
+    from unittest import mock
+
+    from scanner.detectors import decoded
+
+    data = b"".join(piece * count for piece, count in pieces)
+    finder = Base64Decoded(DETECTORS)
+    whole = finder._run.ends(data)
+    with mock.patch.multiple(decoded, BLOCK=block, SPLIT_FROM=0):
+        assert finder.events(data) == whole
+
+
+def test_large_windows_are_gated_a_block_at_a_time() -> None:
+    """A window of SPLIT_FROM bytes or more: RUN reads only the pieces around the blocks whose gate
+    fires (here two runs in 400 KB of words), and finds what it finds over the whole window."""
+    from scanner.detectors import decoded
+
+    words = b"def main(argv): return os.path.join(base, name)\n" * 4000
+    run = base64.b64encode(b"password = hunter2-and-more")
+    data = words + run + b"==\n" + words + b"x" + run + words[:-1] + run
+    assert len(data) >= decoded.SPLIT_FROM
+    finder = Base64Decoded(DETECTORS)
+    read: list[int] = []
+    real = finder._run.ends
+
+    def counting(view: bytes | memoryview) -> list[int]:
+        read.append(len(view))
+        return real(view)
+
+    finder._run.ends = counting  # type: ignore[method-assign]
+    try:
+        found = finder.events(data)
+    finally:
+        del finder._run.ends
+    assert found == real(data) and len(found) == 3
+    assert len(read) == 3 and sum(read) < 3 * decoded.BLOCK + 3 * len(run) + 100
