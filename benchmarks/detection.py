@@ -426,7 +426,12 @@ def main() -> None:
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "leakscan-bench"))
     ap.add_argument("--rules-only", action="store_true", help="only the rule examples (no Docker needed)")
     ap.add_argument("--all-alarms", action="store_true", help="list every negative reported at critical/high")
+    ap.add_argument("--seed", type=int, help="the same rule samples in every run (to compare two trees)")
     args = ap.parse_args()
+    if args.seed is not None:
+        from tests.detectors.samples import seed
+
+        seed(args.seed)
     rule_examples(all_alarms=args.all_alarms)
     if args.rules_only:
         return
