@@ -293,3 +293,29 @@ def test_a_member_name_that_comes_twice_is_the_later_member(tmp_path: Path, monk
     assert '"srv/k.txt"' in serial  # the later member's finding
     assert report_text(TarballSource(str(archive)), 2) == serial
     assert spy.runs == [(5, 2)]
+
+
+def test_a_fanout_walker_leaves_no_folder_of_temporary_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fanout walker's file workers are stopped, and its spool folder removed, when its process
+    ends (the folder had stayed in /dev/shm after every scan whose walker spooled a file)."""
+    import multiprocessing
+
+    from scanner.detectors import ContentScanner, build_detectors
+    from scanner.layers import fanout, parallel
+    from scanner.layers.walk import WalkLimits
+
+    monkeypatch.setattr(parallel, "SPOOL_ROOTS", (str(tmp_path),))
+    ctx = multiprocessing.get_context("fork")
+    busy, scanner = ctx.Value("i", 0), ContentScanner(build_detectors([]))
+
+    def walker() -> None:
+        fanout._start(scanner, WalkLimits(), 1, busy, 2)
+        assert fanout._WALKER is not None and fanout._WALKER.pool is not None
+        layer = layer_tar([("big.bin", os.urandom(9 << 20) + b"\npassword=" + TOKEN)])  # spooled, in parts
+        assert fanout._WALKER.walk(io.BytesIO(layer)).files
+        assert len(os.listdir(tmp_path)) == 1
+
+    proc = ctx.Process(target=walker)
+    proc.start()
+    proc.join(60)
+    assert proc.exitcode == 0 and os.listdir(tmp_path) == []

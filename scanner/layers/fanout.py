@@ -58,6 +58,8 @@ def _start(scanner: ContentScanner, limits: WalkLimits, workers: int, busy: Any,
     the walker scans its files itself: the cores are taken, and a hand-off through a pipe costs
     CPU (a venv image: 6.4 -> 7.8 s); once fewer layers are left than cores, its workers take the
     files (a layer that holds most of the image no longer runs on one core)."""
+    from multiprocessing.util import Finalize
+
     global _WALKER, _BUSY  # one per forked process, never set in the main one
     _BUSY = busy
     pool = None
@@ -65,6 +67,8 @@ def _start(scanner: ContentScanner, limits: WalkLimits, workers: int, busy: Any,
         pool = FilePool(FileScanner(scanner, limits.nested), max(1, workers), busy=busy, cores=jobs).__enter__()
     except (OSError, ValueError, AssertionError):  # ends with the process
         pool = None  # the same scan, in this process
+    else:  # closed when the process ends (its folder of temporary files had stayed in /dev/shm)
+        Finalize(pool, pool.__exit__, exitpriority=10)
     _WALKER = LayerWalker(scanner, limits, pool=pool)
 
 
