@@ -311,7 +311,7 @@ def test_a_fanout_walker_leaves_no_folder_of_temporary_files(tmp_path: Path, mon
     def walker() -> None:
         fanout._start(scanner, WalkLimits(), 1, busy, 2)
         assert fanout._WALKER is not None and fanout._WALKER.pool is not None
-        layer = layer_tar([("big.bin", os.urandom(9 << 20) + b"\npassword=" + TOKEN)])  # spooled, in parts
+        layer = layer_tar([("big.bin", os.urandom(9 << 20) + b"\npassword=" + TOKEN)])  # spooled
         assert fanout._WALKER.walk(io.BytesIO(layer)).files
         assert len(os.listdir(tmp_path)) == 1
 
