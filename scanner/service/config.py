@@ -3,6 +3,7 @@
 ```toml
 [service]
 data_dir = "/var/lib/leakscan"        # SQLite store and layer cache (embedded mode)
+cache_max_size = 2147483648           # bytes the layer cache folder may hold (0: no limit; as --cache-max-size)
 workers = 2                           # embedded worker processes
 redis_url = "redis://127.0.0.1:6379/0"  # set: Dramatiq workers on Redis (`leakscan worker`)
 
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import prune
 from ..errors import UsageError
 from ..sources.reference import Credentials, RegistryOptions
 from .retention import RetentionPolicy
@@ -106,6 +108,9 @@ class ServiceConfig:
     rules_path: Path | None = None  # a TOML file whose [rules] table changes the built-in rules (as --config)
     rescan_per_minute: float = 6.0  # rescans of stale reports queued at most this often, only when idle (0: never)
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    # the layer cache folder's bound (scanner.prune, as the CLI's --cache-max-size); 0: none.  A
+    # shared cache backend (the Redis deployment's) is not pruned by this
+    cache_max_size: int = prune.MAX_BYTES
 
     def __repr__(self) -> str:  # the dataclass repr would print tokens and passwords
         where = f"data_dir={str(self.data_dir)!r}, registries={sorted(self.registries)}"
@@ -231,9 +236,14 @@ def load_config(path: Path | None, **overrides: Any) -> ServiceConfig:
         "public_url",
         "index_wait",
         "rescan_per_minute",
+        "cache_max_size",
     ):
         if key in svc:
-            values[key] = type(getattr(ServiceConfig, key))(svc[key])
+            kind = type(getattr(ServiceConfig, key))
+            try:
+                values[key] = kind(svc[key])
+            except (TypeError, ValueError):
+                raise UsageError(f"service config: [service] {key} must be a {kind.__name__}") from None
     if "timeout" in scan:
         values["scan_timeout"] = float(scan["timeout"])
     if "jobs" in scan:
@@ -242,6 +252,8 @@ def load_config(path: Path | None, **overrides: Any) -> ServiceConfig:
         values["rules_path"] = path
     values.update({k: v for k, v in overrides.items() if v is not None})
     config = ServiceConfig(**values)
+    if config.cache_max_size < 0:
+        raise UsageError("service config: [service] cache_max_size must be 0 (no limit) or more bytes")
     if not config.tokens and not config.hmac_secret:
         raise UsageError("service config: [auth] has no tokens and no hmac_secret; every sender must authenticate")
     if not config.registries:

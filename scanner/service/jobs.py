@@ -144,6 +144,7 @@ class Runner:
                 self.options,
                 cache_dir=self.config.cache_dir if self.cache is None else None,
                 cache_backend=self.cache,
+                cache_max_bytes=self.config.cache_max_size,
                 timeout=self.config.scan_timeout,
                 jobs=self.config.scan_jobs,
                 fingerprint_key=load_key(self.config.data_dir).key,  # LEAKSCAN_FINGERPRINT_KEY first

@@ -16,6 +16,7 @@ data_dir = "{data}"
 workers = 3
 max_attempts = 6
 retry_backoff = 0.5
+cache_max_size = 1000000
 
 [auth]
 tokens = ["literal-token"]
@@ -58,6 +59,7 @@ def test_a_full_config(tmp_path: Path, env: None) -> None:
     assert config.hmac_secret == b"hmac-key" and config.notify_token == "alert-tok"
     assert config.workers == 1 and config.max_attempts == 6 and config.retry_backoff == 0.5  # flags win
     assert config.scan_timeout == 60 and config.secrets == ("id=deploy,env=DEPLOY_TOKEN",) and config.scan_jobs == 2
+    assert config.cache_max_size == 1_000_000
     entry = config.allowed("registry.example.com:5000")  # hosts are matched case-insensitively
     assert entry is not None and entry.insecure and entry.credentials == Credentials("scanner", "reg-pass")
     assert config.allowed("registry.example.com") is None and config.allowed("evil.example.com") is None
@@ -81,6 +83,9 @@ def test_a_full_config(tmp_path: Path, env: None) -> None:
         ('[auth]\ntokens = ["t"]\n[registries."r.io"]\n[retention]\nkeep = 3\n', "unknown keys ['keep']"),
         ('[auth]\ntokens = ["t"]\n[registries."r.io"]\n[retention]\nmax_age_days = -1\n', "must be positive"),
         ('[auth]\ntokens = ["t"]\n[registries."r.io"]\n[retention]\nmax_age_days = "x"\n', "must be numbers"),
+        ('[service]\ncache_max_size = -1\n[auth]\ntokens = ["t"]\n[registries."r.io"]\n', "cache_max_size must be 0"),
+        ('[service]\ncache_max_size = "2GiB"\n[auth]\ntokens = ["t"]\n[registries."r.io"]\n', "must be a int"),
+        ('[service]\nworkers = "two"\n[auth]\ntokens = ["t"]\n[registries."r.io"]\n', "workers must be a int"),
     ],
 )
 def test_refusals(tmp_path: Path, text: str, message: str) -> None:
@@ -94,3 +99,10 @@ def test_retention_is_off_unless_configured(tmp_path: Path) -> None:
     policy = load_config(write(tmp_path, base + "[retention]\nmax_age_days = 30\nkeep_per_repository = 5\n")).retention
     assert policy.active and policy.max_age_days == 30 and policy.keep_per_repository == 5
     assert policy.interval_minutes == 60
+
+
+def test_the_layer_cache_bound_defaults_to_the_cli_s(tmp_path: Path) -> None:
+    from scanner import prune
+
+    config = load_config(write(tmp_path, '[auth]\ntokens = ["t"]\n[registries."r.io"]\n'))
+    assert config.cache_max_size == prune.MAX_BYTES

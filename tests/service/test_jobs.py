@@ -95,6 +95,30 @@ def test_a_job_scans_stores_every_format_and_reuses_cached_layers(
     assert again.summary["cached_layers"] == done.summary["layers"] > 0
 
 
+def test_a_job_keeps_the_layer_cache_within_the_configured_bound(
+    registry: Registry, sample_archives: dict[str, Path], tmp_path: Path
+) -> None:
+    """[service] cache_max_size reaches the scans (scanner.prune): a file of another namespace,
+    unused for two hours, goes when the bound is a byte, and stays under the default bound."""
+    import os
+    import time
+
+    digest = push_sample(sample_archives, registry, "demo/app", tmp_path)
+    for bound, stays in ((None, True), (1, False)):
+        data = tmp_path / f"data-{bound}"
+        config = config_for(data, registry.host, **({} if bound is None else {"cache_max_size": bound}))
+        stale = config.cache_dir / ("e" * 32) / f"sha256-{'f' * 64}.json"
+        stale.parent.mkdir(parents=True)
+        stale.write_text("{}")
+        os.utime(stale, (time.time() - 7200, time.time() - 7200))
+        store = SqliteStore(config.db_path)
+        job, _ = store.submit(PushEvent(registry.host, "demo/app", digest, "v1"), "distribution")
+        Runner(config, store).execute(store.claim("w", config.lease), "w")  # type: ignore[arg-type]
+        done = store.get(job.id)
+        assert done is not None and done.status == "done", done
+        assert stale.exists() is stays, bound
+
+
 def test_registry_down_is_retried_with_backoff_until_it_is_up(sample_archives: dict[str, Path], tmp_path: Path) -> None:
     require("docker-registry", *registry_available())
     require("skopeo", skopeo_available(), "skopeo is not installed")
