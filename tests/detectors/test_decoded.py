@@ -4,6 +4,7 @@ text alone, including when a match would cross from one text into the next."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 from collections.abc import Iterator
 
@@ -179,6 +180,17 @@ def test_a_window_without_min_run_base64_characters_in_a_row_is_not_searched_for
     """The gate: RUN's pass (the costly one) runs only where MIN_RUN base64 characters stand in a
     row, which every run has; the reference test above checks that no run is lost to it."""
     finder = Base64Decoded(DETECTORS)
+    with _run_reads(finder) as calls:
+        words = b"def main(argv): return os.path.join(base, name) + '/x9y8z7w6v5u4t3s2r1q'\n" * 100
+        assert finder.events(words) == [] and calls == []
+        run = base64.b64encode(b"password = hunter2-and-more")
+        assert finder.events(words + run + b"\n") and len(calls) == 1
+        assert calls[0] == run + b"\n"  # read from the first run of MIN_RUN characters on, not before
+
+
+@contextlib.contextmanager
+def _run_reads(finder: Base64Decoded) -> Iterator[list[bytes]]:
+    """What RUN's pass reads, call by call, while the block is open."""
     calls: list[bytes] = []
     real = finder._run.ends
 
@@ -188,11 +200,7 @@ def test_a_window_without_min_run_base64_characters_in_a_row_is_not_searched_for
 
     finder._run.ends = counting  # type: ignore[method-assign]
     try:
-        words = b"def main(argv): return os.path.join(base, name) + '/x9y8z7w6v5u4t3s2r1q'\n" * 100
-        assert finder.events(words) == [] and calls == []
-        run = base64.b64encode(b"password = hunter2-and-more")
-        assert finder.events(words + run + b"\n") and len(calls) == 1
-        assert calls[0] == run + b"\n"  # read from the first run of MIN_RUN characters on, not before
+        yield calls
     finally:
         del finder._run.ends
 
@@ -273,17 +281,8 @@ def test_large_windows_are_gated_a_block_at_a_time() -> None:
     data = words + run + b"==\n" + words + b"x" + run + words[:-1] + run
     assert len(data) >= decoded.SPLIT_FROM
     finder = Base64Decoded(DETECTORS)
-    read: list[int] = []
-    real = finder._run.ends
-
-    def counting(view: bytes | memoryview) -> list[int]:
-        read.append(len(view))
-        return real(view)
-
-    finder._run.ends = counting  # type: ignore[method-assign]
-    try:
+    with _run_reads(finder) as calls:
         found = finder.events(data)
-    finally:
-        del finder._run.ends
-    assert found == real(data) and len(found) == 3
+    read = [len(c) for c in calls]
+    assert found == finder._run.ends(data) and len(found) == 3
     assert len(read) == 3 and sum(read) < 3 * decoded.BLOCK + 3 * len(run) + 100
