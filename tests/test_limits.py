@@ -93,6 +93,28 @@ def test_zstd_bomb_stops_at_the_ratio_limit() -> None:
     assert scan.error is not None and "decompression bomb" in scan.error
 
 
+def test_a_zstd_bomb_never_decodes_much_in_one_call() -> None:
+    """Reading the start of 512 MiB of zeros compressed to 16 KB (RLE blocks: 32,768 times their
+    size) allocates tens of MiB, not the bomb: each call into the decoder gets a small slice."""
+    import tracemalloc
+
+    import zstandard
+
+    from scanner.layers.streams import READ_SIZE, decompressor
+
+    packer = zstandard.ZstdCompressor(level=19).compressobj()
+    bomb = b"".join([*(packer.compress(bytes(1 << 24)) for _ in range(32)), packer.flush()])
+    assert len(bomb) < 64 << 10
+    tracemalloc.start()
+    try:
+        reader = decompressor("zstd", io.BufferedReader(io.BytesIO(bomb), READ_SIZE))
+        assert reader.read(1 << 20) == bytes(1 << 20)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 20, peak
+
+
 def test_zip_bomb_inside_a_layer_stops_at_the_ratio_limit() -> None:
     import zipfile
 
