@@ -81,12 +81,11 @@ def value(*, slots: bool = False) -> Callable[[T], T]: ...
 @dataclass_transform(frozen_default=True, field_specifiers=(field,))
 def value(cls: T | None = None, /, *, slots: bool = False) -> T | Callable[[T], T]:
     """What ``@dataclass(frozen=True, eq=False, repr=False, slots=slots)`` makes of a :class:`Value`,
-    for a fifth of its cost.  dataclass() compiles an ``__init__``, a ``__setattr__`` and a
-    ``__delattr__`` for each frozen class from source, about 0.35 ms a class, and every run of
-    leakscan makes some forty of them: a sixth of a cached rescan's time (docs/performance.md).
-    Here dataclass() makes only the fields (``init=False``: nothing compiled), the frozenness comes
-    from :class:`Value`, and the ``__init__`` is the one dataclass() would write, compiled from one
-    short source."""
+    for under a third of its cost.  dataclass() compiles an ``__init__``, a ``__setattr__`` and a
+    ``__delattr__`` for each frozen class from source, 0.15-0.55 ms a class, and a cached rescan
+    makes 35 of them (13 ms of about 110: docs/performance.md).  Here dataclass() makes only the
+    fields (``init=False``: nothing compiled), the frozenness comes from :class:`Value`, and the
+    ``__init__`` is the one dataclass() would write, compiled from one source (4 ms in all)."""
     return _made(cls, slots, frozen=True)
 
 
