@@ -26,12 +26,18 @@ FILE_NAME = "fingerprint.key"
 MIN_LENGTH = 16
 
 
+def _new_key() -> str:
+    """A new random key, as hex: imported only when a key is made (a run with one needs neither
+    secrets nor, where load_key writes the key file, tempfile)."""
+    import secrets
+
+    return secrets.token_hex(32)
+
+
 @functools.cache
 def _process_key() -> bytes:
     """The key of a library call with no cache and no key: one per process."""
-    import secrets  # (and tempfile below) only to make a key: a run with one imports neither
-
-    return secrets.token_hex(32).encode()
+    return _new_key().encode()
 
 
 @value
@@ -95,14 +101,13 @@ def load_key(
     if path.exists():
         return FingerprintKey(_read(path, "key file"), f"key file {path}")
     try:  # written whole, then linked into place: a concurrent first run reads one key, never half
-        import secrets
         import tempfile
 
         cache_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".fingerprint-")  # mode 600
         try:
             with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_hex(32) + "\n")
+                fh.write(_new_key() + "\n")
             os.link(tmp, path)
             made = " (made now)"
         except FileExistsError:
