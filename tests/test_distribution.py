@@ -18,13 +18,13 @@ NAME = "leakscan-image"
 def test_the_project_is_named_leakscan_image_and_its_command_is_leakscan() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["name"] == NAME
-    assert project["scripts"] == {"leakscan": "scanner.cli:run"}
+    assert project["scripts"] == {"leakscan": "scanner:main"}
 
 
 def test_this_environment_has_it_installed_under_that_name() -> None:
     dist = importlib.metadata.distribution(NAME)
     (script,) = [e for e in dist.entry_points if e.group == "console_scripts"]
-    assert (script.name, script.value) == ("leakscan", "scanner.cli:run")
+    assert (script.name, script.value) == ("leakscan", "scanner:main")
     command = Path(sys.executable).parent / "leakscan"
     proc = subprocess.run([str(command), "--version"], capture_output=True, text=True, timeout=60)
     assert proc.stdout.startswith("leakscan, version"), proc.stderr

@@ -90,7 +90,7 @@ def test_the_image_is_small_non_root_and_runs_leakscan(image: str) -> None:
     version = _offline(image, "--version")
     assert version.returncode == 0 and "leakscan, version" in version.stdout
     ours = "import importlib.metadata as m; print(m.distribution('leakscan-image').entry_points['leakscan'].value)"
-    assert _offline(image, "-c", ours, entrypoint="/opt/leakscan/bin/python").stdout.strip() == "scanner.cli:run"
+    assert _offline(image, "-c", ours, entrypoint="/opt/leakscan/bin/python").stdout.strip() == "scanner:main"
     # the service runs from the same image: leakscan serve / leakscan worker and their libraries
     imports = "import scanner.service.app, scanner.service.redis_store, scanner.service.workers, uvicorn"
     probe_service = _offline(image, "-c", imports, entrypoint="/opt/leakscan/bin/python")
