@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import functools
-import hashlib
 import importlib.util
 import json
 import mmap
@@ -37,7 +36,7 @@ from typing import Any
 
 from . import __version__
 from .entries import LazyEntries, compact, hard_links
-from .models import EntryKind, FileHits, Hit, LayerEntry, LayerScan, PackageRecords, Severity, Skip
+from .models import EntryKind, FileHits, Hit, LayerEntry, LayerScan, PackageRecords, Severity, Skip, small_sha256
 
 FORMAT = 8  # 2: Skip.limit; 3: FileHits.replaced; 4: entries as lists; 5: entries after the results;
 # 6: package records, file digests and Maven artifacts, hits' other rules and downgrades; 7: entries
@@ -132,7 +131,7 @@ def tree_digest(roots: list[tuple[Path, tuple[str, ...]]], memo: Path | None = N
                 [path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
                 for (path, _), st in zip(files, stats, strict=True)
             ]
-            kept = memo / hashlib.sha256(json.dumps(stamp).encode("utf-8", "surrogateescape")).hexdigest()
+            kept = memo / small_sha256(json.dumps(stamp).encode("utf-8", "surrogateescape")).hexdigest()
             try:
                 digest = kept.read_text(encoding="ascii")
                 if re.fullmatch(r"[0-9a-f]{64}", digest):
@@ -140,6 +139,8 @@ def tree_digest(roots: list[tuple[Path, tuple[str, ...]]], memo: Path | None = N
                     return digest
             except (OSError, UnicodeDecodeError):
                 pass
+    import hashlib  # OpenSSL's, for the megabyte of files (a rescan finds the digest kept: above)
+
     h = hashlib.sha256()
     for path, name in files:
         with open(path, "rb") as fh:
@@ -153,7 +154,7 @@ def namespace(material: dict[str, Any]) -> str:
     doc = json.dumps(
         {"leakscan": __version__, "code": code_fingerprint(), "format": FORMAT, **material}, sort_keys=True, default=str
     )
-    return hashlib.sha256(doc.encode()).hexdigest()[:32]
+    return small_sha256(doc.encode()).hexdigest()[:32]
 
 
 def _crc32(text: str) -> int:
@@ -256,7 +257,7 @@ def _decode(data: str | bytes | mmap.mmap) -> LayerScan:
 
 
 def _proof_key(identity: str) -> str:
-    return "proofs/sha256:" + hashlib.sha256(identity.encode("utf-8", "surrogateescape")).hexdigest()
+    return "proofs/sha256:" + small_sha256(identity.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 class CacheBackend(ABC):

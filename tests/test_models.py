@@ -9,12 +9,15 @@ import inspect
 import pickle
 import pkgutil
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import scanner
 from scanner import models
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # every module but the entry point and the service's (whose imports want the service's extras)
 for _module in pkgutil.walk_packages(scanner.__path__, "scanner."):
@@ -170,3 +173,45 @@ def test_value_and_record_are_for_their_own_kind() -> None:
         models.value(Mutable)
     with pytest.raises(TypeError, match="@record for a Record"):
         models.record(Plain)
+
+
+@pytest.mark.parametrize("key_len", [0, 1, 32, 63, 64, 65, 200])
+def test_keyed_is_hmac_sha256_of_the_values_hash(key_len: int) -> None:
+    import hashlib
+    import hmac
+    import os
+
+    for _ in range(20):
+        key = os.urandom(key_len)
+        secret = hashlib.sha256(os.urandom(12)).hexdigest()
+        want = hmac.digest(key, b"leakscan-secret\0" + secret.encode(), "sha256").hex()[:32]
+        assert models.keyed(key, secret) == want
+        assert models.keyed(key, secret) == want  # the pads are copied, never updated in place
+
+
+def test_small_sha256_is_sha256() -> None:
+    import hashlib
+    import os
+
+    for n in (0, 1, 55, 56, 64, 1000, 70_000):
+        data = os.urandom(n)
+        assert models.small_sha256(data).hexdigest() == hashlib.sha256(data).hexdigest()
+        assert models.sha256_hex(data) == hashlib.sha256(data).hexdigest()
+
+
+def test_a_rescan_path_loads_no_openssl_tempfile_or_engine_with_the_package() -> None:
+    """The modules a rescan from the cache runs import neither hashlib (OpenSSL) nor tempfile, and
+    ``import scanner`` imports none of the scan's modules (scanner.main imports them, collector off)."""
+    import os
+    import subprocess
+
+    code = (
+        "import sys; before = set(sys.modules); import scanner;"
+        "assert 'scanner.engine' not in sys.modules, 'engine';"
+        "import scanner.cli, scanner.engine, scanner.cache, scanner.layers.archive, scanner.report.json;"
+        "bad = [m for m in ('hashlib', '_hashlib', 'hmac', 'tempfile', 'random') if m in set(sys.modules) - before];"
+        "assert not bad, bad"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
+    assert proc.returncode == 0, proc.stderr

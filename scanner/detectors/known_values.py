@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import os
 import re
@@ -19,7 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from ..errors import SecretReadError, SecretSpecError
-from ..models import Value, value
+from ..models import Value, small_sha256, value
 
 DEFAULT_MIN_LENGTH = 8
 
@@ -172,4 +171,4 @@ def load_known_values(
 
 def known_fingerprint(values: Iterable[KnownValue]) -> str:
     """The set of known secrets as a hash of their hashes: what a cached result depends on."""
-    return hashlib.sha256(b"\0".join(sorted(hashlib.sha256(v.value).digest() for v in values))).hexdigest()
+    return small_sha256(b"\0".join(sorted(small_sha256(v.value).digest() for v in values))).hexdigest()
