@@ -11,9 +11,9 @@ turned the machine's /dev/null into a regular file); a symbolic link is followed
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
-import tempfile
 from pathlib import Path
 
 from ..errors import ReportWriteError
@@ -60,7 +60,7 @@ def write_atomically(path: Path, text: str, what: str = "report") -> None:
     shown, path = path, Path(os.path.realpath(path)) if path.is_symlink() else path
     tmp: str | None = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = _new_file(str(path.parent) or ".", f".{path.name}.", ".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.chmod(tmp, 0o666 & ~_umask())
@@ -76,6 +76,21 @@ def write_atomically(path: Path, text: str, what: str = "report") -> None:
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+def _new_file(folder: str, prefix: str, suffix: str) -> tuple[int, str]:
+    """``tempfile.mkstemp(dir=folder, prefix=prefix, suffix=suffix)``: a new file only this
+    process can read or write, opened as mkstemp opens it (never an existing file or a link), under
+    a random name; without importing tempfile and, with it, random (1.2 ms of a 100 ms rescan from
+    the cache)."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):  # mkstemp's own number of tries
+        name = os.path.join(folder, f"{prefix}{os.urandom(6).hex()}{suffix}")
+        try:
+            return os.open(name, flags, 0o600), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused name for a new file", folder)
 
 
 def _umask() -> int:

@@ -54,3 +54,47 @@ def test_a_symbolic_link_is_followed_and_kept(tmp_path: Path) -> None:
     link.symlink_to(real)
     write_atomically(link, "new\n")
     assert link.is_symlink() and real.read_text() == "new\n"
+
+
+def test_the_new_file_is_made_as_mkstemp_makes_one(tmp_path: Path) -> None:
+    from scanner.report.files import _new_file
+
+    fd, name = _new_file(str(tmp_path), ".report.json.", ".tmp")
+    try:
+        st = os.fstat(fd)
+        assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
+        assert os.path.dirname(name) == str(tmp_path)
+        assert os.path.basename(name).startswith(".report.json.") and name.endswith(".tmp")
+        assert not os.get_inheritable(fd)
+    finally:
+        os.close(fd)
+    second = _new_file(str(tmp_path), ".report.json.", ".tmp")
+    os.close(second[0])
+    assert second[1] != name
+
+
+def test_a_name_taken_is_never_opened_and_a_link_never_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scanner.report import files
+
+    names = iter([b"\x01" * 6, b"\x02" * 6, b"\x03" * 6])
+    monkeypatch.setattr(files.os, "urandom", lambda n: next(names))
+    (tmp_path / f"x.{'01' * 6}.tmp").write_text("kept")
+    target = tmp_path / "elsewhere"
+    (tmp_path / f"x.{'02' * 6}.tmp").symlink_to(target)
+    fd, name = files._new_file(str(tmp_path), "x.", ".tmp")
+    os.close(fd)
+    assert name.endswith(f"x.{'03' * 6}.tmp")
+    assert (tmp_path / f"x.{'01' * 6}.tmp").read_text() == "kept" and not target.exists()
+
+
+def test_no_free_name_is_a_write_error_not_a_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from scanner.errors import ReportWriteError
+    from scanner.report import files
+
+    monkeypatch.setattr(files.os, "urandom", lambda n: b"\x07" * n)
+    (tmp_path / f".report.json.{'07' * 6}.tmp").write_text("")
+    with pytest.raises(ReportWriteError, match="cannot be written"):
+        write_atomically(tmp_path / "report.json", "{}")
+    assert not (tmp_path / "report.json").exists()
