@@ -8,7 +8,7 @@ from .. import __version__
 from ..models import Finding, ImageReport, Instruction, LayerReport, ScanReport, Severity
 from . import jsontext
 from .interface import SCHEMA_VERSION, Renderer
-from .remediation import origin, remedy
+from .remediation import origin, text_of
 
 
 def instruction_dict(i: Instruction | None) -> dict[str, Any] | None:
@@ -25,6 +25,7 @@ def instruction_dict(i: Instruction | None) -> dict[str, Any] | None:
 
 
 def finding_dict(f: Finding, created_by: str | None = None) -> dict[str, Any]:
+    kind = origin(f, created_by)
     return {
         "rule_id": f.rule_id,
         "detector": f.detector,
@@ -59,8 +60,8 @@ def finding_dict(f: Finding, created_by: str | None = None) -> dict[str, Any]:
         "places": list(f.places),
         "instruction": instruction_dict(f.instruction),
         "base_image": f.base_image,
-        "origin": origin(f, created_by),
-        "remediation": remedy(f, created_by).text,
+        "origin": kind,
+        "remediation": text_of(kind, f),
         **({"suppressed_by": f.suppressed_by} if f.suppressed_by else {}),
     }
 

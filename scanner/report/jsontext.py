@@ -15,6 +15,7 @@ from json.encoder import encode_basestring, encode_basestring_ascii  # the C fun
 from typing import Any
 
 _INF = float("inf")
+_LONG = 96  # a string value this long is encoded once per report (a remedy's text: 600 characters)
 
 
 class _Unknown(Exception):
@@ -26,7 +27,11 @@ def dumps(obj: Any, *, ensure_ascii: bool = True) -> str:
     enc = encode_basestring_ascii if ensure_ascii else encode_basestring
     try:
         leaf = _scalar(obj, enc)
-        return leaf if leaf is not None else _container(obj, "\n", enc, {})
+        if leaf is not None:
+            return leaf
+        out: list[str] = []
+        _container(obj, "\n", enc, {}, out)
+        return "".join(out)
     except (_Unknown, RecursionError):
         return json.dumps(obj, indent=2, ensure_ascii=ensure_ascii)
 
@@ -59,8 +64,9 @@ def _scalar(o: Any, enc: Any) -> str | None:
     return None
 
 
-def _value(v: Any, newline: str, enc: Any, keys: dict[str, str]) -> str:
-    """Any value as json writes it at this indentation; the exact types first, by one lookup."""
+def _value(v: Any, newline: str, enc: Any, keys: dict[str, str], out: list[str]) -> str | None:
+    """Any value as json writes it at this indentation, returned (a leaf: the exact types first, by
+    one lookup) or, for a container, added to ``out`` (None returned)."""
     t = type(v)
     if t is str:
         return str(enc(v))
@@ -73,18 +79,24 @@ def _value(v: Any, newline: str, enc: Any, keys: dict[str, str]) -> str:
     if t is float:
         return _float(v)
     leaf = _scalar(v, enc)
-    return leaf if leaf is not None else _container(v, newline, enc, keys)
+    if leaf is None:
+        _container(v, newline, enc, keys, out)
+    return leaf
 
 
-def _container(o: Any, newline: str, enc: Any, keys: dict[str, str]) -> str:
-    """A dict, list or tuple laid out as json's indent=2 lays it out, each item's text made once
-    and joined (no generator per container, as json's own Python encoder has); ``keys``: the
-    encoded keys seen so far (a report repeats a finding's thirty keys hundreds of times)."""
+def _container(o: Any, newline: str, enc: Any, keys: dict[str, str], out: list[str]) -> None:
+    """A dict, list or tuple laid out as json's indent=2 lays it out, added to ``out`` an item at
+    a time (each item's text made once; no generator per container, as json's own Python encoder
+    has), the whole joined once at the end: a container's text joined at each level was a copy of
+    the report per level, and in a new process the memory of each copy is new pages (2,000 page
+    faults on a report of 400 findings).  ``keys``: the encoded keys seen so far (a report repeats
+    a finding's thirty keys hundreds of times), and the long string values (its remedies' texts)."""
     inner = newline + "  "
     if isinstance(o, dict):
         if not o:
-            return "{}"
-        items = []
+            out.append("{}")
+            return
+        sep = "{" + inner
         for k, v in o.items():
             key = keys.get(k)
             if key is None:
@@ -93,21 +105,40 @@ def _container(o: Any, newline: str, enc: Any, keys: dict[str, str]) -> str:
                 key = keys[k] = str(enc(k))
             t = type(v)  # the commonest exact types here (a finding's), without a call
             if t is str:
-                items.append(f"{key}: {enc(v)}")
+                if len(v) < _LONG:
+                    out.append(f"{sep}{key}: {enc(v)}")
+                else:  # a remedy's text, a description: the same few for hundreds of findings
+                    if (text := keys.get(v)) is None:
+                        text = keys[v] = str(enc(v))
+                    out.append(f"{sep}{key}: {text}")
             elif v is None:
-                items.append(f"{key}: null")
+                out.append(f"{sep}{key}: null")
             elif t is int:
-                items.append(f"{key}: {int.__repr__(v)}")
+                out.append(f"{sep}{key}: {int.__repr__(v)}")
             elif t is bool:
-                items.append(f"{key}: true" if v else f"{key}: false")
+                out.append(f"{sep}{key}: true" if v else f"{sep}{key}: false")
             elif t is list and not v:
-                items.append(f"{key}: []")
+                out.append(f"{sep}{key}: []")
             else:
-                items.append(f"{key}: {_value(v, inner, enc, keys)}")
-        return "{" + inner + ("," + inner).join(items) + newline + "}"
+                out.append(f"{sep}{key}: ")
+                if (leaf := _value(v, inner, enc, keys, out)) is not None:
+                    out.append(leaf)
+            sep = "," + inner
+        out.append(newline + "}")
+        return
     if isinstance(o, (list, tuple)):
         if not o:
-            return "[]"
-        items = [enc(v) if type(v) is str else _value(v, inner, enc, keys) for v in o]
-        return "[" + inner + ("," + inner).join(items) + newline + "]"
+            out.append("[]")
+            return
+        sep = "[" + inner
+        for v in o:
+            if type(v) is str:
+                out.append(sep + enc(v))
+            else:
+                out.append(sep)
+                if (leaf := _value(v, inner, enc, keys, out)) is not None:
+                    out.append(leaf)
+            sep = "," + inner
+        out.append(newline + "]")
+        return
     raise _Unknown

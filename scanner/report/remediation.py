@@ -10,6 +10,8 @@ that was in a pushed image must be rotated, whatever the next build does.
 
 from __future__ import annotations
 
+import functools
+
 from ..findings.dockerfile import history_keyword
 from ..models import Finding, Status, Value, value
 
@@ -142,13 +144,30 @@ def origin(f: Finding, created_by: str | None = None) -> str:
 
 def remedy(f: Finding, created_by: str | None = None) -> Remedy:
     """The remedy for a finding; a known build secret (one you passed with --secret) says so first."""
-    found = _REMEDIES[origin(f, created_by)]
-    if f.secret_id is not None and found.kind != "base-image":
+    return _remedy(origin(f, created_by), f.secret_id is not None, f.confidence == "low")
+
+
+def text_of(kind: str, f: Finding) -> str:
+    """The ``text`` of the remedy of ``f``, whose :func:`origin` is ``kind``: one string for every
+    finding with the same remedy (a report repeats a few texts of 600 characters for each finding;
+    the JSON renderer escapes each one once)."""
+    return _text(kind, f.secret_id is not None, f.confidence == "low")
+
+
+@functools.cache
+def _remedy(kind: str, known_secret: bool, example: bool) -> Remedy:
+    found = _REMEDIES[kind]
+    if known_secret and found.kind != "base-image":
         known = _REMEDIES["known-secret"]
         found = Remedy(found.kind, f"{known.summary} {found.summary}", found.detail)
-    if f.confidence == "low":
+    if example:
         found = Remedy(found.kind, found.summary, EXAMPLE + found.detail)
     return found
+
+
+@functools.cache
+def _text(kind: str, known_secret: bool, example: bool) -> str:
+    return _remedy(kind, known_secret, example).text
 
 
 def where(f: Finding) -> str | None:
