@@ -256,7 +256,7 @@ def _decode(data: str | bytes | mmap.mmap) -> LayerScan:
     )
 
 
-def _proof_key(identity: str) -> str:
+def proof_key(identity: str) -> str:
     return "proofs/sha256:" + small_sha256(identity.encode("utf-8", "surrogateescape")).hexdigest()
 
 
@@ -360,7 +360,7 @@ class LayerCache:
         file's stat: see ImageSource.identity).  Kept apart from the namespace: they are facts about
         bytes, whatever the rules."""
         try:
-            doc = json.loads(self.backend.read(_proof_key(identity)) or "{}")
+            doc = json.loads(self.backend.read(proof_key(identity)) or "{}")
             return {
                 str(path): (str(digest), int(size))
                 for path, (digest, size) in doc.items()
@@ -370,7 +370,7 @@ class LayerCache:
             return {}
 
     def put_proofs(self, identity: str, proofs: Proofs) -> None:
-        self.backend.write(_proof_key(identity), json.dumps(proofs, sort_keys=True))
+        self.backend.write(proof_key(identity), json.dumps(proofs, sort_keys=True))
 
     def put(self, scan: LayerScan) -> None:
         if scan.error is not None:

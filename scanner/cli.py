@@ -22,7 +22,6 @@ from .engine import scan_image
 from .errors import ExitCode, LeakscanError, UsageError, exit_code_lines
 from .findings.fingerprint import load_key
 from .findings.suppress import Suppressions, baseline_document, load_baseline, load_ignore_file
-from .layers.streams import safe_reason
 from .models import Finding, ScanReport, Severity, Status, Value, keyed, sha256_hex, value
 from .report import OutputFormat, jsontext, renderer_for, summary_line
 from .report.files import check_writable, write_atomically
@@ -101,6 +100,8 @@ def _fail(exc: BaseException) -> None:
         click.echo(exc.diagnostics(), err=True)
         sys.exit(int(exc.exit_code))
     if isinstance(exc, OSError):
+        from .layers.streams import safe_reason
+
         click.echo(f"error: {safe_reason(exc)}", err=True)
         sys.exit(int(ExitCode.SCAN_ERROR))
     where = exc.__traceback__

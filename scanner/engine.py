@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import prune
-from .cache import CacheBackend, DirBackend, LayerCache, default_dir, hit_from_json, namespace
+from .cache import CacheBackend, DirBackend, LayerCache, Proofs, default_dir, hit_from_json, namespace, proof_key
 from .detectors.known_values import KnownValue, known_fingerprint
 from .entries import hard_links
 from .findings import policy, suppress
@@ -25,7 +25,7 @@ from .findings.dockerfile import Dockerfile, ImageMap, from_provenance, masked_t
 from .findings.fingerprint import load_key
 from .findings.suppress import Suppressions
 from .layers.archive import MetaDoc, ResolvedArchive, ResolvedImage, iter_json_strings, resolve
-from .layers.collect import Archive, archive_from_shell, attach_vouched, collect, export_shell
+from .layers.collect import Archive, archive_from_shell, attach_vouched, collect, export_shell, file_shell, replay_shell
 from .layers.limits import NestedLimits, WalkLimits
 from .layers.provenance import packages
 from .layers.visibility import Visibility
@@ -145,6 +145,8 @@ def scan_image(source: ImageSource, options: ScanOptions | None = None) -> ScanR
         vouched = _vouched_scans(source, cache)
         shell = cache.get_doc(f"export:{vouched[0]}") if cache is not None and vouched is not None else None
         archive = archive_from_shell(shell, *vouched) if shell is not None and vouched is not None else None
+        if archive is None and cache is not None and identity is not None and proofs:  # a file read before, unchanged
+            archive = replay_shell(cache.get_doc(_shell_key(identity)), cache)
         if archive is None:
             archive = collect(
                 source.members(), lazy, cache=cache, proofs=proofs, defer=vouched is not None, fanout=lazy.fanout
@@ -152,10 +154,10 @@ def scan_image(source: ImageSource, options: ScanOptions | None = None) -> ScanR
             if cache is not None and vouched is not None:
                 archive.attached = attach_vouched(archive, *vouched)
             _keep_export(source, cache, archive)
+            if cache is not None and identity is not None and source.identity() == identity:
+                _keep_file(cache, identity, archive, proofs)  # the file did not change while it was read
         if cache is not None:
             cache.hits += archive.attached
-        if cache is not None and identity is not None and archive.proven != proofs and source.identity() == identity:
-            cache.put_proofs(identity, archive.proven)  # the file did not change while it was read
     resolved = resolve(archive, source.select)
     key = options.fingerprint_key or load_key(options.cache_dir).key
     dockerfiles = [options.dockerfile or from_provenance([d.doc for d in image.metadata]) for image in resolved.images]
@@ -179,6 +181,21 @@ def scan_image(source: ImageSource, options: ScanOptions | None = None) -> ScanR
     if cache is not None and options.cache_backend is None and options.cache_dir is not None:
         prune.maybe_prune(options.cache_dir, options.cache_max_bytes, default_dir().parent)  # a stat a run
     return suppress.apply(report, options.suppressions)
+
+
+def _shell_key(identity: str) -> str:
+    return "shell-" + proof_key(identity).rpartition("/")[2]
+
+
+def _keep_file(cache: LayerCache, identity: str, archive: Archive, proofs: Proofs) -> None:
+    """After a read of an image file (its identity the same before and after): the digests its
+    layers' bytes were proven to have (the proofs), and what it holds besides (file_shell), for a
+    rescan of the same unchanged file that opens it no more (replay_shell).  See the trust model in
+    docs/how-it-works.md: the file's stat stands for its bytes, as the proofs have."""
+    if archive.proven != proofs:
+        cache.put_proofs(identity, archive.proven)
+    if (shell := file_shell(archive)) is not None:
+        cache.put_doc(_shell_key(identity), shell)
 
 
 def _keep_export(source: ImageSource, cache: LayerCache | None, archive: Archive) -> None:

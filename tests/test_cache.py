@@ -328,7 +328,7 @@ def test_the_digest_a_path_claims(path: str, claim: str | None) -> None:
 def test_a_cached_document_nested_too_deep_is_a_miss_not_a_crash(tmp_path: Path) -> None:
     # json.loads raises RecursionError, not ValueError, on deep nesting: each reader of the cache
     # takes it as the damage it is
-    from scanner.cache import DirBackend, LayerCache, _proof_key
+    from scanner.cache import DirBackend, LayerCache, proof_key
     from scanner.entries import LazyEntries
 
     deep = "[" * 200_000 + "]" * 200_000
@@ -336,7 +336,7 @@ def test_a_cached_document_nested_too_deep_is_a_miss_not_a_crash(tmp_path: Path)
     cache = LayerCache(backend, "ns")
     backend.write("ns/sha256:" + "a" * 64, deep)
     backend.write("ns/meta:x", deep)
-    backend.write(_proof_key("file"), deep)
+    backend.write(proof_key("file"), deep)
     assert cache.get("sha256:" + "a" * 64) is None and cache.misses == 1
     assert cache.get_doc("meta:x") is None
     assert cache.proofs("file") == {}
@@ -431,3 +431,110 @@ def test_a_kept_code_digest_stands_until_a_file_changes(tmp_path: Path, monkeypa
     assert changed != plain and cache.tree_digest(roots, memo=memo) == changed
     (tree / "rules" / "b.toml").write_text('id = "b"\n')
     assert cache.tree_digest(roots, memo=memo) == cache.tree_digest(roots) not in (plain, changed)
+
+
+def _report_json(report) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    import json
+
+    from scanner.report import OutputFormat, renderer_for
+
+    doc = json.loads(renderer_for(OutputFormat.JSON).render(report))
+    doc["summary"].pop("duration_s")
+    doc["summary"].pop("cached_layers")  # the first scan's 0, a rescan's every layer
+    return doc  # type: ignore[no-any-return]
+
+
+def _copy_image(name: str, sample_archives: dict[str, Path], image: Path) -> None:
+    if name == "oci-layout":  # a directory: every file's stat
+        with tarfile.open(sample_archives["oci-zstd"]) as tar:
+            tar.extractall(image, filter="data")
+    else:
+        shutil.copyfile(sample_archives[name], image)
+
+
+def _no_reading(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scanner.sources import OciLayoutSource, TarballSource
+
+    def refused(self: object) -> None:
+        raise AssertionError("the image file was opened")
+
+    monkeypatch.setattr(TarballSource, "members", refused)
+    monkeypatch.setattr(OciLayoutSource, "members", refused)
+
+
+@pytest.mark.parametrize("name", ["docker-legacy", "docker25", "oci-zstd", "oci-layout"])
+def test_an_unchanged_file_is_not_even_opened_and_the_report_is_the_same(
+    name: str, sample_archives: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rescan of a file read before and unchanged since (its identity, as for the proofs) is
+    answered from what the first read kept (replay_shell) and the layer cache: the same report."""
+    from scanner.sources import interface
+
+    monkeypatch.setattr(interface, "RECENT_NS", -(10**12))
+    image = tmp_path / "image.tar"
+    _copy_image(name, sample_archives, image)
+    first = scan_image(open_source(str(image)), _opts(tmp_path / "cache"))
+    with monkeypatch.context() as m:
+        _no_reading(m)
+        again = scan_image(open_source(str(image)), _opts(tmp_path / "cache"))
+    assert again.cached_layers == 4 and again.complete
+    assert _report_json(again) == _report_json(first)
+
+
+def test_a_kept_file_shell_whose_layers_left_the_cache_is_read_again(
+    sample_archives: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scanner.sources import interface
+
+    monkeypatch.setattr(interface, "RECENT_NS", -(10**12))
+    image = tmp_path / "image.tar"
+    shutil.copyfile(sample_archives["docker25"], image)
+    cache = tmp_path / "cache"
+    first = scan_image(open_source(str(image)), _opts(cache))
+    (space,) = [p for p in cache.iterdir() if re.fullmatch(r"[0-9a-f]{32}", p.name)]
+    assert len(list(space.glob("shell-sha256-*.json"))) == 1
+    gone = sorted(space.glob("sha256-*.json"))[0]
+    gone.unlink()  # pruned, say: that layer is walked again, the others are cached
+    again = scan_image(open_source(str(image)), _opts(cache))
+    assert again.complete and 0 < again.cached_layers < 4
+    assert _report_json(again)["images"] == _report_json(first)["images"]
+
+
+@pytest.mark.parametrize(
+    "shell",
+    ["[]", "{}", '{"members": [["manifest.json", "doc", "not base64!"]]}', '{"members": [["x", "what"]]}', "nul"],
+)
+def test_a_damaged_file_shell_is_ignored_and_the_file_read(
+    shell: str, sample_archives: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scanner.sources import interface
+
+    monkeypatch.setattr(interface, "RECENT_NS", -(10**12))
+    image = tmp_path / "image.tar"
+    shutil.copyfile(sample_archives["docker25"], image)
+    cache = tmp_path / "cache"
+    first = scan_image(open_source(str(image)), _opts(cache))
+    (kept,) = cache.glob("*/shell-sha256-*.json")
+    kept.write_text(shell)
+    again = scan_image(open_source(str(image)), _opts(cache))
+    assert again.complete and again.cached_layers == 4
+    assert _report_json(again) == _report_json(first)
+
+
+def test_no_file_shell_for_an_archive_read_with_errors_or_an_unproven_layer() -> None:
+    from scanner.layers.collect import Archive, BlobRecord, file_shell
+    from scanner.models import LayerScan
+
+    digest = "sha256:" + "a" * 64
+    scan = LayerScan(digest, digest, "none", 3, 3, entries=(), files=(), files_scanned=0, skips=())
+    good = Archive(records={"l.tar": BlobRecord("l.tar", 3, layer=scan), "m.json": BlobRecord("m.json", 2, data=b"[]")})
+    good.proven["l.tar"] = (scan.diff_id, 3)
+    assert file_shell(good) == {
+        "members": [["l.tar", "layer", scan.diff_id, 3], ["m.json", "doc", "W10="]],
+    }
+    unproven = Archive(records=dict(good.records))  # a layer whose bytes lied, or were cut short
+    assert file_shell(unproven) is None
+    broken = Archive(records=dict(good.records), proven=dict(good.proven), errors=["cut short"])
+    assert file_shell(broken) is None
+    left = Archive(records={**good.records, "x.tar": BlobRecord("x.tar", 9, deferred=True)}, proven=dict(good.proven))
+    assert file_shell(left) is None

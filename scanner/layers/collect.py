@@ -19,10 +19,11 @@ from ..cache import LayerCache, Proofs, claimed_digest
 from ..errors import FormatError
 from ..models import LayerScan, Readable, Record, record, sha256_hex
 from ..sources.interface import Member
-from . import streams  # streams.READ_ERRORS, named where one is caught (see scanner.layers.streams)
-from .streams import HashingReader, looks_like_tar, read_head, safe_reason, sniff
 
-if TYPE_CHECKING:  # the walk's own modules are imported when a layer is walked (a rescan from the cache walks none)
+# The walk's own modules (scanner.layers.streams and with it tarfile; the fanout) are imported
+# when a member is read: a rescan of an unchanged image file from the cache reads none
+# (replay_shell), and their imports were 4 ms of it.
+if TYPE_CHECKING:
     from .fanout import Fanout, Plan, Task
 
 JSON_LIMIT = 64 << 20
@@ -87,6 +88,8 @@ class Walker(Protocol):
 
 def _digest(stream: Readable, head: bytes) -> str:
     """The digest of ``head`` and the rest of ``stream``, read to its end."""
+    from .streams import HashingReader
+
     reader = HashingReader(stream, head)
     reader.drain()
     return reader.digest
@@ -150,6 +153,9 @@ def collect(
     a ``fanout`` (asked for when a layer must be walked: none for a rescan from the cache), the
     layers a source can read again on their own are walked after the other members, several at
     once (see :mod:`scanner.layers.fanout`); the archive is the same."""
+    from . import streams  # streams.READ_ERRORS, named where one is caught (see scanner.layers.streams)
+    from .streams import looks_like_tar, read_head, safe_reason, sniff
+
     archive = Archive()
     later: dict[str, Task] = {}  # for the fanout, by member path, in the archive's order
     try:
@@ -207,7 +213,9 @@ def _walk_later(archive: Archive, later: dict[str, Task], walker: Walker, fanout
     that would not be faster (one layer, or one that holds most of the bytes: the file workers
     scan it, see :func:`scanner.layers.fanout.walkers`).  A layer whose bytes
     could not be read to their end ends the archive there, as it ends the serial walk."""
+    from . import streams
     from .fanout import walkers
+    from .streams import safe_reason
 
     if fanout is not None and (at_once := walkers([task.size for task in later.values()], fanout.jobs)):
         outcomes = fanout.run(list(later.values()), at_once)
@@ -324,4 +332,61 @@ def archive_from_shell(doc: Any, config_digest: str, scans: dict[str, LayerScan]
     archive.attached, archive.exported = attach_vouched(archive, config_digest, scans), False
     if not archive.attached or any(r.deferred for r in archive.records.values()):
         return None  # a layer the manifest names is not one the engine vouched for: export
+    return archive
+
+
+def file_shell(archive: Archive) -> dict[str, Any] | None:
+    """What a scan read of an image file besides its layers' bytes (its documents, links and notes,
+    and the digest each layer's bytes were proven to have): enough for :func:`replay_shell` to
+    answer a rescan of the same unchanged file from the layer cache without opening it.  Kept
+    under the file's identity, as the proofs are (scanner.cache: a file whose stat, ctime included,
+    is unchanged holds the same bytes).  None when anything was not read whole, not proven, or the
+    documents are large."""
+    members: list[list[Any]] = []
+    total = 0
+    for rec in archive.records.values():
+        if rec.link is not None:
+            members.append([rec.path, "link", rec.link])
+        elif rec.layer is not None and (proof := archive.proven.get(rec.path)) is not None:
+            members.append([rec.path, "layer", proof[0], proof[1]])
+        elif rec.data is not None:
+            total += len(rec.data)
+            members.append([rec.path, "doc", base64.b64encode(rec.data).decode()])
+        elif rec.note is not None and rec.layer is None and not rec.deferred:
+            members.append([rec.path, "note", rec.size, rec.note])
+        else:
+            return None  # a layer not proven (cut short, a digest that lied), or left unread
+    if archive.errors or total > SHELL_LIMIT or not archive.exported:
+        return None
+    return {"members": members}
+
+
+def replay_shell(doc: Any, cache: LayerCache) -> Archive | None:
+    """The archive a read of the file :func:`file_shell` kept ``doc`` for would give, its layers the
+    cache's results by their proven digests; None (the file is read, as before) when a layer's
+    result is no longer in the cache or ``doc`` is not one file_shell writes."""
+    archive = Archive()
+    hits = 0
+    try:
+        for member in doc["members"]:
+            path, kind = str(member[0]), member[1]
+            if kind == "link":
+                archive.records[path] = BlobRecord(path, 0, link=str(member[2]))
+            elif kind == "layer":
+                digest, size = str(member[2]), int(member[3])
+                if (scan := cache.get(digest, count=False)) is None:
+                    return None
+                archive.records[path] = BlobRecord(path, size, layer=scan)
+                archive.proven[path] = (digest, size)
+                hits += 1
+            elif kind == "doc":
+                data = base64.b64decode(member[2], validate=True)
+                archive.records[path] = BlobRecord(path, len(data), data=data)
+            elif kind == "note":
+                archive.records[path] = BlobRecord(path, int(member[2]), note=str(member[3]))
+            else:
+                return None
+    except (KeyError, IndexError, TypeError, ValueError, binascii.Error):
+        return None
+    cache.hits += hits
     return archive
