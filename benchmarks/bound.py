@@ -2,7 +2,7 @@
 figures: the work in C that a scan with every detector on cannot skip, with no Python around it,
 spread over every core without loss.
 
-    python benchmarks/bound.py [--mb 300] [--src DIR]
+    python benchmarks/bound.py [--mb 300] [--src DIR] [--secrets 20]
 
 It builds the same one-layer image as throughput.py (an uncompressed layer of real files), then
 times, in one process:
@@ -10,9 +10,10 @@ times, in one process:
 - reading the layer from the page cache (readinto, one buffer);
 - SHA-256 of the layer: its diff_id is checked, because the layer cache is keyed by it;
 - leakscan's own Hyperscan databases over every regular file's bytes: the shared pass (rule,
-  detect-secrets and entropy gates), the base64 gate and runs, and the known-secret literals of 20
-  secrets (as throughput.py passes them).  The bytes go in 1 MiB blocks regardless of file
-  boundaries, so the cost per call (a few microseconds from Python, for 28,000 files) is left out;
+  detect-secrets and entropy gates), the base64 gate and runs, and the known-secret literals of
+  ``--secrets`` secrets (20, as throughput.py passes them; 0 as peers.py runs leakscan: no pass).
+  The bytes go in 1 MiB blocks regardless of file boundaries, so the cost per call (a few
+  microseconds from Python, for 28,000 files) is left out;
 - inflating every archive or compressed file inside the layer (zip members, gzip, bzip2, xz, zstd;
   deflate by ISA-L, the fastest inflater here), and the same passes over what comes out.
 
@@ -130,14 +131,16 @@ def _nested(data: bytes, clock: dict[str, float], depth: int = 0) -> list[bytes]
     return texts
 
 
-def _passes(content: ContentScanner) -> list[Callable[[bytes], object]]:
+def _passes(content: ContentScanner, known_values: bool) -> list[Callable[[bytes], object]]:
     """The Hyperscan calls a window gets from leakscan's own databases, as the scanner makes them."""
     known = content.detectors[0]
-    return [
+    passes: list[Callable[[bytes], object]] = [
         content._pass.scan,  # rule prefilters, detect-secrets' and the entropy gates
         content.decoded.events,  # base64: the gate, then the runs where it fired
-        lambda block: list(known.find(block, None)),  # the known secrets and their encodings
     ]
+    if known_values:
+        passes.append(lambda block: list(known.find(block, None)))  # the known secrets and their encodings
+    return passes
 
 
 def _scan_blocks(blocks: list[bytes], passes: list[Callable[[bytes], object]]) -> float:
@@ -160,8 +163,9 @@ def _blocks(blobs: list[bytes]) -> Iterator[bytes]:
         yield bytes(buf)
 
 
-def measure(layer: Path, known: Path) -> dict[str, float]:
-    content = ContentScanner(build_detectors(load_known_values([SecretSpec.parse(f"id=k,src={known}")])))
+def measure(layer: Path, known: Path | None) -> dict[str, float]:
+    specs = [SecretSpec.parse(f"id=k,src={known}")] if known is not None else []
+    content = ContentScanner(build_detectors(load_known_values(specs)))
     content.scan_bytes(b"warm up: compile and load the databases 0123456789abcdefghijABCDEFGHIJ")
     clock = dict.fromkeys(("read", "sha256", "files", "inflate", "nested"), 0.0)
     size = layer.stat().st_size
@@ -187,7 +191,7 @@ def measure(layer: Path, known: Path) -> dict[str, float]:
                 nested.extend(_nested(blob, clock))
             else:
                 plain.append(blob)
-    passes = _passes(content)
+    passes = _passes(content, known is not None)
     for key, blobs in (("files", plain), ("nested", nested)):
         blocks = list(_blocks(blobs))
         clock[key] = min(_scan_blocks(blocks, passes) for _ in range(3))
@@ -199,6 +203,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mb", type=int, default=300)
     ap.add_argument("--src", default=os.path.dirname(os.__file__))
+    ap.add_argument("--secrets", type=int, default=20, help="known secrets passed (0: none, as peers.py runs leakscan)")
     args = ap.parse_args()
     cores = len(os.sched_getaffinity(0))
     with tempfile.TemporaryDirectory() as tmp:
@@ -206,8 +211,9 @@ def main() -> None:
         size, nfiles = build_layer(Path(args.src), args.mb * 1_000_000, layer)
         archive = Path(tmp) / "image.tar"
         build_archive(layer, "none", archive)
-        known = Path(tmp) / "known.env"
-        known.write_text("".join(f"KEY_{i}=benchmark-known-secret-{i:04d}\n" for i in range(20)))
+        known: Path | None = Path(tmp) / "known.env" if args.secrets else None
+        if known is not None:
+            known.write_text("".join(f"KEY_{i}=benchmark-known-secret-{i:04d}\n" for i in range(args.secrets)))
         mb = size / 1e6
         floor = min(read_floor(archive) for _ in range(3))
         clock = measure(layer, known)
@@ -219,7 +225,7 @@ def main() -> None:
         (f"Hyperscan passes over what they hold ({clock['nested_mb']:.0f} MB)", clock["nested"]),
     ]
     total = sum(sec for _, sec in work)
-    print(f"image: {mb:.0f} MB of files ({nfiles} files) in one uncompressed layer")
+    print(f"image: {mb:.0f} MB of files ({nfiles} files) in one uncompressed layer; {args.secrets} known secrets")
     print("work in C that a complete scan cannot skip, one process (best of 3 for the passes):")
     for name, sec in work:
         print(f"  {name:58s} {sec:6.2f} s")
