@@ -50,7 +50,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from throughput import build_archive, build_layer, read_floor  # noqa: E402
 
 from scanner.detectors import ContentScanner, SecretSpec, build_detectors, load_known_values  # noqa: E402
-from scanner.layers.nested import FileScanner, NestedLimits  # noqa: E402
+from scanner.layers.limits import NestedLimits  # noqa: E402
+from scanner.layers.nested import FileScanner  # noqa: E402
 from scanner.layers.streams import GZIP_ERRORS  # noqa: E402
 
 BLOCK = 1 << 20
