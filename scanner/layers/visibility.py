@@ -70,8 +70,10 @@ class Visibility:
 
     def hider(self, layer: int, path: str, upto: int | None = None) -> tuple[Status, int | None]:
         """Status of ``path`` added in ``layer``, looking at layers above it (up to ``upto``)."""
-        ancestors = _ancestors(path)
         end = len(self._scans) if upto is None else upto
+        if layer + 1 >= end:
+            return Status.PRESENT, None  # no layer above: its ancestors are not even listed
+        ancestors = _ancestors(path)
         for j in range(layer + 1, end):
             idx = self._index(j)
             if path in idx.whiteouts or any(a in idx.whiteouts for a in ancestors):
