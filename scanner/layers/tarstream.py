@@ -65,40 +65,48 @@ class TarStream:
 
     # --- the file object --------------------------------------------------------------------------
     def _more(self, want: int) -> None:
-        """Make at least ``want`` unread bytes available in the buffer, if the stream has them."""
-        parts = [self._buf[self._pos :]]
-        have = len(parts[0])
+        """Make at least ``want`` unread bytes available in the buffer, if the stream has them.  An
+        empty buffer is refilled with a chunk; a buffer with bytes left gets only the bytes missing,
+        so that only ``want`` bytes are joined (joining a whole chunk to what was left copied
+        every chunk of the layer once more: 0.1 s of CPU on an 880 MB layer)."""
+        have = len(self._buf) - self._pos
+        self._base += self._pos
+        if not have:
+            self._buf, self._pos = self._fill(want, self._chunk), 0
+            return
+        self._buf, self._pos = self._buf[self._pos :] + self._fill(want - have), 0
+
+    def _fill(self, want: int, ask: int = 0) -> bytes:
+        """At least ``want`` bytes of the stream (fewer at its end), each read asking for at
+        least ``ask``."""
+        parts: list[bytes] = []
+        have = 0
         while have < want and not self._eof:
-            data = self._raw.read(max(self._chunk, want - have))
+            data = self._raw.read(max(ask, want - have))
             if not data:
                 self._eof = True
                 break
             parts.append(data)
             have += len(data)
-        self._base += self._pos
-        self._buf = parts[0] if len(parts) == 1 else b"".join(parts)
-        self._pos = 0
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def read(self, size: int) -> bytes:
         have = len(self._buf) - self._pos
-        if have < size and size >= self._chunk:  # a big read: what is buffered, then the stream's own bytes
-            parts = [self._buf[self._pos :]] if have else []
-            self._base, self._buf, self._pos = self._base + len(self._buf), b"", 0
-            need = size - have
-            while need > 0 and not self._eof:
-                data = self._raw.read(need)
-                if not data:
-                    self._eof = True
-                    break
-                parts.append(data)
-                self._base += len(data)
-                need -= len(data)
-            return parts[0] if len(parts) == 1 else b"".join(parts)
-        if have < size:
+        if have >= size:
+            start = self._pos
+            self._pos = start + size
+            return self._buf[start : self._pos]
+        if not have and size < self._chunk:
             self._more(size)
-        start = self._pos
-        self._pos = min(start + size, len(self._buf))
-        return self._buf[start : self._pos]
+            start = self._pos
+            self._pos = min(size, len(self._buf))
+            return self._buf[start : self._pos]
+        # what is buffered, then the stream's own bytes: only the member's bytes are joined
+        rest = self._buf[self._pos :]
+        self._base, self._buf, self._pos = self._base + len(self._buf), b"", 0
+        data = self._fill(size - have)
+        self._base += len(data)
+        return rest + data if rest else data
 
     def tell(self) -> int:
         return self._base + self._pos
