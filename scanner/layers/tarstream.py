@@ -27,6 +27,7 @@ from .streams import READ_SIZE, FastTarInfo, checksum_ok, tar_number
 _H = tarfile  # tarfile's header errors are not in its __all__
 BLOCK = tarfile.BLOCKSIZE
 _PLAIN_TYPES = {tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.LNKTYPE, tarfile.SYMTYPE, tarfile.DIRTYPE}
+_DATA_TYPES = (tarfile.REGTYPE, tarfile.AREGTYPE)  # of the plain types, those with data (_next_header)
 _PAX_RECORD = re.compile(rb"(\d+) ([^=]+)=")
 
 
@@ -142,16 +143,17 @@ class TarStream:
 
     # --- the walk ---------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[tarfile.TarInfo]:
+        plain = self.encoding == "utf-8"  # what _plain_member decodes
         while True:
             at = self.offset
-            if at != self.tell():  # past the rest of the last member's data and its padding
-                if self._base < at <= self._base + len(self._buf):  # in the buffer: what seek and read(1) do
-                    self._pos = at - self._base
+            if (pos := at - self._base) != self._pos:  # past the rest of the last member's data and its padding
+                if 0 < pos <= len(self._buf):  # in the buffer: what seek and read(1) do
+                    self._pos = pos
                 else:
                     self.seek(at - 1)
                     if not self.read(1):
                         raise tarfile.ReadError("unexpected end of data")
-            info = self._plain_member()
+            info = self._plain_member() if plain else None
             if info is not None:
                 yield info
                 continue
@@ -175,14 +177,30 @@ class TarStream:
         """The next member, read here when it is plain (a header of a common type, after at most
         one pax header of common keys): what ``fromtarfile`` would make of it, without its calls
         per field and per record.  None, with nothing read: tarfile's own parser takes it."""
-        if self.encoding != "utf-8":
-            return None
-        if len(self._buf) - self._pos < 2 * BLOCK:
+        buf, start = self._buf, self._pos
+        if len(buf) - start < 2 * BLOCK:
             self._more(2 * BLOCK)
-        start = self._pos
-        header = self._buf[start : start + BLOCK]
+            buf, start = self._buf, self._pos
+        header = buf[start : start + BLOCK]
         if len(header) < BLOCK:
             return None
+        if header[156:157] == tarfile.XHDTYPE or self.pax_headers:
+            return self._pax_member(header)
+        if header[156:157] not in _PLAIN_TYPES:
+            return None
+        try:
+            info = FastTarInfo.frombuf(header, "utf-8", self.errors)
+        except tarfile.TarError:
+            return None  # tarfile reads it again and raises or ends as it does
+        # what _pax_member does with no pax records, its calls written out (nearly every member)
+        info.offset = at = self._base + start
+        info.offset_data = at + BLOCK
+        self.offset = at + BLOCK + (-(-info.size // BLOCK) * BLOCK if info.type in _DATA_TYPES else 0)
+        self._pos = start + BLOCK
+        return info
+
+    def _pax_member(self, header: bytes) -> tarfile.TarInfo | None:
+        """_plain_member's member after a pax header, or under global pax records."""
         pax: dict[str, str] | None = None
         pax_bytes = 0  # the pax header and its records, before the member's own header
         if header[156:157] == tarfile.XHDTYPE:
@@ -244,7 +262,7 @@ class TarStream:
         """The data of the member just yielded."""
         if info.sparse is not None:
             return tarfile.ExFileObject(self, info)  # type: ignore[arg-type]
-        if self.tell() != info.offset_data:
+        if self._base + self._pos != info.offset_data:
             self.seek(info.offset_data)
         return _Member(self, info.offset_data, info.size)
 
@@ -289,9 +307,16 @@ class _Member:
         n = self._left if size is None or size < 0 else min(size, self._left)
         if n <= 0:
             return b""
-        if self._stream.tell() != self._at:
+        stream = self._stream
+        pos = stream._pos
+        if stream._base + pos != self._at:
             raise ValueError("a member's data is read after the walk moved on")
-        data = self._stream.read(n)
+        if len(stream._buf) - pos >= n:  # in the buffer (most members): what stream.read does
+            stream._pos = pos + n
+            self._at += n
+            self._left -= n
+            return stream._buf[pos : pos + n]
+        data = stream.read(n)
         if len(data) != n:
             raise tarfile.ReadError("unexpected end of data")
         self._at += n
