@@ -264,7 +264,7 @@ class TarStream:
             return tarfile.ExFileObject(self, info)  # type: ignore[arg-type]
         if self._base + self._pos != info.offset_data:
             self.seek(info.offset_data)
-        return _Member(self, info.offset_data, info.size)
+        return MemberReader(self, info.offset_data, info.size)
 
     def reopen(self, info: tarfile.TarInfo) -> Readable:
         """The data of the member just yielded, again from its first byte (a seekable file, not a
@@ -272,7 +272,7 @@ class TarStream:
         if not self._seekable or info.sparse is not None:
             raise ValueError("only a plain member of a seekable file can be read again")
         self._jump(info.offset_data)
-        return _Member(self, info.offset_data, info.size)
+        return MemberReader(self, info.offset_data, info.size)
 
 
 class FileSpan:
@@ -284,7 +284,7 @@ class FileSpan:
         self._fh = open(file, "rb")  # noqa: SIM115 - closed by close()
         stream = TarStream(self._fh, seekable=True)
         stream._jump(offset)
-        self._member = _Member(stream, offset, size)
+        self._member = MemberReader(stream, offset, size)
 
     def read(self, size: int = -1) -> bytes:
         return self._member.read(size)
@@ -293,7 +293,7 @@ class FileSpan:
         self._fh.close()
 
 
-class _Member:
+class MemberReader:
     """``size`` bytes of the stream from ``start``; a short stream is an error, as in tarfile."""
 
     __slots__ = ("_at", "_left", "_stream")
@@ -322,6 +322,20 @@ class _Member:
         self._at += n
         self._left -= n
         return data
+
+    def take(self, size: int) -> bytes | memoryview:
+        """``read(size)``, as a view of the walk's buffer where those bytes lie in it (no copy:
+        a small file handed to a worker is then copied once, into the ring it goes through).
+        The view holds that buffer until it is dropped."""
+        n = min(size, self._left)
+        stream = self._stream
+        pos = stream._pos
+        if n > 0 and stream._base + pos == self._at and len(stream._buf) - pos >= n:
+            stream._pos = pos + n
+            self._at += n
+            self._left -= n
+            return memoryview(stream._buf)[pos : pos + n]
+        return self.read(size)
 
 
 def check_tar_end(stream: TarStream) -> None:
