@@ -278,16 +278,32 @@ class TarStream:
 class FileSpan:
     """``size`` bytes of a tar file on disk from ``offset``, on a file handle of its own: a member
     read again after the walk of the archive moved on, or in another process (see
-    :mod:`scanner.layers.fanout`), with the same checks as the walk's own reader."""
+    :mod:`scanner.layers.fanout`), with the same check as the walk's own reader (a short file is
+    an error).  Read unbuffered, each read as asked: a buffer here (a TarStream's, then) copied
+    each chunk of a layer once more wherever the walk above asked for other sizes than its chunks
+    (0.1 s of CPU on the venv image's 880 MB layer)."""
 
     def __init__(self, file: str, offset: int, size: int) -> None:
-        self._fh = open(file, "rb")  # noqa: SIM115 - closed by close()
-        stream = TarStream(self._fh, seekable=True)
-        stream._jump(offset)
-        self._member = MemberReader(stream, offset, size)
+        self._fh = open(file, "rb", buffering=0)  # noqa: SIM115 - closed by close()
+        self._fh.seek(offset)
+        self._left = size
 
     def read(self, size: int = -1) -> bytes:
-        return self._member.read(size)
+        n = self._left if size is None or size < 0 else min(size, self._left)
+        if n <= 0:
+            return b""
+        data = self._fh.read(n)
+        if len(data) < n:  # a raw read may stop short of what is there (a signal): read on
+            parts = [data]
+            have = len(data)
+            while have < n and (more := self._fh.read(n - have)):
+                parts.append(more)
+                have += len(more)
+            data = b"".join(parts)
+            if have != n:
+                raise tarfile.ReadError("unexpected end of data")
+        self._left -= n
+        return data
 
     def close(self) -> None:
         self._fh.close()
