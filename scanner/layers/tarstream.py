@@ -75,7 +75,7 @@ class TarStream:
         if not have:
             self._buf, self._pos = self._fill(want, self._chunk), 0
             return
-        self._buf, self._pos = self._buf[self._pos :] + self._fill(want - have), 0
+        self._buf, self._pos = b"".join((memoryview(self._buf)[self._pos :], self._fill(want - have))), 0
 
     def _fill(self, want: int, ask: int = 0) -> bytes:
         """At least ``want`` bytes of the stream (fewer at its end), each read asking for at
@@ -102,12 +102,13 @@ class TarStream:
             start = self._pos
             self._pos = min(size, len(self._buf))
             return self._buf[start : self._pos]
-        # what is buffered, then the stream's own bytes: only the member's bytes are joined
-        rest = self._buf[self._pos :]
+        # what is buffered, then the stream's own bytes: only the bytes asked for are joined,
+        # once (what is left of the buffer is joined through a view, not sliced first)
+        rest = memoryview(self._buf)[self._pos :]
         self._base, self._buf, self._pos = self._base + len(self._buf), b"", 0
         data = self._fill(size - have)
         self._base += len(data)
-        return rest + data if rest else data
+        return b"".join((rest, data)) if rest else data
 
     def tell(self) -> int:
         return self._base + self._pos
