@@ -319,7 +319,9 @@ class Batch:
         load = self.bundle_bytes + PER_FILE * len(self.bundle)
         if self._here(load):
             for fid, path, size, data in self.bundle:
-                self._scan_here(fid, io.BytesIO(data), path, size)
+                # bytes (a copy of a view, the same object otherwise): read whole, BytesIO then
+                # hands them on as they are, where over a view it would copy them twice
+                self._scan_here(fid, io.BytesIO(bytes(data)), path, size)
             self.bundle, self.bundle_bytes = [], 0
             return
         worker = self._least()
