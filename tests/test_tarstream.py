@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scanner.layers.streams import FastTarInfo
-from scanner.layers.tarstream import TarStream, check_tar_end
+from scanner.layers.tarstream import FileSpan, MemberReader, TarStream, check_tar_end
 from tests.fuzz.test_fuzz import FUZZ
 
 
@@ -197,3 +197,46 @@ def test_a_member_read_after_the_walk_moved_on_is_refused() -> None:
     next(members)
     with pytest.raises(ValueError):
         first.read(1)
+
+
+@pytest.mark.parametrize("chunk", [1 << 10, 1 << 14, 1 << 20])
+def test_take_gives_what_read_gives_and_a_view_keeps_its_bytes_after_the_walk_moved_on(chunk: int) -> None:
+    """``take``: a view of the buffer where the member lies in it whole (no copy), else read; the
+    views stay right after the buffer is refilled (they hold the old one), and a limit below the
+    member's size takes that many bytes, as read does."""
+    data = ARCHIVES[1]
+    expected = walk_tarfile(data)[0]
+    tar = TarStream(io.BytesIO(data), chunk=chunk)
+    taken: list[tuple[str, bytes | memoryview]] = []
+    views = 0
+    for info in tar:
+        if info.isreg():
+            reader = tar.extract(info)
+            assert isinstance(reader, MemberReader)
+            part = reader.take(1 << 30 if len(taken) % 2 else 4000)
+            views += isinstance(part, memoryview)
+            taken.append((info.name, part))
+    check_tar_end(tar)
+    bodies = {m[0]: m[7] for m in expected}
+    assert [(name, bytes(part)) for name, part in taken] == [
+        (name, bodies[name] if n % 2 else bodies[name][:4000])  # type: ignore[index]  # bodies: bytes
+        for n, (name, _) in enumerate(taken)
+    ]
+    # ARCHIVES[1]: 12 files of 7-52 KB, 400 KB in all: none fits in 1 KiB, some in 16, all in 1 MiB
+    expected_views = {1 << 10: range(0, 1), 1 << 14: range(1, len(taken)), 1 << 20: range(len(taken), len(taken) + 1)}
+    assert views in expected_views[chunk]
+
+
+def test_a_file_span_reads_its_bytes_and_a_short_file_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "image.tar"
+    data = os.urandom(300_000)
+    path.write_bytes(data)
+    span = FileSpan(str(path), 1000, 200_000)
+    parts = [span.read(n) for n in (1, 4095, 1 << 16, 1 << 20, 10)]
+    span.close()
+    assert b"".join(parts) == data[1000:201_000] and parts[-1] == b""
+    short = FileSpan(str(path), 250_000, 60_000)
+    assert short.read(40_000) == data[250_000:290_000]
+    with pytest.raises(tarfile.ReadError, match="unexpected end of data"):
+        short.read(-1)
+    short.close()

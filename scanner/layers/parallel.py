@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 from .nested import FileScanner
 from .streams import safe_reason, tune_allocator
+from .tarstream import MemberReader
 
 CHUNK = 1 << 18
 # files up to this size travel whole, small ones many to a message: the walker hands a file over
@@ -267,7 +268,7 @@ class Batch:
         self.bid = bid
         self.owner: list[_Worker | None] = []  # None: still in the bundle being filled
         self.done: dict[int, Result | int | str] = {}
-        self.bundle: list[tuple[int, str, int, bytes]] = []
+        self.bundle: list[tuple[int, str, int, bytes | memoryview]] = []
         self.bundle_bytes = 0
         self.spooled: dict[int, int] = {}  # file id -> bytes, of the temporary files not yet scanned
         self.spooled_bytes = 0
@@ -318,7 +319,9 @@ class Batch:
         load = self.bundle_bytes + PER_FILE * len(self.bundle)
         if self._here(load):
             for fid, path, size, data in self.bundle:
-                self._scan_here(fid, io.BytesIO(data), path, size)
+                # bytes (a copy of a view, the same object otherwise): read whole, BytesIO then
+                # hands them on as they are, where over a view it would copy them twice
+                self._scan_here(fid, io.BytesIO(bytes(data)), path, size)
             self.bundle, self.bundle_bytes = [], 0
             return
         worker = self._least()
@@ -333,7 +336,7 @@ class Batch:
             message: tuple[Any, ...] = ("ring", self.bid, items)
             self._give(worker, load, (start, self.bundle_bytes))
         else:
-            message = ("bundle", self.bid, self.bundle)
+            message = ("bundle", self.bid, [(fid, path, size, bytes(data)) for fid, path, size, data in self.bundle])
             self._give(worker, load)
         for fid, *_ in self.bundle:
             self.owner[fid] = worker
@@ -349,7 +352,8 @@ class Batch:
         if size <= whole:  # one message per many small files: the pipes' cost is per message
             self.owner.append(None)
             try:
-                data = stream.read(whole + 1)
+                # a view of the walk's buffer where the stream has one (MemberReader.take)
+                data = stream.take(whole + 1) if isinstance(stream, MemberReader) else stream.read(whole + 1)
             except BaseException:
                 self.done[fid] = "the file could not be read to its end"  # the layer error says why
                 raise

@@ -349,22 +349,50 @@ def _names(field: bytes, encoding: str, errors: str) -> tuple[str, str, int, int
     )
 
 
+# The form nearly every header of a layer comes in (Go's archive/tar, which Docker and BuildKit
+# use, GNU tar and tarfile all write it): each number field octal digits to its width less one and
+# a NUL (the checksum six digits, a NUL and a space), and a type tarfile reads as it is.  In that
+# form (bytes 100-156 mapped by _SHAPE: an octal digit to 0, NUL and space to themselves, any other
+# byte to x), every number field is what tar_number makes of it (int of its digits), and the
+# unsigned checksum (the bytes' sum, the checksum field read as 8 spaces) is block_sum's two
+# Adler-32 halves (each 1 + its bytes' sum) less the field's digits (Adler-32 again: 1 + their
+# sum) and its NUL and space (32), plus the 8 spaces (256): a1 + a2 - a3 + 223.  Such a header is
+# read by slicing: 3.8 -> 2.6 us (the venv image's 54,000 headers); any other takes the way after.
+_SHAPE = b"\0" + b"x" * 31 + b" " + b"x" * 15 + b"0" * 8 + b"x" * 200
+_PLAIN_SHAPE = b"0000000\0" * 3 + b"00000000000\0" * 2 + b"000000\0 "
+_PLAIN_KINDS = b"\x0001234567"  # tarfile reads these types as they are (no GNU long name, pax or sparse)
+_adler32 = zlib.adler32
+
+
 class FastTarInfo(tarfile.TarInfo):
     @classmethod
     def frombuf(cls, buf: bytes | bytearray, encoding: str, errors: str) -> Self:
-        if len(buf) != tarfile.BLOCKSIZE or buf[156:157] == tarfile.GNUTYPE_SPARSE or buf == _ZERO_BLOCK:
-            return super().frombuf(buf, encoding, errors)
-        if not checksum_ok(buf):
-            raise _INVALID("bad checksum")
         buf = bytes(buf)
-        obj = cls()
-        # in tarfile's order, so that the first field it cannot read is the one that raises
+        if (
+            buf[100:156].translate(_SHAPE) == _PLAIN_SHAPE
+            and len(buf) == tarfile.BLOCKSIZE
+            and buf[156] in _PLAIN_KINDS
+            and (chksum := int(buf[148:154], 8))
+            == (_adler32(buf[:256]) & 0xFFFF) + (_adler32(buf[256:]) & 0xFFFF) - (_adler32(buf[148:154]) & 0xFFFF) + 223
+        ):
+            obj = cls()
+            obj.mode, obj.uid, obj.gid = _owners(buf[100:124])
+            obj.size = int(buf[124:135], 8)
+            obj.mtime = int(buf[136:147], 8)
+            obj.chksum = chksum
+        else:
+            if len(buf) != tarfile.BLOCKSIZE or buf[156:157] == tarfile.GNUTYPE_SPARSE or buf == _ZERO_BLOCK:
+                return super().frombuf(buf, encoding, errors)
+            if not checksum_ok(buf):
+                raise _INVALID("bad checksum")
+            obj = cls()
+            # in tarfile's order, so that the first field it cannot read is the one that raises
+            obj.mode, obj.uid, obj.gid = _owners(buf[100:124])
+            obj.size = tar_number(buf[124:136])
+            obj.mtime = tar_number(buf[136:148])
+            obj.chksum = tar_number(buf[148:156])
         name = buf[:100]
         obj.name = name[: name.find(b"\0")].decode(encoding, errors) if name[99] == 0 else _text(name, encoding, errors)
-        obj.mode, obj.uid, obj.gid = _owners(buf[100:124])
-        obj.size = tar_number(buf[124:136])
-        obj.mtime = tar_number(buf[136:148])
-        obj.chksum = tar_number(buf[148:156])
         obj.type = kind = buf[156:157]
         obj.linkname = "" if buf[157] == 0 else _text(buf[157:257], encoding, errors)
         obj.uname, obj.gname, obj.devmajor, obj.devminor = _names(buf[265:345], encoding, errors)

@@ -27,6 +27,7 @@ from .streams import READ_SIZE, FastTarInfo, checksum_ok, tar_number
 _H = tarfile  # tarfile's header errors are not in its __all__
 BLOCK = tarfile.BLOCKSIZE
 _PLAIN_TYPES = {tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.LNKTYPE, tarfile.SYMTYPE, tarfile.DIRTYPE}
+_DATA_TYPES = (tarfile.REGTYPE, tarfile.AREGTYPE)  # of the plain types, those with data (_next_header)
 _PAX_RECORD = re.compile(rb"(\d+) ([^=]+)=")
 
 
@@ -65,40 +66,49 @@ class TarStream:
 
     # --- the file object --------------------------------------------------------------------------
     def _more(self, want: int) -> None:
-        """Make at least ``want`` unread bytes available in the buffer, if the stream has them."""
-        parts = [self._buf[self._pos :]]
-        have = len(parts[0])
+        """Make at least ``want`` unread bytes available in the buffer, if the stream has them.  An
+        empty buffer is refilled with a chunk; a buffer with bytes left gets only the bytes missing,
+        so that only ``want`` bytes are joined (joining a whole chunk to what was left copied
+        every chunk of the layer once more: 0.1 s of CPU on an 880 MB layer)."""
+        have = len(self._buf) - self._pos
+        self._base += self._pos
+        if not have:
+            self._buf, self._pos = self._fill(want, self._chunk), 0
+            return
+        self._buf, self._pos = b"".join((memoryview(self._buf)[self._pos :], self._fill(want - have))), 0
+
+    def _fill(self, want: int, ask: int = 0) -> bytes:
+        """At least ``want`` bytes of the stream (fewer at its end), each read asking for at
+        least ``ask``."""
+        parts: list[bytes] = []
+        have = 0
         while have < want and not self._eof:
-            data = self._raw.read(max(self._chunk, want - have))
+            data = self._raw.read(max(ask, want - have))
             if not data:
                 self._eof = True
                 break
             parts.append(data)
             have += len(data)
-        self._base += self._pos
-        self._buf = parts[0] if len(parts) == 1 else b"".join(parts)
-        self._pos = 0
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def read(self, size: int) -> bytes:
         have = len(self._buf) - self._pos
-        if have < size and size >= self._chunk:  # a big read: what is buffered, then the stream's own bytes
-            parts = [self._buf[self._pos :]] if have else []
-            self._base, self._buf, self._pos = self._base + len(self._buf), b"", 0
-            need = size - have
-            while need > 0 and not self._eof:
-                data = self._raw.read(need)
-                if not data:
-                    self._eof = True
-                    break
-                parts.append(data)
-                self._base += len(data)
-                need -= len(data)
-            return parts[0] if len(parts) == 1 else b"".join(parts)
-        if have < size:
+        if have >= size:
+            start = self._pos
+            self._pos = start + size
+            return self._buf[start : self._pos]
+        if not have and size < self._chunk:
             self._more(size)
-        start = self._pos
-        self._pos = min(start + size, len(self._buf))
-        return self._buf[start : self._pos]
+            start = self._pos
+            self._pos = min(size, len(self._buf))
+            return self._buf[start : self._pos]
+        # what is buffered, then the stream's own bytes: only the bytes asked for are joined,
+        # once (what is left of the buffer is joined through a view, not sliced first)
+        rest = memoryview(self._buf)[self._pos :]
+        self._base, self._buf, self._pos = self._base + len(self._buf), b"", 0
+        data = self._fill(size - have)
+        self._base += len(data)
+        return b"".join((rest, data)) if rest else data
 
     def tell(self) -> int:
         return self._base + self._pos
@@ -134,16 +144,17 @@ class TarStream:
 
     # --- the walk ---------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[tarfile.TarInfo]:
+        plain = self.encoding == "utf-8"  # what _plain_member decodes
         while True:
             at = self.offset
-            if at != self.tell():  # past the rest of the last member's data and its padding
-                if self._base < at <= self._base + len(self._buf):  # in the buffer: what seek and read(1) do
-                    self._pos = at - self._base
+            if (pos := at - self._base) != self._pos:  # past the rest of the last member's data and its padding
+                if 0 < pos <= len(self._buf):  # in the buffer: what seek and read(1) do
+                    self._pos = pos
                 else:
                     self.seek(at - 1)
                     if not self.read(1):
                         raise tarfile.ReadError("unexpected end of data")
-            info = self._plain_member()
+            info = self._plain_member() if plain else None
             if info is not None:
                 yield info
                 continue
@@ -167,14 +178,30 @@ class TarStream:
         """The next member, read here when it is plain (a header of a common type, after at most
         one pax header of common keys): what ``fromtarfile`` would make of it, without its calls
         per field and per record.  None, with nothing read: tarfile's own parser takes it."""
-        if self.encoding != "utf-8":
-            return None
-        if len(self._buf) - self._pos < 2 * BLOCK:
+        buf, start = self._buf, self._pos
+        if len(buf) - start < 2 * BLOCK:
             self._more(2 * BLOCK)
-        start = self._pos
-        header = self._buf[start : start + BLOCK]
+            buf, start = self._buf, self._pos
+        header = buf[start : start + BLOCK]
         if len(header) < BLOCK:
             return None
+        if header[156:157] == tarfile.XHDTYPE or self.pax_headers:
+            return self._pax_member(header)
+        if header[156:157] not in _PLAIN_TYPES:
+            return None
+        try:
+            info = FastTarInfo.frombuf(header, "utf-8", self.errors)
+        except tarfile.TarError:
+            return None  # tarfile reads it again and raises or ends as it does
+        # what _pax_member does with no pax records, its calls written out (nearly every member)
+        info.offset = at = self._base + start
+        info.offset_data = at + BLOCK
+        self.offset = at + BLOCK + (-(-info.size // BLOCK) * BLOCK if info.type in _DATA_TYPES else 0)
+        self._pos = start + BLOCK
+        return info
+
+    def _pax_member(self, header: bytes) -> tarfile.TarInfo | None:
+        """_plain_member's member after a pax header, or under global pax records."""
         pax: dict[str, str] | None = None
         pax_bytes = 0  # the pax header and its records, before the member's own header
         if header[156:157] == tarfile.XHDTYPE:
@@ -236,9 +263,9 @@ class TarStream:
         """The data of the member just yielded."""
         if info.sparse is not None:
             return tarfile.ExFileObject(self, info)  # type: ignore[arg-type]
-        if self.tell() != info.offset_data:
+        if self._base + self._pos != info.offset_data:
             self.seek(info.offset_data)
-        return _Member(self, info.offset_data, info.size)
+        return MemberReader(self, info.offset_data, info.size)
 
     def reopen(self, info: tarfile.TarInfo) -> Readable:
         """The data of the member just yielded, again from its first byte (a seekable file, not a
@@ -246,28 +273,44 @@ class TarStream:
         if not self._seekable or info.sparse is not None:
             raise ValueError("only a plain member of a seekable file can be read again")
         self._jump(info.offset_data)
-        return _Member(self, info.offset_data, info.size)
+        return MemberReader(self, info.offset_data, info.size)
 
 
 class FileSpan:
     """``size`` bytes of a tar file on disk from ``offset``, on a file handle of its own: a member
     read again after the walk of the archive moved on, or in another process (see
-    :mod:`scanner.layers.fanout`), with the same checks as the walk's own reader."""
+    :mod:`scanner.layers.fanout`), with the same check as the walk's own reader (a short file is
+    an error).  Read unbuffered, each read as asked: a buffer here (a TarStream's, then) copied
+    each chunk of a layer once more wherever the walk above asked for other sizes than its chunks
+    (0.1 s of CPU on the venv image's 880 MB layer)."""
 
     def __init__(self, file: str, offset: int, size: int) -> None:
-        self._fh = open(file, "rb")  # noqa: SIM115 - closed by close()
-        stream = TarStream(self._fh, seekable=True)
-        stream._jump(offset)
-        self._member = _Member(stream, offset, size)
+        self._fh = open(file, "rb", buffering=0)  # noqa: SIM115 - closed by close()
+        self._fh.seek(offset)
+        self._left = size
 
     def read(self, size: int = -1) -> bytes:
-        return self._member.read(size)
+        n = self._left if size is None or size < 0 else min(size, self._left)
+        if n <= 0:
+            return b""
+        data = self._fh.read(n)
+        if len(data) < n:  # a raw read may stop short of what is there (a signal): read on
+            parts = [data]
+            have = len(data)
+            while have < n and (more := self._fh.read(n - have)):
+                parts.append(more)
+                have += len(more)
+            data = b"".join(parts)
+            if have != n:
+                raise tarfile.ReadError("unexpected end of data")
+        self._left -= n
+        return data
 
     def close(self) -> None:
         self._fh.close()
 
 
-class _Member:
+class MemberReader:
     """``size`` bytes of the stream from ``start``; a short stream is an error, as in tarfile."""
 
     __slots__ = ("_at", "_left", "_stream")
@@ -281,14 +324,35 @@ class _Member:
         n = self._left if size is None or size < 0 else min(size, self._left)
         if n <= 0:
             return b""
-        if self._stream.tell() != self._at:
+        stream = self._stream
+        pos = stream._pos
+        if stream._base + pos != self._at:
             raise ValueError("a member's data is read after the walk moved on")
-        data = self._stream.read(n)
+        if len(stream._buf) - pos >= n:  # in the buffer (most members): what stream.read does
+            stream._pos = pos + n
+            self._at += n
+            self._left -= n
+            return stream._buf[pos : pos + n]
+        data = stream.read(n)
         if len(data) != n:
             raise tarfile.ReadError("unexpected end of data")
         self._at += n
         self._left -= n
         return data
+
+    def take(self, size: int) -> bytes | memoryview:
+        """``read(size)``, as a view of the walk's buffer where those bytes lie in it (no copy:
+        a small file handed to a worker is then copied once, into the ring it goes through).
+        The view holds that buffer until it is dropped."""
+        n = min(size, self._left)
+        stream = self._stream
+        pos = stream._pos
+        if n > 0 and stream._base + pos == self._at and len(stream._buf) - pos >= n:
+            stream._pos = pos + n
+            self._at += n
+            self._left -= n
+            return memoryview(stream._buf)[pos : pos + n]
+        return self.read(size)
 
 
 def check_tar_end(stream: TarStream) -> None:

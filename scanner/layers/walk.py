@@ -60,6 +60,9 @@ _KINDS = {t: EntryKind.FILE for t in tarfile.REGULAR_TYPES} | {
 }
 
 
+_LNKTYPE, _REGULAR = tarfile.LNKTYPE, frozenset(tarfile.REGULAR_TYPES)
+
+
 def classify(member: tarfile.TarInfo, path: str) -> EntryKind:
     base = path.rpartition("/")[2]
     if base.startswith(WHITEOUT_PREFIX):
@@ -148,6 +151,8 @@ class LayerWalker:
             limits.deadline,
             limits.max_file_size,
         )
+        count = 0  # entries added: len(entries)
+        on_bytes = self.on_bytes
         try:
             tar = TarStream(plain)
             for n, member in enumerate(tar):
@@ -164,15 +169,18 @@ class LayerWalker:
                 path = normalize(name)
                 if ".." in name and ".." in name.split("/"):
                     skips.append(Skip(path, "member name has '..' parts; scanned where it would land"))
-                kind_ = classify(member, path)
                 type_ = member.type
-                target = normalize(linkname) if type_ == tarfile.LNKTYPE else (linkname or None)
-                regular = type_ in tarfile.REGULAR_TYPES
-                entries.add(path, kind_, member.size if regular else 0, target)
+                # classify(), its call saved where no whiteout can be (nearly every member)
+                kind_ = classify(member, path) if WHITEOUT_PREFIX in path else _KINDS.get(type_, EntryKind.OTHER)
+                target = normalize(linkname) if type_ == _LNKTYPE else (linkname or None)
+                size = member.size
+                entries.add(path, kind_, size if type_ in _REGULAR else 0, target)
+                entry = count
+                count += 1
                 if kind_ is not EntryKind.FILE:
                     continue
-                if max_file_size is not None and member.size > max_file_size:
-                    skips.append(Skip(path, f"file larger than --max-file-size ({member.size} bytes)"))
+                if max_file_size is not None and size > max_file_size:
+                    skips.append(Skip(path, f"file larger than --max-file-size ({size} bytes)"))
                     continue
                 fobj = tar.extract(member)
                 if (path[-1] in RECORD_LAST or "status.d/" in path) and is_record(path):  # a package record
@@ -183,12 +191,12 @@ class LayerWalker:
                     else:
                         skips.append(Skip(path, f"package record larger than {MAX_RECORD} bytes: not parsed"))
                 if batch is not None:
-                    submitted.append(len(entries) - 1)  # first: a read error mid-file still has a result
-                    batch.submit(fobj, path, member.size)
+                    submitted.append(entry)  # first: a read error mid-file still has a result
+                    batch.submit(fobj, path, size)
                 else:
-                    absorb(len(entries) - 1, *self.files.scan(fobj, path, member.size))
-                if self.on_bytes is not None:
-                    self.on_bytes(member.size)
+                    absorb(entry, *self.files.scan(fobj, path, size))
+                if on_bytes is not None:
+                    on_bytes(size)
             check_tar_end(tar)
             plain.drain()  # the tar's end padding counts towards the diff_id
             raw.drain()
