@@ -122,24 +122,27 @@ class ContentScanner:
         shared = [d for d in self.detectors if d.expressions()]
         self._group = {id(d): k for k, d in enumerate(shared)}
         self._pass = pass_for([d.expressions() for d in shared])
-        # each detector with its group in the pass (-1: none), for the window loop
-        self._plan = [(d, self._group.get(id(d), -1)) for d in self.detectors]
+        # each detector with its group in the pass (-1: none), for the window loop; a known-secret
+        # detector with no secret to look for (a scan without --secret) finds nothing: not called
+        self._plan = [(d, self._group.get(id(d), -1)) for d in self.detectors if not _idle(d)]
         self._decoded_plan = [(d, self._group.get(id(d), -1)) for d in self.decoded.detectors]
 
     @staticmethod
     def _found(
-        plan: list[tuple[Detector, int]], data: bytes, path: str | None, events: list[list[tuple[int, int, int]]]
+        plan: list[tuple[Detector, int]], data: bytes, path: str | None, events: list[list[tuple[int, int, int]]] | None
     ) -> list[tuple[Detector, Match]]:
+        """``events``: the shared pass's (HsPass.events), None when it has none in ``data`` (most
+        windows): then only the detectors outside the pass are called."""
         found: list[tuple[Detector, Match]] = []
         for d, k in plan:
             if k < 0:
                 found.extend((d, m) for m in d.find(data, path))
-            elif events[k]:  # a gated detector finds nothing without an event (PassDetector): not called
+            elif events is not None and events[k]:  # a gated detector finds nothing without an event (PassDetector)
                 found.extend((d, m) for m in d.find_events(data, path, events[k]))
         return found
 
     def _decoded_text(self, text: bytes, path: str | None) -> list[tuple[Detector, Match]]:
-        return self._found(self._decoded_plan, text, path, self._pass.scan(text))
+        return self._found(self._decoded_plan, text, path, self._pass.events(text))
 
     def _matches(self, data: bytes, metadata: bool = False, path: str | None = None) -> list[tuple[Detector, Match]]:
         """Every detector's matches; a weak match (a secret-like name, entropy) inside a stronger match's
@@ -148,7 +151,7 @@ class ContentScanner:
             found = [(d, m) for d in self.metadata_detectors for m in d.find(data, path)]
             found.extend(self.decoded.find(data, path))
         else:
-            found = self._found(self._plan, data, path, self._pass.scan(data))
+            found = self._found(self._plan, data, path, self._pass.events(data))
             found.extend(self.decoded.find(data, path, matcher=self._decoded_text))
         if not any(d.name in _WEAK for d, _ in found):
             return found
@@ -257,6 +260,10 @@ class ContentScanner:
             seen.add(key)
             line = lines_before() + window.count(b"\n", 0, match.start) + 1
             hits.append(_to_hit(detector, match, line, path))
+
+
+def _idle(detector: Detector) -> bool:
+    return isinstance(detector, KnownSecretsDetector) and not len(detector)
 
 
 def _no_lines() -> int:

@@ -182,6 +182,20 @@ def test_a_gated_detector_finds_nothing_without_an_event() -> None:
     assert scanner.decoded.events(window) and not list(scanner.decoded.find(window, "f", []))
 
 
+def test_a_known_secret_detector_without_secrets_is_left_out_and_could_find_nothing() -> None:
+    """Without --secret the known-secret detector holds no literal: the content scanner does not
+    call it (a call per window), and called it finds nothing; with a secret it is called."""
+    from scanner.detectors.known import KnownSecretsDetector
+
+    window = b"x " + SECRET + b" " + SECRET.hex().encode() + b"\n"
+    bare = ContentScanner(build_detectors([]))
+    (idle,) = (d for d in bare.detectors if isinstance(d, KnownSecretsDetector))
+    assert idle not in [d for d, _ in bare._plan] and list(idle.find(window, "f")) == []
+    armed = scanner(4096)
+    assert any(isinstance(d, KnownSecretsDetector) for d, _ in armed._plan)
+    assert {h.encoding for h in armed.scan_window(window, "f") if h.detector == "known-secret"} == {"raw", "hex"}
+
+
 @pytest.mark.parametrize("limit", [4096 * 3, 4096 * 3 + 1, 4096 * 3 - 1])
 def test_a_limit_ends_the_stream_at_that_byte_with_every_line_right(limit: int) -> None:
     sc = scanner(4096)
