@@ -126,6 +126,9 @@ class ContentScanner:
         # detector with no secret to look for (a scan without --secret) finds nothing: not called
         self._plan = [(d, self._group.get(id(d), -1)) for d in self.detectors if not _idle(d)]
         self._decoded_plan = [(d, self._group.get(id(d), -1)) for d in self.decoded.detectors]
+        # ... and those outside the pass alone: all that is called where the pass has no event
+        self._bare = [(d, k) for d, k in self._plan if k < 0]
+        self._decoded_bare = [(d, k) for d, k in self._decoded_plan if k < 0]
 
     @staticmethod
     def _found(
@@ -142,7 +145,8 @@ class ContentScanner:
         return found
 
     def _decoded_text(self, text: bytes, path: str | None) -> list[tuple[Detector, Match]]:
-        return self._found(self._decoded_plan, text, path, self._pass.events(text))
+        events = self._pass.events(text)
+        return self._found(self._decoded_plan if events is not None else self._decoded_bare, text, path, events)
 
     def _matches(self, data: bytes, metadata: bool = False, path: str | None = None) -> list[tuple[Detector, Match]]:
         """Every detector's matches; a weak match (a secret-like name, entropy) inside a stronger match's
@@ -151,9 +155,10 @@ class ContentScanner:
             found = [(d, m) for d in self.metadata_detectors for m in d.find(data, path)]
             found.extend(self.decoded.find(data, path))
         else:
-            found = self._found(self._plan, data, path, self._pass.events(data))
+            events = self._pass.events(data)
+            found = self._found(self._plan if events is not None else self._bare, data, path, events)
             found.extend(self.decoded.find(data, path, matcher=self._decoded_text))
-        if not any(d.name in _WEAK for d, _ in found):
+        if not found or not any(d.name in _WEAK for d, _ in found):
             return found
         spans = [(m.start, m.end, d.name, _weight(d.name, m.rule_id)) for d, m in found]
         return [
@@ -217,7 +222,9 @@ class ContentScanner:
         chunk = next_chunk()
         while chunk:
             window = carry + chunk if carry else chunk
-            self._window_hits(window, len(carry), window_start, lines, seen, path, hits)
+            self._window_hits(
+                window, self._matches(window, path=path), len(carry), window_start, lines, seen, path, hits
+            )
             chunk = next_chunk()
             if not chunk:
                 break  # the last window: its lines are never needed by a next one
@@ -236,14 +243,17 @@ class ContentScanner:
     def scan_window(self, data: bytes, path: str | None = None) -> list[Hit]:
         """What :meth:`scan_stream` finds in ``data`` when it is one window (at most chunk_size
         bytes: a small file, read whole), without the stream."""
+        found = self._matches(data, path=path) if data else []
+        if not found:
+            return []  # most small files
         hits: list[Hit] = []
-        if data:
-            self._window_hits(data, 0, 0, _no_lines, set(), path, hits)
+        self._window_hits(data, found, 0, 0, _no_lines, set(), path, hits)
         return _dedupe(hits)
 
     def _window_hits(
         self,
         window: bytes,
+        found: list[tuple[Detector, Match]],
         fresh_from: int,
         window_start: int,
         lines_before: Callable[[], int],
@@ -251,7 +261,7 @@ class ContentScanner:
         path: str | None,
         hits: list[Hit],
     ) -> None:
-        for detector, match in self._matches(window, path=path):
+        for detector, match in found:  # the window's matches
             if match.end <= fresh_from:
                 continue  # wholly inside the overlap: the previous window had it
             key = _Seen(match.rule_id, window_start + match.start, match.encoding)

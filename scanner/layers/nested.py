@@ -39,6 +39,10 @@ ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
 # frames (0x50-0x5F), bzip2 ("B"), xz; a head starting with any other byte is none of them
 _PACKED_FIRST = bytes(c in (0x1F, 0x28, 0x42, 0xFD) or 0x50 <= c <= 0x5F for c in range(256))
 _ZEROS = bytes(512)
+# What the first byte of a v7 tar header's checksum field (148) may be: an octal digit, or what int()
+# also takes, or a blank or NUL before it.  looks_like_tar refuses a head with no ustar magic whose
+# field starts with any other byte (text, bytecode, most binaries), so it is not asked (1 us a file)
+_CHECKSUM_FIRST = bytes(c in b"0123456789_+-\x00 \t\n\r\x0b\x0c" for c in range(256))
 _SUFFIXES = {".gz": "", ".tgz": ".tar", ".bz2": "", ".tbz2": ".tar", ".xz": "", ".txz": ".tar", ".zst": "", ".zstd": ""}
 NESTED_ERRORS: tuple[type[Exception], ...] = (
     *GZIP_ERRORS,  # found by tests/fuzz when ISA-L came in: IsalError is not a zlib.error
@@ -194,7 +198,12 @@ class FileScanner:
         kind = "none"
         if head and _PACKED_FIRST[head[0]]:
             kind = "zip" if head[:4] in ZIP_MAGIC else sniff(head)
-        if kind == "none" and len(head) >= 262 and looks_like_tar(head) and head[:512] != _ZEROS:
+        if (
+            kind == "none"
+            and (head[257:262] == b"ustar" or (len(head) >= 512 and _CHECKSUM_FIRST[head[148]]))
+            and looks_like_tar(head)
+            and head[:512] != _ZEROS
+        ):
             kind = "tar"
         return "" if kind == "none" else kind
 
