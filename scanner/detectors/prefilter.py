@@ -148,27 +148,30 @@ class OneExpression:
         self._scratch = threading.local()
 
     def _ready(self) -> tuple[hyperscan.Database, hyperscan.Scratch]:
+        """The database and this thread's scratch space, kept together in one thread-local
+        attribute: asked twice a window (a lookup and a call each, not two and a call)."""
         db = self._db
         if db is None:
             db = _compile([self._entry])
             if db is None:
                 raise ValueError(f"Hyperscan cannot compile {self._entry[1]!r}")
             self._db = db
-        scratch = getattr(self._scratch, "space", None)
-        if scratch is None:
-            scratch = self._scratch.space = hyperscan.Scratch(db)
-        return db, scratch
+        ready: tuple[hyperscan.Database, hyperscan.Scratch] = (db, hyperscan.Scratch(db))
+        self._scratch.ready = ready
+        return ready
 
     def first_end(self, data: bytes | memoryview) -> int:
         """Where the first match in ``data`` ends, or -1.  For an expression compiled with
         HS_FLAG_SINGLEMATCH (one report; stopping the scan from the callback costs more than the
         rest of the window: Hyperscan raises through Python to stop)."""
-        found = self.ends(data)
+        db, scratch = getattr(self._scratch, "ready", None) or self._ready()
+        found: list[int] = []
+        db.scan(data, _add_end, 0, found, scratch)  # type: ignore[arg-type,type-var]  # positional: see HsPass.events
         return found[0] if found else -1
 
     def ends(self, data: bytes | memoryview) -> list[int]:
         """Where every match in ``data`` ends, in order."""
-        db, scratch = self._ready()
+        db, scratch = getattr(self._scratch, "ready", None) or self._ready()
         found: list[int] = []
         db.scan(data, _add_end, 0, found, scratch)  # type: ignore[arg-type,type-var]  # positional: see HsPass.events
         return found
