@@ -119,6 +119,8 @@ class HsPass:
             self._db.scan(data, _collect, 0, found, scratch)  # type: ignore[arg-type]  # the stub's context: object
         if not found and not self._any_always:
             return None
+        if len(self._groups) == 1 and not self._any_always and not self._also:
+            return [found]  # one group, each expression once: its ids are its indexes
         out = [list(a) for a in self._always] if self._any_always else [[] for _ in self._groups]
         also = self._also
         for ident, start, end in found:

@@ -113,7 +113,13 @@ def test_events_are_what_a_pass_reports_and_none_only_without_any(
     an expression Hyperscan cannot compile, its group has an event everywhere: never None."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     groups = [*GROUPS, [(rb"(?<!x)(unclosed", 0)]] if always else GROUPS
-    p = HsPass(groups)
+    for p in (HsPass(groups), HsPass([[e for g in groups for e in g]])):  # and as one group
+        _same_events(p, window)
+    if window == WINDOWS[2]:
+        assert _events_by_closure(HsPass(GROUPS), window)[1]  # the shared expression's events reach both groups
+
+
+def _same_events(p: HsPass, window: bytes) -> None:
     expected = _events_by_closure(p, window)
     events = p.events(window)
     assert p.scan(window) == expected
@@ -121,5 +127,3 @@ def test_events_are_what_a_pass_reports_and_none_only_without_any(
         assert events == expected
     else:
         assert events is None
-    if window == WINDOWS[2]:
-        assert expected[0] and expected[1]  # the shared expression's events reach both groups
