@@ -280,6 +280,7 @@ def _gzip_cases() -> list[bytes]:
         gzip.compress(text.decode().encode("utf-16")),  # UTF-16 text inside
         gzip.compress(bytes(3 << 20) + SECRET),  # more than GUNZIP_WHOLE (made 2 MiB below)
         gzip.compress(text * 40),  # more than one window of the content scanner
+        gzip.compress(b"word " * 300_000 + text),  # over WHOLE_MEMBER: its windows sliced from the inflated bytes
     ]
     rng = random.Random(23)
     for _ in range(150):

@@ -240,6 +240,39 @@ class ContentScanner:
                 seen = {s for s in seen if s.start >= window_start}
         return _dedupe(hits)
 
+    def scan_held(self, data: bytes, path: str | None = None) -> list[Hit]:
+        """What :meth:`scan_stream` finds in a stream of ``data``'s bytes, without the stream: each
+        window is one slice of ``data`` (in a stream a read and a join, two copies), the same
+        windows at the same places (chunk_size bytes, then each from ``overlap`` bytes before the
+        end of the one before), and the lines before a window counted only when a hit needs them.
+        For a file held whole (up to 8 MiB: nested.HASHED_WHOLE)."""
+        size, overlap = self.chunk_size, self.overlap
+        if len(data) <= size:
+            return self.scan_window(data, path)
+        hits: list[Hit] = []
+        seen: set[_Seen] = set()
+        counted = newlines = 0  # the newlines in data[:counted]
+        window_start = 0
+
+        def lines() -> int:
+            nonlocal counted, newlines
+            newlines += data.count(b"\n", counted, window_start)
+            counted = window_start
+            return newlines
+
+        end, fresh_from = size, 0  # the first window has no overlap with one before
+        while True:
+            window = data[window_start:end]
+            self._window_hits(
+                window, self._matches(window, path=path), fresh_from, window_start, lines, seen, path, hits
+            )
+            if end >= len(data):
+                break
+            window_start, end, fresh_from = end - overlap, end + size, overlap
+            if len(seen) > 4096:
+                seen = {s for s in seen if s.start >= window_start}
+        return _dedupe(hits)
+
     def scan_window(self, data: bytes, path: str | None = None) -> list[Hit]:
         """What :meth:`scan_stream` finds in ``data`` when it is one window (at most chunk_size
         bytes: a small file, read whole), without the stream."""

@@ -231,7 +231,10 @@ class FileScanner:
             )
             kind = "none"
         if kind == "none" and size is not None and size <= min(WHOLE_MEMBER, self.content.chunk_size):
-            data = head + stream.read(size + 1 - len(head)) if len(head) <= size else head
+            if held is not None and len(held) <= size:  # all of it in hand (inflated): no read and join
+                data, stream = held, io.BytesIO()
+            else:
+                data = head + stream.read(size + 1 - len(head)) if len(head) <= size else head
             if len(data) <= size and (hits := self._whole(data, self._where(member, state))) is not None:
                 state.files += 1
                 if hits:
@@ -267,6 +270,8 @@ class FileScanner:
         where = self._where(member, state)
         if encoding:
             hits = self.content.scan_stream(io.BufferedReader(_Utf16(whole, encoding), READ_SIZE), path=where)
+        elif held is not None:  # the stream's bytes are these: windows sliced from them
+            hits = self.content.scan_held(held, path=where)
         else:
             hits = self.content.scan_stream(whole, path=where)
         state.files += 1
@@ -283,7 +288,8 @@ class FileScanner:
         if inflated is None or self._container(inflated[:512]):
             return False  # an archive inside: the stream path's budgets count its members as they come
         state.expanded += len(inflated)
-        self._scan(io.BytesIO(inflated), f"{member}!/{name}" if member else name, depth + 1, state, len(inflated))
+        where = f"{member}!/{name}" if member else name
+        self._scan(io.BytesIO(inflated), where, depth + 1, state, len(inflated), held=inflated)
         return True
 
     def _tar(self, stream: RawReader, member: str | None, depth: int, state: _State) -> None:
