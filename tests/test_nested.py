@@ -280,6 +280,7 @@ def _gzip_cases() -> list[bytes]:
         gzip.compress(text.decode().encode("utf-16")),  # UTF-16 text inside
         gzip.compress(bytes(3 << 20) + SECRET),  # more than GUNZIP_WHOLE (made 2 MiB below)
         gzip.compress(text * 40),  # more than one window of the content scanner
+        gzip.compress(b"word " * 300_000 + text),  # over WHOLE_MEMBER: its windows sliced from the inflated bytes
     ]
     rng = random.Random(23)
     for _ in range(150):
@@ -357,6 +358,17 @@ def test_the_container_check_skips_only_heads_that_cannot_be_one() -> None:
             tar.addfile(tarfile.TarInfo("a"))
         ustar = buf.getvalue()
         real += [ustar, ustar[:257] + bytes(8) + ustar[265:]]  # and as a v7 header: no magic
+    # v7 headers (no magic) whose checksum holds, its field written as tar writers write it, and each
+    # byte at the field's start (148), where _container asks looks_like_tar only for a few
+    v7s = []
+    for field in (b"%06o\x00 ", b"  %05o\x00", b"%07o\x00", b"\t%06o\x00", b"\x00%06o "):
+        v7 = bytearray(ustar[:257] + bytes(8) + ustar[265:512])
+        v7[148:156] = b" " * 8
+        v7[148:156] = (field % sum(v7))[:8]
+        v7s.append(bytes(v7))
+    text = b"import os\n" * 60
+    real += v7s
+    real += [h[:148] + bytes([c]) + h[149:] for h in (v7s[0], v7s[1], text, bytes(512)) for c in range(256)]
     rng = random.Random(7)
     heads = [r[:n] for r in real for n in (0, 1, 3, 8, 261, 262, 511, 512)] + real
     heads += [bytes([c]) + tail for c in range(256) for tail in (b"", b"K\x03\x04", bytes(600))]
@@ -364,3 +376,4 @@ def test_the_container_check_skips_only_heads_that_cannot_be_one() -> None:
     kinds = [every_check(h[:512]) for h in heads]
     assert [FileScanner._container(h[:512]) for h in heads] == kinds
     assert set(kinds) == {"", "zip", "gzip", "bzip2", "xz", "zstd", "tar"}
+    assert all(every_check(v7) == "tar" for v7 in v7s[:4])  # a NUL first: an empty field, no tar

@@ -122,24 +122,31 @@ class ContentScanner:
         shared = [d for d in self.detectors if d.expressions()]
         self._group = {id(d): k for k, d in enumerate(shared)}
         self._pass = pass_for([d.expressions() for d in shared])
-        # each detector with its group in the pass (-1: none), for the window loop
-        self._plan = [(d, self._group.get(id(d), -1)) for d in self.detectors]
+        # each detector with its group in the pass (-1: none), for the window loop; a known-secret
+        # detector with no secret to look for (a scan without --secret) finds nothing: not called
+        self._plan = [(d, self._group.get(id(d), -1)) for d in self.detectors if not _idle(d)]
         self._decoded_plan = [(d, self._group.get(id(d), -1)) for d in self.decoded.detectors]
+        # ... and those outside the pass alone: all that is called where the pass has no event
+        self._bare = [(d, k) for d, k in self._plan if k < 0]
+        self._decoded_bare = [(d, k) for d, k in self._decoded_plan if k < 0]
 
     @staticmethod
     def _found(
-        plan: list[tuple[Detector, int]], data: bytes, path: str | None, events: list[list[tuple[int, int, int]]]
+        plan: list[tuple[Detector, int]], data: bytes, path: str | None, events: list[list[tuple[int, int, int]]] | None
     ) -> list[tuple[Detector, Match]]:
+        """``events``: the shared pass's (HsPass.events), None when it has none in ``data`` (most
+        windows): then only the detectors outside the pass are called."""
         found: list[tuple[Detector, Match]] = []
         for d, k in plan:
             if k < 0:
                 found.extend((d, m) for m in d.find(data, path))
-            elif events[k]:  # a gated detector finds nothing without an event (PassDetector): not called
+            elif events is not None and events[k]:  # a gated detector finds nothing without an event (PassDetector)
                 found.extend((d, m) for m in d.find_events(data, path, events[k]))
         return found
 
     def _decoded_text(self, text: bytes, path: str | None) -> list[tuple[Detector, Match]]:
-        return self._found(self._decoded_plan, text, path, self._pass.scan(text))
+        events = self._pass.events(text)
+        return self._found(self._decoded_plan if events is not None else self._decoded_bare, text, path, events)
 
     def _matches(self, data: bytes, metadata: bool = False, path: str | None = None) -> list[tuple[Detector, Match]]:
         """Every detector's matches; a weak match (a secret-like name, entropy) inside a stronger match's
@@ -148,9 +155,10 @@ class ContentScanner:
             found = [(d, m) for d in self.metadata_detectors for m in d.find(data, path)]
             found.extend(self.decoded.find(data, path))
         else:
-            found = self._found(self._plan, data, path, self._pass.scan(data))
+            events = self._pass.events(data)
+            found = self._found(self._plan if events is not None else self._bare, data, path, events)
             found.extend(self.decoded.find(data, path, matcher=self._decoded_text))
-        if not any(d.name in _WEAK for d, _ in found):
+        if not found or not any(d.name in _WEAK for d, _ in found):
             return found
         spans = [(m.start, m.end, d.name, _weight(d.name, m.rule_id)) for d, m in found]
         return [
@@ -214,7 +222,9 @@ class ContentScanner:
         chunk = next_chunk()
         while chunk:
             window = carry + chunk if carry else chunk
-            self._window_hits(window, len(carry), window_start, lines, seen, path, hits)
+            self._window_hits(
+                window, self._matches(window, path=path), len(carry), window_start, lines, seen, path, hits
+            )
             chunk = next_chunk()
             if not chunk:
                 break  # the last window: its lines are never needed by a next one
@@ -230,17 +240,53 @@ class ContentScanner:
                 seen = {s for s in seen if s.start >= window_start}
         return _dedupe(hits)
 
+    def scan_held(self, data: bytes, path: str | None = None) -> list[Hit]:
+        """What :meth:`scan_stream` finds in a stream of ``data``'s bytes, without the stream: each
+        window is one slice of ``data`` (in a stream a read and a join, two copies), the same
+        windows at the same places (chunk_size bytes, then each from ``overlap`` bytes before the
+        end of the one before), and the lines before a window counted only when a hit needs them.
+        For a file held whole (up to 8 MiB: nested.HASHED_WHOLE)."""
+        size, overlap = self.chunk_size, self.overlap
+        if len(data) <= size:
+            return self.scan_window(data, path)
+        hits: list[Hit] = []
+        seen: set[_Seen] = set()
+        counted = newlines = 0  # the newlines in data[:counted]
+        window_start = 0
+
+        def lines() -> int:
+            nonlocal counted, newlines
+            newlines += data.count(b"\n", counted, window_start)
+            counted = window_start
+            return newlines
+
+        end, fresh_from = size, 0  # the first window has no overlap with one before
+        while True:
+            window = data[window_start:end]
+            self._window_hits(
+                window, self._matches(window, path=path), fresh_from, window_start, lines, seen, path, hits
+            )
+            if end >= len(data):
+                break
+            window_start, end, fresh_from = end - overlap, end + size, overlap
+            if len(seen) > 4096:
+                seen = {s for s in seen if s.start >= window_start}
+        return _dedupe(hits)
+
     def scan_window(self, data: bytes, path: str | None = None) -> list[Hit]:
         """What :meth:`scan_stream` finds in ``data`` when it is one window (at most chunk_size
         bytes: a small file, read whole), without the stream."""
+        found = self._matches(data, path=path) if data else []
+        if not found:
+            return []  # most small files
         hits: list[Hit] = []
-        if data:
-            self._window_hits(data, 0, 0, _no_lines, set(), path, hits)
+        self._window_hits(data, found, 0, 0, _no_lines, set(), path, hits)
         return _dedupe(hits)
 
     def _window_hits(
         self,
         window: bytes,
+        found: list[tuple[Detector, Match]],
         fresh_from: int,
         window_start: int,
         lines_before: Callable[[], int],
@@ -248,7 +294,7 @@ class ContentScanner:
         path: str | None,
         hits: list[Hit],
     ) -> None:
-        for detector, match in self._matches(window, path=path):
+        for detector, match in found:  # the window's matches
             if match.end <= fresh_from:
                 continue  # wholly inside the overlap: the previous window had it
             key = _Seen(match.rule_id, window_start + match.start, match.encoding)
@@ -257,6 +303,10 @@ class ContentScanner:
             seen.add(key)
             line = lines_before() + window.count(b"\n", 0, match.start) + 1
             hits.append(_to_hit(detector, match, line, path))
+
+
+def _idle(detector: Detector) -> bool:
+    return isinstance(detector, KnownSecretsDetector) and not len(detector)
 
 
 def _no_lines() -> int:

@@ -174,7 +174,7 @@ class KnownSecretsDetector(Detector):
         def on_match(entry: int, start: int, end: int, flags: int, context: object) -> None:
             hits.append((entry, start, end))
 
-        self._db.scan(data, match_event_handler=on_match)
+        self._db.scan(data, on_match)  # positional: keywords cost 0.3 us a call (prefilter.HsPass.events)
         found: list[tuple[int, int, str, str, str, bytes]] = []
         confirmed: set[tuple[bytes, int]] = set()
         for entry, start, end in hits:

@@ -100,25 +100,43 @@ class HsPass:
 
     def scan(self, data: bytes) -> list[list[Event]]:
         """Every group's events in ``data``, in the order Hyperscan reports them."""
+        events = self.events(data)
+        return [[] for _ in self._groups] if events is None else events
+
+    def events(self, data: bytes) -> list[list[Event]] | None:
+        """:meth:`scan`, or None when no group has an event: most windows of an image, which a
+        caller can then pass over without asking each group."""
         if not self._ready:
             self._build()
+        found: list[Event] = []
+        if self._db is not None and data:
+            scratch = getattr(self._scratch, "space", None)
+            if scratch is None:
+                scratch = self._scratch.space = hyperscan.Scratch(self._db)
+            # positional arguments and a callback made once: keywords cost 0.3 us a call (the
+            # binding makes each keyword's name a string to look it up) and a closure made per
+            # call a little more, in a pass run on every window
+            self._db.scan(data, _collect, 0, found, scratch)  # type: ignore[arg-type]  # the stub's context: object
+        if not found and not self._any_always:
+            return None
+        if len(self._groups) == 1 and not self._any_always and not self._also:
+            return [found]  # one group, each expression once: its ids are its indexes
         out = [list(a) for a in self._always] if self._any_always else [[] for _ in self._groups]
-        if self._db is None or not data:
-            return out
-
         also = self._also
-
-        def on_match(ident: int, start: int, end: int, flags: int, context: object) -> None:
+        for ident, start, end in found:
             out[ident >> _SHIFT].append((ident & _LOCAL, start, end))
             if also and ident in also:
                 for g, i in also[ident]:
                     out[g].append((i, start, end))
-
-        scratch = getattr(self._scratch, "space", None)
-        if scratch is None:
-            scratch = self._scratch.space = hyperscan.Scratch(self._db)
-        self._db.scan(data, match_event_handler=on_match, scratch=scratch)
         return out
+
+
+def _collect(ident: int, start: int, end: int, flags: int, found: list[Event]) -> None:
+    found.append((ident, start, end))
+
+
+def _add_end(ident: int, start: int, end: int, flags: int, found: list[int]) -> None:
+    found.append(end)
 
 
 class OneExpression:
@@ -132,30 +150,32 @@ class OneExpression:
         self._scratch = threading.local()
 
     def _ready(self) -> tuple[hyperscan.Database, hyperscan.Scratch]:
+        """The database and this thread's scratch space, kept together in one thread-local
+        attribute: asked twice a window (a lookup and a call each, not two and a call)."""
         db = self._db
         if db is None:
             db = _compile([self._entry])
             if db is None:
                 raise ValueError(f"Hyperscan cannot compile {self._entry[1]!r}")
             self._db = db
-        scratch = getattr(self._scratch, "space", None)
-        if scratch is None:
-            scratch = self._scratch.space = hyperscan.Scratch(db)
-        return db, scratch
+        ready: tuple[hyperscan.Database, hyperscan.Scratch] = (db, hyperscan.Scratch(db))
+        self._scratch.ready = ready
+        return ready
 
     def first_end(self, data: bytes | memoryview) -> int:
         """Where the first match in ``data`` ends, or -1.  For an expression compiled with
         HS_FLAG_SINGLEMATCH (one report; stopping the scan from the callback costs more than the
         rest of the window: Hyperscan raises through Python to stop)."""
-        found = self.ends(data)
+        db, scratch = getattr(self._scratch, "ready", None) or self._ready()
+        found: list[int] = []
+        db.scan(data, _add_end, 0, found, scratch)  # type: ignore[arg-type,type-var]  # positional: see HsPass.events
         return found[0] if found else -1
 
     def ends(self, data: bytes | memoryview) -> list[int]:
         """Where every match in ``data`` ends, in order."""
-        db, scratch = self._ready()
+        db, scratch = getattr(self._scratch, "ready", None) or self._ready()
         found: list[int] = []
-        add = found.append
-        db.scan(data, match_event_handler=lambda ident, start, end, flags, context: add(end), scratch=scratch)  # type: ignore[type-var]
+        db.scan(data, _add_end, 0, found, scratch)  # type: ignore[arg-type,type-var]  # positional: see HsPass.events
         return found
 
 

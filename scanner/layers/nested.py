@@ -39,6 +39,10 @@ ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
 # frames (0x50-0x5F), bzip2 ("B"), xz; a head starting with any other byte is none of them
 _PACKED_FIRST = bytes(c in (0x1F, 0x28, 0x42, 0xFD) or 0x50 <= c <= 0x5F for c in range(256))
 _ZEROS = bytes(512)
+# What the first byte of a v7 tar header's checksum field (148) may be: an octal digit, or what int()
+# also takes, or a blank or NUL before it.  looks_like_tar refuses a head with no ustar magic whose
+# field starts with any other byte (text, bytecode, most binaries), so it is not asked (1 us a file)
+_CHECKSUM_FIRST = bytes(c in b"0123456789_+-\x00 \t\n\r\x0b\x0c" for c in range(256))
 _SUFFIXES = {".gz": "", ".tgz": ".tar", ".bz2": "", ".tbz2": ".tar", ".xz": "", ".txz": ".tar", ".zst": "", ".zstd": ""}
 NESTED_ERRORS: tuple[type[Exception], ...] = (
     *GZIP_ERRORS,  # found by tests/fuzz when ISA-L came in: IsalError is not a zlib.error
@@ -194,7 +198,12 @@ class FileScanner:
         kind = "none"
         if head and _PACKED_FIRST[head[0]]:
             kind = "zip" if head[:4] in ZIP_MAGIC else sniff(head)
-        if kind == "none" and len(head) >= 262 and looks_like_tar(head) and head[:512] != _ZEROS:
+        if (
+            kind == "none"
+            and (head[257:262] == b"ustar" or (len(head) >= 512 and _CHECKSUM_FIRST[head[148]]))
+            and looks_like_tar(head)
+            and head[:512] != _ZEROS
+        ):
             kind = "tar"
         return "" if kind == "none" else kind
 
@@ -222,7 +231,10 @@ class FileScanner:
             )
             kind = "none"
         if kind == "none" and size is not None and size <= min(WHOLE_MEMBER, self.content.chunk_size):
-            data = head + stream.read(size + 1 - len(head)) if len(head) <= size else head
+            if held is not None and len(held) <= size:  # all of it in hand (inflated): no read and join
+                data, stream = held, io.BytesIO()
+            else:
+                data = head + stream.read(size + 1 - len(head)) if len(head) <= size else head
             if len(data) <= size and (hits := self._whole(data, self._where(member, state))) is not None:
                 state.files += 1
                 if hits:
@@ -258,6 +270,8 @@ class FileScanner:
         where = self._where(member, state)
         if encoding:
             hits = self.content.scan_stream(io.BufferedReader(_Utf16(whole, encoding), READ_SIZE), path=where)
+        elif held is not None:  # the stream's bytes are these: windows sliced from them
+            hits = self.content.scan_held(held, path=where)
         else:
             hits = self.content.scan_stream(whole, path=where)
         state.files += 1
@@ -274,7 +288,8 @@ class FileScanner:
         if inflated is None or self._container(inflated[:512]):
             return False  # an archive inside: the stream path's budgets count its members as they come
         state.expanded += len(inflated)
-        self._scan(io.BytesIO(inflated), f"{member}!/{name}" if member else name, depth + 1, state, len(inflated))
+        where = f"{member}!/{name}" if member else name
+        self._scan(io.BytesIO(inflated), where, depth + 1, state, len(inflated), held=inflated)
         return True
 
     def _tar(self, stream: RawReader, member: str | None, depth: int, state: _State) -> None:

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+import functools
 import io
 import struct
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from scanner.detectors import ContentScanner, build_detectors
 from scanner.detectors.known import KnownValue
-from scanner.models import sha256_hex
+from scanner.models import Hit, sha256_hex
 
 SECRET = b"chunk-boundary-secret-0123456789"
 
@@ -180,6 +183,73 @@ def test_a_gated_detector_finds_nothing_without_an_event() -> None:
     (detector,) = (d for d in gated if type(d).__name__ == "KeystoreDetector")
     assert not scanner._pass.scan(window)[scanner._group[id(detector)]]  # text does not wake it
     assert scanner.decoded.events(window) and not list(scanner.decoded.find(window, "f", []))
+
+
+def test_a_known_secret_detector_without_secrets_is_left_out_and_could_find_nothing() -> None:
+    """Without --secret the known-secret detector holds no literal: the content scanner does not
+    call it (a call per window), and called it finds nothing; with a secret it is called."""
+    from scanner.detectors.known import KnownSecretsDetector
+
+    window = b"x " + SECRET + b" " + SECRET.hex().encode() + b"\n"
+    bare = ContentScanner(build_detectors([]))
+    (idle,) = (d for d in bare.detectors if isinstance(d, KnownSecretsDetector))
+    assert idle not in [d for d, _ in bare._plan] and list(idle.find(window, "f")) == []
+    armed = scanner(4096)
+    assert any(isinstance(d, KnownSecretsDetector) for d, _ in armed._plan)
+    assert {h.encoding for h in armed.scan_window(window, "f") if h.detector == "known-secret"} == {"raw", "hex"}
+
+
+def _windows(sc: ContentScanner, scan: Callable[[], list[Hit]]) -> tuple[list[Hit], list[tuple[bytes, int, int, int]]]:
+    """What ``scan`` returns, and each window it scanned: its bytes, where its fresh part starts,
+    its offset in the file and the lines before it."""
+    windows: list[tuple[bytes, int, int, int]] = []
+    real = sc._window_hits
+
+    def record(window: bytes, found: list[Any], fresh: int, start: int, lines: Callable[[], int], *rest: Any) -> None:
+        windows.append((window, fresh, start, lines()))
+        real(window, found, fresh, start, lines, *rest)
+
+    sc._window_hits = record  # type: ignore[method-assign]
+    try:
+        return scan(), windows
+    finally:
+        del sc._window_hits
+
+
+@pytest.mark.parametrize("chunk", [4096, 40000])  # 4096: chunk_size is the overlap itself (17,000 bytes)
+def test_a_held_file_is_scanned_as_a_stream_of_its_bytes(chunk: int) -> None:
+    """scan_held (windows sliced from the bytes) finds what scan_stream finds in a stream of them:
+    the same hits, lines and merges, with values on every side of each window's edges and of the
+    overlaps, at lengths around the windows' ends, and with more than 4096 hits (the seen set is
+    pruned)."""
+    import base64
+
+    sc = scanner(chunk)
+    size, overlap = sc.chunk_size, sc.overlap
+    aws = b"AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYzz9KEYab\n"
+    blob = b"\n" + base64.b64encode(b"password = 'q8Zr!v2Lp0xW#m4T'\ntoken: " + SECRET + b"\n") + b"\n"
+    line = b"filler line with words\n"
+    edges = [size, 2 * size - overlap, 3 * size - 2 * overlap, 2 * size, 3 * size - overlap]
+    lengths = {n + d for n in (size, 2 * size - overlap, 3 * size - overlap, 3 * size + 7) for d in (-1, 0, 1)}
+    seen: set[str | None] = set()
+    for length in sorted(lengths):
+        body = bytearray((line * (length // len(line) + 1))[:length])
+        for edge in edges:
+            for at, value in ((edge - 40, SECRET), (edge - 10, aws), (edge - overlap - 20, blob), (edge + 3, SECRET)):
+                if at >= 0 and at + len(value) <= length:
+                    body[at : at + len(value)] = value
+        data = bytes(body)
+        held, held_windows = _windows(sc, functools.partial(sc.scan_held, data, "app/conf.env"))
+        streamed, stream_windows = _windows(
+            sc, functools.partial(sc.scan_stream, io.BytesIO(data), path="app/conf.env")
+        )
+        assert held == streamed and held_windows == stream_windows, length
+        seen.update(h.encoding for h in held)
+    assert {"raw", "base64"} <= seen  # the values were found, the blob's decoded too
+    many = (SECRET + b"\n") * 6000 + aws
+    held = sc.scan_held(many, "app/conf.env")
+    assert held == sc.scan_stream(io.BytesIO(many), path="app/conf.env") and len(held) > 6000
+    assert sc.scan_held(b"", "f") == [] and sc.scan_held(SECRET, "f") == sc.scan_stream(io.BytesIO(SECRET), path="f")
 
 
 @pytest.mark.parametrize("limit", [4096 * 3, 4096 * 3 + 1, 4096 * 3 - 1])

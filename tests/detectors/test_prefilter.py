@@ -63,3 +63,67 @@ def test_one_expression_gives_every_match_end_or_the_first_and_refuses_what_cann
     assert first.first_end(b"no match here") == -1
     with pytest.raises(ValueError):
         prefilter.OneExpression(rb"(unclosed", 0).ends(data)
+
+
+def _events_by_closure(p: HsPass, data: bytes) -> list[list[tuple[int, int, int]]]:
+    """HsPass.scan as it was written before HsPass.events: a closure per call, each event put in
+    its group (and in every group that shares its expression) as Hyperscan reports it."""
+    p.scan(b"")  # built
+    out = [list(a) for a in p._always]
+    if p._db is None or not data:
+        return out
+
+    def on_match(ident: int, start: int, end: int, flags: int, context: object) -> None:
+        out[ident >> prefilter._SHIFT].append((ident & prefilter._LOCAL, start, end))
+        for g, i in p._also.get(ident, ()):
+            out[g].append((i, start, end))
+
+    p._db.scan(data, match_event_handler=on_match, scratch=hyperscan_scratch(p))
+    return out
+
+
+def hyperscan_scratch(p: HsPass) -> object:
+    import hyperscan
+
+    return hyperscan.Scratch(p._db)
+
+
+GROUPS = [
+    [(rb"ghp_[A-Za-z0-9]{4}", 0), (rb"key\s*=", 0)],
+    [(rb"key\s*=", 0), (rb"AKIA[0-9A-Z]{4}", 0)],  # one expression in two groups: compiled once
+    [prefilter_expression(r"pass(?:word)?\s*[:=]", 0)],
+]
+WINDOWS = [
+    b"",
+    b"nothing to see",
+    b"key = 1 ghp_abcd key= AKIAABCD",
+    b"password: x\npass= y ghp_WXYZ ghp_0000",
+    b"AKIA1234" * 3,
+]
+
+
+@pytest.mark.parametrize("window", WINDOWS)
+@pytest.mark.parametrize("always", [False, True])
+def test_events_are_what_a_pass_reports_and_none_only_without_any(
+    window: bytes, always: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HsPass.events (positional arguments, one callback for every call, events put in groups
+    after the scan) gives every group's events in Hyperscan's order, as the closure per call did,
+    and None exactly when no group has one: the content scanner then asks no gated detector.  With
+    an expression Hyperscan cannot compile, its group has an event everywhere: never None."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    groups = [*GROUPS, [(rb"(?<!x)(unclosed", 0)]] if always else GROUPS
+    for p in (HsPass(groups), HsPass([[e for g in groups for e in g]])):  # and as one group
+        _same_events(p, window)
+    if window == WINDOWS[2]:
+        assert _events_by_closure(HsPass(GROUPS), window)[1]  # the shared expression's events reach both groups
+
+
+def _same_events(p: HsPass, window: bytes) -> None:
+    expected = _events_by_closure(p, window)
+    events = p.events(window)
+    assert p.scan(window) == expected
+    if any(expected):
+        assert events == expected
+    else:
+        assert events is None
