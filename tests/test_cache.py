@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from scanner import ScanOptions, scan_image
+from scanner import ScanOptions, ScanReport, scan_image
 from scanner.detectors import BUILTIN_RULES, RuleSet, SecretSpec, load_known_values
 from scanner.sources import open_source
 from tests.conftest import SAMPLE, SAMPLE_DEPLOY_TOKEN, SAMPLE_SECRET
@@ -481,16 +481,23 @@ def test_an_unchanged_file_is_not_even_opened_and_the_report_is_the_same(
     assert _report_json(again) == _report_json(first)
 
 
-def test_a_kept_file_shell_whose_layers_left_the_cache_is_read_again(
+def _kept_shell(
     sample_archives: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> tuple[Path, Path, ScanReport]:
+    """A copy of the docker25 sample scanned once with a cache, old enough that its shell is kept."""
     from scanner.sources import interface
 
     monkeypatch.setattr(interface, "RECENT_NS", -(10**12))
     image = tmp_path / "image.tar"
     shutil.copyfile(sample_archives["docker25"], image)
     cache = tmp_path / "cache"
-    first = scan_image(open_source(str(image)), _opts(cache))
+    return image, cache, scan_image(open_source(str(image)), _opts(cache))
+
+
+def test_a_kept_file_shell_whose_layers_left_the_cache_is_read_again(
+    sample_archives: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image, cache, first = _kept_shell(sample_archives, tmp_path, monkeypatch)
     (space,) = [p for p in cache.iterdir() if re.fullmatch(r"[0-9a-f]{32}", p.name)]
     assert len(list(space.glob("shell-sha256-*.json"))) == 1
     gone = sorted(space.glob("sha256-*.json"))[0]
@@ -507,13 +514,7 @@ def test_a_kept_file_shell_whose_layers_left_the_cache_is_read_again(
 def test_a_damaged_file_shell_is_ignored_and_the_file_read(
     shell: str, sample_archives: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from scanner.sources import interface
-
-    monkeypatch.setattr(interface, "RECENT_NS", -(10**12))
-    image = tmp_path / "image.tar"
-    shutil.copyfile(sample_archives["docker25"], image)
-    cache = tmp_path / "cache"
-    first = scan_image(open_source(str(image)), _opts(cache))
+    image, cache, first = _kept_shell(sample_archives, tmp_path, monkeypatch)
     (kept,) = cache.glob("*/shell-sha256-*.json")
     kept.write_text(shell)
     again = scan_image(open_source(str(image)), _opts(cache))
