@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING
 
 import zstandard
+from isal import isal_zlib
 
 from ..models import FileHits, Hit, Readable, Skip
 from .limits import NestedLimits
@@ -389,6 +390,7 @@ def _gunzip(data: bytes, limit: int) -> bytes | None:
 
 
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # zipfile's structFileHeader
+_MEMBER_ERRORS: tuple[type[Exception], ...] = (OSError, ValueError, zlib.error, struct.error, *GZIP_ERRORS)
 _ODD_FLAGS = 0x1 | 0x20 | 0x40  # encrypted, compressed patched data, strong encryption
 _UTF8_NAME = 0x800
 
@@ -430,13 +432,15 @@ def _member_bytes(spool: IO[bytes], zf: zipfile.ZipFile, info: zipfile.ZipInfo) 
         if method == zipfile.ZIP_STORED:
             data = raw
         else:
-            inflate = zlib.decompressobj(-15)
+            # ISA-L inflates about twice as fast as zlib (the JVM image's 76,000 members: 1.0 s in
+            # zlib); the length and CRC below hold what it gives to what zipfile would give
+            inflate = isal_zlib.decompressobj(-15)
             data = inflate.decompress(raw)
             if not inflate.eof:
                 return None
-    except (OSError, ValueError, zlib.error, struct.error):
+    except _MEMBER_ERRORS:
         return None
-    if len(data) != info.file_size or zlib.crc32(data) != info.CRC:
+    if len(data) != info.file_size or isal_zlib.crc32(data) != info.CRC:
         return None
     return data
 
