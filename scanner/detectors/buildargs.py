@@ -3,7 +3,9 @@
 Two places keep named values in an image for anyone to read:
 
 - ``history[].created_by``: BuildKit records every build argument a RUN step uses as
-  ``RUN |2 NPM_TOKEN=abc DEBUG=1 /bin/sh -c npm ci``;
+  ``RUN |2 NPM_TOKEN=abc DEBUG=1 /bin/sh -c npm ci``, and every ENV step with its values
+  (``ENV DB_PASSWORD=abc``; the classic builder's ``/bin/sh -c #(nop)  ENV DB_PASSWORD=abc``),
+  which stay there when a later step clears the variable from the config's ``Env``;
 - config strings such as ``Env`` entries (``DB_PASSWORD=...``) and labels.
 
 A value under a secret-like name is reported even when it is short or of low entropy: the name is
@@ -20,11 +22,24 @@ from .interface import Detector, Match
 
 _FIELD = b"created_by="
 _PREFIX = re.compile(rb"(?:RUN )?\|(\d+) ")
+_ENV = re.compile(rb"(?:/bin/sh -c #\(nop\) +)?ENV +")
+# Where each NAME= of an ENV step starts: a value runs to the blank before the next one (a value
+# may hold blanks: the legacy ``ENV NAME value`` form is recorded as ``ENV NAME=value``)
+_ENV_NAME = re.compile(rb" ([A-Za-z_][A-Za-z0-9_.\-]*)=")
 _SECRET_WORD = re.compile(
     rb"(?:^|[_\-.])(?:passw(?:or)?d|passwd|pwd|secret|token|api[_\-]?key|access[_\-]?key|private[_\-]?key"
     rb"|credentials?|auth|pat)(?=$|[_\-.])"
 )
-_NOT_SECRET_SUFFIX = re.compile(rb"[_\-.](?:url|uri|file|path|dir|host|name|user|username|id|type|env|len|length)$")
+# A name that ends in one of these names a setting about a secret (where it is, how it is checked,
+# how long it lives), not the secret: TOKEN_URL, PASSWORD_FILE, POSTGRES_HOST_AUTH_METHOD, TOKEN_EXPIRY
+_NOT_SECRET_SUFFIX = re.compile(
+    rb"[_\-.](?:url|uri|file|path|dir|host|name|user|username|id|type|env|len|length"
+    rb"|method|mode|enabled?|disabled?|expiry|expires|expiration|ttl|timeout|lifetime|algorithm|version|port)$"
+)
+# A switch's value under a secret-like name (MYSQL_ALLOW_EMPTY_PASSWORD=yes, AUTH_ENABLED=true,
+# MYSQL_RANDOM_ROOT_PASSWORD=1): still reported, at low, as the placeholders are
+_SWITCH = re.compile(rb"(?i)(?:true|false|yes|no|on|off|y|n|[01]|enabled?|disabled?|trust|none|null|nil)")
+SWITCH_VALUE = "a yes/no switch, not a secret value"
 _REFERENCE = re.compile(rb"^(?:\$\{?\w+\}?|<[^>]*>|\{\{.*\}\}|/[\w./\-]*)$")  # ${VAR}, <placeholder>, a path
 
 
@@ -39,8 +54,11 @@ class BuildArgDetector(Detector):
 
     def find(self, data: bytes, path: str | None = None) -> Iterator[Match]:
         # metadata strings come as key=value (see scanner.layers.archive.iter_json_strings)
-        m = _PREFIX.match(data, len(_FIELD) if data.startswith(_FIELD) else 0)
+        at = len(_FIELD) if data.startswith(_FIELD) else 0
+        m = _PREFIX.match(data, at)
         if not m:
+            if env := _ENV.match(data, at):
+                yield from _env_values(data, env.end())
             return
         pos = m.end()
         for _ in range(int(m.group(1))):
@@ -56,8 +74,30 @@ class BuildArgDetector(Detector):
                     end=end,
                     secret=value,
                     confidence="medium",
+                    downgrade=SWITCH_VALUE if _SWITCH.fullmatch(value) else None,
                 )
             pos = end + 1
+
+
+def _env_values(data: bytes, pos: int) -> Iterator[Match]:
+    """The values under secret-like names that an ENV step in the history set (``pos``: just past
+    the blank after ENV)."""
+    names = list(_ENV_NAME.finditer(data, pos - 1))
+    for k, m in enumerate(names):
+        end = names[k + 1].start() if k + 1 < len(names) else len(data)
+        name, value = m.group(1), data[m.end() : end].rstrip()
+        if value and secret_like_name(name) and not _REFERENCE.match(value):
+            yield Match(
+                rule_id="metadata-secret-name",
+                severity=Severity.HIGH,
+                description=f"value of {name.decode('ascii', 'replace')[:64]} (a secret-like name) set by ENV, "
+                "recorded in the image history",
+                start=m.end(),
+                end=m.end() + len(value),
+                secret=value,
+                confidence="medium",
+                downgrade=SWITCH_VALUE if _SWITCH.fullmatch(value) else None,
+            )
 
 
 _ASSIGNMENT = re.compile(rb"([^=\s]{1,128})=([^\n]+)")
@@ -84,4 +124,5 @@ class SecretNameDetector(Detector):
             end=m.start(2) + len(m.group(2)),
             secret=m.group(2),
             confidence="medium",
+            downgrade=SWITCH_VALUE if _SWITCH.fullmatch(value) else None,
         )

@@ -86,7 +86,8 @@ _REMEDIES = {
     ),
     "env": Remedy(
         "env",
-        "ENV keeps the value in the image config, readable by anyone who pulls the image.",
+        "ENV keeps the value in the image config and its history (a later ENV that clears it leaves it in the "
+        "history), readable by anyone who pulls the image.",
         "Remove it from ENV: give it to the container at run time (docker run -e, your orchestrator's secrets), "
         "and to a build step with `RUN --mount=type=secret,id=NAME,env=VAR`.",
     ),
@@ -127,8 +128,8 @@ def origin(f: Finding, created_by: str | None = None) -> str:
         return "base-image"
     if f.path is None:
         field = f.field or ""
-        if field.startswith("history["):
-            return "build-arg"
+        if field.startswith("history["):  # a RUN step's build arguments, or an ENV step's values
+            return "env" if f.rule_id == "metadata-secret-name" else "build-arg"
         if ".Env[" in field:
             return "env"
         if ".Labels" in field:

@@ -54,6 +54,31 @@ def test_build_args_with_secret_like_names(text: str, values: list[bytes]) -> No
 
 
 @pytest.mark.parametrize(
+    ("text", "values"),
+    [
+        ("created_by=ENV DB_PASSWORD=Qx7vT2mLp9Zr4Kw8", [b"Qx7vT2mLp9Zr4Kw8"]),  # BuildKit
+        ("created_by=/bin/sh -c #(nop)  ENV DB_PASSWORD=Qx7vT2mLp9Zr4Kw8", [b"Qx7vT2mLp9Zr4Kw8"]),  # classic
+        ("created_by=ENV A=1 API_TOKEN=abc PATH=/usr/bin", [b"abc"]),
+        ("created_by=/bin/sh -c #(nop)  ENV SERVICE_SECRET=two words", [b"two words"]),  # legacy ENV NAME value
+        ("created_by=ENV X=a=b GH_PAT=c d ", [b"c d"]),
+        ("created_by=ENV PATH=/usr/bin GPG_KEY=A035C8C19219BA82 LANG=C.UTF-8", []),
+        ("created_by=ENV TOKEN=${TOKEN} PASSWORD_FILE=/run/secrets/db", []),
+        ("created_by=ENV DB_PASSWORD=", []),  # cleared
+        ("created_by=RUN echo ENV TOKEN=x", []),
+        ("created_by=COPY ENV TOKEN=x /", []),
+    ],
+)
+def test_env_steps_in_the_history_with_secret_like_names(text: str, values: list[bytes]) -> None:
+    """An ENV step's values stay in the history when a later step clears the variable from the
+    config's Env (``ENV DB_PASSWORD=`` after ``ENV DB_PASSWORD=...``): reported at high, as the
+    config's Env would be, with the value's own span."""
+    found = list(BuildArgDetector().find(text.encode()))
+    assert [m.secret for m in found] == values
+    assert all(m.rule_id == "metadata-secret-name" and m.severity == "high" for m in found)
+    assert all(text.encode()[m.start : m.end] == m.secret for m in found)
+
+
+@pytest.mark.parametrize(
     ("text", "flag"),
     [
         ("DEMO_PASSWORD=leakscan-demo-env-password", True),
@@ -66,10 +91,42 @@ def test_build_args_with_secret_like_names(text: str, values: list[bytes]) -> No
         ("DB_PASSWORD=${DB_PASSWORD}", False),
         ("PATH=/usr/local/bin:/usr/bin", False),
         ("created_by=RUN echo hi", False),
+        ("POSTGRES_HOST_AUTH_METHOD=trust", False),  # settings about a secret, not one
+        ("TOKEN_EXPIRY=3600", False),
+        ("AUTH_ENABLED=true", False),
+        ("BASIC_AUTH=true", True),  # a switch: reported, at low (below)
     ],
 )
 def test_secret_like_names_in_metadata(text: str, flag: bool) -> None:
     assert bool(list(SecretNameDetector().find(text.encode()))) is flag
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "MYSQL_ALLOW_EMPTY_PASSWORD=yes",
+        "created_by=ENV MYSQL_RANDOM_ROOT_PASSWORD=1",
+        "created_by=RUN |1 BASIC_AUTH=false /bin/sh -c make",
+        "BASIC_AUTH=Off",
+    ],
+)
+def test_a_switch_under_a_secret_like_name_is_reported_at_low(text: str) -> None:
+    """How the official images' variables read (MYSQL_ALLOW_EMPTY_PASSWORD=yes): still reported,
+    so that nothing under a secret's name goes unseen, but not at a --fail-on high gate."""
+    from scanner.detectors.buildargs import SWITCH_VALUE
+    from scanner.detectors.content import ContentScanner
+
+    found = [*SecretNameDetector().find(text.encode()), *BuildArgDetector().find(text.encode())]
+    assert found and all(m.downgrade == SWITCH_VALUE for m in found)
+    hits = ContentScanner([]).scan_bytes(text.encode(), metadata=True)
+    assert hits and {h.severity.value for h in hits} == {"low"}
+    assert all(h.downgrade_reason == SWITCH_VALUE for h in hits if h.rule_id != "high-entropy-assignment")
+
+
+@pytest.mark.parametrize("text", ["DB_PASSWORD=yes2024", "created_by=ENV API_TOKEN=onion", "GITHUB_TOKEN=x"])
+def test_a_value_that_only_starts_like_a_switch_is_not_lowered(text: str) -> None:
+    found = [*SecretNameDetector().find(text.encode()), *BuildArgDetector().find(text.encode())]
+    assert found and all(m.downgrade is None for m in found)
 
 
 def test_a_long_token_is_not_too_repetitive_for_its_length() -> None:

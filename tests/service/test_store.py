@@ -94,10 +94,10 @@ def test_sqlite_claim_takes_due_jobs_and_expired_leases(tmp_path: Path) -> None:
     store.retry(job.id, 0.3, "later")
     assert store.claim("w", 30) is None  # not due yet
     time.sleep(0.35)
-    claimed = store.claim("w1", 0.2)
+    claimed = store.claim("w1", 1.5)  # long enough that w2's claim below comes within it on a slow disk
     assert claimed is not None and claimed.id == job.id and claimed.attempts == 1
     assert store.claim("w2", 30) is None
-    time.sleep(0.3)  # w1 died: its lease runs out
+    time.sleep(1.6)  # w1 died: its lease runs out
     again = store.claim("w2", 30)
     assert again is not None and again.attempts == 2
     # a second connection (another worker process) sees the same data
