@@ -34,18 +34,8 @@ def test_a_secret_env_cleared_later_is_reported_from_the_history(buildkit: str, 
     value = "pw-" + secrets.token_urlsafe(18)
     (tmp_path / "Dockerfile").write_text(DOCKERFILE)
     tag = f"leakscan-test-env-history-{buildkit}:1"
-    docker_cli(
-        "build",
-        "--network",
-        "none",
-        "-q",
-        "-t",
-        tag,
-        "--build-arg",
-        f"DBPW={value}",
-        str(tmp_path),
-        env={"DOCKER_BUILDKIT": buildkit},
-    )
+    build = ["build", "--network", "none", "-q", "-t", tag, "--build-arg", f"DBPW={value}", str(tmp_path)]
+    docker_cli(*build, env={"DOCKER_BUILDKIT": buildkit})
     report = scan_image(DaemonSource(tag), ScanOptions())
     assert report.complete, report.problems
     (image,) = report.images
