@@ -257,7 +257,17 @@ def _decode(data: str | bytes | mmap.mmap) -> LayerScan:
 
 
 def proof_key(identity: str) -> str:
-    return "proofs/sha256:" + small_sha256(identity.encode("utf-8", "surrogateescape")).hexdigest()
+    """Where the proven digests of an image file's layers are kept (LayerCache.proofs)."""
+    return "proofs/" + _identity_hash(identity)
+
+
+def shell_key(identity: str) -> str:
+    """Where what a read of an image file held besides its layers is kept (collect.file_shell)."""
+    return "shell-" + _identity_hash(identity)
+
+
+def _identity_hash(identity: str) -> str:
+    return "sha256:" + small_sha256(identity.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 class CacheBackend(ABC):

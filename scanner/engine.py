@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import prune
-from .cache import CacheBackend, DirBackend, LayerCache, Proofs, default_dir, hit_from_json, namespace, proof_key
+from .cache import CacheBackend, DirBackend, LayerCache, Proofs, default_dir, hit_from_json, namespace, shell_key
 from .detectors.known_values import KnownValue, known_fingerprint
 from .entries import hard_links
 from .findings import policy, suppress
@@ -146,7 +146,7 @@ def scan_image(source: ImageSource, options: ScanOptions | None = None) -> ScanR
         shell = cache.get_doc(f"export:{vouched[0]}") if cache is not None and vouched is not None else None
         archive = archive_from_shell(shell, *vouched) if shell is not None and vouched is not None else None
         if archive is None and cache is not None and identity is not None and proofs:  # a file read before, unchanged
-            archive = replay_shell(cache.get_doc(_shell_key(identity)), cache)
+            archive = replay_shell(cache.get_doc(shell_key(identity)), cache)
         if archive is None:
             archive = collect(
                 source.members(), lazy, cache=cache, proofs=proofs, defer=vouched is not None, fanout=lazy.fanout
@@ -183,10 +183,6 @@ def scan_image(source: ImageSource, options: ScanOptions | None = None) -> ScanR
     return suppress.apply(report, options.suppressions)
 
 
-def _shell_key(identity: str) -> str:
-    return "shell-" + proof_key(identity).rpartition("/")[2]
-
-
 def _keep_file(cache: LayerCache, identity: str, archive: Archive, proofs: Proofs) -> None:
     """After a read of an image file (its identity the same before and after): the digests its
     layers' bytes were proven to have (the proofs), and what it holds besides (file_shell), for a
@@ -195,7 +191,7 @@ def _keep_file(cache: LayerCache, identity: str, archive: Archive, proofs: Proof
     if archive.proven != proofs:
         cache.put_proofs(identity, archive.proven)
     if (shell := file_shell(archive)) is not None:
-        cache.put_doc(_shell_key(identity), shell)
+        cache.put_doc(shell_key(identity), shell)
 
 
 def _keep_export(source: ImageSource, cache: LayerCache | None, archive: Archive) -> None:

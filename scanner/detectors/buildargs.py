@@ -66,17 +66,29 @@ class BuildArgDetector(Detector):
             end = len(data) if end == -1 else end
             name, sep, value = data[pos:end].partition(b"=")
             if sep and value and secret_like_name(name):
-                yield Match(
-                    rule_id="build-arg-secret",
-                    severity=Severity.HIGH,
-                    description=f"build argument {name.decode('ascii', 'replace')} recorded in the image history",
-                    start=pos + len(name) + 1,
-                    end=end,
-                    secret=value,
-                    confidence="medium",
-                    downgrade=SWITCH_VALUE if _SWITCH.fullmatch(value) else None,
+                yield _named(
+                    "build-arg-secret",
+                    f"build argument {name.decode('ascii', 'replace')} recorded in the image history",
+                    pos + len(name) + 1,
+                    value,
+                    value,
                 )
             pos = end + 1
+
+
+def _named(rule_id: str, description: str, start: int, secret: bytes, value: bytes) -> Match:
+    """The match of a value under a secret-like name, ``secret`` from ``start`` (``value``: it
+    without blanks around), at low where the value is a yes/no switch."""
+    return Match(
+        rule_id=rule_id,
+        severity=Severity.HIGH,
+        description=description,
+        start=start,
+        end=start + len(secret),
+        secret=secret,
+        confidence="medium",
+        downgrade=SWITCH_VALUE if _SWITCH.fullmatch(value) else None,
+    )
 
 
 def _env_values(data: bytes, pos: int) -> Iterator[Match]:
@@ -87,17 +99,8 @@ def _env_values(data: bytes, pos: int) -> Iterator[Match]:
         end = names[k + 1].start() if k + 1 < len(names) else len(data)
         name, value = m.group(1), data[m.end() : end].rstrip()
         if value and secret_like_name(name) and not _REFERENCE.match(value):
-            yield Match(
-                rule_id="metadata-secret-name",
-                severity=Severity.HIGH,
-                description=f"value of {name.decode('ascii', 'replace')[:64]} (a secret-like name) set by ENV, "
-                "recorded in the image history",
-                start=m.end(),
-                end=m.end() + len(value),
-                secret=value,
-                confidence="medium",
-                downgrade=SWITCH_VALUE if _SWITCH.fullmatch(value) else None,
-            )
+            where = "set by ENV, recorded in the image history"
+            yield _named("metadata-secret-name", _name_said(name, where), m.end(), value, value)
 
 
 _ASSIGNMENT = re.compile(rb"([^=\s]{1,128})=([^\n]+)")
@@ -116,13 +119,8 @@ class SecretNameDetector(Detector):
         value = m.group(2).strip()
         if not value or _REFERENCE.match(value):
             return
-        yield Match(
-            rule_id="metadata-secret-name",
-            severity=Severity.HIGH,
-            description=f"value of {m.group(1).decode('utf-8', 'replace')[:64]} (a secret-like name) in metadata",
-            start=m.start(2),
-            end=m.start(2) + len(m.group(2)),
-            secret=m.group(2),
-            confidence="medium",
-            downgrade=SWITCH_VALUE if _SWITCH.fullmatch(value) else None,
-        )
+        yield _named("metadata-secret-name", _name_said(m.group(1), "in metadata"), m.start(2), m.group(2), value)
+
+
+def _name_said(name: bytes, where: str) -> str:
+    return f"value of {name.decode('utf-8', 'replace')[:64]} (a secret-like name) {where}"

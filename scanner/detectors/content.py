@@ -124,29 +124,33 @@ class ContentScanner:
         self._pass = pass_for([d.expressions() for d in shared])
         # each detector with its group in the pass (-1: none), for the window loop; a known-secret
         # detector with no secret to look for (a scan without --secret) finds nothing: not called
-        self._plan = [(d, self._group.get(id(d), -1)) for d in self.detectors if not _idle(d)]
-        self._decoded_plan = [(d, self._group.get(id(d), -1)) for d in self.decoded.detectors]
+        plan = [(d, self._group.get(id(d), -1)) for d in self.detectors if not _idle(d)]
+        decoded_plan = [(d, self._group.get(id(d), -1)) for d in self.decoded.detectors]
         # ... and those outside the pass alone: all that is called where the pass has no event
-        self._bare = [(d, k) for d, k in self._plan if k < 0]
-        self._decoded_bare = [(d, k) for d, k in self._decoded_plan if k < 0]
+        self._plans = (plan, [d for d, k in plan if k < 0])
+        self._decoded_plans = (decoded_plan, [d for d, k in decoded_plan if k < 0])
 
-    @staticmethod
     def _found(
-        plan: list[tuple[Detector, int]], data: bytes, path: str | None, events: list[list[tuple[int, int, int]]] | None
+        self, plans: tuple[list[tuple[Detector, int]], list[Detector]], data: bytes, path: str | None
     ) -> list[tuple[Detector, Match]]:
-        """``events``: the shared pass's (HsPass.events), None when it has none in ``data`` (most
-        windows): then only the detectors outside the pass are called."""
+        """The matches of the detectors of ``plans`` (each with its group in the shared pass, and
+        those outside the pass alone) in ``data``: where the pass has no event (most windows), only
+        those outside it are called (a gated detector finds nothing without one: PassDetector)."""
         found: list[tuple[Detector, Match]] = []
-        for d, k in plan:
+        events = self._pass.events(data)
+        if events is None:
+            for d in plans[1]:
+                found.extend((d, m) for m in d.find(data, path))
+            return found
+        for d, k in plans[0]:
             if k < 0:
                 found.extend((d, m) for m in d.find(data, path))
-            elif events is not None and events[k]:  # a gated detector finds nothing without an event (PassDetector)
+            elif events[k]:
                 found.extend((d, m) for m in d.find_events(data, path, events[k]))
         return found
 
     def _decoded_text(self, text: bytes, path: str | None) -> list[tuple[Detector, Match]]:
-        events = self._pass.events(text)
-        return self._found(self._decoded_plan if events is not None else self._decoded_bare, text, path, events)
+        return self._found(self._decoded_plans, text, path)
 
     def _matches(self, data: bytes, metadata: bool = False, path: str | None = None) -> list[tuple[Detector, Match]]:
         """Every detector's matches; a weak match (a secret-like name, entropy) inside a stronger match's
@@ -155,8 +159,7 @@ class ContentScanner:
             found = [(d, m) for d in self.metadata_detectors for m in d.find(data, path)]
             found.extend(self.decoded.find(data, path))
         else:
-            events = self._pass.events(data)
-            found = self._found(self._plan if events is not None else self._bare, data, path, events)
+            found = self._found(self._plans, data, path)
             found.extend(self.decoded.find(data, path, matcher=self._decoded_text))
         if not found or not any(d.name in _WEAK for d, _ in found):
             return found

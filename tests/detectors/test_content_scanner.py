@@ -193,9 +193,10 @@ def test_a_known_secret_detector_without_secrets_is_left_out_and_could_find_noth
     window = b"x " + SECRET + b" " + SECRET.hex().encode() + b"\n"
     bare = ContentScanner(build_detectors([]))
     (idle,) = (d for d in bare.detectors if isinstance(d, KnownSecretsDetector))
-    assert idle not in [d for d, _ in bare._plan] and list(idle.find(window, "f")) == []
+    assert idle not in [d for d, _ in bare._plans[0]] and idle not in bare._plans[1]
+    assert list(idle.find(window, "f")) == []
     armed = scanner(4096)
-    assert any(isinstance(d, KnownSecretsDetector) for d, _ in armed._plan)
+    assert any(isinstance(d, KnownSecretsDetector) for d, _ in armed._plans[0])
     assert {h.encoding for h in armed.scan_window(window, "f") if h.detector == "known-secret"} == {"raw", "hex"}
 
 
