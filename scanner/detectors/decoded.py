@@ -43,8 +43,8 @@ def _decode(run: bytes, mixed: bool = False) -> bytes | None:
     ``mixed``: the caller found it holds a digit and both cases (see _runs).  The scan does these
     same checks inline in Base64Decoded._texts (a call per run cost /usr/bin/node's 184,000 runs
     a fifth more time); the tests hold the two to each other and this to b64decode."""
-    if len(run) > MAX_RUN or _HEX.fullmatch(run) or not (mixed or _mixed(run)):
-        return None  # hex digests and words decode to noise
+    if len(run) > MAX_RUN or _HEX.fullmatch(run) or not (mixed or _mixed(run)) or not _shaped(run):
+        return None  # hex digests and words decode to noise, and so does a run not shaped as text's
     text = run.rstrip(b"=")
     try:
         # the run holds only base64 characters: b64decode's validate (a regex per call) adds nothing
@@ -58,17 +58,41 @@ def _decode(run: bytes, mixed: bool = False) -> bytes | None:
 
 
 # A run is at least MIN_RUN base64 characters, up to two "=", then a byte outside the alphabet (or
-# the end).  Only runs with a digit can decode (see _MIXED), and most runs in an image are words
-# and paths without one: the expression asks for a digit, which cuts Hyperscan's reports (each a
-# call into Python) by three quarters.  A run of n >= MIN_RUN characters holds a digit either at
-# one of its first MIN_RUN places or after MIN_RUN others; no start of match is asked for (SOM
-# makes this expression too large), so the start is found going back from the end.
+# the end).  Only runs with a digit can decode (see _MIXED); the digit is checked on each run the
+# pass reports (Base64Decoded._texts).  What the expression asks for is the shape of base64 of text,
+# which most runs in an image lack: text's bytes are below 0x80, so in each group of four
+# characters (three bytes) the first stands for a value below 32 (A-Z, a-f), the second for one
+# with bit 3 clear and the third for one with bit 1 clear.  A run is reported when at least two of
+# its first three groups have that shape (_shaped): one byte at or above 0x80 in its first nine
+# (a UTF-8 BOM, an accented letter) does not hide it.  A run that decodes to text has that shape
+# unless two of its first three groups hold such a byte; a binary's symbol names (mangled C++
+# names mix cases and digits) have it about one time in twenty: on the six large binaries of
+# benchmarks/peers.py, 8,933 runs are reported where asking for a digit reported 404,830, each a
+# step of Python, and the pass reads them in 0.30 s where it took 0.48.  A run's start is the byte
+# after one outside the alphabet ("=" included), or the start of what the pass reads (a run's start:
+# see events and _blocks); no start of match is asked for (SOM makes expressions large), so the
+# start is found going back from the end.
 _R = b"[A-Za-z0-9+/]"
-_DIGIT_AT = [_R + b"{%d,}[0-9]" % MIN_RUN] + [
-    (_R + b"{%d}" % i if i else b"") + b"[0-9]" + (_R + b"{%d}" % (MIN_RUN - 1 - i) if i < MIN_RUN - 1 else b"")
-    for i in range(MIN_RUN)
-]
-RUN = b"(?:" + b"|".join(_DIGIT_AT) + b")" + _R + b"*={0,2}(?:[^A-Za-z0-9+/=]|\\z)"
+_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def _class(values: Callable[[int], bool]) -> bytes:
+    return b"[" + re.escape(bytes(c for value, c in enumerate(_ALPHABET) if values(value))) + b"]"
+
+
+_SHAPED = _class(lambda v: v < 32) + _class(lambda v: not v & 8) + _class(lambda v: not v & 2) + _R
+_ANY = _R + b"{4}"
+_HEAD = b"(?:" + b"|".join((_SHAPED + _SHAPED + _ANY, _SHAPED + _ANY + _SHAPED, _ANY + _SHAPED + _SHAPED)) + b")"
+RUN = b"(?:^|[^A-Za-z0-9+/])" + _HEAD + _R + b"{%d,}={0,2}(?:[^A-Za-z0-9+/=]|\\z)" % (MIN_RUN - 12)
+
+
+def _shaped(run: bytes) -> bool:
+    """What RUN asks of a run's first twelve characters, in plain words: of the three bytes each
+    group of four stands for, all three below 0x80 in at least two of the first three groups."""
+    head = binascii.a2b_base64(run[:12])
+    return sum(max(head[k : k + 3]) < 0x80 for k in (0, 3, 6)) >= 2
+
+
 # Most of the cost of RUN is its repeats of a class that most bytes of text belong to: in the content
 # scanner's shared pass it tripled the time of every other expression together.  It has a pass of its
 # own, run only on a window that holds MIN_RUN base64 characters in a row, which every run has: a
@@ -115,10 +139,10 @@ class Base64Decoded:
         self._gate = OneExpression(GATE, hyperscan.HS_FLAG_SINGLEMATCH)
 
     def events(self, data: bytes) -> list[int]:
-        """The end of every run in ``data`` with a digit (where RUN's matches end), after the gate.
-        The gate's first match ends MIN_RUN characters into the first run of MIN_RUN or more (no
-        earlier one has as many in a row), so RUN reads the window from there: it has no context
-        before a run.  A large window is gated a block at a time (:meth:`_blocks`)."""
+        """The end of every run in ``data`` shaped as text's base64 (where RUN's matches end),
+        after the gate.  The gate's first match ends MIN_RUN characters into the first run of
+        MIN_RUN or more (no earlier one has as many in a row), so RUN reads the window from there,
+        where its "^" stands for the byte before a run.  A large window is gated a block at a time (:meth:`_blocks`)."""
         if len(data) >= SPLIT_FROM:
             return self._blocks(data)
         first = self._gate.first_end(data)
@@ -157,7 +181,8 @@ class Base64Decoded:
         return found
 
     def _runs(self, data: bytes, events: list[int] | None = None, mixed_only: bool = False) -> list[tuple[int, int]]:
-        """Every run with a digit (``mixed_only``: and with both cases, which text's base64 has).
+        """Every run shaped as text's base64 (RUN) with a digit (``mixed_only``: and with both
+        cases, which text's base64 has).
         The scan uses :meth:`_texts`, which decodes them as it goes; the tests hold these runs to a
         regex's, :func:`_decode` to b64decode, and _texts to the two together."""
         return [(start, end) for start, _, end in self._spans(data, events, mixed_only)]
@@ -189,20 +214,23 @@ class Base64Decoded:
                     whole = classes = data.translate(_CLASSES)
                     base = 0
             start = classes.rfind(b" ", 0, chars - base) + 1
+            if classes.find(b"d", start, chars - base) < 0:
+                continue  # no digit: words
             if mixed_only and (
                 classes.find(b"u", start, chars - base) < 0 or classes.find(b"l", start, chars - base) < 0
             ):
-                continue  # not both cases: words, paths, hex (a run Hyperscan reports holds a digit)
+                continue  # not both cases: words, paths, hex
             yield base + start, chars, end
 
     def _texts(self, data: bytes, events: list[int] | None) -> tuple[list[tuple[int, int]], list[bytes]]:
         """Every run that decodes to text, and its text: what ``_runs(mixed_only=True)`` then
         ``_decode`` give, in one loop.  A binary's symbol tables (mangled names mix cases and
         digits) hold thousands of runs a window, nearly none of them text: the six large binaries
-        of benchmarks/peers.py hold 405,000, of which 182 decode to text, so each step a run takes
-        counts.  This is :meth:`_spans` written out (a generator's resumption per run cost a
-        quarter of the loop), and a run of 4k + 1 characters is passed over without the decoder's
-        exception: no padding makes it base64."""
+        of benchmarks/peers.py hold 405,000 with a digit, of which 182 decode to text, and RUN
+        reports 8,933 of them (see RUN), so each step a run takes counts.  This is :meth:`_spans`
+        written out (a generator's resumption per run cost a quarter of the loop), and a run of
+        4k + 1 characters is passed over without the decoder's exception: no padding makes it
+        base64."""
         spans: list[tuple[int, int]] = []
         texts: list[bytes] = []
         if events is None:
@@ -221,8 +249,12 @@ class Base64Decoded:
                     chars -= 1
             if whole is not None:
                 start = whole.rfind(b" ", 0, chars) + 1
-                if whole.find(b"u", start, chars) < 0 or whole.find(b"l", start, chars) < 0:
-                    continue  # not both cases: words, paths, hex
+                if (
+                    whole.find(b"d", start, chars) < 0
+                    or whole.find(b"u", start, chars) < 0
+                    or whole.find(b"l", start, chars) < 0
+                ):
+                    continue  # not a digit and both cases: words, paths, hex
             else:
                 base = max(0, chars - _LOOK_BACK)
                 classes = data[base:chars].translate(_CLASSES)
@@ -230,7 +262,11 @@ class Base64Decoded:
                     whole = classes = data.translate(_CLASSES)
                     base = 0
                 start = classes.rfind(b" ", 0, chars - base) + 1
-                if classes.find(b"u", start, chars - base) < 0 or classes.find(b"l", start, chars - base) < 0:
+                if (
+                    classes.find(b"d", start, chars - base) < 0
+                    or classes.find(b"u", start, chars - base) < 0
+                    or classes.find(b"l", start, chars - base) < 0
+                ):
                     continue
                 start += base
             length = chars - start
