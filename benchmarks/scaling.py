@@ -38,6 +38,7 @@ import os
 import statistics
 import sys
 import tarfile
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -144,8 +145,10 @@ def _drain(conn: object) -> None:
 
 
 def _handoff(files: list[tuple[str, bytes]]) -> float:
-    """The sender's CPU time for every file's bytes through a pipe, as parallel.Batch sends them."""
-    from scanner.layers.parallel import BUNDLE_BYTES, CHUNK, SMALL
+    """The sender's CPU time for every file's bytes, as parallel.Batch hands them on: files up to
+    WHOLE bundled through a pipe (the walker copies them into a ring of shared memory where it has
+    one: no dearer than this), larger ones written to a temporary file in /dev/shm (spooled)."""
+    from scanner.layers.parallel import BUNDLE_BYTES, CHUNK, WHOLE, _spool_dir
 
     ctx = multiprocessing.get_context("fork")
     receive, send = ctx.Pipe(duplex=False)
@@ -153,8 +156,9 @@ def _handoff(files: list[tuple[str, bytes]]) -> float:
     proc.start()
     start = time.process_time()
     bundle, size = [], 0
+    folder = ""
     for name, data in files:
-        if len(data) <= SMALL:
+        if len(data) <= WHOLE:
             bundle.append((len(bundle), name, len(data), data))
             size += len(data)
             if size >= BUNDLE_BYTES:
@@ -162,10 +166,16 @@ def _handoff(files: list[tuple[str, bytes]]) -> float:
                 send.send_bytes(b"".join(d for *_, d in bundle))
                 bundle, size = [], 0
             continue
+        folder = folder or _spool_dir()
+        fd, spooled = tempfile.mkstemp(dir=folder)
         for k in range(0, len(data), CHUNK):
-            send.send_bytes(data[k : k + CHUNK])
+            os.write(fd, data[k : k + CHUNK])
+        os.close(fd)
+        os.unlink(spooled)
     send.send_bytes(b"")
     spent = time.process_time() - start
+    if folder:
+        os.rmdir(folder)
     proc.join()
     return spent
 

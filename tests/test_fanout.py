@@ -243,7 +243,7 @@ def test_a_large_layer_and_a_smaller_one_are_walked_at_once(tmp_path: Path, monk
         ([100, 1], 2, 0),  # one layer and a small one: 1 + 99 / 1.3, no better than 101 / 1.3
         ([579, 32], 2, 2),  # the JVM image: 452.8 against 470 (0.963)
         ([100, 20], 4, 0),  # 20 / 1.3 + 80 / 2.6 against 120 / 2.6
-        ([100, 100], 6, 2),  # 100 / 1.95 (three file workers each) against 200 / 2.86
+        ([100, 100], 6, 2),  # 100 / 1.95 (three file workers each) against 200 / 2.5
         ([100] * 5, 3, 3),
         ([100] * 5, 4, 3),  # 100 + 100 / 1.3, three at once, then two with two cores each: 177 against 192
         ([100] * 5, 8, 5),
