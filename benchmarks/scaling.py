@@ -144,10 +144,12 @@ def _drain(conn: object) -> None:
         pass
 
 
-def _handoff(files: list[tuple[str, bytes]]) -> float:
+def _handoff(files: list[tuple[str, bytes]], located: bool) -> float:
     """The sender's CPU time for every file's bytes, as parallel.Batch hands them on: files up to
     WHOLE bundled through a pipe (the walker copies them into a ring of shared memory where it has
-    one: no dearer than this), larger ones written to a temporary file in /dev/shm (spooled)."""
+    one: no dearer than this), larger ones written to a temporary file in /dev/shm (spooled), or,
+    ``located`` (an uncompressed layer of a tarball on disk), left where they lie for their worker
+    to read: no cost to the sender."""
     from scanner.layers.parallel import BUNDLE_BYTES, CHUNK, WHOLE, _spool_dir
 
     ctx = multiprocessing.get_context("fork")
@@ -158,6 +160,8 @@ def _handoff(files: list[tuple[str, bytes]]) -> float:
     bundle, size = [], 0
     folder = ""
     for name, data in files:
+        if len(data) > WHOLE and located:
+            continue  # its worker reads it from the image file
         if len(data) <= WHOLE:
             bundle.append((len(bundle), name, len(data), data))
             size += len(data)
@@ -246,7 +250,7 @@ def stages(out: Path, compress: str, repeat: int, reuse: bool) -> None:
             "read": _median(lambda p=plain: _decompress(p), repeat) if compress == "none" else 0.0,  # type: ignore[misc]
             "hash": _median(lambda b=blob, p=plain: _hash(b, p), repeat),  # type: ignore[misc]
             "walk": _median(lambda p=plain: _walk(p), repeat),  # type: ignore[misc]
-            "hand-off": statistics.median(_handoff(files) for _ in range(repeat)),
+            "hand-off": statistics.median(_handoff(files, compress == "none") for _ in range(repeat)),
             "detectors": _median(lambda f=files: _detect(f, scanner), repeat),  # type: ignore[misc]
             "largest file": _largest_file(files, scanner),
         }

@@ -222,6 +222,146 @@ def test_a_layer_cut_inside_a_spooled_file_is_an_error_and_nothing_hangs() -> No
         assert walker.walk(io.BytesIO(layer)) == _walk(layer)
 
 
+def _on_disk(tmp_path: Path, layer: bytes) -> tuple[Path, int]:
+    """The layer inside a file, after other bytes, as a layer lies in a docker save tarball."""
+    image = tmp_path / "image.tar"
+    image.write_bytes(os.urandom(1536) + layer + os.urandom(512))
+    return image, 1536
+
+
+def _located_walk(
+    pool: FilePool, scanner: ContentScanner, image: Path, offset: int, size: int, sent: list[tuple[Any, ...]]
+) -> Any:
+    """A walk of the layer's span of the image file (as collect's fanout tasks walk it), with the
+    messages each worker was sent."""
+    from scanner.layers.tarstream import FileSpan
+
+    for worker in pool.workers:
+        real = worker.conn.send
+
+        def send(message: Any, real: Any = real) -> None:
+            sent.append(message if isinstance(message, tuple) else (message,))
+            real(message)
+
+        worker.conn.send = send  # type: ignore[method-assign]
+    span = FileSpan(str(image), offset, size)
+    try:
+        return LayerWalker(scanner, pool=pool).walk(span)
+    finally:
+        span.close()
+
+
+def test_large_files_of_a_layer_on_disk_are_read_by_their_worker_where_they_lie(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A layer of a file that holds still: each file too large to travel whole is read by its
+    worker from the image file at its offset, not copied to a temporary file or through the pipe,
+    and the result is one process's walk of the same bytes."""
+    from scanner.sources import interface
+
+    monkeypatch.setattr(interface, "RECENT_NS", -(10**12))  # the file below was just written
+    layer = sized_layer()
+    one = _walk(layer)
+    image, offset = _on_disk(tmp_path, layer)
+    scanner = ContentScanner(build_detectors([]))
+    sent: list[tuple[Any, ...]] = []
+    with _small_pool(scanner) as pool:
+        assert _located_walk(pool, scanner, image, offset, len(layer), sent) == one
+        assert pool.spool_dir is None  # nothing spooled
+    located = sorted(m[3] for m in sent if m[0] == "located")
+    assert located == ["l/a.bin", "l/app.jar", "l/b.bin", "l/c.bin", "x/huge.bin"]
+    assert not [m for m in sent if m[0] in ("file", "spooled")]
+
+
+def test_a_tarball_scanned_with_large_files_read_where_they_lie_gives_the_report_of_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """End to end: a docker archive on disk whose layer holds a file over WHOLE (8 MiB) with a token
+    near its end; with --jobs 2 the file is read by its worker from the tarball (nothing spooled),
+    and the report is --jobs 1's."""
+    from scanner.layers import parallel
+    from scanner.sources import interface
+
+    monkeypatch.setattr(interface, "RECENT_NS", -(10**12))  # the archive below was just written
+    big = bytearray(os.urandom(parallel.WHOLE + (1 << 20)))
+    line = b"\npassword=" + TOKEN + b"\n"
+    big[-5000 : -5000 + len(line)] = line
+    archive = tmp_path / "large.tar"
+    archive.write_bytes(docker_archive([layer_tar([("opt/big.bin", bytes(big)), ("etc/x.conf", b"a = 1\n")])]))
+    spooled: list[str] = []
+    real_spool_dir = parallel._spool_dir
+    monkeypatch.setattr(parallel, "_spool_dir", lambda: spooled.append("x") or real_spool_dir())
+    one = report_text(archive, 1)
+    assert '"opt/big.bin"' in one
+    assert report_text(archive, 2) == one and spooled == []
+
+
+def test_a_file_changed_in_the_last_seconds_is_not_read_where_it_lies(tmp_path: Path) -> None:
+    """A write in the same clock tick as the walk could leave the file's stat as it was: a file
+    changed in the last few seconds has no identity to check, and its large files are spooled."""
+    layer = sized_layer()
+    image, offset = _on_disk(tmp_path, layer)
+    scanner = ContentScanner(build_detectors([]))
+    sent: list[tuple[Any, ...]] = []
+    with _small_pool(scanner) as pool:
+        assert _located_walk(pool, scanner, image, offset, len(layer), sent) == _walk(layer)
+        assert pool.spool_dir is not None
+    assert not [m for m in sent if m[0] == "located"] and [m for m in sent if m[0] == "spooled"]
+
+
+def test_a_layer_whose_image_file_changes_while_it_is_walked_is_not_reported_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workers read the large files where the walker hashed them: the file's identity (its
+    stat: a write changes its ctime) is checked after the layer, and a change ends the layer with
+    an error, never a layer reported as read whole from bytes that may differ from the hashed."""
+    from scanner.layers import parallel
+    from scanner.sources import interface
+
+    monkeypatch.setattr(interface, "RECENT_NS", -(10**12))
+    layer = sized_layer()
+    image, offset = _on_disk(tmp_path, layer)
+    real_collect = parallel.Batch.collect
+
+    def collect(self: Any, deadline: float | None = None) -> Any:
+        with image.open("r+b") as f:  # a write while the workers read: the same bytes, a new ctime
+            f.seek(10)
+            f.write(image.read_bytes()[10:11])
+        return real_collect(self, deadline)
+
+    monkeypatch.setattr(parallel.Batch, "collect", collect)
+    scanner = ContentScanner(build_detectors([]))
+    with _small_pool(scanner) as pool:
+        scan = _located_walk(pool, scanner, image, offset, len(layer), [])
+    assert scan.error == "the image file changed while this layer was read: scan it again"
+    assert scan.files  # what was found is still reported
+
+
+def test_a_located_file_cut_short_is_an_error_and_nothing_hangs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The image file cut inside a large file after the walker passed it: the worker's read comes
+    up short, and the layer ends with that file's error."""
+    from scanner.layers import parallel
+    from scanner.sources import interface
+
+    monkeypatch.setattr(interface, "RECENT_NS", -(10**12))
+    layer = sized_layer()
+    image, offset = _on_disk(tmp_path, layer)
+    cut = offset + layer.index(b"x/huge.bin") + 512 + 1000
+    real_collect = parallel.Batch.collect
+
+    def collect(self: Any, deadline: float | None = None) -> Any:
+        os.truncate(image, cut)
+        return real_collect(self, deadline)
+
+    monkeypatch.setattr(parallel.Batch, "collect", collect)
+    scanner = ContentScanner(build_detectors([]))
+    with _small_pool(scanner) as pool:
+        scan = _located_walk(pool, scanner, image, offset, len(layer), [])
+    assert scan.error is not None and scan.files
+
+
 def test_a_file_goes_to_the_worker_with_the_fewest_bytes_in_hand_results_taken_first() -> None:
     import queue
 

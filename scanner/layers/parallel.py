@@ -1,10 +1,13 @@
 """``--jobs N``: the detectors run in N forked processes while this one decompresses and walks tars.
 
 The walker hands each regular file to a worker: a file up to 8 MiB whole, in one message (small
-ones many to a message); a larger one up to 256 MiB written to a temporary file (in /dev/shm
-where there is one: at most 512 MiB of them waiting at once) whose name the worker gets, so that
-the walker goes on to the next file while the worker scans it; a larger one yet, or any when no
-temporary file can be written, through the pipe in chunks (never whole in memory).  The worker
+ones many to a message); a larger one, in an uncompressed layer of a file on disk that holds still,
+by its place in that file, where the worker reads it (the walker's tar walk reads past it, hashing
+it, and checks the file's identity after the layer: see LayerWalker.walk); otherwise one up to 256
+MiB written to a temporary file (in /dev/shm where there is one: at most 512 MiB of them waiting at
+once) whose name the worker gets, so that the walker goes on to the next file while the worker
+scans it; a larger one yet, or any when no temporary file can be written, through the pipe in
+chunks (never whole in memory).  The worker
 runs the same :class:`FileScanner` (nested archives included) and sends back the hits.  A file
 goes to the worker with the fewest bytes in hand.  When every worker already has more in hand
 than a pipe holds, and at least as much as the file, the walker scans the file itself: it would
@@ -36,7 +39,7 @@ if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 from .nested import FileScanner
 from .streams import safe_reason, tune_allocator
-from .tarstream import MemberReader
+from .tarstream import FileSpan, MemberReader
 
 CHUNK = 1 << 18
 # files up to this size travel whole, small ones many to a message: the walker hands a file over
@@ -143,6 +146,10 @@ def _work(index: int, conn: Connection, results: Any, files: FileScanner, ring: 
             _, bid, fid, path, size, name = header
             results.put((index, bid, [(fid, _scan_spooled(files, name, path, size))]))
             continue
+        if header[0] == "located":  # a large file, read from the image file where the walker read it
+            _, bid, fid, path, size, file, offset = header
+            results.put((index, bid, [(fid, _scan_located(files, file, offset, path, size))]))
+            continue
         _, bid, fid, path, size = header
         reader = _PipeReader(conn)
         result = _scan(files, reader, path, size)
@@ -159,6 +166,17 @@ def _scan_spooled(files: FileScanner, name: str, path: str, size: int) -> Result
         with contextlib.suppress(OSError):
             os.unlink(name)  # gone from the disk once it is closed, whatever happens next
         return _scan(files, spool, path, size)
+
+
+def _scan_located(files: FileScanner, file: str, offset: int, path: str, size: int) -> Result | int | str:
+    try:
+        span = FileSpan(file, offset, size)
+    except OSError as exc:
+        return safe_reason(exc)
+    try:
+        return _scan(files, span, path, size)  # a short file: FileSpan's read error, the file's result
+    finally:
+        span.close()
 
 
 def _scan(files: FileScanner, stream: Readable, path: str, size: int) -> Result | int | str:
@@ -346,7 +364,11 @@ class Batch:
             raise WorkerLost("a scanning process died") from None
         self.bundle, self.bundle_bytes = [], 0
 
-    def submit(self, stream: Readable, path: str, size: int) -> None:
+    def submit(self, stream: Readable, path: str, size: int, at: tuple[str, int] | None = None) -> None:
+        """``at``: where the file's bytes lie in a file on disk that holds still (the image file,
+        its identity checked by the walker before and after the layer): a large file is then read
+        there by its worker, and the walker leaves its bytes to the tar walk's skip (which hashes
+        them) instead of copying them to a temporary file."""
         fid = len(self.owner)
         whole = self.pool.whole
         if size <= whole:  # one message per many small files: the pipes' cost is per message
@@ -366,6 +388,15 @@ class Batch:
         if self._here(size + PER_FILE):  # no copy to a temporary file or through a pipe
             self.owner.append(None)
             self._scan_here(fid, stream, path, size)
+            return
+        if at is not None:
+            worker = self._worker(size + PER_FILE)
+            self.owner.append(worker)
+            try:
+                worker.conn.send(("located", self.bid, fid, path, size, *at))
+            except (BrokenPipeError, ConnectionError):
+                raise WorkerLost("a scanning process died") from None
+            self._poll(block=False)
             return
         if size <= self.pool.spool and self._spool(stream, fid, path, size):
             return

@@ -288,6 +288,7 @@ class FileSpan:
         self._fh = open(file, "rb", buffering=0)  # noqa: SIM115 - closed by close()
         self._fh.seek(offset)
         self._left = size
+        self.file, self.offset = file, offset  # where the span lies (LayerWalker.walk: _located)
 
     def read(self, size: int = -1) -> bytes:
         n = self._left if size is None or size < 0 else min(size, self._left)

@@ -34,7 +34,7 @@ from .streams import (
     sniff,
     tune_allocator,
 )
-from .tarstream import TarStream, check_tar_end
+from .tarstream import FileSpan, TarStream, check_tar_end
 
 if TYPE_CHECKING:  # the content scanner is imported when one is made (a rescan from the cache makes none)
     from ..detectors.content import ContentScanner
@@ -127,6 +127,7 @@ class LayerWalker:
         plain = HashingReader(
             _Limited(decompressor(kind, source), raw, self.limits, kind != "none"), hashing=kind != "none"
         )
+        located = _located(blob) if kind == "none" and self.pool is not None else None
         entries = EntriesBuilder()
         files: list[FileHits] = []
         file_entry: list[int] = []  # for each of files, the index of its entry in entries
@@ -192,7 +193,10 @@ class LayerWalker:
                         skips.append(Skip(path, f"package record larger than {MAX_RECORD} bytes: not parsed"))
                 if batch is not None:
                     submitted.append(entry)  # first: a read error mid-file still has a result
-                    batch.submit(fobj, path, size)
+                    if located is not None and member.sparse is None and not isinstance(fobj, io.BytesIO):
+                        batch.submit(fobj, path, size, (located[0], located[1] + member.offset_data))
+                    else:
+                        batch.submit(fobj, path, size)
                 else:
                     absorb(entry, *self.files.scan(fobj, path, size))
                 if on_bytes is not None:
@@ -215,6 +219,8 @@ class LayerWalker:
                     absorb(k, [], [], result) if isinstance(result, int) else absorb(k, *result)
             except WorkerLost as exc:
                 error = error or str(exc)
+        if located is not None and _identity(located[0]) != located[2]:
+            error = error or "the image file changed while this layer was read: scan it again"
         layer_entries = entries.build()
         files = _mark_replaced(files, file_entry, layer_entries)
         return LayerScan(
@@ -230,6 +236,25 @@ class LayerWalker:
             error=error,
             records=records.records(),
         )
+
+
+def _identity(file: str) -> str | None:
+    from ..sources.interface import file_identity  # a source is open by now: no import cost
+
+    return file_identity(file)
+
+
+def _located(blob: Readable) -> tuple[str, int, str] | None:
+    """Where an uncompressed layer read from a file on disk lies (a :class:`FileSpan`: a layer of a
+    tarball walked on a file handle of its own, see collect's ``later``), with the file's identity
+    (its stat, as for a rescan: see docs/how-it-works.md); None for a stream, or a file changed in
+    the last few seconds.  A large file of the layer is then read by its worker at its place in
+    the image file, and the walker checks after the layer that the file's identity did not change
+    (else the layer is reported as not read whole): what the worker scanned is what was hashed."""
+    if type(blob) is not FileSpan:
+        return None
+    identity = _identity(blob.file)
+    return (blob.file, blob.offset, identity) if identity is not None else None
 
 
 def _mark_replaced(files: list[FileHits], file_entry: list[int], entries: LayerEntries) -> list[FileHits]:
