@@ -158,10 +158,12 @@ class Run:
     cpu: float
 
 
-def timed(cmd: list[str], env: dict[str, str] | None = None) -> Run:
+def timed(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> Run:
+    """``cwd``: a leakscan checkout's own folder, for ``python -m scanner`` (which puts the current
+    folder before PYTHONPATH: run from another checkout's root, it would import that one)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    proc = subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode not in (0, 1, 200, 205):  # leakscan: 1 = findings; kingfisher: 200/205 = findings
@@ -212,8 +214,8 @@ def main() -> None:
             ls, kf, base = [], [], []
             for _ in range(args.runs):
                 if base_env is not None:
-                    base.append(timed(ls_cmd, base_env))
-                ls.append(timed(ls_cmd, env))
+                    base.append(timed(ls_cmd, base_env, args.baseline.resolve()))
+                ls.append(timed(ls_cmd, env, tree))
                 kf.append(timed(kf_cmd))
             if base:
                 bw, bc = statistics.median(r.wall for r in base), statistics.median(r.cpu for r in base)
