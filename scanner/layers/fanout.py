@@ -101,7 +101,7 @@ def _child_step(step: Step, opener: Callable[[], Readable]) -> tuple[str | Layer
 
 
 # The pipeline's measured shape (docs/performance.md, "Scaling past two cores"): the main process's
-# stages (read, decompress, hash, tar walk, hand-off) are 40 % (an uncompressed layer) to 59 %
+# stages (read, decompress, hash, tar walk, hand-off) are 38-45 % (an uncompressed layer) to 59 %
 # (gzip) of a layer's work since the detectors got cheaper (a third before), and two cores gave it
 # 1.2-1.3 times the speed of one: its speed-up on N cores is taken as
 # min(PIPE_EFFICIENCY * N, 1 / PIPE_SERIAL), and a layer's time as its size (see walkers()).

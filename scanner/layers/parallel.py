@@ -358,10 +358,7 @@ class Batch:
             self._give(worker, load)
         for fid, *_ in self.bundle:
             self.owner[fid] = worker
-        try:
-            worker.conn.send(message)
-        except (BrokenPipeError, ConnectionError):
-            raise WorkerLost("a scanning process died") from None
+        _send(worker, message)
         self.bundle, self.bundle_bytes = [], 0
 
     def submit(self, stream: Readable, path: str, size: int, at: tuple[str, int] | None = None) -> None:
@@ -392,10 +389,7 @@ class Batch:
         if at is not None:
             worker = self._worker(size + PER_FILE)
             self.owner.append(worker)
-            try:
-                worker.conn.send(("located", self.bid, fid, path, size, *at))
-            except (BrokenPipeError, ConnectionError):
-                raise WorkerLost("a scanning process died") from None
+            _send(worker, ("located", self.bid, fid, path, size, *at))
             self._poll(block=False)
             return
         if size <= self.pool.spool and self._spool(stream, fid, path, size):
@@ -462,10 +456,7 @@ class Batch:
         self.owner[fid] = worker
         self.spooled[fid] = written
         self.spooled_bytes += written
-        try:
-            worker.conn.send(("spooled", self.bid, fid, path, size, name))
-        except (BrokenPipeError, ConnectionError):
-            raise WorkerLost("a scanning process died") from None
+        _send(worker, ("spooled", self.bid, fid, path, size, name))
 
     def _wait(self) -> None:
         """Wait for a result (a second at most); WorkerLost if a worker with files in hand died."""
@@ -524,6 +515,14 @@ class _Tap:
         except Exception as exc:  # raised again once what was read is scanned
             self.error = exc
             return b""
+
+
+def _send(worker: _Worker, message: tuple[Any, ...]) -> None:
+    """A message to a worker; WorkerLost if its process is gone (its pipe broken)."""
+    try:
+        worker.conn.send(message)
+    except (BrokenPipeError, ConnectionError):
+        raise WorkerLost("a scanning process died") from None
 
 
 def _spool_dir() -> str:
