@@ -64,7 +64,7 @@ def _scalar(o: Any, enc: Any) -> str | None:
     return None
 
 
-def _value(v: Any, newline: str, enc: Any, keys: dict[str, str], out: list[str]) -> str | None:
+def _value(v: Any, newline: str, enc: Any, keys: dict[Any, Any], out: list[str]) -> str | None:
     """Any value as json writes it at this indentation, returned (a leaf: the exact types first, by
     one lookup) or, for a container, added to ``out`` (None returned)."""
     t = type(v)
@@ -84,46 +84,47 @@ def _value(v: Any, newline: str, enc: Any, keys: dict[str, str], out: list[str])
     return leaf
 
 
-def _container(o: Any, newline: str, enc: Any, keys: dict[str, str], out: list[str]) -> None:
+def _container(o: Any, newline: str, enc: Any, keys: dict[Any, Any], out: list[str]) -> None:
     """A dict, list or tuple laid out as json's indent=2 lays it out, added to ``out`` an item at
     a time (each item's text made once; no generator per container, as json's own Python encoder
     has), the whole joined once at the end: a container's text joined at each level was a copy of
     the report per level, and in a new process the memory of each copy is new pages (2,000 page
-    faults on a report of 400 findings).  ``keys``: the encoded keys seen so far (a report repeats
-    a finding's thirty keys hundreds of times), and the long string values (its remedies' texts)."""
+    faults on a report of 400 findings).  ``keys``: what is made once per report, the text before
+    each value of a dict of a given indentation and keys (a report repeats a finding's thirty keys
+    hundreds of times: looked up once per finding, not per key), and the long string values (its
+    remedies' texts)."""
     inner = newline + "  "
     if isinstance(o, dict):
         if not o:
             out.append("{}")
             return
-        sep = "{" + inner
-        for k, v in o.items():
-            key = keys.get(k)
-            if key is None:
-                if type(k) is not str:
-                    raise _Unknown  # json turns ints, floats, bools and None into strings: left to it
-                key = keys[k] = str(enc(k))
+        shape = (newline, *o)
+        heads = keys.get(shape)
+        if heads is None:
+            if not all(type(k) is str for k in o):
+                raise _Unknown  # json turns ints, floats, bools and None into strings: left to it
+            heads = keys[shape] = [f"{sep}{enc(k)}: " for sep, k in zip(("{" + inner,) + ("," + inner,) * len(o), o)]
+        for head, v in zip(heads, o.values()):
             t = type(v)  # the commonest exact types here (a finding's), without a call
             if t is str:
                 if len(v) < _LONG:
-                    out.append(f"{sep}{key}: {enc(v)}")
+                    out.append(head + enc(v))
                 else:  # a remedy's text, a description: the same few for hundreds of findings
                     if (text := keys.get(v)) is None:
                         text = keys[v] = str(enc(v))
-                    out.append(f"{sep}{key}: {text}")
+                    out.append(head + text)
             elif v is None:
-                out.append(f"{sep}{key}: null")
+                out.append(head + "null")
             elif t is int:
-                out.append(f"{sep}{key}: {int.__repr__(v)}")
+                out.append(head + int.__repr__(v))
             elif t is bool:
-                out.append(f"{sep}{key}: true" if v else f"{sep}{key}: false")
+                out.append(head + ("true" if v else "false"))
             elif t is list and not v:
-                out.append(f"{sep}{key}: []")
+                out.append(head + "[]")
             else:
-                out.append(f"{sep}{key}: ")
+                out.append(head)
                 if (leaf := _value(v, inner, enc, keys, out)) is not None:
                     out.append(leaf)
-            sep = "," + inner
         out.append(newline + "}")
         return
     if isinstance(o, (list, tuple)):
