@@ -29,21 +29,36 @@ import re
 import time
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .entries import LazyEntries, compact, hard_links
-from .models import EntryKind, FileHits, Hit, LayerEntry, LayerScan, PackageRecords, Severity, Skip, small_sha256
+from .entries import LayerEntries, LazyEntries, compact, hard_links
+from .errors import CacheDamaged
+from .models import (
+    EntryKind,
+    FileHits,
+    Hit,
+    LayerEntry,
+    LayerScan,
+    PackageRecords,
+    Severity,
+    Skip,
+    StoredRecords,
+    compiled,
+    loaded,
+    small_sha256,
+)
 
-FORMAT = 8  # 2: Skip.limit; 3: FileHits.replaced; 4: entries as lists; 5: entries after the results;
+FORMAT = 9  # 2: Skip.limit; 3: FileHits.replaced; 4: entries as lists; 5: entries after the results;
 # 6: package records, file digests and Maven artifacts, hits' other rules and downgrades; 7: entries
 # as one string of paths and arrays (scanner.entries.LayerEntries.to_json); 8: the index of each
-# pip RECORD (models.record_index) kept with it
+# pip RECORD (models.record_index) kept with it; 9: the package records in a section after the
+# results, and each section's CRC-32 checked when it is read
 Proofs = dict[str, tuple[str, int]]  # archive path -> (the digest its bytes hash to, its size)
-_DIGEST = re.compile(r"(?:^|/)(?:blobs/sha256/([0-9a-f]{64})|([0-9a-f]{64})\.tar)\Z")
+_DIGEST = compiled(r"(?:^|/)(?:blobs/sha256/([0-9a-f]{64})|([0-9a-f]{64})\.tar)\Z")
 # what reading a damaged cached document can raise (JSON nested too deep: RecursionError); a miss
 _DAMAGED = (ValueError, KeyError, TypeError, AttributeError, RecursionError)
 
@@ -79,7 +94,7 @@ def touch(path: Path) -> None:
 
 def claimed_digest(path: str) -> str | None:
     """The content digest an archive path names: blobs/sha256/<hex> (OCI), <hex>.tar (podman)."""
-    m = _DIGEST.search(path)
+    m = _DIGEST().search(path)
     return f"sha256:{m.group(1) or m.group(2)}" if m else None
 
 
@@ -98,6 +113,16 @@ def code_fingerprint() -> str:
 
 CODE_FILES = ("*.py", "*.toml", "*.txt")  # what leakscan's results depend on in its own package
 RECENT_NS = 3_000_000_000  # a tree with a file changed this recently is hashed and its digest not kept
+_HEX = frozenset("0123456789abcdef")
+
+
+def _matcher(patterns: tuple[str, ...]) -> Callable[[str], object]:
+    """fnmatchcase's test of a name against any of ``patterns``, at once: for ``*.py`` and the
+    like, a test of the name's end (the same answer, without compiling fnmatch's regex every run)."""
+    if all(p.startswith("*") and not any(c in p[1:] for c in "*?[") for p in patterns):
+        ends = tuple(p[1:] for p in patterns)
+        return lambda name: name.endswith(ends)
+    return re.compile("|".join(fnmatch.translate(p) for p in patterns)).match
 
 
 def tree_digest(roots: list[tuple[Path, tuple[str, ...]]], memo: Path | None = None) -> str:
@@ -112,7 +137,7 @@ def tree_digest(roots: list[tuple[Path, tuple[str, ...]]], memo: Path | None = N
     files = []
     for root, patterns in roots:
         found = []
-        matches = re.compile("|".join(fnmatch.translate(p) for p in patterns)).match  # fnmatchcase's, at once
+        matches = _matcher(patterns)
         for folder, folders, names in os.walk(root):
             folders[:] = [f for f in folders if f != "__pycache__"]  # compiled files: none of the patterns'
             rel = os.path.relpath(folder, root)
@@ -134,7 +159,7 @@ def tree_digest(roots: list[tuple[Path, tuple[str, ...]]], memo: Path | None = N
             kept = memo / small_sha256(json.dumps(stamp).encode("utf-8", "surrogateescape")).hexdigest()
             try:
                 digest = kept.read_text(encoding="ascii")
-                if re.fullmatch(r"[0-9a-f]{64}", digest):
+                if len(digest) == 64 and set(digest) <= _HEX:
                     touch(kept)
                     return digest
             except (OSError, UnicodeDecodeError):
@@ -165,31 +190,36 @@ def _crc32(text: str) -> int:
     return crc
 
 
-def _encode(scan: LayerScan) -> tuple[str, str, str]:
-    """One line of JSON for the results, then the entries' own JSON text (the document's parts).
+def _encode(scan: LayerScan) -> tuple[str, ...]:
+    """One line of JSON for the results, then the package records' JSON text and the entries'
+    own JSON text (the document's sections), each after a newline.
 
     Entries go as one string of every path and arrays of lengths, kinds and sizes (a list per
     entry, and a dict per entry before that, took several times the memory and time), and after
     the rest, not in it: a layer has tens of thousands, and parsing them was a third of a rescan's
-    work after start-up.  A rescan parses the first line only; the entries are parsed when
-    something reads them (one layer: never, its hard links are in the first line).  Their length
-    and CRC-32, in the first line, prove at load that the text is the one written (``json.dumps``
-    writes no raw newline).
+    work after start-up.  The package records (every pip RECORD, compressed) go in a section of
+    their own for the same reason: a rescan finds its findings' packages cached (owners:), and
+    in an image of Python packages the records were 80 % of the first line.  A rescan parses the
+    first line only; a section is checked and parsed when something reads it (for one layer:
+    never; its hard links are in the first line).  The first line holds each section's length,
+    checked at load (a cut document), and CRC-32, checked when the section is read
+    (``json.dumps`` writes no raw newline, and ASCII only: a length in characters is one in bytes).
     """
     doc = {
         f.name: getattr(scan, f.name) for f in fields(scan) if f.name not in ("entries", "files", "skips", "records")
     }
     entries = compact(scan.entries).to_json()
+    records = json.dumps(scan.records.to_json()) if scan.records is not None else ""
     doc["entries"] = {
         "count": len(scan.entries),
         "length": len(entries),
         "crc32": _crc32(entries),
         "hard_links": [[e.path, e.size, e.link_target] for e in hard_links(scan.entries)],
     }
+    doc["records"] = {"length": len(records), "crc32": _crc32(records)} if scan.records is not None else None
     doc["files"] = [asdict(f) for f in scan.files]
     doc["skips"] = [asdict(s) for s in scan.skips]
-    doc["records"] = scan.records.to_json() if scan.records is not None else None
-    return json.dumps(doc, default=str), "\n", entries
+    return json.dumps(doc, default=str), "\n", records, "\n", entries
 
 
 _SEVERITY = {s.value: s for s in Severity}  # a lookup, not Severity(value) (a rescan makes hundreds of hits)
@@ -207,28 +237,61 @@ def hit_from_json(doc: dict[str, Any]) -> Hit:
     )
 
 
-def _decode(data: str | bytes | mmap.mmap) -> LayerScan:
+def _section(part: str | memoryview, crc: int, key: str) -> str | bytes:
+    """A section of a layer's document as stored, once its CRC-32 is the one written with it;
+    CacheDamaged otherwise (see :class:`scanner.errors.CacheDamaged`)."""
+    if crc != (_crc32(part) if isinstance(part, str) else zlib.crc32(part)):
+        raise CacheDamaged(key)
+    return part if isinstance(part, str) else part.tobytes()
+
+
+def _entries(part: str | memoryview, about: dict[str, Any], key: str) -> Callable[[], LayerEntries]:
+    def load() -> LayerEntries:
+        try:
+            made = LayerEntries.from_json(_section(part, about["crc32"], key))
+        except ValueError:
+            raise CacheDamaged(key) from None
+        if len(made) != about["count"]:
+            raise CacheDamaged(key)
+        return made
+
+    return load
+
+
+def _records(part: str | memoryview, crc: int, key: str) -> Callable[[], PackageRecords]:
+    def load() -> PackageRecords:
+        text = _section(part, crc, key)
+        try:
+            return PackageRecords.from_json(json.loads(text))
+        except _DAMAGED:
+            raise CacheDamaged(key) from None
+
+    return load
+
+
+def _decode(data: str | bytes | mmap.mmap, key: str = "") -> LayerScan:
     """A layer's document, as text or as the bytes stored (UTF-8, which json.loads reads as they
-    are: ``_encode`` writes ASCII), whose entries are then left as they are, neither decoded nor
-    copied (a rescan of one layer never reads them), and whose CRC-32 is that of the same bytes."""
+    are: ``_encode`` writes ASCII), whose sections (package records, entries) are left as they
+    are, neither checked, decoded nor copied until read (a rescan of one layer never reads them).
+    ``key``: the document's, named by the error a damaged section raises when read."""
     head: str | bytes
-    entries: str | memoryview
+    body: str | memoryview
     if isinstance(data, str):
-        head, _, entries = data.partition("\n")
-        crc = _crc32(entries)
+        head, _, body = data.partition("\n")
     else:
         end = data.find(b"\n")
-        head, entries = (data[:], memoryview(b"")) if end < 0 else (data[:end], memoryview(data)[end + 1 :])
-        crc = zlib.crc32(entries)
+        head, body = (data[:], memoryview(b"")) if end < 0 else (data[:end], memoryview(data)[end + 1 :])
     doc = json.loads(head)
-    about = doc["entries"]
+    about, kept = doc["entries"], doc["records"]
+    cut = kept["length"] if kept is not None else 0
     if (
-        len(entries) != about["length"]
-        or crc != about["crc32"]
+        not isinstance(cut, int)
+        or len(body) != cut + 1 + about["length"]
+        or body[cut : cut + 1] not in ("\n", b"\n")
         or not isinstance(about["count"], int)
         or not all(isinstance(e, list) and len(e) == 3 for e in about["hard_links"])
     ):
-        raise ValueError("entries")
+        raise ValueError("sections")
     return LayerScan(
         blob_digest=doc["blob_digest"],
         diff_id=doc["diff_id"],
@@ -236,7 +299,9 @@ def _decode(data: str | bytes | mmap.mmap) -> LayerScan:
         compressed_size=doc["compressed_size"],
         size=doc["size"],
         entries=LazyEntries(
-            entries, about["count"], [LayerEntry(p, EntryKind.HARDLINK, n, t) for p, n, t in about["hard_links"]]
+            _entries(body[cut + 1 :], about, key),
+            about["count"],
+            [LayerEntry(p, EntryKind.HARDLINK, n, t) for p, n, t in about["hard_links"]],
         ),
         files=tuple(
             FileHits(
@@ -252,7 +317,7 @@ def _decode(data: str | bytes | mmap.mmap) -> LayerScan:
         files_scanned=doc["files_scanned"],
         skips=tuple(Skip(**s) for s in doc["skips"]),
         error=doc["error"],
-        records=PackageRecords.from_json(doc["records"]) if doc["records"] is not None else None,
+        records=StoredRecords(_records(body[:cut], kept["crc32"], key)) if kept is not None else None,
     )
 
 
@@ -341,18 +406,37 @@ class LayerCache:
         self.space = space
         self.hits = 0
         self.misses = 0
+        self._loaded: list[tuple[str, LayerScan]] = []  # each document's sections are checked when read
 
     def get(self, digest: str, count: bool = True) -> LayerScan | None:
         """The cached result for a layer digest; ``count``: as a hit or a miss of this scan."""
+        key = f"{self.space}/{digest}"
         try:
-            stored = self.backend.read_stored(f"{self.space}/{digest}")
-            scan = _decode(stored) if stored is not None else None
+            stored = self.backend.read_stored(key)
+            scan = _decode(stored, key) if stored is not None else None
         except _DAMAGED:
             scan = None
+        if scan is not None:
+            self._loaded.append((key, scan))
         if count:
             self.hits += scan is not None
             self.misses += scan is None
         return scan
+
+    def forget(self, damaged: CacheDamaged) -> None:
+        """Make the document a damaged section was read from a miss, and every other document
+        this cache loaded whose sections are damaged too (each read now: a scan that cannot be
+        made again, from standard input, fails once, not once per damaged document).  A miss is an
+        empty document: the next scan that walks the layer writes it again."""
+        keys = {damaged.key}
+        for key, scan in self._loaded:
+            try:
+                compact(scan.entries)
+                loaded(scan.records)
+            except CacheDamaged:
+                keys.add(key)
+        for key in sorted(keys):
+            self.backend.write(key, "")
 
     def get_doc(self, name: str) -> Any:
         """Another cached document under this namespace (e.g. the metadata's results), or None."""

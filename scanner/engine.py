@@ -20,6 +20,7 @@ from . import prune
 from .cache import CacheBackend, DirBackend, LayerCache, Proofs, default_dir, hit_from_json, namespace, shell_key
 from .detectors.known_values import KnownValue, known_fingerprint
 from .entries import hard_links
+from .errors import CacheDamaged
 from .findings import policy, suppress
 from .findings.dockerfile import Dockerfile, ImageMap, from_provenance, masked_text
 from .findings.fingerprint import load_key
@@ -129,6 +130,26 @@ def scan_image(source: ImageSource, options: ScanOptions | None = None) -> ScanR
     options = options or ScanOptions()
     started = time.monotonic()
     started_at = time.time()
+    backend = options.cache_backend or (DirBackend(options.cache_dir) if options.cache_dir else None)
+    for attempt in range(_RETRIES + 1):
+        cache = LayerCache(backend, _cache_namespace(options)) if backend is not None else None
+        try:
+            return _scan(source, options, cache, started, started_at)
+        except CacheDamaged as damaged:  # a cached section, checked when first read (scanner.cache)
+            if cache is None:
+                raise
+            cache.forget(damaged)  # a miss from now on: the scan again walks that layer
+            if not source.rereadable() or attempt == _RETRIES:
+                raise
+    raise AssertionError("unreachable")
+
+
+_RETRIES = 3  # scans again after a damaged cached document: each finds at most one more
+
+
+def _scan(
+    source: ImageSource, options: ScanOptions, cache: LayerCache | None, started: float, started_at: float
+) -> ScanReport:
     limits = WalkLimits(
         max_file_size=options.max_file_size,
         nested=NestedLimits(max_depth=options.archive_depth),
@@ -136,8 +157,6 @@ def scan_image(source: ImageSource, options: ScanOptions | None = None) -> ScanR
         max_ratio=options.max_ratio,
         deadline=started + options.timeout if options.timeout else None,
     )
-    backend = options.cache_backend or (DirBackend(options.cache_dir) if options.cache_dir else None)
-    cache = LayerCache(backend, _cache_namespace(options)) if backend is not None else None
     with contextlib.ExitStack() as stack:
         lazy = _Lazy(options, limits, stack)
         identity = source.identity() if cache is not None else None

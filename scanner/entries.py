@@ -17,14 +17,14 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import overload
 
-from .models import EntryKind, LayerEntry
+from .models import EntryKind, LayerEntry, compiled
 
 WHITEOUT_PREFIX = ".wh."  # a layer's entry that deletes the path after it from the layers below
 OPAQUE = ".wh..wh..opq"  # ... that hides everything below in its directory
 
 _KIND_LIST = tuple(EntryKind)
 _CODE = {kind: ord("0") + n for n, kind in enumerate(_KIND_LIST)}  # a kind as one ASCII digit
-_CODES = re.compile(rb"[0-%d]*" % (len(_KIND_LIST) - 1))
+_CODES = compiled(rb"[0-%d]*" % (len(_KIND_LIST) - 1))
 _ENCODING = ("utf-8", "surrogatepass")  # any str (a link target may carry surrogates) round-trips
 
 
@@ -119,7 +119,7 @@ class LayerEntries(Sequence[LayerEntry]):
             ends = array("Q", itertools.accumulate(lengths))
             if (
                 not all(isinstance(n, int) for n in lengths)
-                or not _CODES.fullmatch(kinds)
+                or not _CODES().fullmatch(kinds)
                 or len(ends) != len(kinds)
                 or (ends[-1] if ends else 0) != len(names)
                 or len(sizes) != len(kinds)
@@ -220,25 +220,22 @@ class PathIndex:
 
 
 class LazyEntries(Sequence[LayerEntry]):
-    """A cached layer's entries as stored (see :meth:`LayerEntries.to_json`, checked by the cache
-    when loaded), parsed when first read: a rescan of a one-layer image only looks for hard links,
-    which the cache keeps apart."""
+    """A cached layer's entries, parsed (and their stored text checked) by ``load`` when first read
+    (scanner.cache): a rescan of a one-layer image only looks for hard links, which the cache keeps
+    apart, and never reads the rest."""
 
-    __slots__ = ("_count", "_links", "_made", "_text")
+    __slots__ = ("_count", "_links", "_load", "_made")
 
-    def __init__(self, text: str | memoryview, count: int, links: list[LayerEntry]) -> None:
-        self._text: str | memoryview | None = text  # the bytes of an ASCII text as read (cache._decode)
+    def __init__(self, load: Callable[[], LayerEntries], count: int, links: list[LayerEntry]) -> None:
+        self._load: Callable[[], LayerEntries] | None = load
         self._count = count
         self._links = links
         self._made: LayerEntries | None = None
 
     def compact(self) -> LayerEntries:
         if self._made is None:
-            text = self._text
-            made = LayerEntries.from_json(text.tobytes() if isinstance(text, memoryview) else text or "")
-            if len(made) != self._count:
-                raise ValueError("a cached layer's entries are damaged")
-            self._made, self._text = made, None
+            assert self._load is not None
+            self._made, self._load = self._load(), None
         return self._made
 
     def __len__(self) -> int:

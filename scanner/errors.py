@@ -110,3 +110,16 @@ class RegistryUnavailable(RegistryError):
 
 class FormatError(LeakscanError):
     """The image archive is not in a format leakscan understands, or is malformed."""
+
+
+class CacheDamaged(LeakscanError):
+    """A section of a layer's document in the layer cache (its entries, its package records) is not
+    what was written: found when the section was first read, which a rescan may never do.  The
+    engine marks the document a miss and scans again; only standard input, which cannot be read
+    twice, ends with this error."""
+
+    remedy = "scan again: the damaged document is now a miss, and the layer is read from the image (or --no-cache)"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"the layer cache's document {key} is damaged (a section's length or CRC-32)")
+        self.key = key

@@ -20,7 +20,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import MISSING, FrozenInstanceError, dataclass, field, fields
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol, TypeVar, dataclass_transform, overload
+from typing import TYPE_CHECKING, Any, AnyStr, ClassVar, NamedTuple, Protocol, TypeVar, dataclass_transform, overload
 
 if TYPE_CHECKING:
     import hashlib
@@ -73,6 +73,13 @@ class Record(Value):
 
 
 T = TypeVar("T", bound=type)
+
+
+def compiled(pattern: AnyStr, flags: int = 0) -> Callable[[], re.Pattern[AnyStr]]:
+    """A module's regular expression, compiled at its first use rather than with the module: each
+    costs 0.05-0.2 ms to compile, and a rescan from the cache imports many modules and uses few of
+    their patterns.  ``_NAME = compiled(r"...")``, then ``_NAME().match(text)``."""
+    return functools.cache(lambda: re.compile(pattern, flags))
 
 
 @overload
@@ -274,14 +281,14 @@ class Package(Value):
         return f"{self.MANAGERS.get(self.manager, self.manager)} {self.name} {self.version}".rstrip() + f", {what}"
 
 
-_RECORD_LINE = re.compile(r"(?m)^([^,\n]+),(sha256=[^,\n]*|)")
-_RECORD_OUTSIDE = re.compile(r'(?m)^(?:\.\./|/|")[^\n]*')  # ../../bin/x, /x, "quoted"
+_RECORD_LINE = compiled(r"(?m)^([^,\n]+),(sha256=[^,\n]*|)")
+_RECORD_OUTSIDE = compiled(r'(?m)^(?:\.\./|/|")[^\n]*')  # ../../bin/x, /x, "quoted"
 
 
 def record_files(site: str, k: int, text: str) -> dict[str, tuple[int, str]]:
     """pip's RECORD (``path,sha256=<urlsafe base64>,size`` a line, paths relative to ``site``):
     each path with its checksum as written (decoded only when a file is checked)."""
-    lines = _RECORD_LINE.findall(text)
+    lines = _RECORD_LINE().findall(text)
     files = {site + rel: (k, digest) for rel, digest in lines if rel[0] not in './"' and "/." not in rel}
     for rel, digest in lines:  # ../../bin/x, ./x, /x, a/./b, "quoted": resolved one by one
         if rel[0] in './"' or "/." in rel:
@@ -410,7 +417,41 @@ class PackageRecords(Value):
         return cls(packages, files, roots, pip, index)
 
 
-_RECORD_TOP = re.compile(r"(?m)^([^/,\n]*)[/,]")
+class StoredRecords:
+    """A cached layer's package records, parsed (and their stored text checked) by ``load`` when
+    first read (scanner.cache): a rescan whose findings' packages are cached with it
+    (layers.provenance.packages) never reads them, and in an image of Python packages they are
+    most of a layer's document (every RECORD, compressed)."""
+
+    __slots__ = ("_load", "_made")
+
+    def __init__(self, load: Callable[[], PackageRecords]) -> None:
+        self._load: Callable[[], PackageRecords] | None = load
+        self._made: PackageRecords | None = None
+
+    def load(self) -> PackageRecords:
+        if self._made is None:
+            assert self._load is not None
+            self._made, self._load = self._load(), None
+        return self._made
+
+    def to_json(self) -> dict[str, object]:
+        return self.load().to_json()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, StoredRecords):
+            other = other.load()
+        return isinstance(other, PackageRecords) and self.load() == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def loaded(records: PackageRecords | StoredRecords | None) -> PackageRecords | None:
+    """A layer's package records, parsed if they were stored."""
+    return records.load() if isinstance(records, StoredRecords) else records
+
+
+_RECORD_TOP = compiled(r"(?m)^([^/,\n]*)[/,]")
 
 
 def _top(rel: str) -> str:
@@ -422,7 +463,7 @@ def _top(rel: str) -> str:
 def record_index(text: str) -> tuple[tuple[str, ...], str]:
     """What a lookup needs before reading a RECORD: its lines' first components (up to the first
     / or ,) and its lines that name a file outside its site directory (``../../bin/x``)."""
-    return tuple(sorted(set(_RECORD_TOP.findall(text)))), "\n".join(_RECORD_OUTSIDE.findall(text))
+    return tuple(sorted(set(_RECORD_TOP().findall(text)))), "\n".join(_RECORD_OUTSIDE().findall(text))
 
 
 def pack_record(text: str) -> str:
@@ -487,7 +528,7 @@ class LayerScan(Value):
     files_scanned: int
     skips: tuple[Skip, ...]
     error: str | None = None
-    records: PackageRecords | None = None  # the package managers' records written by this layer
+    records: PackageRecords | StoredRecords | None = None  # the package managers' records written by this layer
 
 
 @value(slots=True)

@@ -257,34 +257,152 @@ def test_another_detect_secrets_is_a_cache_miss(tmp_path: Path, monkeypatch: pyt
     assert fingerprints[0] != fingerprints[1]
 
 
+def _sections(doc_path: Path) -> tuple[str, str, str]:
+    """A layer's document: its results' line, its package records' JSON, its entries' JSON."""
+    head, sep, rest = doc_path.read_text().partition("\n")
+    records, sep2, entries = rest.partition("\n")
+    assert sep and sep2 and entries.startswith('["')
+    return head, records, entries
+
+
+def _seen(report: ScanReport) -> list[tuple[object, ...]]:
+    """The findings with where each is and whether a later layer hides it (the entries' work)."""
+    return sorted(
+        (
+            f.layer_index or -1,
+            f.path or "",
+            f.field or "",
+            f.rule_id,
+            f.secret_fingerprint,
+            str(f.status),
+            str(f.hidden_by_layer),
+        )
+        for f in report.findings
+    )
+
+
+def _same_length_edit(text: str) -> str:
+    return re.sub(r"\d", lambda d: str(9 - int(d[0])), text, count=1)
+
+
 @pytest.mark.parametrize(
     "damage",
     [
-        pytest.param(lambda h, e: (h, re.sub(r"\d", lambda d: str(9 - int(d[0])), e, count=1)), id="same-length-edit"),
-        pytest.param(lambda head, entries: (head, entries[: len(entries) // 2]), id="entries-cut"),
-        pytest.param(lambda head, entries: (head, ""), id="entries-gone"),
-        pytest.param(lambda head, entries: (head[:-5], entries), id="results-cut"),
-        pytest.param(lambda h, e: (h.replace('"hard_links": [', '"hard_links": [[1], '), e), id="hard-links"),
-        pytest.param(lambda head, entries: (head, entries[:2] + "é" + entries[3:]), id="not-ascii"),
+        pytest.param(lambda h, r, e: (h, r, _same_length_edit(e)), id="same-length-edit"),
+        pytest.param(lambda h, r, e: (h, r, e[: len(e) // 2]), id="entries-cut"),
+        pytest.param(lambda h, r, e: (h, r, ""), id="entries-gone"),
+        pytest.param(lambda h, r, e: (h[:-5], r, e), id="results-cut"),
+        pytest.param(lambda h, r, e: (h.replace('"hard_links": [', '"hard_links": [[1], '), r, e), id="hard-links"),
+        pytest.param(lambda h, r, e: (h, r, e[:2] + "é" + e[3:]), id="not-ascii"),
+        pytest.param(lambda h, r, e: (h, r + "x", e), id="records-grown"),
     ],
 )
-def test_a_damaged_cache_entry_is_a_miss_not_a_crash(
-    sample_archives: dict[str, Path], tmp_path: Path, damage: Callable[[str, str], tuple[str, str]]
+def test_a_damaged_cache_document_is_a_miss_not_a_crash(
+    sample_archives: dict[str, Path],
+    tmp_path: Path,
+    damage: Callable[[str, str, str], tuple[str, str, str]],
 ) -> None:
-    """Cached entries are parsed only when read (LazyEntries), after the results; their length and
-    CRC-32 are checked when the document is loaded: a damaged document is a miss, and the layer
-    is walked again, wherever the damage is."""
+    """A layer's document is its results' line, then its package records and its entries, each
+    after a newline.  The sections' lengths are checked when the document is loaded (a document
+    cut or grown is a miss there); a section's CRC-32 when it is first read (CacheDamaged: the
+    engine makes every loaded document with a damaged section a miss and scans again).  Either way
+    the report is the first scan's, with the same places and statuses, and the damage is gone the
+    next time."""
     image = str(sample_archives["docker25"])
     first = scan_image(open_source(image), _opts(tmp_path))
+    layers = sum(len(i.layers) for i in first.images)
+    assert any(f.status.value != "present" for f in first.findings)  # the upper layers' entries are read
     docs = [d for d in tmp_path.glob("*/sha256-*.json") if d.parent.name != "proofs"]
     assert docs
     for doc_path in docs:
-        head, sep, entries = doc_path.read_text().partition("\n")
-        assert sep and entries.startswith('["')
-        head, entries = damage(head, entries)
-        doc_path.write_text(head + "\n" + entries)
+        head, records, entries = damage(*_sections(doc_path))
+        doc_path.write_text(head + "\n" + records + "\n" + entries)
     again = scan_image(open_source(image), _opts(tmp_path))
-    assert again.cached_layers == 0 and _key(again) == _key(first) and again.complete
+    assert _seen(again) == _seen(first) and again.complete and again.cached_layers == 0
+    third = scan_image(open_source(image), _opts(tmp_path))
+    assert _seen(third) == _seen(first) and third.cached_layers == layers
+
+
+def test_a_section_never_read_is_never_checked(sample_archives: dict[str, Path], tmp_path: Path) -> None:
+    """A layer's entries are read only to ask whether it hides a lower layer's finding: in the
+    sample, layer 0 has none, so no one reads layer 1's entries, and a damage there costs a rescan
+    nothing and changes nothing.  The same damage in the top layer (above findings) is found."""
+    image = str(sample_archives["docker25"])
+    first = scan_image(open_source(image), _opts(tmp_path))
+    (only,) = first.images
+    layers = len(only.layers)
+    assert layers == 4 and not only.layers[0].findings and only.layers[1].findings and only.layers[2].findings
+
+    def damage(layer: int) -> None:
+        (doc_path,) = list(tmp_path.glob(f"*/{only.layers[layer].diff_id.replace(':', '-')}.json"))
+        head, records, entries = _sections(doc_path)
+        doc_path.write_text(head + "\n" + records + "\n" + _same_length_edit(entries))
+
+    damage(1)
+    again = scan_image(open_source(image), _opts(tmp_path))
+    assert _seen(again) == _seen(first) and again.cached_layers == layers
+    damage(3)
+    again = scan_image(open_source(image), _opts(tmp_path))
+    assert _seen(again) == _seen(first) and again.cached_layers == layers - 2  # layer 1's damage, found at last
+
+
+def test_a_damaged_section_on_standard_input_is_an_error_once(
+    sample_archives: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Standard input cannot be read twice: a damaged section found when read ends that scan with
+    CacheDamaged (exit 3, never a report without it); the documents are misses from then on."""
+    import sys
+
+    from scanner.errors import CacheDamaged, ExitCode
+
+    data = sample_archives["docker25"].read_bytes()
+
+    def stdin_scan() -> ScanReport:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+        return scan_image(open_source("-"), _opts(tmp_path))
+
+    first = stdin_scan()
+    for doc_path in [d for d in tmp_path.glob("*/sha256-*.json") if d.parent.name != "proofs"]:
+        head, records, entries = _sections(doc_path)
+        doc_path.write_text(head + "\n" + records + "\n" + _same_length_edit(entries))
+    with pytest.raises(CacheDamaged) as damaged:
+        stdin_scan()
+    assert damaged.value.exit_code is ExitCode.SCAN_ERROR and "damaged" in damaged.value.message
+    again = stdin_scan()  # every damaged document it had loaded is a miss now, not only the first found
+    assert _seen(again) == _seen(first) and again.complete and again.cached_layers == 0
+    assert stdin_scan().cached_layers == sum(len(i.layers) for i in first.images)
+
+
+def test_package_records_are_checked_and_parsed_when_read() -> None:
+    """A layer's package records are a section of its document: loaded as StoredRecords, the same
+    records as written once read; a same-length edit of that section is CacheDamaged at the read."""
+    from scanner.cache import _decode, _encode
+    from scanner.errors import CacheDamaged
+    from scanner.models import LayerScan, PackageRecords, StoredRecords, loaded, pack_record, record_index
+
+    text = "pkg/__init__.py,sha256=abc,10\npkg/x.py,,\n"
+    records = PackageRecords(
+        (("pip", "pkg", "1.0"), ("dpkg", "bash", "5.2")),
+        {"usr/bin/bash": (1, "md5:00")},
+        {},
+        [("usr/lib/python3/site-packages/", 0, pack_record(text))],
+        [record_index(text)],
+    )
+    scan = LayerScan("sha256:" + "a" * 64, "sha256:" + "b" * 64, "none", 1, 1, (), (), 0, (), records=records)
+    stored = "".join(_encode(scan))
+    back = _decode(stored, "ns/k")
+    assert isinstance(back.records, StoredRecords) and loaded(back.records) == records and back == scan
+    head, rest = stored.split("\n", 1)
+    section, entries = rest.split("\n", 1)
+    edited = section.replace("bash", "bosh")
+    assert len(edited) == len(section) and edited != section
+    damaged = _decode(head + "\n" + edited + "\n" + entries, "ns/k")
+    with pytest.raises(CacheDamaged, match="ns/k"):
+        loaded(damaged.records)
+    assert (
+        _decode("".join(_encode(LayerScan("sha256:" + "a" * 64, "d", "none", 1, 1, (), (), 0, ()))), "k").records
+        is None
+    )
 
 
 def test_a_vouched_config_that_does_not_parse_leaves_its_layers_not_scanned() -> None:
@@ -329,7 +447,7 @@ def test_a_cached_document_nested_too_deep_is_a_miss_not_a_crash(tmp_path: Path)
     # json.loads raises RecursionError, not ValueError, on deep nesting: each reader of the cache
     # takes it as the damage it is
     from scanner.cache import DirBackend, LayerCache, proof_key
-    from scanner.entries import LazyEntries
+    from scanner.entries import LayerEntries
 
     deep = "[" * 200_000 + "]" * 200_000
     backend = DirBackend(tmp_path)
@@ -341,7 +459,7 @@ def test_a_cached_document_nested_too_deep_is_a_miss_not_a_crash(tmp_path: Path)
     assert cache.get_doc("meta:x") is None
     assert cache.proofs("file") == {}
     with pytest.raises(ValueError, match="damaged"):
-        list(LazyEntries(deep, 1, []))
+        LayerEntries.from_json(deep)
 
 
 def test_the_built_in_rules_are_named_by_the_code_fingerprint(monkeypatch: pytest.MonkeyPatch) -> None:

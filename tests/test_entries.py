@@ -43,8 +43,10 @@ def test_entries_survive_the_cache_s_json() -> None:
     text = built().to_json()
     assert text.isascii() and "\n" not in text
     assert tuple(LayerEntries.from_json(text)) == ENTRIES
-    lazy = LazyEntries(text, len(ENTRIES), [ENTRIES[6]])
-    assert lazy.hard_links() == [ENTRIES[6]] and tuple(lazy) == ENTRIES and compact(lazy) == ENTRIES
+    loads: list[str] = []
+    lazy = LazyEntries(lambda: loads.append(text) or LayerEntries.from_json(text), len(ENTRIES), [ENTRIES[6]])
+    assert lazy.hard_links() == [ENTRIES[6]] and len(lazy) == len(ENTRIES) and not loads  # not parsed yet
+    assert tuple(lazy) == ENTRIES and compact(lazy) == ENTRIES and lazy[6] == ENTRIES[6] and len(loads) == 1
 
 
 @pytest.mark.parametrize(

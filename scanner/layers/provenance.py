@@ -26,14 +26,24 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..cache import LayerCache
-from ..models import FileHits, LayerScan, Package, PackageRecords, pack_record, record_index, sha256_hex
+from ..models import (
+    FileHits,
+    LayerScan,
+    Package,
+    PackageRecords,
+    compiled,
+    loaded,
+    pack_record,
+    record_index,
+    sha256_hex,
+)
 
 MAX_RECORD = 64 << 20  # a record file larger than this is scanned, not parsed (reported by the walk)
 
-_DPKG_INFO = re.compile(r"^var/lib/dpkg/info/([^/:]+)(?::[\w\-]+)?\.(list|md5sums)$")
-_DPKG_STATUS = re.compile(r"^var/lib/dpkg/(?:status|status\.d/[^/]+)$")
-_PIP_RECORD = re.compile(r"^(.*/)?([^/]+)-([^/-]+)\.dist-info/RECORD$")
-_NPM_PACKAGE = re.compile(r"^(?:.*/)?node_modules/(?:@[^/]+/)?[^/@][^/]*/package\.json$")
+_DPKG_INFO = compiled(r"^var/lib/dpkg/info/([^/:]+)(?::[\w\-]+)?\.(list|md5sums)$")
+_DPKG_STATUS = compiled(r"^var/lib/dpkg/(?:status|status\.d/[^/]+)$")
+_PIP_RECORD = compiled(r"^(.*/)?([^/]+)-([^/-]+)\.dist-info/RECORD$")
+_NPM_PACKAGE = compiled(r"^(?:.*/)?node_modules/(?:@[^/]+/)?[^/@][^/]*/package\.json$")
 _APK = "lib/apk/db/installed"
 # the last character of every record's name (.list .md5sums RECORD .json installed status; status.d/ any)
 RECORD_LAST = frozenset("tsDnd")
@@ -45,10 +55,10 @@ def is_record(path: str) -> bool:
     if not path.endswith(_ENDINGS) and not path.startswith("var/lib/dpkg/status.d/"):
         return False
     return bool(
-        _DPKG_INFO.match(path)
-        or _DPKG_STATUS.match(path)
-        or _PIP_RECORD.match(path)
-        or _NPM_PACKAGE.match(path)
+        _DPKG_INFO().match(path)
+        or _DPKG_STATUS().match(path)
+        or _PIP_RECORD().match(path)
+        or _NPM_PACKAGE().match(path)
         or path == _APK
     )
 
@@ -90,13 +100,13 @@ class RecordCollector:
 
     def add(self, path: str, data: bytes) -> None:
         """Parse one record file; damaged records are data too: what cannot be parsed is left out."""
-        if m := _DPKG_INFO.match(path):
+        if m := _DPKG_INFO().match(path):
             (self._dpkg_lists if m.group(2) == "list" else self._dpkg_sums).append((m.group(1), data))
-        elif _DPKG_STATUS.match(path):
+        elif _DPKG_STATUS().match(path):
             self._dpkg_status(data)
-        elif m := _PIP_RECORD.match(path):
+        elif m := _PIP_RECORD().match(path):
             self._pip(m.group(1) or "", m.group(2), m.group(3), data)
-        elif _NPM_PACKAGE.match(path):
+        elif _NPM_PACKAGE().match(path):
             self._npm(posixpath.dirname(path), data)
         elif path == _APK:
             self._apk(data)
@@ -236,7 +246,7 @@ class Owners:
     """Which package installed a file, as the records at or below its layer say."""
 
     def __init__(self, scans: Sequence[LayerScan | None]) -> None:
-        self._records = [scan.records if scan is not None else None for scan in scans]
+        self._records = [loaded(scan.records) if scan is not None else None for scan in scans]
         self._versions: list[dict[tuple[str, str], str]] = []
         known: dict[tuple[str, str], str] = {}
         for records in self._records:  # dpkg's status may sit in a lower layer than a package's files

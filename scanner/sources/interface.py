@@ -65,6 +65,10 @@ class ImageSource(ABC):
         (the progress bar's total and ETA); None when it does not."""
         return None
 
+    def rereadable(self) -> bool:
+        """Whether :meth:`members` can be asked again for the same image (standard input cannot)."""
+        return True
+
     def identity(self) -> str | None:
         """Something that changes whenever the bytes this source yields may have changed (a file's
         stat), or None: results proven on those bytes then hold for the same identity later."""

@@ -73,6 +73,9 @@ def _at_start(stream: Readable, consumed: int) -> bool:
 class TarballSource(ImageSource):
     kind = "archive"
 
+    def rereadable(self) -> bool:
+        return self.ref != "-"
+
     def identity(self) -> str | None:
         """The file's stat (see :func:`file_identity`); None for standard input."""
         return None if self.ref == "-" else file_identity(os.path.realpath(self.ref))
