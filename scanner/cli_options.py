@@ -8,7 +8,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -21,8 +21,10 @@ from .findings.dockerfile import Dockerfile, parse
 from .findings.fingerprint import load_key
 from .findings.suppress import Suppressions
 from .layers.limits import NestedLimits, default_jobs
-from .sources import ImageSource, RegistryOptions, open_source
-from .sources.reference import Credentials
+from .sources import ImageSource, open_source
+
+if TYPE_CHECKING:
+    from .sources.reference import RegistryOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -196,17 +198,20 @@ def image_source(
     insecure_registry: tuple[str, ...] = (),
     registry_username: str | None = None,
 ) -> ImageSource:
-    creds = None
-    if registry_username:
-        password = os.environ.get("LEAKSCAN_REGISTRY_PASSWORD")
-        if password is None:
-            raise UsageError("--registry-username needs the password in LEAKSCAN_REGISTRY_PASSWORD")
-        creds = Credentials(registry_username, password)
-    if not re.fullmatch(r"[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?", platform):
+    password = os.environ.get("LEAKSCAN_REGISTRY_PASSWORD") if registry_username else None
+    if registry_username and password is None:
+        raise UsageError("--registry-username needs the password in LEAKSCAN_REGISTRY_PASSWORD")
+    if platform != "linux/amd64" and not re.fullmatch(r"[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?", platform):
         raise UsageError(f"--platform {platform!r}: expected OS/ARCH[/VARIANT], e.g. linux/arm64/v8")
-    options = RegistryOptions(
-        platform=platform, all_platforms=all_platforms, insecure=insecure_registry, credentials=creds
-    )
+
+    def options() -> RegistryOptions:  # made for a registry source only (the names' module: start-up time)
+        from .sources.reference import Credentials, RegistryOptions
+
+        creds = Credentials(registry_username, password) if registry_username and password is not None else None
+        return RegistryOptions(
+            platform=platform, all_platforms=all_platforms, insecure=insecure_registry, credentials=creds
+        )
+
     return open_source(image, registry=options)
 
 

@@ -17,16 +17,16 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from ..models import Instruction, Value, value
+from ..models import Instruction, Value, compiled, value
 
 # A Dockerfile's patterns as text, compiled when one is first parsed (re keeps them): a scan
 # without --dockerfile or a provenance attestation parses none.
 _DIRECTIVE = r"^#\s*(\w+)\s*=\s*(.*?)\s*$"
 _HEREDOC = r"<<-?\s*([\"']?)([A-Za-z_][A-Za-z0-9_]*)\1"
 _ASSIGNED = {"ENV", "ARG", "LABEL"}  # instructions whose values are shown masked, whatever they hold
-_NOP = re.compile(r"^/bin/sh -c #\(nop\)\s+")
-_SHELL_RUN = re.compile(r"^(?:RUN\s+)?(?:\|\d+\s+(?:\S+=\S*\s+)*)?(?:/bin/sh -c |cmd /S /C )")
-_BUILD_ARGS = re.compile(r"^(RUN\s+)?\|(\d+)\s+")
+_NOP = compiled(r"^/bin/sh -c #\(nop\)\s+")
+_SHELL_RUN = compiled(r"^(?:RUN\s+)?(?:\|\d+\s+(?:\S+=\S*\s+)*)?(?:/bin/sh -c |cmd /S /C )")
+_BUILD_ARGS = compiled(r"^(RUN\s+)?\|(\d+)\s+")
 
 
 @value
@@ -142,10 +142,10 @@ def history_keyword(created_by: str) -> str:
     """The instruction a history entry records: BuildKit's ``RUN |1 A=b /bin/sh -c ...``, ``COPY
     ... # buildkit``, the legacy builder's ``/bin/sh -c #(nop)  ENV ...`` and ``/bin/sh -c ...``
     (asked again for each finding of the layer: kept)."""
-    text = _NOP.sub("", created_by.strip())
+    text = _NOP().sub("", created_by.strip())
     if text != created_by.strip():
         return text.split(" ", 1)[0].upper()
-    if _SHELL_RUN.match(text) or _BUILD_ARGS.match(text):
+    if _SHELL_RUN().match(text) or _BUILD_ARGS().match(text):
         return "RUN"
     return text.split(" ", 1)[0].upper() if text else ""
 
@@ -153,10 +153,10 @@ def history_keyword(created_by: str) -> str:
 def shown_instruction(created_by: str) -> str:
     """A history entry as the instruction reads: ``RUN |1 A=<redacted> /bin/sh -c cmd # buildkit``
     -> ``RUN cmd`` (the JSON report keeps the entry whole)."""
-    text = _NOP.sub("", created_by.strip())
+    text = _NOP().sub("", created_by.strip())
     text = re.sub(r"\s+# buildkit$", "", text)
     if history_keyword(created_by) == "RUN":
-        text = "RUN " + _SHELL_RUN.sub("", text, count=1)
+        text = "RUN " + _SHELL_RUN().sub("", text, count=1)
     return " ".join(text.split())
 
 

@@ -15,7 +15,7 @@ from dataclasses import field
 from typing import Any
 
 from ..errors import FormatError, SourceError
-from ..models import LayerScan, Record, record, sha256_hex
+from ..models import LayerScan, Record, compiled, record, sha256_hex
 from ..sources.interface import BODY_SHAPE, DESC_SHAPE, INDEX_TYPES, MANIFEST_TYPES, bad_shape
 from .collect import Archive, BlobRecord, parse_json
 
@@ -24,8 +24,8 @@ __all__ = ["Archive", "BlobRecord", "MetaDoc", "ResolvedArchive", "ResolvedImage
 MAX_JSON_DEPTH = 64
 
 ATTESTATION_TYPE = "attestation-manifest"
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
-_LEGACY_V1 = re.compile(r"^[0-9a-f]{64}/(?:json|VERSION)\Z")
+_IDENT = compiled(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+_LEGACY_V1 = compiled(r"^[0-9a-f]{64}/(?:json|VERSION)\Z")
 
 
 @record
@@ -343,7 +343,7 @@ def resolve(archive: Archive, select: str | None = None) -> ResolvedArchive:
         if (
             rec.used
             or rec.link is not None
-            or _LEGACY_V1.match(rec.path)
+            or _LEGACY_V1().match(rec.path)
             or rec.path in ("oci-layout", "index.json", "manifest.json")
         ):
             continue
@@ -392,8 +392,8 @@ def iter_json_strings(node: Any, path: str = "", depth: int = 0) -> Iterator[tup
         return
     if isinstance(node, dict):
         for key, value in node.items():
-            name = key if _IDENT.match(key) else json.dumps(key)
-            if not _IDENT.match(key):
+            name = key if _IDENT().match(key) else json.dumps(key)
+            if not _IDENT().match(key):
                 sub = f"{path.rstrip('.')}[{name}]"
             else:
                 sub = f"{path}.{key}" if path and not path.endswith(".") else f"{path}{key}"

@@ -10,16 +10,18 @@ just built, before it is pushed), otherwise, when its name starts with a registr
 
 from __future__ import annotations
 
+import importlib
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .daemon import DaemonSource, engine_has
 from .interface import ImageSource, Member, SourceError
-from .ocidir import OciLayoutSource
-from .reference import RegistryOptions, has_registry_host
 from .tarball import TarballSource
 
 if TYPE_CHECKING:
+    from .daemon import DaemonSource
+    from .ocidir import OciLayoutSource
+    from .reference import RegistryOptions
     from .registry import RegistrySource
 
 __all__ = [
@@ -34,21 +36,21 @@ __all__ = [
     "open_source",
 ]
 
-_PATH_TRANSPORTS: dict[str, type[ImageSource]] = {
-    "docker-archive": TarballSource,
-    "oci-archive": TarballSource,
-    "oci": OciLayoutSource,
+# imported on first use: a scan of a tarball does not load the engine's client, the layout reader
+# or the registry's names and HTTP client (start-up time)
+_LAZY = {
+    "DaemonSource": "daemon",
+    "OciLayoutSource": "ocidir",
+    "RegistryOptions": "reference",
+    "RegistrySource": "registry",
 }
 
 
 def __getattr__(name: str) -> Any:
-    """``RegistrySource`` on first use: a run that never talks to a registry does not import the
-    HTTP client (start-up time)."""
-    if name == "RegistrySource":
-        from .registry import RegistrySource
-
-        return RegistrySource
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)
 
 
 def _split_path_ref(rest: str) -> tuple[str, str | None]:
@@ -62,29 +64,41 @@ def _split_path_ref(rest: str) -> tuple[str, str | None]:
     return rest[: cuts[0]], rest[cuts[0] + 1 :] or None
 
 
-def _registry(image: str, options: RegistryOptions | None) -> ImageSource:
+def _registry(image: str, options: RegistryOptions | Callable[[], RegistryOptions] | None) -> ImageSource:
     from .registry import RegistrySource
 
-    return RegistrySource(image, options)
+    return RegistrySource(image, options() if callable(options) else options)
 
 
-def open_source(image: str, registry: RegistryOptions | None = None) -> ImageSource:
+def open_source(image: str, registry: RegistryOptions | Callable[[], RegistryOptions] | None = None) -> ImageSource:
+    """The source an IMAGE argument names (see above); ``registry``: the options of a registry
+    source, or what makes them (made only for one)."""
     transport, sep, rest = image.partition(":")
-    if sep and transport in _PATH_TRANSPORTS and not os.path.exists(image):
+    if sep and transport in ("docker-archive", "oci-archive", "oci") and not os.path.exists(image):
         path, ref = _split_path_ref(rest)
         if not os.path.exists(path):
             raise SourceError(f"{transport}: no such file or directory: {path}")
-        return _PATH_TRANSPORTS[transport](path, select=ref)
+        if transport == "oci":
+            from .ocidir import OciLayoutSource
+
+            return OciLayoutSource(path, select=ref)
+        return TarballSource(path, select=ref)
+    if image == "-":
+        return TarballSource("-")
+    if not (sep and transport == "docker-daemon") and not image.startswith("docker://"):
+        if os.path.isdir(image):
+            from .ocidir import OciLayoutSource
+
+            return OciLayoutSource(image)
+        if os.path.exists(image):
+            return TarballSource(image)
+    from .daemon import DaemonSource, engine_has
+    from .reference import has_registry_host
+
     if sep and transport == "docker-daemon":
         return DaemonSource(rest)
     if image.startswith("docker://"):
         return _registry(image, registry)
-    if image == "-":
-        return TarballSource("-")
-    if os.path.isdir(image):
-        return OciLayoutSource(image)
-    if os.path.exists(image):
-        return TarballSource(image)
     if "/" in image and (image.startswith((".", "/")) or image.endswith((".tar", ".tgz", ".tar.gz", ".tar.zst"))):
         raise SourceError(f"no such file: {image}")
     if has_registry_host(image) and not engine_has(image):
