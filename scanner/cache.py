@@ -52,11 +52,11 @@ from .models import (
     small_sha256,
 )
 
-FORMAT = 9  # 2: Skip.limit; 3: FileHits.replaced; 4: entries as lists; 5: entries after the results;
+FORMAT = 10  # 2: Skip.limit; 3: FileHits.replaced; 4: entries as lists; 5: entries after the results;
 # 6: package records, file digests and Maven artifacts, hits' other rules and downgrades; 7: entries
 # as one string of paths and arrays (scanner.entries.LayerEntries.to_json); 8: the index of each
 # pip RECORD (models.record_index) kept with it; 9: the package records in a section after the
-# results, and each section's CRC-32 checked when it is read
+# results, and each section's CRC-32 checked when it is read; 10: files and hits as lists
 Proofs = dict[str, tuple[str, int]]  # archive path -> (the digest its bytes hash to, its size)
 _DIGEST = compiled(r"(?:^|/)(?:blobs/sha256/([0-9a-f]{64})|([0-9a-f]{64})\.tar)\Z")
 # what reading a damaged cached document can raise (JSON nested too deep: RecursionError); a miss
@@ -158,7 +158,7 @@ def tree_digest(roots: list[tuple[Path, tuple[str, ...]]], memo: Path | None = N
             ]
             kept = memo / small_sha256(json.dumps(stamp).encode("utf-8", "surrogateescape")).hexdigest()
             try:
-                digest = kept.read_text(encoding="ascii")
+                digest = kept.read_bytes().decode("ascii")  # no text file: its codec module is an import
                 if len(digest) == 64 and set(digest) <= _HEX:
                     touch(kept)
                     return digest
@@ -217,12 +217,16 @@ def _encode(scan: LayerScan) -> tuple[str, ...]:
         "hard_links": [[e.path, e.size, e.link_target] for e in hard_links(scan.entries)],
     }
     doc["records"] = {"length": len(records), "crc32": _crc32(records)} if scan.records is not None else None
-    doc["files"] = [asdict(f) for f in scan.files]
+    doc["files"] = [
+        [f.path, f.member, f.replaced, f.digests, f.maven, [[getattr(h, n) for n in _HIT_FIELDS] for h in f.hits]]
+        for f in scan.files
+    ]
     doc["skips"] = [asdict(s) for s in scan.skips]
     return json.dumps(doc, default=str), "\n", records, "\n", entries
 
 
 _SEVERITY = {s.value: s for s in Severity}  # a lookup, not Severity(value) (a rescan makes hundreds of hits)
+_HIT_FIELDS = tuple(f.name for f in fields(Hit))  # a hit in a layer's document: its fields' values in this order
 
 
 def hit_from_json(doc: dict[str, Any]) -> Hit:
@@ -235,6 +239,15 @@ def hit_from_json(doc: dict[str, Any]) -> Hit:
             "downgraded_from": _SEVERITY[was] if was is not None else None,
         }
     )
+
+
+def _hit(row: list[Any]) -> Hit:
+    """A hit as a layer's document holds it, ``_HIT_FIELDS``' values (a list parses and makes a hit
+    in half the time of a dict of its names: a rescan makes hundreds), the list parsed for it."""
+    row[2], row[10] = _SEVERITY[row[2]], tuple(row[10])
+    if row[12] is not None:
+        row[12] = _SEVERITY[row[12]]
+    return Hit(*row)
 
 
 def _section(part: str | memoryview, crc: int, key: str) -> str | bytes:
@@ -305,14 +318,9 @@ def _decode(data: str | bytes | mmap.mmap, key: str = "") -> LayerScan:
         ),
         files=tuple(
             FileHits(
-                f["path"],
-                tuple(hit_from_json(h) for h in f["hits"]),
-                f["member"],
-                f["replaced"],
-                tuple(f["digests"]) if f["digests"] is not None else None,
-                f["maven"],
+                path, tuple(_hit(h) for h in hits), member, replaced, tuple(sums) if sums is not None else None, maven
             )
-            for f in doc["files"]
+            for path, member, replaced, sums, maven, hits in doc["files"]
         ),
         files_scanned=doc["files_scanned"],
         skips=tuple(Skip(**s) for s in doc["skips"]),

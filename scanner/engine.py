@@ -319,15 +319,14 @@ class _MetadataResults:
             for field_name, text in iter_json_strings(doc.doc, doc.prefix):
                 for hit in self.hits[text]:
                     instruction, base = image.for_field(field_name)
-                    yield Finding.from_hit(
-                        hit,
-                        key,
-                        field=field_name,
-                        line=None,
-                        description=image.describe(field_name, hit.rule_id, hit.description),
-                        instruction=self.instruction(instruction),
-                        base_image=base,
-                    )
+                    where = {
+                        "field": field_name,
+                        "line": None,
+                        "description": image.describe(field_name, hit.rule_id, hit.description),
+                        "instruction": self.instruction(instruction),
+                        "base_image": base,
+                    }
+                    yield Finding.from_hit(hit, key, where)
 
     def display(self, created_by: str | None) -> str | None:
         return None if created_by is None else self.shown[mask_build_args(created_by)]
@@ -371,7 +370,9 @@ def _created_by(image: ResolvedImage) -> tuple[list[str | None], list[str]]:
     return [str(s) if s is not None else None for s in steps], []
 
 
-def _hard_link_findings(image: ResolvedImage, vis: Visibility, i: int, **common: Any) -> Iterator[Finding]:
+def _hard_link_findings(
+    image: ResolvedImage, vis: Visibility, i: int, key: bytes, common: dict[str, Any]
+) -> Iterator[Finding]:
     """A hard link shows its target's content under its own path (same or lower layer)."""
     scan = image.layers[i].scan
     for entry in hard_links(scan.entries) if scan else ():
@@ -386,16 +387,16 @@ def _hard_link_findings(image: ResolvedImage, vis: Visibility, i: int, **common:
             if fh.path != entry.link_target:
                 continue
             path = f"{entry.path}!/{fh.member}" if fh.member else entry.path
+            where = {
+                "layer_index": i,
+                "path": path,
+                "status": status,
+                "hidden_by_layer": by,
+                "link_target": entry.link_target,
+                **common,
+            }
             for hit in fh.hits:
-                yield Finding.from_hit(
-                    hit,
-                    layer_index=i,
-                    path=path,
-                    status=status,
-                    hidden_by_layer=by,
-                    link_target=entry.link_target,
-                    **common,
-                )
+                yield Finding.from_hit(hit, key, where)
 
 
 _COMPILED = re.compile(r"^(?:(.*/)__pycache__/)?([^/]+?)(?:\.cpython-\d+|\.pypy\d*-\d+)?(?:\.opt-\d)?\.py[co]$")
@@ -469,26 +470,16 @@ def _image_report(
         if i < len(diff_ids) and diff_ids[i] != scan.diff_id:
             errors.append(f"layer {i}: diff_id in the config does not match the layer content")
         findings: list[Finding] = []
-        common: dict[str, Any] = {
-            "key": key,
-            "instruction": meta.instruction(made_by[i][0]),
-            "base_image": made_by[i][1],
-        }
+        common: dict[str, Any] = {"instruction": meta.instruction(made_by[i][0]), "base_image": made_by[i][1]}
         for fh, package in zip(scan.files, owners[i], strict=True):
             status, by = (Status.OVERWRITTEN, i) if fh.replaced else vis.hider(i, fh.path)
+            where = {"layer_index": i, "path": fh.display_path, "status": status, "hidden_by_layer": by, **common}
             findings.extend(
-                Finding.from_hit(
-                    h,
-                    layer_index=i,
-                    path=fh.display_path,
-                    status=status,
-                    hidden_by_layer=by,
-                    **common,
-                    **policy.changes(h, package),  # its package, and what that package's word changes
-                )
+                # its package, and what that package's word changes
+                Finding.from_hit(h, key, where, policy.changes(h, package))
                 for h in fh.hits
             )
-        findings.extend(_hard_link_findings(image, vis, i, **common))
+        findings.extend(_hard_link_findings(image, vis, i, key, common))
         findings = _fold_compiled(findings)
         layers.append(
             LayerReport(
