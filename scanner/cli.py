@@ -303,13 +303,13 @@ def scan(
         report = scan_image(source, scan_settings(suppressions=suppressions, size_hint=source.size_hint, **scan_kw))
         if kw.get("verbose"):
             _log_report(report)
-        texts = [(path, renderer_for(fmt).render(report)) for fmt, path in targets]
+        texts = [(path, renderer_for(fmt).pieces(report)) for fmt, path in targets]
         for path, text in texts:  # the files first: a file that fails is an error before any output
             if path is not None:
                 write_atomically(path, text)
         for path, text in texts:
             if path is None:
-                sys.stdout.write(text)
+                sys.stdout.write("".join(text))
     except Exception as exc:
         _fail(exc)
     policy = Policy(Severity(fail_on), fail_on_hidden, exit_code, allow_incomplete)

@@ -14,7 +14,9 @@ import contextlib
 import errno
 import os
 import stat
+from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from ..errors import ReportWriteError
 
@@ -46,36 +48,47 @@ def check_writable(path: Path, what: str = "report") -> None:
         raise ReportWriteError(f"{what} file {path}: not writable")
 
 
-def write_atomically(path: Path, text: str, what: str = "report") -> None:
-    """Replace ``path`` with ``text`` whole; ReportWriteError (naming ``path``) when it cannot."""
-    if _special(path):  # a device, a FIFO, a socket: written to, never replaced
-        try:
-            with open(path, "w", encoding="utf-8") as fh:
-                fh.write(text)
-        except OSError as exc:
-            raise ReportWriteError(
-                f"{what} file {path}: cannot be written ({exc.strerror or type(exc).__name__})"
-            ) from None
-        return
-    shown, path = path, Path(os.path.realpath(path)) if path.is_symlink() else path
-    tmp: str | None = None
+def write_atomically(path: Path, text: str | Sequence[str], what: str = "report") -> None:
+    """Replace ``path`` with ``text`` (or its pieces, joined) whole; ReportWriteError (naming
+    ``path``) when it cannot.  Pieces are joined and encoded a batch at a time: a report of a
+    megabyte is never one more string and one more bytes of a megabyte each (in a new process
+    their memory is new pages: 0.7 ms of a 60 ms rescan from the cache)."""
+    shown = path
     try:
-        fd, tmp = _new_file(str(path.parent) or ".", f".{path.name}.", ".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-        tmp = None
+        if _special(path):  # a device, a FIFO, a socket: written to, never replaced
+            with open(path, "wb") as fh:
+                _write(fh, text)
+            return
+        path = Path(os.path.realpath(path)) if path.is_symlink() else path
+        tmp: str | None = None
+        try:
+            fd, tmp = _new_file(str(path.parent) or ".", f".{path.name}.", ".tmp")
+            with os.fdopen(fd, "wb") as fh:
+                _write(fh, text)
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, path)
+            tmp = None
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
     except OSError as exc:
         raise ReportWriteError(
             f"{what} file {shown}: cannot be written ({exc.strerror or type(exc).__name__})"
         ) from None
     except UnicodeError:  # a name from the image that is not text; the report is left as it was
         raise ReportWriteError(f"{what} file {shown}: cannot be written (the text is not valid UTF-8)") from None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+
+
+_BATCH = 2048  # pieces joined and encoded at a time (a report's pieces: some 50 characters each)
+
+
+def _write(fh: BinaryIO, text: str | Sequence[str]) -> None:
+    if isinstance(text, str):
+        fh.write(text.encode("utf-8"))
+        return
+    for at in range(0, len(text), _BATCH):
+        fh.write("".join(text[at : at + _BATCH]).encode("utf-8"))
 
 
 def _new_file(folder: str, prefix: str, suffix: str) -> tuple[int, str]:

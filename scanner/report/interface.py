@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from enum import StrEnum
 
 from ..models import ScanReport
@@ -25,3 +26,8 @@ class Renderer(ABC):
     @abstractmethod
     def render(self, report: ScanReport) -> str:
         """The whole report as text.  Must never contain secret plaintext (it has none to give)."""
+
+    def pieces(self, report: ScanReport) -> Sequence[str]:
+        """:meth:`render`'s text in pieces, joined when written (report.files.write_atomically):
+        a format whose text is made of many (JSON's) need not join a copy of it first."""
+        return [self.render(report)]

@@ -138,4 +138,7 @@ def report_dict(report: ScanReport) -> dict[str, Any]:
 
 class JsonRenderer(Renderer):
     def render(self, report: ScanReport) -> str:
-        return jsontext.dumps(report_dict(report), ensure_ascii=False) + "\n"
+        return "".join(self.pieces(report))
+
+    def pieces(self, report: ScanReport) -> list[str]:
+        return [*jsontext.pieces(report_dict(report), ensure_ascii=False), "\n"]

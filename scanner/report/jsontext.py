@@ -24,16 +24,22 @@ class _Unknown(Exception):
 
 def dumps(obj: Any, *, ensure_ascii: bool = True) -> str:
     """Exactly ``json.dumps(obj, indent=2, ensure_ascii=ensure_ascii)``."""
+    return "".join(pieces(obj, ensure_ascii=ensure_ascii))
+
+
+def pieces(obj: Any, *, ensure_ascii: bool = True) -> list[str]:
+    """:func:`dumps`'s text in the pieces it is made of, not joined (report.files writes them a
+    batch at a time)."""
     enc = encode_basestring_ascii if ensure_ascii else encode_basestring
     try:
         leaf = _scalar(obj, enc)
         if leaf is not None:
-            return leaf
+            return [leaf]
         out: list[str] = []
         _container(obj, "\n", enc, {}, out)
-        return "".join(out)
+        return out
     except (_Unknown, RecursionError):
-        return json.dumps(obj, indent=2, ensure_ascii=ensure_ascii)
+        return [json.dumps(obj, indent=2, ensure_ascii=ensure_ascii)]
 
 
 def _float(o: float) -> str:
@@ -103,8 +109,9 @@ def _container(o: Any, newline: str, enc: Any, keys: dict[Any, Any], out: list[s
         if heads is None:
             if not all(type(k) is str for k in o):
                 raise _Unknown  # json turns ints, floats, bools and None into strings: left to it
-            heads = keys[shape] = [f"{sep}{enc(k)}: " for sep, k in zip(("{" + inner,) + ("," + inner,) * len(o), o)]
-        for head, v in zip(heads, o.values()):
+            seps = ("{" + inner,) + ("," + inner,) * (len(o) - 1)
+            heads = keys[shape] = [f"{sep}{enc(k)}: " for sep, k in zip(seps, o, strict=True)]
+        for head, v in zip(heads, o.values(), strict=True):
             t = type(v)  # the commonest exact types here (a finding's), without a call
             if t is str:
                 if len(v) < _LONG:

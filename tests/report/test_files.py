@@ -21,6 +21,32 @@ def test_a_regular_file_is_replaced_whole(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]  # no temporary file left
 
 
+def test_pieces_are_written_as_their_text(tmp_path: Path) -> None:
+    """A renderer's pieces (JSON's: thousands) are joined and encoded a batch at a time: the file
+    holds their text, whatever the batches' edges split, UTF-8 included."""
+    from scanner.report import files
+
+    pieces = [f"{n}é€\n" for n in range(3 * files._BATCH + 7)]
+    target = tmp_path / "report.json"
+    write_atomically(target, pieces)
+    assert target.read_text(encoding="utf-8") == "".join(pieces)
+    write_atomically(target, [])
+    assert target.read_bytes() == b""
+
+
+@pytest.mark.parametrize("pieces", [["ok\n", "bad \udcff name\n"], "bad \udcff name\n"])
+def test_text_that_is_not_utf8_leaves_the_report_as_it_was(tmp_path: Path, pieces: list[str] | str) -> None:
+    """A name from the image with a lone surrogate cannot be written as UTF-8: a ReportWriteError
+    that names the file, the old report untouched and no temporary file left."""
+    from scanner.errors import ReportWriteError
+
+    target = tmp_path / "report.json"
+    target.write_text("old")
+    with pytest.raises(ReportWriteError, match=r"report\.json.*not valid UTF-8"):
+        write_atomically(target, pieces)
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
 def test_a_fifo_is_written_to_not_replaced(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
@@ -28,7 +54,7 @@ def test_a_fifo_is_written_to_not_replaced(tmp_path: Path) -> None:
     reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
     reader.start()
     check_writable(fifo)
-    write_atomically(fifo, "through the pipe\n")
+    write_atomically(fifo, ["through ", "the pipe\n"])
     reader.join(10)
     assert got == [b"through the pipe\n"]
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)

@@ -16,7 +16,7 @@ from scanner import ScanOptions, scan_image
 from scanner.detectors import SecretSpec, load_known_values
 from scanner.report import jsontext
 from scanner.report.gitlab import GitlabRenderer
-from scanner.report.json import report_dict
+from scanner.report.json import JsonRenderer, report_dict
 from scanner.report.sarif import SarifRenderer
 from scanner.sources import open_source
 from tests.conftest import SAMPLE
@@ -107,6 +107,9 @@ def test_real_reports_are_unchanged(sample_archives: dict[str, Path], tmp_path: 
     assert report.findings
     doc = report_dict(report)
     assert jsontext.dumps(doc, ensure_ascii=False) == json.dumps(doc, indent=2, ensure_ascii=False)
+    pieces = JsonRenderer().pieces(report)  # what a report file is written from
+    assert len(pieces) > 100 and "".join(pieces) == json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    assert JsonRenderer().render(report) == "".join(pieces)
     sarif, gitlab = SarifRenderer().render(report), GitlabRenderer().render(report)
     assert sarif == json.dumps(json.loads(sarif), indent=2) + "\n"
     assert gitlab == json.dumps(json.loads(gitlab), indent=2, ensure_ascii=False) + "\n"
