@@ -16,14 +16,12 @@ from typing import Any
 import click
 
 from . import __version__
-from .cache import default_dir as default_cache_dir
 from .cli_options import image_source, scan_options, scan_settings, split_options
 from .engine import scan_image
 from .errors import ExitCode, LeakscanError, UsageError, exit_code_lines
-from .findings.fingerprint import load_key
-from .findings.suppress import Suppressions, baseline_document, load_baseline, load_ignore_file
-from .models import Finding, ScanReport, Severity, Status, Value, keyed, sha256_hex, value
-from .report import OutputFormat, jsontext, renderer_for, summary_line
+from .findings.suppress import Suppressions, load_baseline, load_ignore_file
+from .models import Finding, ScanReport, Severity, Status, Value, value
+from .report import OutputFormat, renderer_for, summary_line
 from .report.files import check_writable, write_atomically
 
 
@@ -49,28 +47,36 @@ class Policy(Value):
         return self.findings_exit_code if self.gating(report) else int(ExitCode.CLEAN)
 
 
-_SERVICE_COMMANDS = {"serve": "serve_cmd", "worker": "worker_cmd"}  # in scanner.service.commands
+# the commands besides scan and help, by the module that defines them (relative to this package)
+_LAZY_COMMANDS = {
+    "baseline": ".commands",
+    "fingerprint": ".commands",
+    "rules": ".commands",
+    "serve": ".service.commands",
+    "worker": ".service.commands",
+}
 
 
 class _DefaultToScan(click.Group):
-    """``leakscan IMAGE ...`` runs ``scan``: the common case needs no sub-command.  The service's
+    """``leakscan IMAGE ...`` runs ``scan``: the common case needs no sub-command.  The other
     commands are imported when named or listed (a scan does not load them: start-up time)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        known = (*self.commands, *_SERVICE_COMMANDS, "-h", "--help", "--version")
+        known = (*self.commands, *_LAZY_COMMANDS, "-h", "--help", "--version")
         if args and args[0] not in known:
             # an image called like a sub-command is still reachable: leakscan scan NAME
             args = ["scan", *args]
         return super().parse_args(ctx, args)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *_SERVICE_COMMANDS})
+        return sorted({*super().list_commands(ctx), *_LAZY_COMMANDS})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in _SERVICE_COMMANDS and cmd_name not in self.commands:
-            from .service import commands
+        if cmd_name in _LAZY_COMMANDS and cmd_name not in self.commands:
+            import importlib
 
-            self.add_command(getattr(commands, _SERVICE_COMMANDS[cmd_name]))
+            module = importlib.import_module(_LAZY_COMMANDS[cmd_name], __package__)
+            self.add_command(getattr(module, f"{cmd_name}_cmd"))
         return super().get_command(ctx, cmd_name)
 
 
@@ -348,92 +354,3 @@ def _targets(formats: tuple[str, ...], output: Path | None) -> list[tuple[Output
             raise UsageError("--output needs a --format without =FILE")
         targets[bare[0]] = (targets[bare[0]][0], output)
     return targets
-
-
-@main.command("baseline")
-@scan_options
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the baseline to this file instead of standard output.",
-)
-def baseline_cmd(image: str, output: Path | None, **kw: Any) -> None:
-    """Scan IMAGE and write a baseline of its findings (JSON, keyed fingerprints only), for later
-    scans to pass to --baseline (with the same fingerprint key: LEAKSCAN_FINGERPRINT_KEY in CI)."""
-    try:
-        if output is not None:
-            check_writable(output, "baseline")
-        source_kw, scan_kw = split_options(kw)
-        report = scan_image(image_source(image, **source_kw), scan_settings(**scan_kw))
-        text = jsontext.dumps(baseline_document(report)) + "\n"
-        if output is not None:
-            write_atomically(output, text, "baseline")
-        else:
-            sys.stdout.write(text)
-    except Exception as exc:
-        _fail(exc)
-    if not report.complete:
-        click.echo(f"error: the baseline is incomplete: {'; '.join(report.problems)[:400]}", err=True)
-        sys.exit(int(ExitCode.SCAN_ERROR))
-
-
-@main.command("rules")
-@click.option(
-    "--config",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="Apply this config's [rules] table (disabled and custom rules).",
-)
-def rules_cmd(config: Path | None) -> None:
-    """List the pattern rules: id, severity, confidence, vendor, description, the reference of the format."""
-    from .detectors.rules import RuleSet
-    from .detectors.rules.loader import builtin_rules
-    from .detectors.vendor_context import builtin_vendors
-
-    try:
-        rules = RuleSet.load(builtin_rules(), config)
-    except Exception as exc:
-        _fail(exc)
-    for rule in sorted(rules.rules, key=lambda r: r.id):
-        vendor = rule.vendor or "-"
-        click.echo(
-            f"{rule.id:40} {rule.severity.value:9} {rule.confidence:7} {vendor:24} {rule.description}"
-            + (f"  <{rule.reference}>" if rule.reference else "")
-        )
-    formats = [r for r in rules.rules if r.vendor and r.vendor != "generic"]
-    click.echo(
-        f"{len(rules.rules)} rules: {len(formats)} vendor formats of {len({r.vendor for r in formats})} vendors, "
-        f"{len(rules.rules) - len(formats)} generic or custom; "
-        f"detect-secrets plugins {'on' if rules.detect_secrets else 'off'}; "
-        "also: known-secret, high-entropy-assignment, build-arg-secret, metadata-secret-name, "
-        f"vendor-context-<vendor> ({len({v.slug for v in builtin_vendors()})} vendors)"
-    )
-
-
-@main.command("fingerprint")
-@click.argument("file", required=False, type=click.File("rb"), default="-")
-@click.option("--config", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="As for scan.")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="As for scan.")
-def fingerprint_cmd(file: Any, config: Path | None, cache_dir: Path | None) -> None:
-    """Is this my secret? Print the fingerprint of a value, read from FILE or standard input (never
-    from the command line, where other users and the shell history would see it), to look for in a
-    report's secret_fingerprint (the table's fp:...). It uses the scan's key: the same
-    LEAKSCAN_FINGERPRINT_KEY, --config or --cache-dir. Leading and trailing whitespace is ignored.
-
-    \b
-      leakscan fingerprint ~/.npmrc-token
-      printf %s "$TOKEN" | leakscan fingerprint
-    """
-    try:
-        if file.name == "<stdin>" and sys.stdin.isatty():
-            value = click.prompt("value (not shown)", hide_input=True, err=True).encode()
-        else:
-            value = file.read()
-        value = value.strip()
-        if not value:
-            raise UsageError("fingerprint: no value given (FILE or standard input is empty)")
-        key = load_key(cache_dir or default_cache_dir(), config)
-    except Exception as exc:
-        _fail(exc)
-    click.echo(keyed(key.key, sha256_hex(value)))
-    click.echo(f"leakscan: fingerprint made with the {key.source}", err=True)
