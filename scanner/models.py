@@ -20,6 +20,7 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, FrozenInstanceError, dataclass, field, fields
 from enum import StrEnum
+from types import MemberDescriptorType
 from typing import TYPE_CHECKING, Any, AnyStr, ClassVar, NamedTuple, Protocol, TypeVar, dataclass_transform, overload
 
 if TYPE_CHECKING:
@@ -164,7 +165,11 @@ def _init(cls: type, frozen: bool) -> Callable[..., None]:
             got = f"__default_{f.name}__"
         else:
             continue
-        body.append(f"__object__.__setattr__(self, {f.name!r}, {got})" if frozen else f"self.{f.name} = {got}")
+        if frozen and isinstance(slot := getattr(cls, f.name, None), MemberDescriptorType):
+            names[f"__set_{f.name}__"] = slot.__set__  # the slot's own setter: object.__setattr__ without the lookup
+            body.append(f"__set_{f.name}__(self, {got})")
+        else:
+            body.append(f"__object__.__setattr__(self, {f.name!r}, {got})" if frozen else f"self.{f.name} = {got}")
     if hasattr(cls, "__post_init__"):
         body.append("self.__post_init__()")
     signature = ", ".join(["self", *params, *(["*", *kw_only] if kw_only else [])])
