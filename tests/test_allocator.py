@@ -33,10 +33,12 @@ def _faults(mode: str) -> int:
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt's thresholds are glibc's")
 def test_freed_windows_are_reused_not_faulted_in_again() -> None:
     default, tuned = _faults("default"), _faults("tuned")
-    # glibc's defaults trim the heap after each round: 256 faults per MiB, ~75,000 in all; tuned,
-    # only the first round's pages fault in
-    assert default > 100 * 3 * 128
-    assert tuned < default / 10
+    # tuned, only the first round's pages fault in (3 MiB: 768 pages); glibc's defaults give pages
+    # back to the kernel round after round, how many depending on what the process allocated
+    # before (its thresholds move with the frees it sees: 17,859 or 48,557 faults here, with the
+    # same code importing one regular expression more or less)
+    assert tuned < 3 * 256 + 256
+    assert default > 10 * tuned
 
 
 def test_the_walker_and_the_pool_tune_before_they_allocate() -> None:
