@@ -46,7 +46,7 @@ from .models import (
     PackageRecords,
     Severity,
     Skip,
-    StoredRecords,
+    Stored,
     compiled,
     loaded,
     small_sha256,
@@ -325,7 +325,7 @@ def _decode(data: str | bytes | mmap.mmap, key: str = "") -> LayerScan:
         files_scanned=doc["files_scanned"],
         skips=tuple(Skip(**s) for s in doc["skips"]),
         error=doc["error"],
-        records=StoredRecords(_records(body[:cut], kept["crc32"], key)) if kept is not None else None,
+        records=Stored(_records(body[:cut], kept["crc32"], key)) if kept is not None else None,
     )
 
 

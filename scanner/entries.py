@@ -17,7 +17,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import overload
 
-from .models import EntryKind, LayerEntry, compiled
+from .models import EntryKind, LayerEntry, Stored, compiled
 
 WHITEOUT_PREFIX = ".wh."  # a layer's entry that deletes the path after it from the layers below
 OPAQUE = ".wh..wh..opq"  # ... that hides everything below in its directory
@@ -224,19 +224,15 @@ class LazyEntries(Sequence[LayerEntry]):
     (scanner.cache): a rescan of a one-layer image only looks for hard links, which the cache keeps
     apart, and never reads the rest."""
 
-    __slots__ = ("_count", "_links", "_load", "_made")
+    __slots__ = ("_count", "_links", "_stored")
 
     def __init__(self, load: Callable[[], LayerEntries], count: int, links: list[LayerEntry]) -> None:
-        self._load: Callable[[], LayerEntries] | None = load
+        self._stored = Stored(load)
         self._count = count
         self._links = links
-        self._made: LayerEntries | None = None
 
     def compact(self) -> LayerEntries:
-        if self._made is None:
-            assert self._load is not None
-            self._made, self._load = self._load(), None
-        return self._made
+        return self._stored.load()
 
     def __len__(self) -> int:
         return self._count

@@ -21,7 +21,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, FrozenInstanceError, dataclass, field, fields
 from enum import StrEnum
 from types import MemberDescriptorType
-from typing import TYPE_CHECKING, Any, AnyStr, ClassVar, NamedTuple, Protocol, TypeVar, dataclass_transform, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    AnyStr,
+    ClassVar,
+    Generic,
+    NamedTuple,
+    Protocol,
+    TypeVar,
+    dataclass_transform,
+    overload,
+)
 
 if TYPE_CHECKING:
     import hashlib
@@ -74,6 +85,7 @@ class Record(Value):
 
 
 T = TypeVar("T", bound=type)
+S = TypeVar("S")
 
 
 def compiled(pattern: AnyStr, flags: int = 0) -> Callable[[], re.Pattern[AnyStr]]:
@@ -439,38 +451,36 @@ class PackageRecords(Value):
         return cls(packages, files, roots, pip, index)
 
 
-class StoredRecords:
-    """A cached layer's package records, parsed (and their stored text checked) by ``load`` when
-    first read (scanner.cache): a rescan whose findings' packages are cached with it
-    (layers.provenance.packages) never reads them, and in an image of Python packages they are
-    most of a layer's document (every RECORD, compressed)."""
+class Stored(Generic[S]):
+    """A section of a cached layer's document, checked and parsed by ``load`` when first read
+    (scanner.cache), then kept: a rescan of one layer reads neither its package records (the
+    findings' packages are cached with it: layers.provenance.packages; in an image of Python
+    packages most of the document, every RECORD compressed) nor its entries (scanner.entries)."""
 
     __slots__ = ("_load", "_made")
 
-    def __init__(self, load: Callable[[], PackageRecords]) -> None:
-        self._load: Callable[[], PackageRecords] | None = load
-        self._made: PackageRecords | None = None
+    def __init__(self, load: Callable[[], S]) -> None:
+        self._load: Callable[[], S] | None = load
+        self._made: S | None = None
 
-    def load(self) -> PackageRecords:
+    def load(self) -> S:
         if self._made is None:
             assert self._load is not None
             self._made, self._load = self._load(), None
         return self._made
 
-    def to_json(self) -> dict[str, object]:
-        return self.load().to_json()
+    def to_json(self) -> Any:
+        return self.load().to_json()  # type: ignore[attr-defined]
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, StoredRecords):
-            other = other.load()
-        return isinstance(other, PackageRecords) and self.load() == other
+        return self.load() == (other.load() if isinstance(other, Stored) else other)
 
     __hash__ = None  # type: ignore[assignment]
 
 
-def loaded(records: PackageRecords | StoredRecords | None) -> PackageRecords | None:
+def loaded(records: PackageRecords | Stored[PackageRecords] | None) -> PackageRecords | None:
     """A layer's package records, parsed if they were stored."""
-    return records.load() if isinstance(records, StoredRecords) else records
+    return records.load() if isinstance(records, Stored) else records
 
 
 _RECORD_TOP = compiled(r"(?m)^([^/,\n]*)[/,]")
@@ -550,7 +560,8 @@ class LayerScan(Value):
     files_scanned: int
     skips: tuple[Skip, ...]
     error: str | None = None
-    records: PackageRecords | StoredRecords | None = None  # the package managers' records written by this layer
+    # the package managers' records this layer writes (Stored: read from the cache, parsed when first read)
+    records: PackageRecords | Stored[PackageRecords] | None = None
 
 
 @value(slots=True)

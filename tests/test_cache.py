@@ -374,11 +374,11 @@ def test_a_damaged_section_on_standard_input_is_an_error_once(
 
 
 def test_package_records_are_checked_and_parsed_when_read() -> None:
-    """A layer's package records are a section of its document: loaded as StoredRecords, the same
+    """A layer's package records are a section of its document: loaded as a Stored section, the same
     records as written once read; a same-length edit of that section is CacheDamaged at the read."""
     from scanner.cache import _decode, _encode
     from scanner.errors import CacheDamaged
-    from scanner.models import LayerScan, PackageRecords, StoredRecords, loaded, pack_record, record_index
+    from scanner.models import LayerScan, PackageRecords, Stored, loaded, pack_record, record_index
 
     text = "pkg/__init__.py,sha256=abc,10\npkg/x.py,,\n"
     records = PackageRecords(
@@ -391,7 +391,7 @@ def test_package_records_are_checked_and_parsed_when_read() -> None:
     scan = LayerScan("sha256:" + "a" * 64, "sha256:" + "b" * 64, "none", 1, 1, (), (), 0, (), records=records)
     stored = "".join(_encode(scan))
     back = _decode(stored, "ns/k")
-    assert isinstance(back.records, StoredRecords) and loaded(back.records) == records and back == scan
+    assert isinstance(back.records, Stored) and loaded(back.records) == records and back == scan
     head, rest = stored.split("\n", 1)
     section, entries = rest.split("\n", 1)
     edited = section.replace("bash", "bosh")
