@@ -22,7 +22,7 @@ from .detectors.known_values import KnownValue, known_fingerprint
 from .entries import hard_links
 from .errors import CacheDamaged
 from .findings import policy, suppress
-from .findings.dockerfile import Dockerfile, ImageMap, from_provenance, masked_text
+from .findings.dockerfile import Dockerfile, ImageMap, from_provenance, history_keyword, masked_text
 from .findings.fingerprint import load_key
 from .findings.suppress import Suppressions
 from .layers.archive import MetaDoc, ResolvedArchive, ResolvedImage, iter_json_strings, resolve
@@ -399,6 +399,37 @@ def _hard_link_findings(
                 yield Finding.from_hit(hit, key, where)
 
 
+_HISTORY_FIELD = re.compile(r"^history\[(\d+)\]\.created_by$")
+_ENV_FIELD = re.compile(r"^config\.Env\[\d+\]$")
+
+
+def _fold_env_history(findings: list[Finding], image: ResolvedImage) -> list[Finding]:
+    """A value an ENV step set that the image's config still holds is one finding, the config's
+    (``config.Env[i]``, with the ENV remedy), naming the history entry of that step among its
+    places: the same instruction put it in both, and removing it removes both.  A value a later
+    ENV cleared from the config, or one a RUN step's build arguments hold, stays a finding of the
+    history entry."""
+    history = (image.config or {}).get("history")
+    env = {f.secret_fingerprint: k for k, f in enumerate(findings) if f.field and _ENV_FIELD.match(f.field)}
+    if not env or not isinstance(history, list):
+        return findings
+    places: dict[int, list[str]] = {}
+    folded = set()
+    for k, f in enumerate(findings):
+        m = _HISTORY_FIELD.match(f.field or "")
+        target = env.get(f.secret_fingerprint) if m else None
+        step = history[int(m.group(1))] if m and int(m.group(1)) < len(history) else None
+        created_by = step.get("created_by") if isinstance(step, dict) else None
+        if target is not None and isinstance(created_by, str) and history_keyword(created_by) == "ENV":
+            places.setdefault(target, []).append(f.field or "")
+            folded.add(k)
+    return [
+        dataclasses.replace(f, places=tuple(sorted({*f.places, *places[k]}))) if k in places else f
+        for k, f in enumerate(findings)
+        if k not in folded
+    ]
+
+
 _COMPILED = re.compile(r"^(?:(.*/)__pycache__/)?([^/]+?)(?:\.cpython-\d+|\.pypy\d*-\d+)?(?:\.opt-\d)?\.py[co]$")
 
 
@@ -507,7 +538,7 @@ def _image_report(
         manifest_digest=image.manifest_digest,
         platform=image.platform,
         layers=tuple(layers),
-        metadata_findings=tuple(meta.findings(image.metadata, key, mapped)),
+        metadata_findings=tuple(_fold_env_history(list(meta.findings(image.metadata, key, mapped)), image)),
         warnings=tuple(image.warnings + warnings),
         errors=tuple(errors),
         dockerfile=dockerfile.path if dockerfile is not None else None,

@@ -233,3 +233,39 @@ def test_a_stray_member_is_scanned_unless_it_is_exactly_a_legacy_v1_name(tmp_pat
     report = _scan_bytes(buf.getvalue(), tmp_path, OPTS)
     found = [f for f in report.metadata_findings if f.rule_id == "known-secret"]
     assert len(found) == (0 if suffix == "" else 1)
+
+
+def _token() -> str:
+    import secrets
+    import string
+
+    return "ghp_" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(36))
+
+
+def test_an_env_value_the_config_still_holds_is_one_finding_naming_its_history_step(tmp_path: Path) -> None:
+    """An ENV step puts its value in the config and in its history entry: one finding, the
+    config's (with the ENV remedy), whose places name the history entry.  A value a later ENV
+    cleared from the config, and one a RUN step's build arguments hold, stay findings of their own."""
+    kept, cleared = _token(), _token()
+    history = [
+        {"created_by": "ADD file:abc in / "},
+        {"created_by": f"ENV GITHUB_TOKEN={kept}", "comment": "buildkit.dockerfile.v0", "empty_layer": True},
+        {"created_by": f"/bin/sh -c #(nop)  ENV OLD_TOKEN={cleared}", "empty_layer": True},
+        {"created_by": "/bin/sh -c #(nop)  ENV OLD_TOKEN=", "empty_layer": True},
+        {"created_by": f"RUN |1 GITHUB_TOKEN={kept} /bin/sh -c true # buildkit"},
+    ]
+    env = ["PATH=/usr/bin", f"GITHUB_TOKEN={kept}", "OLD_TOKEN="]
+    archive = tmp_path / "env.tar"
+    archive.write_bytes(
+        docker_archive([layer_tar([]), layer_tar([])], history=history, config_extra={"config": {"Env": env}})
+    )
+    report = scan_image(open_source(str(archive)), ScanOptions())
+    (image,) = report.images
+    found = {f.field: f for f in image.metadata_findings if f.rule_id == "github-token"}
+    assert set(found) == {"config.Env[1]", "history[2].created_by", "history[4].created_by"}
+    assert found["config.Env[1]"].places == ("history[1].created_by",)
+    assert found["history[2].created_by"].places == () and found["history[4].created_by"].places == ()
+    assert found["config.Env[1]"].secret_fingerprint == found["history[4].created_by"].secret_fingerprint
+    from scanner.report.remediation import origin
+
+    assert origin(found["config.Env[1]"]) == "env"
