@@ -423,6 +423,12 @@ def _fold_env_history(findings: list[Finding], image: ResolvedImage) -> list[Fin
         if target is not None and isinstance(created_by, str) and history_keyword(created_by) == "ENV":
             places.setdefault(target, []).append(f.field or "")
             folded.add(k)
+    return _folded(findings, places, folded)
+
+
+def _folded(findings: list[Finding], places: dict[int, list[str]], folded: set[int]) -> list[Finding]:
+    """``findings`` without the ``folded`` ones, and each finding ``k`` of ``places`` naming those
+    places (the folded findings' own) among its own."""
     return [
         dataclasses.replace(f, places=tuple(sorted({*f.places, *places[k]}))) if k in places else f
         for k, f in enumerate(findings)
@@ -456,11 +462,7 @@ def _fold_compiled(findings: list[Finding]) -> list[Finding]:
         if target is not None:
             places.setdefault(target, []).append(findings[k].path or "")
             folded.add(k)
-    return [
-        dataclasses.replace(f, places=tuple(sorted({*f.places, *places[k]}))) if k in places else f
-        for k, f in enumerate(findings)
-        if k not in folded
-    ]
+    return _folded(findings, places, folded)
 
 
 def _image_report(
