@@ -32,7 +32,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from . import __version__
 from .entries import LayerEntries, LazyEntries, compact, hard_links
@@ -57,6 +57,7 @@ FORMAT = 10  # 2: Skip.limit; 3: FileHits.replaced; 4: entries as lists; 5: entr
 # as one string of paths and arrays (scanner.entries.LayerEntries.to_json); 8: the index of each
 # pip RECORD (models.record_index) kept with it; 9: the package records in a section after the
 # results, and each section's CRC-32 checked when it is read; 10: files and hits as lists
+T = TypeVar("T")
 Proofs = dict[str, tuple[str, int]]  # archive path -> (the digest its bytes hash to, its size)
 _DIGEST = compiled(r"(?:^|/)(?:blobs/sha256/([0-9a-f]{64})|([0-9a-f]{64})\.tar)\Z")
 # what reading a damaged cached document can raise (JSON nested too deep: RecursionError); a miss
@@ -209,41 +210,38 @@ def _encode(scan: LayerScan) -> tuple[str, ...]:
         f.name: getattr(scan, f.name) for f in fields(scan) if f.name not in ("entries", "files", "skips", "records")
     }
     entries = compact(scan.entries).to_json()
-    records = json.dumps(scan.records.to_json()) if scan.records is not None else ""
+    package_records = loaded(scan.records)
+    records = json.dumps(package_records.to_json()) if package_records is not None else ""
     doc["entries"] = {
         "count": len(scan.entries),
         "length": len(entries),
         "crc32": _crc32(entries),
         "hard_links": [[e.path, e.size, e.link_target] for e in hard_links(scan.entries)],
     }
-    doc["records"] = {"length": len(records), "crc32": _crc32(records)} if scan.records is not None else None
+    doc["records"] = {"length": len(records), "crc32": _crc32(records)} if package_records is not None else None
     doc["files"] = [
-        [f.path, f.member, f.replaced, f.digests, f.maven, [[getattr(h, n) for n in _HIT_FIELDS] for h in f.hits]]
-        for f in scan.files
+        [f.path, f.member, f.replaced, f.digests, f.maven, [hit_row(h) for h in f.hits]] for f in scan.files
     ]
     doc["skips"] = [asdict(s) for s in scan.skips]
     return json.dumps(doc, default=str), "\n", records, "\n", entries
 
 
 _SEVERITY = {s.value: s for s in Severity}  # a lookup, not Severity(value) (a rescan makes hundreds of hits)
-_HIT_FIELDS = tuple(f.name for f in fields(Hit))  # a hit in a layer's document: its fields' values in this order
+_HIT_FIELDS = tuple(f.name for f in fields(Hit))  # a hit in the cache's documents: its fields' values in this order
 
 
-def hit_from_json(doc: dict[str, Any]) -> Hit:
-    was = doc.get("downgraded_from")
-    return Hit(
-        **{
-            **doc,
-            "severity": _SEVERITY[doc["severity"]],
-            "also": tuple(doc.get("also", ())),
-            "downgraded_from": _SEVERITY[was] if was is not None else None,
-        }
-    )
+def hit_row(hit: Hit) -> list[Any]:
+    """A hit as the cache's documents hold it (a layer's, the metadata's): its fields' values in
+    ``_HIT_FIELDS``' order (a list parses and makes a hit in half the time of a dict of its names:
+    a rescan makes hundreds); json writes the severities as their values."""
+    return [getattr(hit, n) for n in _HIT_FIELDS]
 
 
-def _hit(row: list[Any]) -> Hit:
-    """A hit as a layer's document holds it, ``_HIT_FIELDS``' values (a list parses and makes a hit
-    in half the time of a dict of its names: a rescan makes hundreds), the list parsed for it."""
+def hit_from_row(row: list[Any]) -> Hit:
+    """What :func:`hit_row` wrote, the list parsed for it; ValueError, KeyError or TypeError (a
+    damaged document's, a miss) for anything else."""
+    if len(row) != len(_HIT_FIELDS):
+        raise ValueError("hit")
     row[2], row[10] = _SEVERITY[row[2]], tuple(row[10])
     if row[12] is not None:
         row[12] = _SEVERITY[row[12]]
@@ -258,28 +256,32 @@ def _section(part: str | memoryview, crc: int, key: str) -> str | bytes:
     return part if isinstance(part, str) else part.tobytes()
 
 
-def _entries(part: str | memoryview, about: dict[str, Any], key: str) -> Callable[[], LayerEntries]:
-    def load() -> LayerEntries:
-        try:
-            made = LayerEntries.from_json(_section(part, about["crc32"], key))
-        except ValueError:
-            raise CacheDamaged(key) from None
-        if len(made) != about["count"]:
-            raise CacheDamaged(key)
-        return made
+def _loader(part: str | memoryview, crc: int, key: str, parse: Callable[[str | bytes], T]) -> Callable[[], T]:
+    """What makes a section's content when it is first read: its CRC-32 checked, then ``parse``;
+    CacheDamaged for either failing."""
 
-    return load
-
-
-def _records(part: str | memoryview, crc: int, key: str) -> Callable[[], PackageRecords]:
-    def load() -> PackageRecords:
+    def load() -> T:
         text = _section(part, crc, key)
         try:
-            return PackageRecords.from_json(json.loads(text))
+            return parse(text)
         except _DAMAGED:
             raise CacheDamaged(key) from None
 
     return load
+
+
+def _entries(count: int) -> Callable[[str | bytes], LayerEntries]:
+    def parse(text: str | bytes) -> LayerEntries:
+        made = LayerEntries.from_json(text)
+        if len(made) != count:
+            raise ValueError("a cached layer's entries are not as many as its document says")
+        return made
+
+    return parse
+
+
+def _records(text: str | bytes) -> PackageRecords:
+    return PackageRecords.from_json(json.loads(text))
 
 
 def _decode(data: str | bytes | mmap.mmap, key: str = "") -> LayerScan:
@@ -312,20 +314,25 @@ def _decode(data: str | bytes | mmap.mmap, key: str = "") -> LayerScan:
         compressed_size=doc["compressed_size"],
         size=doc["size"],
         entries=LazyEntries(
-            _entries(body[cut + 1 :], about, key),
+            _loader(body[cut + 1 :], about["crc32"], key, _entries(about["count"])),
             about["count"],
             [LayerEntry(p, EntryKind.HARDLINK, n, t) for p, n, t in about["hard_links"]],
         ),
         files=tuple(
             FileHits(
-                path, tuple(_hit(h) for h in hits), member, replaced, tuple(sums) if sums is not None else None, maven
+                path,
+                tuple(hit_from_row(h) for h in hits),
+                member,
+                replaced,
+                tuple(sums) if sums is not None else None,
+                maven,
             )
             for path, member, replaced, sums, maven, hits in doc["files"]
         ),
         files_scanned=doc["files_scanned"],
         skips=tuple(Skip(**s) for s in doc["skips"]),
         error=doc["error"],
-        records=Stored(_records(body[:cut], kept["crc32"], key)) if kept is not None else None,
+        records=Stored(_loader(body[:cut], kept["crc32"], key, _records)) if kept is not None else None,
     )
 
 

@@ -12,12 +12,22 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, field, replace
+from dataclasses import field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import prune
-from .cache import CacheBackend, DirBackend, LayerCache, Proofs, default_dir, hit_from_json, namespace, shell_key
+from .cache import (
+    CacheBackend,
+    DirBackend,
+    LayerCache,
+    Proofs,
+    default_dir,
+    hit_from_row,
+    hit_row,
+    namespace,
+    shell_key,
+)
 from .detectors.known_values import KnownValue, known_fingerprint
 from .entries import hard_links
 from .errors import CacheDamaged
@@ -297,7 +307,7 @@ class _MetadataResults:
         if doc is not None:
             try:
                 return cls(
-                    {t: tuple(hit_from_json(h) for h in hits) for t, hits in zip(texts, doc["hits"], strict=True)},
+                    {t: tuple(hit_from_row(h) for h in hits) for t, hits in zip(texts, doc["hits"], strict=True)},
                     dict(zip(steps, doc["shown"], strict=True)),
                 )
             except (KeyError, TypeError, ValueError):
@@ -310,7 +320,10 @@ class _MetadataResults:
         if cache is not None:
             cache.put_doc(
                 key,
-                {"hits": [[asdict(h) for h in found.hits[t]] for t in texts], "shown": [found.shown[s] for s in steps]},
+                {
+                    "hits": [[hit_row(h) for h in found.hits[t]] for t in texts],
+                    "shown": [found.shown[s] for s in steps],
+                },
             )
         return found
 

@@ -469,9 +469,6 @@ class Stored(Generic[S]):
             self._made, self._load = self._load(), None
         return self._made
 
-    def to_json(self) -> Any:
-        return self.load().to_json()  # type: ignore[attr-defined]
-
     def __eq__(self, other: object) -> bool:
         return self.load() == (other.load() if isinstance(other, Stored) else other)
 

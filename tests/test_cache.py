@@ -323,6 +323,24 @@ def test_a_damaged_cache_document_is_a_miss_not_a_crash(
     assert _seen(third) == _seen(first) and third.cached_layers == layers
 
 
+def test_a_hit_one_value_short_is_a_miss(sample_archives: dict[str, Path], tmp_path: Path) -> None:
+    """A hit in a layer's results is a list of Hit's fields: one cut short (its last value gone)
+    makes that document a miss, as any damage does, rather than a hit with a default in place of
+    the value it lost."""
+    image = str(sample_archives["docker25"])
+    first = scan_image(open_source(image), _opts(tmp_path))
+    cut = 0
+    for doc_path in [d for d in tmp_path.glob("*/sha256-*.json") if d.parent.name != "proofs"]:
+        head, records, entries = _sections(doc_path)
+        if ", null]]]" in head:  # a file's last hit, its downgrade reason null
+            doc_path.write_text(head.replace(", null]]]", "]]]", 1) + "\n" + records + "\n" + entries)
+            cut += 1
+    assert cut
+    again = scan_image(open_source(image), _opts(tmp_path))
+    assert _seen(again) == _seen(first) and again.complete
+    assert again.cached_layers == sum(len(i.layers) for i in first.images) - cut
+
+
 def test_a_section_never_read_is_never_checked(sample_archives: dict[str, Path], tmp_path: Path) -> None:
     """A layer's entries are read only to ask whether it hides a lower layer's finding: in the
     sample, layer 0 has none, so no one reads layer 1's entries, and a damage there costs a rescan
