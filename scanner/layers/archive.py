@@ -392,9 +392,8 @@ def iter_json_strings(node: Any, path: str = "", depth: int = 0) -> Iterator[tup
         return
     if isinstance(node, dict):
         for key, value in node.items():
-            name = key if _IDENT().match(key) else json.dumps(key)
             if not _IDENT().match(key):
-                sub = f"{path.rstrip('.')}[{name}]"
+                sub = f"{path.rstrip('.')}[{json.dumps(key)}]"
             else:
                 sub = f"{path}.{key}" if path and not path.endswith(".") else f"{path}{key}"
             if isinstance(value, str):
